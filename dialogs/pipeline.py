@@ -1,0 +1,116 @@
+"""The conversation pipeline: the single entry both frontends call for every subscriber action.
+
+In one transaction it drops a redelivered update, finds or creates the subscriber and the
+conversation, stores the message, lets the responder decide (only while the bot owns the chat)
+and writes the replies to the outbox. After commit it wakes the channel's outbox worker.
+Persist first, acknowledge after: if anything here fails, the frontend answers the platform
+with an error and the platform redelivers; the dedupe row makes that redelivery exactly-once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import asdict
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from dialogs.messages import Attachment, Channel, HandleResult, Inbound, Outbound
+from dialogs.responder import Responder, Turn
+from storage import repo
+from storage.db import Database
+from storage.models import Author, ConversationState, Direction, Message
+
+log = logging.getLogger(__name__)
+
+
+class ConversationService:
+    def __init__(
+        self,
+        db: Database,
+        responder: Responder,
+        *,
+        on_outbox: Callable[[Channel], None] | None = None,
+    ) -> None:
+        self.db = db
+        self.responder = responder
+        self.on_outbox = on_outbox
+
+    async def handle(self, inbound: Inbound) -> HandleResult:
+        async with self.db.session() as session, session.begin():
+            if not await repo.claim_update(session, inbound.channel, inbound.update_id):
+                log.info("duplicate update %s:%s dropped", inbound.channel, inbound.update_id)
+                return HandleResult(duplicate=True)
+            account = await repo.get_or_create_account(
+                session,
+                channel=inbound.channel,
+                user_id=inbound.user_id,
+                chat_id=inbound.chat_id,
+                first_name=inbound.first_name,
+                last_name=inbound.last_name,
+                username=inbound.username,
+            )
+            conv, created = await repo.open_conversation(session, account)
+            session.add(
+                Message(
+                    conversation_id=conv.id,
+                    direction=Direction.IN,
+                    author=Author.SUBSCRIBER,
+                    text=inbound.text,
+                    payload=inbound.payload,
+                    attachments=[_attachment_json(a) for a in inbound.attachments],
+                    buttons=[],
+                    edited=inbound.edited,
+                    platform_update_id=inbound.update_id,
+                    platform_message_id=inbound.platform_message_id,
+                )
+            )
+            replies: list[Outbound] = []
+            if conv.state == ConversationState.BOT:
+                turn = Turn(inbound, conv, account, created, session)
+                replies = await self.responder.respond(turn)
+                for reply in replies:
+                    self._write_reply(session, conv.id, account.id, inbound, reply)
+            conv_id = conv.id
+        if replies and self.on_outbox is not None:
+            self.on_outbox(inbound.channel)
+        return HandleResult(conversation_id=conv_id, replies=replies)
+
+    @staticmethod
+    def _write_reply(
+        session: AsyncSession,
+        conversation_id: int,
+        account_id: int,
+        inbound: Inbound,
+        reply: Outbound,
+    ) -> None:
+        message = Message(
+            conversation_id=conversation_id,
+            direction=Direction.OUT,
+            author=Author.BOT,
+            text=reply.text,
+            buttons=[[b.title for b in row] for row in reply.buttons],
+            attachments=_reply_attachments(reply),
+        )
+        session.add(message)
+        item = repo.enqueue(
+            session,
+            channel=inbound.channel,
+            chat_id=inbound.chat_id,
+            body=reply.to_json(),
+            account_id=account_id,
+        )
+        item.message = message
+
+
+def _attachment_json(att: Attachment) -> dict[str, object]:
+    return {k: v for k, v in asdict(att).items() if v is not None}
+
+
+def _reply_attachments(reply: Outbound) -> list[dict[str, str]]:
+    out = []
+    if reply.image:
+        out.append({"kind": "photo", "ref": reply.image})
+    if reply.sticker:
+        out.append({"kind": "sticker", "ref": reply.sticker})
+    return out

@@ -1,0 +1,27 @@
+"""What decides the bot's replies: the `Responder` interface and the `Turn` it is given."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from dialogs.messages import Inbound, Outbound
+from storage.models import ChannelAccount, Conversation
+
+
+@dataclass(slots=True)
+class Turn:
+    """One subscriber message in context. The responder may read and update `conversation.slots`
+    and use `session` (same transaction as the pipeline) for lookups."""
+
+    inbound: Inbound
+    conversation: Conversation
+    account: ChannelAccount
+    new_conversation: bool
+    session: AsyncSession
+
+
+class Responder(Protocol):
+    async def respond(self, turn: Turn) -> list[Outbound]: ...

@@ -1,0 +1,1 @@
+"""Escalation to live operators: queue, routing, console (later issues)."""

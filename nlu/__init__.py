@@ -1,0 +1,1 @@
+"""Intent engines behind one interface: embedded (in-process) and Rasa server (HTTP)."""

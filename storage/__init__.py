@@ -1,0 +1,1 @@
+"""SQLAlchemy 2 async models, repositories and Alembic migrations; imports no other package of ours."""

@@ -1,0 +1,188 @@
+"""Queries the conversation pipeline needs, as small functions over an `AsyncSession`.
+
+Callers own the transaction (`async with db.session() as s, s.begin(): ...`); nothing here commits.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import (
+    ChannelAccount,
+    Conversation,
+    ConversationEvent,
+    ConversationState,
+    Message,
+    OutboxItem,
+    ProcessedUpdate,
+    Subscriber,
+    utcnow,
+)
+
+
+def _insert(session: AsyncSession, model: type[Any]) -> Any:
+    """An INSERT that supports ON CONFLICT DO NOTHING on both SQLite and PostgreSQL."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(model)
+    return sqlite.insert(model)
+
+
+async def claim_update(session: AsyncSession, channel: str, update_id: str) -> bool:
+    """Record a platform update id; False if it was already processed (a redelivery)."""
+    stmt = (
+        _insert(session, ProcessedUpdate)
+        .values(channel=channel, update_id=update_id, processed_at=utcnow())
+        .on_conflict_do_nothing()
+    )
+    result = await session.execute(stmt)
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def get_or_create_account(
+    session: AsyncSession,
+    *,
+    channel: str,
+    user_id: str,
+    chat_id: str,
+    first_name: str | None = None,
+    last_name: str | None = None,
+    username: str | None = None,
+) -> ChannelAccount:
+    """The subscriber's account in this channel, created with a new subscriber on first contact."""
+    query = select(ChannelAccount).where(
+        ChannelAccount.channel == channel, ChannelAccount.external_user_id == user_id
+    )
+    account = (await session.execute(query)).scalar_one_or_none()
+    if account is None:
+        name = " ".join(p for p in (first_name, last_name) if p) or username
+        subscriber = Subscriber(display_name=name, data={})
+        session.add(subscriber)
+        await session.flush()
+        stmt = (
+            _insert(session, ChannelAccount)
+            .values(
+                subscriber_id=subscriber.id,
+                channel=channel,
+                external_user_id=user_id,
+                chat_id=chat_id,
+                first_name=first_name,
+                last_name=last_name,
+                username=username,
+                created_at=utcnow(),
+            )
+            .on_conflict_do_nothing()
+        )
+        await session.execute(stmt)
+        account = (await session.execute(query)).scalar_one()
+    changed = {
+        k: v
+        for k, v in (("first_name", first_name), ("last_name", last_name), ("username", username))
+        if v is not None and getattr(account, k) != v
+    }
+    for key, value in changed.items():
+        setattr(account, key, value)
+    if account.chat_id != chat_id:
+        account.chat_id = chat_id
+    if account.unreachable_at is not None:
+        account.unreachable_at = None  # they wrote to us, so they unblocked the bot
+    return account
+
+
+async def open_conversation(
+    session: AsyncSession, account: ChannelAccount
+) -> tuple[Conversation, bool]:
+    """The account's conversation that is not closed, or a new one with the bot. (conv, created)."""
+    query = (
+        select(Conversation)
+        .where(
+            Conversation.channel_account_id == account.id,
+            Conversation.state != ConversationState.CLOSED,
+        )
+        .order_by(Conversation.id.desc())
+        .limit(1)
+    )
+    conv = (await session.execute(query)).scalar_one_or_none()
+    if conv is not None:
+        return conv, False
+    conv = Conversation(
+        subscriber_id=account.subscriber_id,
+        channel_account_id=account.id,
+        channel=account.channel,
+        state=ConversationState.BOT,
+        slots={},
+    )
+    session.add(conv)
+    await session.flush()
+    session.add(
+        ConversationEvent(
+            conversation_id=conv.id, kind="state", from_state=None, to_state=ConversationState.BOT
+        )
+    )
+    return conv, True
+
+
+async def set_state(
+    session: AsyncSession,
+    conv: Conversation,
+    to_state: ConversationState,
+    *,
+    kind: str = "state",
+    data: dict[str, Any] | None = None,
+) -> None:
+    """Change a conversation's state and store the transition as an event."""
+    session.add(
+        ConversationEvent(
+            conversation_id=conv.id,
+            kind=kind,
+            from_state=conv.state,
+            to_state=to_state,
+            data=data or {},
+        )
+    )
+    conv.state = to_state
+    if to_state == ConversationState.CLOSED:
+        conv.closed_at = utcnow()
+
+
+def enqueue(
+    session: AsyncSession,
+    *,
+    channel: str,
+    chat_id: str,
+    body: dict[str, Any],
+    account_id: int | None = None,
+    message_id: int | None = None,
+) -> OutboxItem:
+    item = OutboxItem(
+        channel=channel,
+        chat_id=chat_id,
+        channel_account_id=account_id,
+        message_id=message_id,
+        body=body,
+        platform_message_ids=[],
+    )
+    session.add(item)
+    return item
+
+
+async def mark_unreachable(
+    session: AsyncSession, channel: str, chat_id: str, at: datetime
+) -> list[int]:
+    """Flag the channel account(s) of a chat as unreachable (the bot was blocked)."""
+    result = await session.execute(
+        update(ChannelAccount)
+        .where(ChannelAccount.channel == channel, ChannelAccount.chat_id == chat_id)
+        .values(unreachable_at=at)
+        .returning(ChannelAccount.id)
+    )
+    return [row[0] for row in result]
+
+
+async def transcript(session: AsyncSession, conversation_id: int) -> list[Message]:
+    query = select(Message).where(Message.conversation_id == conversation_id).order_by(Message.id)
+    return list((await session.execute(query)).scalars())

@@ -1,0 +1,136 @@
+"""The composition root: builds the database, pipeline, frontends and outbox workers from settings.
+
+`App.start()` migrates the schema, starts the HTTP server (webhooks, health), the Telegram and VK
+frontends in the configured modes, and one outbox worker per channel; `App.stop()` undoes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+from aiohttp import web
+
+from bots import telegram as tg
+from bots import vk
+from bots.delivery import OutboxWorker, RateLimits
+from dialogs.messages import Channel
+from dialogs.pipeline import ConversationService
+from dialogs.responder import Responder
+from dialogs.welcome import WelcomeResponder
+from storage import migrate
+from storage.db import Database
+from supportbot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class App:
+    def __init__(self, settings: Settings, *, responder: Responder | None = None) -> None:
+        self.settings = settings
+        self.db = Database(settings.database_url)
+        self.workers: dict[Channel, OutboxWorker] = {}
+        self.service = ConversationService(
+            self.db,
+            responder or WelcomeResponder(settings.content_dir),
+            on_outbox=self._wake,
+        )
+        self.web = web.Application()
+        self.web.router.add_get("/healthz", self._health)
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._runner: web.AppRunner | None = None
+        self._closers: list[Coroutine[Any, Any, Any]] = []
+        self.url = f"http://{settings.http_host}:{settings.http_port}"
+
+    def _wake(self, channel: Channel) -> None:
+        worker = self.workers.get(channel)
+        if worker is not None:
+            worker.wake()
+
+    async def start(self) -> None:
+        await migrate.upgrade(self.db)
+        await self._start_telegram()
+        await self._start_vk()
+        self._runner = web.AppRunner(self.web, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.settings.http_host, self.settings.http_port)
+        await site.start()
+        port = self._runner.addresses[0][1] if self._runner.addresses else self.settings.http_port
+        self.url = f"http://{self.settings.http_host}:{port}"
+        for worker in self.workers.values():
+            self._spawn(worker.run(), f"outbox-{worker.channel}")
+        log.info("supportbot listening on %s", self.url)
+
+    async def _start_telegram(self) -> None:
+        cfg = self.settings.telegram
+        if cfg.token is None:
+            return
+        bot = tg.bot_for(cfg.token.get_secret_value(), cfg.api_base)
+        dispatcher = tg.build_dispatcher(self.service)
+        limits = RateLimits(
+            cfg.rate_per_chat, cfg.burst_per_chat, cfg.rate_overall, int(cfg.rate_overall)
+        )
+        self.workers[Channel.TELEGRAM] = OutboxWorker(self.db, tg.TelegramSender(bot), limits)
+        if cfg.mode == "webhook":
+            secret = cfg.webhook_secret.get_secret_value() if cfg.webhook_secret else None
+            self.web.router.add_post(
+                "/webhook/telegram", tg.webhook_handler(dispatcher, bot, secret)
+            )
+            assert cfg.webhook_url is not None
+            await bot.set_webhook(cfg.webhook_url, secret_token=secret)
+        else:
+            await bot.delete_webhook()
+            self._spawn(tg.run_polling(dispatcher, bot), "telegram-polling")
+        self._closers.append(bot.session.close())
+
+    async def _start_vk(self) -> None:
+        cfg = self.settings.vk
+        if cfg.token is None or cfg.group_id is None:
+            return
+        bot = vk.build_bot(
+            cfg.token.get_secret_value(), cfg.group_id, self.service, api_url=cfg.api_url
+        )
+        limits = RateLimits(
+            per_chat=cfg.rate_overall,
+            per_chat_burst=int(cfg.rate_overall),
+            overall=cfg.rate_overall,
+            overall_burst=int(cfg.rate_overall),
+        )
+        self.workers[Channel.VK] = OutboxWorker(self.db, vk.VKSender(bot.api), limits)
+        if cfg.mode == "callback":
+            assert cfg.confirmation_code is not None
+            secret = cfg.secret.get_secret_value() if cfg.secret else None
+            self.web.router.add_post(
+                "/webhook/vk",
+                vk.callback_handler(bot, confirmation_code=cfg.confirmation_code, secret=secret),
+            )
+        else:
+            self._spawn(vk.run_long_poll(bot), "vk-long-poll")
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        task.add_done_callback(_log_crash)
+        self._tasks.append(task)
+
+    async def _health(self, _request: web.Request) -> web.Response:
+        return web.json_response({"ok": True, "channels": sorted(self.workers)})
+
+    async def stop(self) -> None:
+        for worker in self.workers.values():
+            await worker.stop()
+        for task in self._tasks:
+            if not task.get_name().startswith("outbox-"):
+                task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._runner is not None:
+            await self._runner.cleanup()
+        for closer in self._closers:
+            await closer
+        await self.db.dispose()
+
+
+def _log_crash(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("background task %s crashed", task.get_name(), exc_info=task.exception())

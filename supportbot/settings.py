@@ -1,0 +1,128 @@
+"""Settings: environment variables `SUPPORTBOT_*` (nested with `__`), optionally a YAML file.
+
+Secrets (tokens, webhook secrets) are read only from the environment; a YAML file that contains
+one is refused, so a config file can be committed or shared safely.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SECRET_KEYS = {"token", "webhook_secret", "secret"}
+
+
+class ConfigError(ValueError):
+    """A setting is missing or wrong; the message is one line naming the setting."""
+
+
+class TelegramSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token: SecretStr | None = None
+    mode: Literal["polling", "webhook"] = "polling"
+    api_base: str | None = (
+        None  # Bot API server; None = Telegram's cloud. The emulator's URL in tests.
+    )
+    webhook_url: str | None = (
+        None  # public https URL Telegram posts to, ending in /webhook/telegram
+    )
+    webhook_secret: SecretStr | None = None
+    rate_per_chat: float = 1.0
+    burst_per_chat: int = 3
+    rate_overall: float = 30.0
+
+    @model_validator(mode="after")
+    def _webhook_needs_url(self) -> TelegramSettings:
+        if self.token and self.mode == "webhook" and not self.webhook_url:
+            raise ValueError("telegram.mode=webhook needs SUPPORTBOT_TELEGRAM__WEBHOOK_URL")
+        return self
+
+
+class VKSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token: SecretStr | None = None
+    group_id: int | None = None
+    mode: Literal["longpoll", "callback"] = "longpoll"
+    api_url: str | None = None  # None = VK's cloud. The emulator's /method/ URL in tests.
+    confirmation_code: str | None = None  # Callback API: the string VK shows in the group settings
+    secret: SecretStr | None = None  # Callback API secret key
+    rate_overall: float = 20.0
+
+    @model_validator(mode="after")
+    def _needs_group(self) -> VKSettings:
+        if self.token and self.group_id is None:
+            raise ValueError("a VK token needs SUPPORTBOT_VK__GROUP_ID (the community id)")
+        if self.token and self.mode == "callback" and not self.confirmation_code:
+            raise ValueError("vk.mode=callback needs SUPPORTBOT_VK__CONFIRMATION_CODE")
+        return self
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SUPPORTBOT_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    database_url: str = "sqlite+aiosqlite:///supportbot.db"
+    content_dir: Path = Path("content")
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    log_level: str = "INFO"
+    telegram: TelegramSettings = TelegramSettings()
+    vk: VKSettings = VKSettings()
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Settings from env (+ YAML file from the argument or SUPPORTBOT_CONFIG); raises ConfigError."""
+    path = config_file or (Path(p) if (p := os.environ.get("SUPPORTBOT_CONFIG")) else None)
+    file_values: dict[str, Any] = {}
+    if path is not None:
+        try:
+            file_values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"config file {path}: {exc}") from exc
+        if not isinstance(file_values, dict):
+            raise ConfigError(f"config file {path}: expected a mapping of settings")
+        leaked = _secret_paths(file_values)
+        if leaked:
+            raise ConfigError(
+                f"config file {path}: {leaked[0]} is a secret; set it in the environment "
+                f"(SUPPORTBOT_{leaked[0].upper().replace('.', '__')}) instead"
+            )
+    try:
+        # Environment wins over the file: file values are passed as defaults below the env.
+        env = Settings(**overrides)
+        merged = _merge(file_values, env.model_dump(exclude_unset=True, exclude_defaults=False))
+        return Settings.model_validate({**merged, **overrides}) if file_values else env
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        name = f"SUPPORTBOT_{loc.upper().replace('.', '__')}" if loc else "settings"
+        raise ConfigError(f"{name}: {err['msg']}") from exc
+
+
+def _secret_paths(values: dict[str, Any], prefix: str = "") -> list[str]:
+    found = []
+    for key, value in values.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            found += _secret_paths(value, path + ".")
+        elif key in SECRET_KEYS:
+            found.append(path)
+    return found
+
+
+def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out

@@ -1,0 +1,116 @@
+"""The conversation pipeline on SQLite and PostgreSQL: persist, dedupe, decide, outbox."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy import func, select
+
+from dialogs.messages import Attachment, Channel, Inbound, Outbound
+from dialogs.pipeline import ConversationService
+from dialogs.welcome import WelcomeResponder
+from storage import repo
+from storage.db import Database
+from storage.models import ConversationState, Message, OutboxItem
+from tests.support import CONTENT
+
+
+def service(db: Database, woken: list[Channel] | None = None) -> ConversationService:
+    hook = woken.append if woken is not None else None
+    return ConversationService(db, WelcomeResponder(CONTENT), on_outbox=hook)
+
+
+def text(
+    update_id: str, body: str, *, user: str = "100", channel: Channel = Channel.TELEGRAM
+) -> Inbound:
+    return Inbound(
+        channel, chat_id=user, user_id=user, update_id=update_id, text=body, first_name="Иван"
+    )
+
+
+async def outbox(db: Database) -> list[Outbound]:
+    async with db.session() as s:
+        rows = (await s.execute(select(OutboxItem).order_by(OutboxItem.id))).scalars()
+        return [Outbound.from_json(r.body) for r in rows]
+
+
+async def count(db: Database, model: type) -> int:
+    async with db.session() as s:
+        return int(await s.scalar(select(func.count()).select_from(model)) or 0)
+
+
+async def test_start_gets_the_welcome_menu_in_the_outbox(db: Database) -> None:
+    woken: list[Channel] = []
+    result = await service(db, woken).handle(text("1", "/start"))
+    assert not result.duplicate
+    [reply] = await outbox(db)
+    assert reply.text and reply.text.startswith("Привет, Иван!")
+    titles = [b.title for row in reply.buttons for b in row]
+    assert "💳 Как оплатить" in titles
+    assert woken == [Channel.TELEGRAM]
+    assert await count(db, Message) == 2  # the subscriber's and the bot's turn are both stored
+
+
+async def test_button_press_gets_its_answer(db: Database) -> None:
+    svc = service(db)
+    await svc.handle(text("1", "/start"))
+    press = Inbound(
+        Channel.VK, chat_id="100", user_id="100", update_id="e2", payload="menu:payment"
+    )
+    await svc.handle(press)
+    replies = await outbox(db)
+    assert "Оплатить связь можно так" in (replies[-1].text or "")
+
+
+async def test_same_update_twice_is_stored_once_and_answered_once(db: Database) -> None:
+    svc = service(db)
+    first = await svc.handle(text("55", "/start"))
+    second = await svc.handle(text("55", "/start"))
+    assert not first.duplicate and second.duplicate
+    assert await count(db, OutboxItem) == 1
+    assert await count(db, Message) == 2
+
+
+async def test_concurrent_redeliveries_answer_once(db: Database) -> None:
+    svc = service(db)
+    results = await asyncio.gather(*(svc.handle(text("77", "/start")) for _ in range(4)))
+    assert sum(not r.duplicate for r in results) == 1
+    assert await count(db, OutboxItem) == 1
+
+
+async def test_media_gets_a_polite_reply(db: Database) -> None:
+    svc = service(db)
+    photo = Inbound(Channel.TELEGRAM, "100", "100", "p1", attachments=(Attachment("photo", "F1"),))
+    voice = Inbound(Channel.TELEGRAM, "100", "100", "p2", attachments=(Attachment("voice", "V1"),))
+    await svc.handle(photo)
+    await svc.handle(voice)
+    texts = [r.text or "" for r in await outbox(db)]
+    assert "Фото получил" in texts[0]
+    assert "понимаю только текст" in texts[1]
+
+
+async def test_bot_is_silent_while_an_operator_owns_the_chat(db: Database) -> None:
+    svc = service(db)
+    result = await svc.handle(text("1", "/start"))
+    async with db.session() as s, s.begin():
+        from storage.models import Conversation
+
+        conv = await s.get(Conversation, result.conversation_id)
+        assert conv is not None
+        await repo.set_state(s, conv, ConversationState.WITH_OPERATOR)
+    later = await svc.handle(text("2", "у меня не работает интернет"))
+    assert later.replies == [] and later.conversation_id == result.conversation_id
+    assert await count(db, OutboxItem) == 1  # only the welcome from before the handoff
+    assert await count(db, Message) == 3  # but the subscriber's message is kept for the operator
+
+
+async def test_edited_message_is_stored_and_later_messages_still_work(db: Database) -> None:
+    svc = service(db)
+    edit = Inbound(Channel.TELEGRAM, "100", "100", "10", text="где оплатиь", edited=True)
+    await svc.handle(edit)
+    await svc.handle(text("11", "/start"))
+    replies = await outbox(db)
+    assert len(replies) == 2 and (replies[-1].text or "").startswith("Привет")
+    async with db.session() as s:
+        edited = await s.scalar(select(Message).where(Message.edited.is_(True)))
+        assert edited is not None and edited.text == "где оплатиь"

@@ -1,0 +1,138 @@
+"""Storage: migrations, dedupe, accounts and conversations behave the same on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import func, select
+
+from storage import migrate, repo
+from storage.db import Database, DatabaseConfigError, normalize_url
+from storage.models import (
+    ChannelAccount,
+    Conversation,
+    ConversationEvent,
+    ConversationState,
+    OutboxItem,
+    Subscriber,
+)
+
+
+async def test_migrations_reach_head(db: Database) -> None:
+    assert await migrate.current(db) == "0001"
+
+
+async def test_claim_update_is_true_once(db: Database) -> None:
+    async with db.session() as s, s.begin():
+        assert await repo.claim_update(s, "telegram", "100")
+        assert not await repo.claim_update(s, "telegram", "100")
+        assert await repo.claim_update(s, "vk", "100")  # ids are per channel
+
+
+async def test_concurrent_claims_of_one_update_let_exactly_one_through(db: Database) -> None:
+    async def claim() -> bool:
+        async with db.session() as s, s.begin():
+            return await repo.claim_update(s, "telegram", "777")
+
+    results = await asyncio.gather(*(claim() for _ in range(5)), return_exceptions=True)
+    assert sum(r is True for r in results) == 1, results
+
+
+async def test_account_is_created_once_and_names_follow_the_platform(db: Database) -> None:
+    async with db.session() as s, s.begin():
+        a = await repo.get_or_create_account(
+            s, channel="vk", user_id="5", chat_id="5", first_name="Оля"
+        )
+    async with db.session() as s, s.begin():
+        b = await repo.get_or_create_account(
+            s, channel="vk", user_id="5", chat_id="5", first_name="Ольга", last_name="К"
+        )
+        assert b.first_name == "Ольга"
+    assert a.id == b.id
+    async with db.session() as s:
+        assert await s.scalar(select(func.count()).select_from(Subscriber)) == 1
+        assert await s.scalar(select(func.count()).select_from(ChannelAccount)) == 1
+
+
+async def test_subscriber_may_have_telegram_and_vk_accounts(db: Database) -> None:
+    async with db.session() as s, s.begin():
+        tg = await repo.get_or_create_account(s, channel="telegram", user_id="1", chat_id="1")
+        vk = await repo.get_or_create_account(s, channel="vk", user_id="1", chat_id="1")
+        vk.subscriber_id = (
+            tg.subscriber_id
+        )  # linking (a later issue) just points both at one person
+    async with db.session() as s:
+        person = await s.get(Subscriber, tg.subscriber_id)
+        assert person is not None
+        await s.refresh(person, ["accounts"])
+        assert sorted(a.channel for a in person.accounts) == ["telegram", "vk"]
+
+
+async def test_conversation_lifecycle_is_recorded_as_events(db: Database) -> None:
+    async with db.session() as s, s.begin():
+        account = await repo.get_or_create_account(s, channel="telegram", user_id="9", chat_id="9")
+        conv, created = await repo.open_conversation(s, account)
+        assert created and conv.state == ConversationState.BOT
+        again, created_again = await repo.open_conversation(s, account)
+        assert again.id == conv.id and not created_again
+        await repo.set_state(s, conv, ConversationState.QUEUED, data={"group": "tech"})
+        await repo.set_state(s, conv, ConversationState.CLOSED)
+        assert conv.closed_at is not None
+        after_close, created_new = await repo.open_conversation(s, account)
+        assert created_new and after_close.id != conv.id
+    async with db.session() as s:
+        events = (
+            await s.execute(
+                select(ConversationEvent)
+                .where(ConversationEvent.conversation_id == conv.id)
+                .order_by(ConversationEvent.id)
+            )
+        ).scalars()
+        assert [(e.from_state, e.to_state) for e in events] == [
+            (None, "bot"),
+            ("bot", "queued"),
+            ("queued", "closed"),
+        ]
+        stored = await s.get(Conversation, conv.id)
+        assert stored is not None and stored.closed_at is not None
+        assert stored.closed_at.tzinfo is not None  # aware UTC on both databases
+
+
+async def test_unreachable_is_set_and_cleared_when_they_write_again(db: Database) -> None:
+    async with db.session() as s, s.begin():
+        await repo.get_or_create_account(s, channel="telegram", user_id="3", chat_id="3")
+    async with db.session() as s, s.begin():
+        from storage.models import utcnow
+
+        assert await repo.mark_unreachable(s, "telegram", "3", utcnow())
+    async with db.session() as s, s.begin():
+        acc = await repo.get_or_create_account(s, channel="telegram", user_id="3", chat_id="3")
+        assert acc.unreachable_at is None
+
+
+async def test_outbox_row_round_trips_json(db: Database) -> None:
+    body = {"text": "Привет 👋", "buttons": [[{"title": "Да", "payload": "yes"}]]}
+    async with db.session() as s, s.begin():
+        item = repo.enqueue(s, channel="vk", chat_id="42", body=body)
+    async with db.session() as s:
+        stored = await s.get(OutboxItem, item.id)
+        assert stored is not None and stored.body == body and stored.status == "pending"
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgres://u@h/db", "postgresql+asyncpg://u@h/db"),
+        ("postgresql://u:p@h:5433/db", "postgresql+asyncpg://u:p@h:5433/db"),
+        ("sqlite:///x.db", "sqlite+aiosqlite:///x.db"),
+    ],
+)
+def test_database_urls_people_paste_are_accepted(url: str, expected: str) -> None:
+    assert normalize_url(url) == expected
+
+
+@pytest.mark.parametrize("url", ["mysql://h/db", "not a url"])
+def test_bad_database_url_names_the_setting(url: str) -> None:
+    with pytest.raises(DatabaseConfigError, match="SUPPORTBOT_DATABASE_URL"):
+        normalize_url(url)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from aiohttp import web
@@ -41,7 +41,7 @@ class App:
         self.web.router.add_get("/healthz", self._health)
         self._tasks: list[asyncio.Task[Any]] = []
         self._runner: web.AppRunner | None = None
-        self._closers: list[Coroutine[Any, Any, Any]] = []
+        self._closers: list[Callable[[], Awaitable[Any]]] = []
         self.url = f"http://{settings.http_host}:{settings.http_port}"
 
     def _wake(self, channel: Channel) -> None:
@@ -51,53 +51,57 @@ class App:
 
     async def start(self) -> None:
         await migrate.upgrade(self.db)
-        await self._start_telegram()
-        await self._start_vk()
+        # Routes must exist before the server starts; webhooks/polling only once it listens.
+        go_live = [self._setup_telegram(), self._setup_vk()]
         self._runner = web.AppRunner(self.web, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.http_host, self.settings.http_port)
         await site.start()
         port = self._runner.addresses[0][1] if self._runner.addresses else self.settings.http_port
         self.url = f"http://{self.settings.http_host}:{port}"
+        for start_channel in go_live:
+            if start_channel is not None:
+                await start_channel()
         for worker in self.workers.values():
             self._spawn(worker.run(), f"outbox-{worker.channel}")
         log.info("supportbot listening on %s", self.url)
 
-    async def _start_telegram(self) -> None:
+    def _setup_telegram(self) -> Callable[[], Awaitable[None]] | None:
         cfg = self.settings.telegram
         if cfg.token is None:
-            return
+            return None
         bot = tg.bot_for(cfg.token.get_secret_value(), cfg.api_base)
         dispatcher = tg.build_dispatcher(self.service)
         limits = RateLimits(
-            cfg.rate_per_chat, cfg.burst_per_chat, cfg.rate_overall, int(cfg.rate_overall)
+            cfg.rate_per_chat, cfg.burst_per_chat, cfg.rate_overall, max(1, int(cfg.rate_overall))
         )
         self.workers[Channel.TELEGRAM] = OutboxWorker(self.db, tg.TelegramSender(bot), limits)
+        self._closers.append(bot.session.close)
+        secret = cfg.webhook_secret.get_secret_value() if cfg.webhook_secret else None
         if cfg.mode == "webhook":
-            secret = cfg.webhook_secret.get_secret_value() if cfg.webhook_secret else None
             self.web.router.add_post(
                 "/webhook/telegram", tg.webhook_handler(dispatcher, bot, secret)
             )
-            assert cfg.webhook_url is not None
-            await bot.set_webhook(cfg.webhook_url, secret_token=secret)
-        else:
-            await bot.delete_webhook()
-            self._spawn(tg.run_polling(dispatcher, bot), "telegram-polling")
-        self._closers.append(bot.session.close())
 
-    async def _start_vk(self) -> None:
+        async def go_live() -> None:
+            if cfg.mode == "webhook":
+                assert cfg.webhook_url is not None
+                await bot.set_webhook(cfg.webhook_url, secret_token=secret)
+            else:
+                await bot.delete_webhook()
+                self._spawn(tg.run_polling(dispatcher, bot), "telegram-polling")
+
+        return go_live
+
+    def _setup_vk(self) -> Callable[[], Awaitable[None]] | None:
         cfg = self.settings.vk
         if cfg.token is None or cfg.group_id is None:
-            return
+            return None
         bot = vk.build_bot(
             cfg.token.get_secret_value(), cfg.group_id, self.service, api_url=cfg.api_url
         )
-        limits = RateLimits(
-            per_chat=cfg.rate_overall,
-            per_chat_burst=int(cfg.rate_overall),
-            overall=cfg.rate_overall,
-            overall_burst=int(cfg.rate_overall),
-        )
+        rate = cfg.rate_overall
+        limits = RateLimits(rate, max(1, int(rate)), rate, max(1, int(rate)))
         self.workers[Channel.VK] = OutboxWorker(self.db, vk.VKSender(bot.api), limits)
         if cfg.mode == "callback":
             assert cfg.confirmation_code is not None
@@ -106,8 +110,12 @@ class App:
                 "/webhook/vk",
                 vk.callback_handler(bot, confirmation_code=cfg.confirmation_code, secret=secret),
             )
-        else:
+            return None
+
+        async def go_live() -> None:
             self._spawn(vk.run_long_poll(bot), "vk-long-poll")
+
+        return go_live
 
     def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
         task = asyncio.create_task(coro, name=name)
@@ -126,8 +134,8 @@ class App:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._runner is not None:
             await self._runner.cleanup()
-        for closer in self._closers:
-            await closer
+        for close in self._closers:
+            await close()
         await self.db.dispose()
 
 

@@ -1,0 +1,407 @@
+"""Telegram frontend (aiogram 3): parse updates into `Inbound`, render `Outbound` into Bot API calls.
+
+- `build_router` / `build_dispatcher`: every subscriber update (text, /start, photo, sticker, other
+  media, edit, button press) becomes one `Inbound` handed to the pipeline (`InboundHandler`).
+  Nothing here decides what to reply: replies come back through the outbox and `TelegramSender`.
+- `webhook_handler`: `POST /webhook/telegram`; checks the secret, handles the update, and only
+  then answers 200 (persist first, acknowledge after); a failure answers 500 so Telegram retries.
+- `run_polling`, `set_webhook`, `delete_webhook`: the two ways updates arrive.
+- `TelegramSender`: the `ChannelSender` for Telegram (splitting, buttons, photos, stickers, and
+  aiogram errors mapped to `bots.errors`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiogram import Bot, Dispatcher, F, Router
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ChatType, ContentType
+from aiogram.exceptions import (
+    ClientDecodeError,
+    TelegramAPIError,
+    TelegramBadRequest,
+    TelegramEntityTooLarge,
+    TelegramForbiddenError,
+    TelegramNetworkError,
+    TelegramNotFound,
+    TelegramRetryAfter,
+    TelegramServerError,
+    TelegramUnauthorizedError,
+)
+from aiogram.types import (
+    CallbackQuery,
+    FSInputFile,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    Update,
+)
+from aiohttp import web
+from pydantic import ValidationError
+
+from bots.errors import Blocked, PartialSend, PermanentError, RetryAfter, SendError, TransientError
+from dialogs.messages import (
+    Attachment,
+    AttachmentKind,
+    Button,
+    Channel,
+    Inbound,
+    InboundHandler,
+    Outbound,
+)
+
+log = logging.getLogger(__name__)
+
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+TEXT_LIMIT = 4096
+CAPTION_LIMIT = 1024
+
+# Message content types the subscriber router accepts, and the attachment kind each becomes.
+_MEDIA_KINDS: dict[str, AttachmentKind] = {
+    ContentType.PHOTO: "photo",
+    ContentType.STICKER: "sticker",
+    ContentType.VOICE: "voice",
+    ContentType.AUDIO: "audio",
+    ContentType.VIDEO: "video",
+    ContentType.VIDEO_NOTE: "video",
+    ContentType.DOCUMENT: "document",
+    ContentType.LOCATION: "location",
+    ContentType.VENUE: "location",
+    ContentType.ANIMATION: "other",
+    ContentType.CONTACT: "other",
+    ContentType.POLL: "other",
+    ContentType.DICE: "other",
+    ContentType.STORY: "other",
+}
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def bot_for(token: str, api_base: str | None = None) -> Bot:
+    """A Bot for the real cloud (`api_base=None`) or a local server such as the emulator."""
+    if api_base is None:
+        return Bot(token)
+    return Bot(token, session=AiohttpSession(api=TelegramAPIServer.from_base(api_base)))
+
+
+def _attachment(message: Message) -> Attachment | None:
+    kind = _MEDIA_KINDS.get(message.content_type)
+    if kind is None:
+        return None
+    if message.photo:
+        largest = max(message.photo, key=lambda size: size.width * size.height)
+        return Attachment(kind="photo", ref=largest.file_id)
+    if message.sticker:
+        return Attachment(kind="sticker", ref=message.sticker.file_id, emoji=message.sticker.emoji)
+    if message.location:
+        ref = f"{message.location.latitude},{message.location.longitude}"
+        return Attachment(kind="location", ref=ref)
+    media = (
+        message.voice
+        or message.audio
+        or message.video
+        or message.video_note
+        or message.document
+        or message.animation
+    )
+    return Attachment(kind=kind, ref=media.file_id if media else None)
+
+
+def inbound_from_message(
+    message: Message, update_id: int, *, edited: bool = False
+) -> Inbound | None:
+    """The `Inbound` for a subscriber's message, or None for service messages (pins, joins...)."""
+    attachment = _attachment(message)
+    text = message.text if message.text is not None else message.caption
+    if text is None and attachment is None:
+        return None
+    user = message.from_user
+    return Inbound(
+        channel=Channel.TELEGRAM,
+        chat_id=str(message.chat.id),
+        user_id=str(user.id if user else message.chat.id),
+        update_id=str(update_id),
+        text=text,
+        attachments=(attachment,) if attachment else (),
+        edited=edited,
+        platform_message_id=str(message.message_id),
+        first_name=user.first_name if user else None,
+        last_name=user.last_name if user else None,
+        username=user.username if user else None,
+    )
+
+
+def inbound_from_callback(query: CallbackQuery, update_id: int) -> Inbound:
+    chat_id = query.message.chat.id if query.message else query.from_user.id
+    return Inbound(
+        channel=Channel.TELEGRAM,
+        chat_id=str(chat_id),
+        user_id=str(query.from_user.id),
+        update_id=str(update_id),
+        payload=query.data,
+        platform_message_id=str(query.message.message_id) if query.message else None,
+        first_name=query.from_user.first_name,
+        last_name=query.from_user.last_name,
+        username=query.from_user.username,
+    )
+
+
+def build_router(handler: InboundHandler) -> Router:
+    """Subscriber updates from private chats -> `handler.handle(Inbound)`.
+
+    Group chats (the operators' forum group) are left to other routers.
+    """
+    router = Router(name="telegram-subscribers")
+    router.message.filter(F.chat.type == ChatType.PRIVATE)
+    router.edited_message.filter(F.chat.type == ChatType.PRIVATE)
+    router.callback_query.filter(~F.message | (F.message.chat.type == ChatType.PRIVATE))
+
+    @router.message()
+    async def on_message(message: Message, event_update: Update) -> None:
+        inbound = inbound_from_message(message, event_update.update_id)
+        if inbound is None:
+            log.debug("ignored %s message %s", message.content_type, message.message_id)
+            return
+        await handler.handle(inbound)
+
+    @router.edited_message()
+    async def on_edit(message: Message, event_update: Update) -> None:
+        inbound = inbound_from_message(message, event_update.update_id, edited=True)
+        if inbound is not None:
+            await handler.handle(inbound)
+
+    @router.callback_query()
+    async def on_callback(query: CallbackQuery, event_update: Update) -> None:
+        await handler.handle(inbound_from_callback(query, event_update.update_id))
+        try:  # stop the button's spinner; the reply itself comes through the outbox
+            await query.answer()
+        except TelegramAPIError as exc:  # too old (e.g. a redelivery): the press is stored anyway
+            log.info("callback query %s not answered: %s", query.id, exc)
+
+    return router
+
+
+def build_dispatcher(handler: InboundHandler) -> Dispatcher:
+    dispatcher = Dispatcher()
+    dispatcher.include_router(build_router(handler))
+    return dispatcher
+
+
+# --------------------------------------------------------------------------- receiving
+
+
+def webhook_handler(
+    dispatcher: Dispatcher, bot: Bot, secret: str | None
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """The aiohttp handler for `POST /webhook/telegram`: 200 only after the update was handled."""
+    expected = secret.encode() if secret else None
+
+    def error(status: int, message: str) -> web.Response:
+        return web.json_response({"ok": False, "error": message}, status=status)
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        if expected is not None:
+            got = request.headers.get(SECRET_HEADER, "").encode()
+            if not hmac.compare_digest(got, expected):
+                log.warning(
+                    "telegram webhook: missing or wrong secret token from %s", request.remote
+                )
+                return error(401, "missing or wrong secret token")
+        try:
+            data = json.loads(await request.read())
+        except ValueError:  # includes UnicodeDecodeError
+            return error(400, "body is not JSON")
+        if not isinstance(data, dict):
+            return error(400, "body is not a Telegram Update")
+        try:
+            update = Update.model_validate(data, context={"bot": bot})
+        except ValidationError as exc:
+            log.warning("telegram webhook: invalid update: %s", exc.errors()[:3])
+            return error(400, "body is not a Telegram Update")
+        try:
+            await dispatcher.feed_update(bot, update)
+        except Exception:
+            log.exception(
+                "telegram webhook: update %s failed; Telegram will retry", update.update_id
+            )
+            return error(500, "update not handled")
+        return web.json_response({"ok": True})
+
+    return handle
+
+
+async def run_polling(dispatcher: Dispatcher, bot: Bot, *, polling_timeout: int = 10) -> None:
+    """Long-poll until cancelled. Updates are handled one by one before the next getUpdates
+    confirms them (handle_as_tasks=False), so a crash never loses an accepted update."""
+    await bot.delete_webhook(drop_pending_updates=False)
+    await dispatcher.start_polling(
+        bot,
+        polling_timeout=polling_timeout,
+        handle_as_tasks=False,
+        handle_signals=False,
+        close_bot_session=False,
+    )
+
+
+async def set_webhook(
+    bot: Bot, url: str, secret: str | None, *, dispatcher: Dispatcher | None = None
+) -> None:
+    """Point Telegram at `url` (our `/webhook/telegram`), asking only for the update types we use."""
+    allowed = dispatcher.resolve_used_update_types() if dispatcher else None
+    await bot.set_webhook(url=url, secret_token=secret, allowed_updates=allowed)
+
+
+async def delete_webhook(bot: Bot, *, drop_pending_updates: bool = False) -> None:
+    await bot.delete_webhook(drop_pending_updates=drop_pending_updates)
+
+
+# --------------------------------------------------------------------------- sending
+
+
+def _u16(text: str) -> int:
+    """Telegram counts message length in UTF-16 code units (an emoji may count as 2)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def split_text(text: str, limit: int = TEXT_LIMIT) -> list[str]:
+    """Split at paragraph, then line, then space boundaries; mid-word only when unavoidable."""
+    parts: list[str] = []
+    rest = text.strip()
+    while _u16(rest) > limit:
+        window = rest[:limit]
+        while _u16(window) > limit:
+            window = window[: len(window) - (_u16(window) - limit)]
+        cut = -1
+        for sep in ("\n\n", "\n", " "):
+            pos = window.rfind(sep)
+            if pos > limit // 4:  # a boundary too early would leave a tiny part
+                cut = pos
+                break
+        if cut <= 0:
+            cut = len(window)
+        parts.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip()
+    if rest:
+        parts.append(rest)
+    return parts
+
+
+def _markup(buttons: tuple[tuple[Button, ...], ...]) -> InlineKeyboardMarkup | None:
+    if not buttons:
+        return None
+    rows = [
+        [
+            InlineKeyboardButton(text=b.title, url=b.url)
+            if b.url
+            else InlineKeyboardButton(text=b.title, callback_data=b.payload or b.title)
+            for b in row
+        ]
+        for row in buttons
+    ]
+    return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+@dataclass(frozen=True, slots=True)
+class _Part:
+    kind: str  # "text" | "photo" | "sticker"
+    text: str | None = None
+    file: str | None = None
+
+
+def _map_error(exc: Exception) -> SendError | None:
+    if isinstance(exc, TelegramRetryAfter):
+        return RetryAfter(exc.retry_after, str(exc))
+    if isinstance(exc, TelegramForbiddenError):
+        return Blocked(str(exc))
+    if isinstance(exc, TelegramServerError | TelegramNetworkError | ClientDecodeError):
+        return TransientError(str(exc))
+    if isinstance(exc, aiohttp.ClientError | asyncio.TimeoutError):
+        return TransientError(f"{type(exc).__name__}: {exc}")
+    if isinstance(
+        exc,
+        TelegramBadRequest | TelegramNotFound | TelegramEntityTooLarge | TelegramUnauthorizedError,
+    ):
+        return PermanentError(str(exc))
+    if isinstance(exc, TelegramAPIError):
+        return TransientError(str(exc))  # e.g. 409 Conflict: nothing wrong with the message
+    return None
+
+
+class TelegramSender:
+    """`ChannelSender` for Telegram over a real aiogram `Bot`."""
+
+    channel = Channel.TELEGRAM
+
+    def __init__(self, bot: Bot) -> None:
+        self.bot = bot
+
+    @staticmethod
+    def plan(message: Outbound) -> list[_Part]:
+        """The API calls `message` becomes, in order (buttons go on the last one)."""
+        parts: list[_Part] = []
+        text = (message.text or "").strip() or None
+        if message.sticker:
+            parts.append(_Part("sticker", file=message.sticker))
+        if message.image:
+            caption = text if text and _u16(text) <= CAPTION_LIMIT else None
+            parts.append(_Part("photo", text=caption, file=message.image))
+            if caption:
+                text = None
+        if text:
+            parts.extend(_Part("text", text=chunk) for chunk in split_text(text))
+        return parts
+
+    async def send(
+        self, chat_id: str, message: Outbound, *, key: int, skip_parts: int = 0
+    ) -> list[str]:
+        parts = self.plan(message)
+        if not parts:
+            raise PermanentError(f"outbox message {key} has nothing to send")
+        if message.image and not message.image.startswith(("http://", "https://")):
+            if not await asyncio.to_thread(Path(message.image).is_file):
+                raise PermanentError(f"image file not found: {message.image}")
+        markup = _markup(message.buttons)
+        ids: list[str] = []
+        for index, part in enumerate(parts):
+            if index < skip_parts:
+                continue
+            last = index == len(parts) - 1
+            try:
+                sent = await self._send_part(chat_id, part, markup if last else None)
+            except Exception as exc:
+                error = _map_error(exc)
+                if error is None:
+                    raise
+                if ids:
+                    raise PartialSend(index, ids, error) from exc
+                raise error from exc
+            ids.append(str(sent.message_id))
+        return ids
+
+    async def _send_part(
+        self, chat_id: str, part: _Part, markup: InlineKeyboardMarkup | None
+    ) -> Message:
+        if part.kind == "sticker":
+            assert part.file is not None
+            return await self.bot.send_sticker(chat_id, part.file, reply_markup=markup)
+        if part.kind == "photo":
+            assert part.file is not None
+            photo: Any = part.file
+            if not photo.startswith(("http://", "https://")):
+                photo = FSInputFile(photo)
+            return await self.bot.send_photo(
+                chat_id, photo, caption=part.text, parse_mode=None, reply_markup=markup
+            )
+        assert part.text is not None
+        return await self.bot.send_message(chat_id, part.text, parse_mode=None, reply_markup=markup)

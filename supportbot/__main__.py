@@ -1,0 +1,5 @@
+"""`python -m supportbot` runs the CLI."""
+
+from supportbot.cli import main
+
+main()

@@ -1,0 +1,129 @@
+"""The `supportbot` command: run the bot, the local demo, and database maintenance.
+
+Every failure a person can cause (bad setting, unreachable database, broken content file)
+ends in one clear line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from dialogs.welcome import ContentError
+from storage.db import DatabaseConfigError
+from supportbot.settings import ConfigError, Settings, load_settings
+
+log = logging.getLogger("supportbot")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "func"):
+        parser.print_help()
+        raise SystemExit(0)
+    try:
+        settings = load_settings(args.config)
+        logging.basicConfig(
+            level=getattr(logging, settings.log_level.upper(), logging.INFO),
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+        func: Callable[[Settings, argparse.Namespace], Awaitable[int]] = args.func
+        code = asyncio.run(func(settings, args))
+    except (ConfigError, DatabaseConfigError, ContentError) as exc:
+        print(f"supportbot: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        code = 0
+    raise SystemExit(code)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="supportbot",
+        description="Telecom customer-support chatbot for Telegram and VK.",
+        epilog="Settings come from SUPPORTBOT_* environment variables (see README).",
+    )
+    parser.add_argument(
+        "--config", type=Path, default=None, help="YAML settings file (secrets stay in env)"
+    )
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the bots with the configured tokens")
+    run.set_defaults(func=_run)
+
+    demo = sub.add_parser(
+        "demo", help="run local Telegram/VK emulators and both bots, no tokens needed"
+    )
+    demo.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    demo.add_argument("--port", type=int, default=8080, help="app port (emulators: +1, +2)")
+    demo.add_argument(
+        "--data-dir", type=Path, default=Path("var/demo"), help="where the demo DB lives"
+    )
+    demo.set_defaults(func=_demo)
+
+    db = sub.add_parser("db", help="database maintenance")
+    db_sub = db.add_subparsers(title="db commands", metavar="DB_COMMAND")
+    up = db_sub.add_parser("upgrade", help="apply migrations up to the latest schema")
+    up.set_defaults(func=_db_upgrade)
+    cur = db_sub.add_parser("current", help="print the schema revision of the database")
+    cur.set_defaults(func=_db_current)
+    return parser
+
+
+async def _run(settings: Settings, _args: argparse.Namespace) -> int:
+    from supportbot.app import App
+
+    if settings.telegram.token is None and settings.vk.token is None:
+        raise ConfigError(
+            "no channel configured: set SUPPORTBOT_TELEGRAM__TOKEN and/or SUPPORTBOT_VK__TOKEN "
+            "(or try `supportbot demo`)"
+        )
+    app = App(settings)
+    await app.start()
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await app.stop()
+    return 0
+
+
+async def _demo(settings: Settings, args: argparse.Namespace) -> int:
+    from supportbot.demo import run_demo
+
+    await run_demo(settings, host=args.host, port=args.port, data_dir=args.data_dir)
+    return 0
+
+
+async def _db_upgrade(settings: Settings, _args: argparse.Namespace) -> int:
+    from storage import migrate
+    from storage.db import Database
+
+    db = Database(settings.database_url)
+    try:
+        await migrate.upgrade(db)
+        print(f"database at revision {await migrate.current(db)}")
+    except OSError as exc:
+        raise ConfigError(f"SUPPORTBOT_DATABASE_URL: cannot connect: {exc}") from exc
+    finally:
+        await db.dispose()
+    return 0
+
+
+async def _db_current(settings: Settings, _args: argparse.Namespace) -> int:
+    from storage import migrate
+    from storage.db import Database
+
+    db = Database(settings.database_url)
+    try:
+        print(await migrate.current(db) or "empty (run `supportbot db upgrade`)")
+    except OSError as exc:
+        raise ConfigError(f"SUPPORTBOT_DATABASE_URL: cannot connect: {exc}") from exc
+    finally:
+        await db.dispose()
+    return 0

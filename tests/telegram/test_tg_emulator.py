@@ -188,7 +188,9 @@ async def test_allowed_updates_filters(emulator: TelegramEmulator, bot: Bot) -> 
     assert len(updates) == 1
 
 
-async def test_webhook_conflict_and_delete(emulator: TelegramEmulator, bot: Bot, receiver: Any) -> None:
+async def test_webhook_conflict_and_delete(
+    emulator: TelegramEmulator, bot: Bot, receiver: Any
+) -> None:
     assert await bot.set_webhook(receiver.url)
     info = await bot.get_webhook_info()
     assert info.url == receiver.url
@@ -304,7 +306,9 @@ async def test_callbacks_and_edits(emulator: TelegramEmulator, bot: Bot) -> None
     assert emulator.callback_answers[0]["callback_query_id"] == query_id
 
     edited = await bot.edit_message_text("Спасибо!", chat_id=USER, message_id=msg.message_id)
-    assert not isinstance(edited, bool) and edited.text == "Спасибо!" and edited.reply_markup is None
+    assert (
+        not isinstance(edited, bool) and edited.text == "Спасибо!" and edited.reply_markup is None
+    )
     with pytest.raises(TelegramBadRequest, match="not modified"):
         await bot.edit_message_text("Спасибо!", chat_id=USER, message_id=msg.message_id)
     await bot.edit_message_reply_markup(
@@ -318,7 +322,9 @@ async def test_callbacks_and_edits(emulator: TelegramEmulator, bot: Bot) -> None
 async def test_forum_topics(emulator: TelegramEmulator, bot: Bot) -> None:
     group = emulator.create_group("Операторы")
     topic = await bot.create_forum_topic(group["id"], "Иван, +7900***4567")
-    msg = await bot.send_message(group["id"], "новый чат", message_thread_id=topic.message_thread_id)
+    msg = await bot.send_message(
+        group["id"], "новый чат", message_thread_id=topic.message_thread_id
+    )
     assert msg.message_thread_id == topic.message_thread_id and msg.is_topic_message
     assert await bot.edit_forum_topic(group["id"], topic.message_thread_id, name="Иван")
     assert await bot.close_forum_topic(group["id"], topic.message_thread_id)

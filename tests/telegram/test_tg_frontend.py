@@ -20,9 +20,9 @@ USER = 7001
 SECRET = "hook-secret_1"
 
 
-async def until(check: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
+async def until(check: Callable[[], bool], what: str, within: float = 5.0) -> None:
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + within
     while not check():
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")

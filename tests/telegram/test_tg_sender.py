@@ -59,7 +59,9 @@ async def test_photo_with_caption_and_sticker(
 ) -> None:
     image = tmp_path / "terminal-map.jpg"
     image.write_bytes(b"\xff\xd8map\xff\xd9")
-    await sender.send(CHAT, Outbound(text="Терминалы рядом", image=str(image), buttons=BUTTONS), key=2)
+    await sender.send(
+        CHAT, Outbound(text="Терминалы рядом", image=str(image), buttons=BUTTONS), key=2
+    )
     (photo,) = emulator.sent(USER)
     assert (photo["method"], photo["caption"], photo["photo"]) == (
         "sendPhoto",

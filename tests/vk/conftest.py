@@ -67,19 +67,30 @@ async def bot(emu: VKEmulator, handler: RecordingHandler) -> AsyncIterator[Bot]:
     await vk_bot.api.http_client.close()
 
 
-@pytest.fixture
-async def polling(bot: Bot, emu: VKEmulator) -> AsyncIterator[Bot]:
-    """The bot running Long Poll (wait=1 s) in the background; waits until it is listening."""
+async def start_polling(bot: Bot, emu: VKEmulator) -> asyncio.Task[None]:
+    """Run Long Poll (wait=1 s) in the background; return once it is listening (events before
+    that are skipped, as on VK)."""
     bot.polling.wait = 1  # type: ignore[attr-defined]
+    servers = sum(c["method"] == "groups.getLongPollServer" for c in emu.calls)
     task = asyncio.create_task(run_long_poll(bot))
     async with asyncio.timeout(5):
-        while not any(c["method"] == "groups.getLongPollServer" for c in emu.calls):
+        while sum(c["method"] == "groups.getLongPollServer" for c in emu.calls) == servers:
             await asyncio.sleep(0.01)
     await asyncio.sleep(0.05)  # first a_check in flight
-    yield bot
+    return task
+
+
+async def stop(task: asyncio.Task[None]) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+@pytest.fixture
+async def polling(bot: Bot, emu: VKEmulator) -> AsyncIterator[Bot]:
+    task = await start_polling(bot, emu)
+    yield bot
+    await stop(task)
 
 
 class WebApp:

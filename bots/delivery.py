@@ -238,7 +238,7 @@ class OutboxWorker:
                     item.chat_id, Outbound.from_json(item.body), key=item.id, skip_parts=parts
                 )
             except PartialSend as partial:
-                parts += partial.done
+                parts = partial.done
                 ids += partial.sent_ids
                 raise partial.cause from partial
             self._finish(item, OutboxStatus.SENT, parts + len(new_ids), ids + new_ids)

@@ -34,7 +34,8 @@ class PermanentError(SendError):
 class PartialSend(SendError):
     """Some parts of a multi-part message went out before `cause` happened.
 
-    `done` is how many parts were delivered; the worker resumes from there, so no part is sent twice.
+    `done` is how many parts are delivered in all (including ones skipped because an earlier attempt
+    sent them); the worker resumes from there, so no part is sent twice.
     """
 
     def __init__(self, done: int, sent_ids: list[str], cause: SendError) -> None:

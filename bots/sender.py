@@ -10,7 +10,9 @@ from dialogs.messages import Channel, Outbound
 class ChannelSender(Protocol):
     channel: Channel
 
-    async def send(self, chat_id: str, message: Outbound, *, key: int, skip_parts: int = 0) -> list[str]:
+    async def send(
+        self, chat_id: str, message: Outbound, *, key: int, skip_parts: int = 0
+    ) -> list[str]:
         """Deliver `message` to `chat_id`; return the platform message ids created.
 
         `key` is the outbox row id (stable across retries; VK uses it as `random_id` so a resend is

@@ -281,10 +281,12 @@ def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
     rest = text
     while len(rest) > limit:
         window = rest[: limit + 1]
-        cut, skip = limit, 0
-        for sep in ("\n\n", "\n", " "):
-            at = window.rfind(sep, 0, limit + 1)
-            if at >= limit // 2 or (sep == " " and at > 0):
+        cut, skip = limit, 0  # no boundary at all: hard cut
+        found = [(window.rfind(sep, 0, limit + 1), sep) for sep in ("\n\n", "\n", " ")]
+        for minimum in (limit // 2, 1):  # a late paragraph/line/space break, else any break
+            good = [(at, sep) for at, sep in found if at >= minimum]
+            if good:
+                at, sep = good[0]
                 cut, skip = at, len(sep)
                 break
         parts.append(rest[:cut])
@@ -371,6 +373,16 @@ def map_error(e: BaseException) -> SendError:
     return PermanentError(f"unexpected: {e!r}")
 
 
+async def _download(url: str) -> bytes:
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(timeout=timeout) as session, session.get(url) as resp:
+        if resp.status >= 500:
+            raise TransientError(f"image {url}: HTTP {resp.status}")
+        if resp.status >= 400:
+            raise PermanentError(f"image {url}: HTTP {resp.status}")
+        return await resp.read()
+
+
 class VKSender:
     """`ChannelSender` for VK through the real vkbottle `API`."""
 
@@ -419,12 +431,7 @@ class VKSender:
             return self._photos[image]
         source: str | bytes = image
         if image.startswith(("http://", "https://")):
-            resp = await self.api.http_client.request_raw(image)
-            if resp.status >= 500:
-                raise TransientError(f"image {image}: HTTP {resp.status}")
-            if resp.status >= 400:
-                raise PermanentError(f"image {image}: HTTP {resp.status}")
-            source = await resp.read()
+            source = await _download(image)
         try:
             attachment = await PhotoMessageUploader(self.api).upload(source, peer_id=peer_id)
         except (FileNotFoundError, IsADirectoryError) as e:

@@ -68,6 +68,7 @@ class TelegramEmulator(BotApi):
         self._closing = False
         self._webhook: dict[str, Any] | None = None
         self._webhook_task: asyncio.Task[None] | None = None
+        self.on_sent: list[Callable[[dict[str, Any]], None]] = []  # called with each sent() entry
         self._runner: web.AppRunner | None = None
         self._base_url: str | None = None
         self._methods: dict[str, Callable[[Params, Files], Awaitable[Any]]] = {
@@ -453,5 +454,6 @@ class TelegramEmulator(BotApi):
         self._s.blocked.discard(int(user_id))
 
     def clear_faults(self) -> None:
+        """Drop every `fail` rule and unblock everyone."""
         self._s.faults.clear()
         self._s.blocked.clear()

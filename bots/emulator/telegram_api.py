@@ -11,6 +11,7 @@ import contextlib
 import math
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,6 +104,19 @@ class State:
     next_callback: int = 1
 
 
+def _chat_key(update: dict[str, Any]) -> object:
+    """Which chat an update belongs to (updates of one chat are delivered in order)."""
+    for key in ("message", "edited_message", "channel_post", "edited_channel_post"):
+        if key in update and isinstance(update[key], dict):
+            return update[key].get("chat", {}).get("id")
+    query = update.get("callback_query")
+    if isinstance(query, dict):
+        return (query.get("message") or {}).get("chat", {}).get("id") or query.get("from", {}).get(
+            "id"
+        )
+    return ("update", update.get("update_id"))
+
+
 class BotApi:
     """Bot API methods (`_m_<method>`) over the emulator's state; no HTTP server here."""
 
@@ -117,6 +131,7 @@ class BotApi:
     _closing: bool
     _webhook: dict[str, Any] | None
     _webhook_task: asyncio.Task[None] | None
+    on_sent: list[Callable[[dict[str, Any]], None]]
 
     # ---------------------------------------------------------------- helpers
 
@@ -230,39 +245,64 @@ class BotApi:
                 await task
 
     async def _webhook_loop(self, url: str, secret: str | None) -> None:
+        """Deliver pending updates like Telegram: up to `max_connections` requests at once, but
+        one at a time per chat so each chat's updates arrive in order; retry until a 2xx."""
         headers = {SECRET_HEADER: secret} if secret else {}
         timeout = aiohttp.ClientTimeout(total=self.webhook_timeout)
+        limit = int((self._webhook or {}).get("max_connections", 40))
+        in_flight: set[int] = set()
+        tasks: set[asyncio.Task[None]] = set()
+
+        async def deliver(session: aiohttp.ClientSession, item: PendingUpdate) -> None:
+            status, error = 0, None
+            try:
+                async with session.post(url, json=item.update, headers=headers) as resp:
+                    status = resp.status
+                    await resp.read()
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                error = f"{type(exc).__name__}: {exc}"
+            self._s.webhook_attempts.append(
+                {"update_id": item.update_id, "status": status, "error": error,
+                 "at": time.monotonic()}
+            )  # fmt: skip
+            if 200 <= status < 300:
+                if item in self._s.pending:
+                    self._s.pending.remove(item)
+                if self._webhook is not None:
+                    self._webhook.pop("last_error_message", None)
+            else:
+                if self._webhook is not None:
+                    self._webhook["last_error_date"] = now()
+                    self._webhook["last_error_message"] = (
+                        error or f"Wrong response from the webhook: {status}"
+                    )
+                await asyncio.sleep(self.webhook_retry_delay)
+            in_flight.discard(id(item))
+            self._notify()
+
         async with aiohttp.ClientSession(timeout=timeout) as session:
-            while not self._closing:
-                self._drop_disallowed()
-                if not self._s.pending:
-                    await self._changed.wait()
-                    continue
-                item = self._s.pending[0]
-                status, error = 0, None
-                try:
-                    async with session.post(url, json=item.update, headers=headers) as resp:
-                        status = resp.status
-                        await resp.read()
-                except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-                    error = f"{type(exc).__name__}: {exc}"
-                self._s.webhook_attempts.append(
-                    {"update_id": item.update_id, "status": status, "error": error,
-                     "at": time.monotonic()}
-                )  # fmt: skip
-                if 200 <= status < 300:
-                    if item in self._s.pending:
-                        self._s.pending.remove(item)
-                    if self._webhook is not None:
-                        self._webhook.pop("last_error_message", None)
-                    self._notify()
-                else:
-                    if self._webhook is not None:
-                        self._webhook["last_error_date"] = now()
-                        self._webhook["last_error_message"] = (
-                            error or f"Wrong response from the webhook: {status}"
-                        )
-                    await asyncio.sleep(self.webhook_retry_delay)
+            try:
+                while not self._closing:
+                    self._drop_disallowed()
+                    changed = self._changed
+                    chats_seen: set[object] = set()
+                    for item in list(self._s.pending):
+                        if len(in_flight) >= limit:
+                            break
+                        chat = _chat_key(item.update)
+                        first_of_chat = chat not in chats_seen
+                        chats_seen.add(chat)
+                        if not first_of_chat or id(item) in in_flight:
+                            continue
+                        in_flight.add(id(item))
+                        task = asyncio.create_task(deliver(session, item))
+                        tasks.add(task)
+                        task.add_done_callback(tasks.discard)
+                    await changed.wait()
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
 
     # ---------------------------------------------------------------- Bot API methods
 
@@ -375,6 +415,8 @@ class BotApi:
             **extra,
         }
         self._s.sent.append(entry)
+        for hook in self.on_sent:
+            hook(entry)
         self._s.send_times.append((entry["at"], chat_id))
         self._record_history(chat_id, "bot", message, reply_markup=entry["reply_markup"])
         self._notify()

@@ -96,6 +96,7 @@ class VKEmulator(VKMethods):
         self._first_ts = 1  # ts of self._events[0]
         self._lp_key = secrets.token_hex(16)
         self._lp_forced: int | None = None
+        self._lp_listening = 0  # a_check requests waiting right now
         self._wake = asyncio.Event()
         self._closing = False
         self._cb_url: str | None = None
@@ -253,6 +254,13 @@ class VKEmulator(VKMethods):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._sent_changed.wait(), remaining)
         return self.sent(peer_id)[:count]
+
+    async def wait_listening(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+        """Wait until a bot is waiting in Long Poll. Like on VK, events published before a bot's
+        first groups.getLongPollServer are not delivered to it (its ts starts after them)."""
+        async with asyncio.timeout(timeout):
+            while not self._lp_listening:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
 
     def max_rate_per_second(self) -> int:
         """The largest number of API requests inside any 1-second window."""
@@ -447,8 +455,12 @@ class VKEmulator(VKMethods):
             remaining = deadline - time.monotonic()
             if updates or remaining <= 0 or self._closing:
                 return _json({"ts": str(self._next_ts), "updates": updates})
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), remaining)
+            self._lp_listening += 1
+            try:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), remaining)
+            finally:
+                self._lp_listening -= 1
 
     # ------------------------------------------------------------------ HTTP: API methods
     async def _params(self, request: web.Request) -> dict[str, str]:

@@ -40,6 +40,8 @@ async def start_bot(start_app: Callable[..., Any], emu: VKEmulator, mode: str) -
     app: App = await start_app(vk=vk_settings(emu, mode))
     if mode == "callback":
         assert await emu.set_callback_server(f"{app.url}/webhook/vk", VK_SECRET)
+    else:  # like VK, Long Poll only gets events published after the bot connected
+        await emu.wait_listening()
     return app
 
 

@@ -33,11 +33,16 @@ class RecordingHandler:
         self.inbounds.append(inbound)
         return HandleResult()
 
-    async def wait(self, count: int, timeout: float = 10.0) -> list[Inbound]:
-        async with asyncio.timeout(timeout):
-            while len(self.inbounds) < count:
-                await asyncio.sleep(0.01)
+    async def wait(self, count: int) -> list[Inbound]:
+        await eventually(lambda: len(self.inbounds) >= count)
         return self.inbounds
+
+
+async def eventually(condition: Callable[[], bool], seconds: float = 10.0) -> None:
+    """Wait until `condition()` holds (TimeoutError after `seconds`)."""
+    async with asyncio.timeout(seconds):
+        while not condition():  # noqa: ASYNC110 (state lives in another object; polling is fine here)
+            await asyncio.sleep(0.01)
 
 
 @pytest.fixture
@@ -73,9 +78,9 @@ async def start_polling(bot: Bot, emu: VKEmulator) -> asyncio.Task[None]:
     bot.polling.wait = 1  # type: ignore[attr-defined]
     servers = sum(c["method"] == "groups.getLongPollServer" for c in emu.calls)
     task = asyncio.create_task(run_long_poll(bot))
-    async with asyncio.timeout(5):
-        while sum(c["method"] == "groups.getLongPollServer" for c in emu.calls) == servers:
-            await asyncio.sleep(0.01)
+    await eventually(
+        lambda: sum(c["method"] == "groups.getLongPollServer" for c in emu.calls) > servers
+    )
     await asyncio.sleep(0.05)  # first a_check in flight
     return task
 

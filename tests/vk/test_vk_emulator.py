@@ -25,12 +25,17 @@ async def test_send_with_keyboard_is_parsed(emu: VKEmulator, api: API) -> None:
         .add(OpenLink("https://example.org/pay", "Оплатить"))
         .get_json()
     )
-    answer = await api.messages.send(peer_id=USER, random_id=1, message="Чем помочь?", keyboard=keyboard)
+    answer = await api.messages.send(
+        peer_id=USER, random_id=1, message="Чем помочь?", keyboard=keyboard
+    )
     sent = emu.sent(USER)
     assert answer == sent[0]["message_id"]
     assert sent[0]["text"] == "Чем помочь?"
     rows = sent[0]["keyboard"]["buttons"]
-    assert [[b["action"]["type"] for b in row] for row in rows] == [["text", "callback"], ["open_link"]]
+    assert [[b["action"]["type"] for b in row] for row in rows] == [
+        ["text", "callback"],
+        ["open_link"],
+    ]
     payload = rows[0][1]["action"]["payload"]  # vkbottle sends it as an object, VK allows both
     assert (json.loads(payload) if isinstance(payload, str) else payload) == {"p": "tariffs"}
 
@@ -45,8 +50,14 @@ async def test_random_id_dedupes_like_vk(emu: VKEmulator, api: API) -> None:
 
 async def test_peer_ids_answer_a_list(emu: VKEmulator, api: API) -> None:
     emu.block(2002)
-    result = (await api.request("messages.send", {"peer_ids": [USER, 2002], "random_id": 5, "message": "всем"}))["response"]
-    assert result[0]["peer_id"] == USER and result[0]["message_id"] == emu.sent(USER)[0]["message_id"]
+    result = (
+        await api.request(
+            "messages.send", {"peer_ids": [USER, 2002], "random_id": 5, "message": "всем"}
+        )
+    )["response"]
+    assert (
+        result[0]["peer_id"] == USER and result[0]["message_id"] == emu.sent(USER)[0]["message_id"]
+    )
     assert result[0]["conversation_message_id"] == 1
     assert result[1]["peer_id"] == 2002 and result[1]["error"]["code"] == 901
     assert emu.sent(2002) == []
@@ -63,7 +74,9 @@ async def test_peer_ids_answer_a_list(emu: VKEmulator, api: API) -> None:
         ({"message": ""}, 100),
     ],
 )  # fmt: skip
-async def test_invalid_sends_get_vk_errors(emu: VKEmulator, api: API, params: dict, code: int) -> None:
+async def test_invalid_sends_get_vk_errors(
+    emu: VKEmulator, api: API, params: dict, code: int
+) -> None:
     with pytest.raises(VKAPIError) as info:
         await api.request("messages.send", {"peer_id": USER, "random_id": 9, **params})
     assert info.value.code == code
@@ -92,7 +105,9 @@ async def test_typed_methods_parse_emulator_answers(emu: VKEmulator, api: API) -
     assert server.server == f"{emu.base_url}/longpoll/{emu.group_id}"
 
 
-async def test_photo_upload_chain_with_vkbottle_uploader(emu: VKEmulator, api: API, tmp_path: Path) -> None:
+async def test_photo_upload_chain_with_vkbottle_uploader(
+    emu: VKEmulator, api: API, tmp_path: Path
+) -> None:
     image = tmp_path / "map.jpg"
     image.write_bytes(b"\xff\xd8jpeg bytes\xff\xd9")
     attachment = await PhotoMessageUploader(api).upload(str(image), peer_id=USER)
@@ -110,7 +125,13 @@ async def test_long_poll_wire_protocol(emu: VKEmulator, api: API) -> None:
     async with aiohttp.ClientSession() as s:
 
         async def check(**params: str | int) -> dict:
-            query = {"act": "a_check", "key": server["key"], "ts": server["ts"], "wait": 25, **params}
+            query = {
+                "act": "a_check",
+                "key": server["key"],
+                "ts": server["ts"],
+                "wait": 25,
+                **params,
+            }
             async with s.get(url, params={k: str(v) for k, v in query.items()}) as r:
                 return await r.json()
 
@@ -122,7 +143,11 @@ async def test_long_poll_wire_protocol(emu: VKEmulator, api: API) -> None:
             answer = await poll
         assert answer["updates"] == [event]
         assert int(answer["ts"]) == int(server["ts"]) + 1
-        assert event["type"] == "message_new" and event["v"] == "5.199" and len(event["event_id"]) == 40
+        assert (
+            event["type"] == "message_new"
+            and event["v"] == "5.199"
+            and len(event["event_id"]) == 40
+        )
         # Asking again from the old ts returns the event again (at-least-once), from the new ts nothing.
         assert (await check(wait=0))["updates"] == [event]
         assert (await check(ts=answer["ts"], wait=0))["updates"] == []
@@ -151,7 +176,8 @@ async def test_enforced_rate_limit_answers_error_6() -> None:
     api = make_api(emu.token, api_url=emu.api_url)
     try:
         results = await asyncio.gather(
-            *(api.request("users.get", {"user_ids": USER}) for _ in range(30)), return_exceptions=True
+            *(api.request("users.get", {"user_ids": USER}) for _ in range(30)),
+            return_exceptions=True,
         )
     finally:
         await api.http_client.close()
@@ -163,14 +189,23 @@ async def test_enforced_rate_limit_answers_error_6() -> None:
 
 async def test_control_api_mirrors_python_methods(emu: VKEmulator, api: API) -> None:
     async with aiohttp.ClientSession(base_url=emu.base_url) as s:
-        async with s.post("/_control/send_text", json={"user_id": USER, "text": "где оплатить?"}) as r:
+        async with s.post(
+            "/_control/send_text", json={"user_id": USER, "text": "где оплатить?"}
+        ) as r:
             event = await r.json()
         assert event["object"]["message"]["text"] == "где оплатить?"
-        await api.request("messages.send", {"peer_id": USER, "random_id": 1, "message": "В терминале"})
+        await api.request(
+            "messages.send", {"peer_id": USER, "random_id": 1, "message": "В терминале"}
+        )
         async with s.get("/_control/history", params={"peer_id": str(USER)}) as r:
             history = await r.json()
-        assert [(h["from"], h["text"]) for h in history] == [("subscriber", "где оплатить?"), ("bot", "В терминале")]
-        async with s.post("/_control/fail", json={"method": "*", "error_code": 10, "times": 1}) as r:
+        assert [(h["from"], h["text"]) for h in history] == [
+            ("subscriber", "где оплатить?"),
+            ("bot", "В терминале"),
+        ]
+        async with s.post(
+            "/_control/fail", json={"method": "*", "error_code": 10, "times": 1}
+        ) as r:
             assert r.status == 200
         with pytest.raises(VKAPIError[10]):
             await api.request("users.get", {"user_ids": USER})

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from conftest import USER, RecordingHandler, WebApp, start_polling, stop
+from conftest import USER, RecordingHandler, WebApp, eventually, start_polling, stop
 from vkbottle import Bot
 from vkbottle.bot import Message, MessageEvent
+from vkbottle.polling import BotPolling
 from vkbottle_types.events import GroupEventType
 
 from bots.emulator.vk import VKEmulator
@@ -19,7 +19,9 @@ from bots.vk import build_bot, callback_handler, make_api
 from dialogs.messages import Attachment, Channel
 
 
-async def test_text_message_becomes_inbound(emu: VKEmulator, polling: Bot, handler: RecordingHandler) -> None:
+async def test_text_message_becomes_inbound(
+    emu: VKEmulator, polling: Bot, handler: RecordingHandler
+) -> None:
     event = emu.send_text(USER, "Не работает интернет")
     [inbound] = await handler.wait(1)
     assert inbound.channel is Channel.VK
@@ -29,7 +31,9 @@ async def test_text_message_becomes_inbound(emu: VKEmulator, polling: Bot, handl
     assert inbound.platform_message_id == str(event["object"]["message"]["conversation_message_id"])
 
 
-async def test_text_button_and_start_button_payloads(emu: VKEmulator, polling: Bot, handler: RecordingHandler) -> None:
+async def test_text_button_and_start_button_payloads(
+    emu: VKEmulator, polling: Bot, handler: RecordingHandler
+) -> None:
     emu.send_text(USER, "Баланс", payload=json.dumps({"p": "intent:balance"}))
     emu.send_text(USER, "Начать", payload=json.dumps({"command": "start"}))
     first, second = await handler.wait(2)
@@ -37,17 +41,20 @@ async def test_text_button_and_start_button_payloads(emu: VKEmulator, polling: B
     assert second.payload == "/start"
 
 
-async def test_callback_press_is_handled_and_answered(emu: VKEmulator, polling: Bot, handler: RecordingHandler) -> None:
+async def test_callback_press_is_handled_and_answered(
+    emu: VKEmulator, polling: Bot, handler: RecordingHandler
+) -> None:
     event = emu.press_callback(USER, json.dumps({"p": "tariff:smart"}), conversation_message_id=7)
     [inbound] = await handler.wait(1)
     assert inbound.payload == "tariff:smart" and inbound.text is None
     assert inbound.update_id == event["event_id"] and inbound.platform_message_id == "7"
-    for _ in range(200):
-        if emu.event_answers:
-            break
-        await asyncio.sleep(0.01)
+    await eventually(lambda: bool(emu.event_answers))
     [answer] = emu.event_answers
-    assert (answer["event_id"], answer["user_id"], answer["peer_id"]) == (event["object"]["event_id"], USER, USER)
+    assert (answer["event_id"], answer["user_id"], answer["peer_id"]) == (
+        event["object"]["event_id"],
+        USER,
+        USER,
+    )
     assert answer["event_data"] is None
 
 
@@ -61,17 +68,25 @@ async def test_attachments(emu: VKEmulator, polling: Bot, handler: RecordingHand
     body = photo["object"]["message"]["attachments"][0]["photo"]
     assert photo_in.text == "вот скрин"
     assert photo_in.attachments == (
-        Attachment("photo", ref=f"photo{USER}_{body['id']}_{body['access_key']}", url=body["sizes"][-1]["url"]),
+        Attachment(
+            "photo",
+            ref=f"photo{USER}_{body['id']}_{body['access_key']}",
+            url=body["sizes"][-1]["url"],
+        ),
     )
     assert sticker_in.text is None
     assert [(a.kind, a.ref) for a in sticker_in.attachments] == [("sticker", "9014")]
     assert voice_in.attachments[0].kind == "voice" and voice_in.attachments[0].url.endswith(".ogg")
-    assert doc_in.attachments[0].kind == "document" and doc_in.attachments[0].ref.startswith(f"doc{USER}_")
+    assert doc_in.attachments[0].kind == "document" and doc_in.attachments[0].ref.startswith(
+        f"doc{USER}_"
+    )
     assert video_in.attachments[0].kind == "video"
 
 
 @pytest.mark.parametrize("code", [1, 2, 3])
-async def test_long_poll_recovers_from_failures(emu: VKEmulator, polling: Bot, handler: RecordingHandler, code: int) -> None:
+async def test_long_poll_recovers_from_failures(
+    emu: VKEmulator, polling: Bot, handler: RecordingHandler, code: int
+) -> None:
     emu.force_longpoll_failure(code)
     await asyncio.sleep(0.2)
     emu.send_text(USER, "после сбоя")
@@ -81,7 +96,9 @@ async def test_long_poll_recovers_from_failures(emu: VKEmulator, polling: Bot, h
     assert len(servers) == (1 if code == 1 else 2)  # 2 and 3 need a new key
 
 
-async def test_expired_key_keeps_pending_events(emu: VKEmulator, polling: Bot, handler: RecordingHandler) -> None:
+async def test_expired_key_keeps_pending_events(
+    emu: VKEmulator, polling: Bot, handler: RecordingHandler
+) -> None:
     emu.expire_longpoll_key()
     emu.send_text(USER, "раз")
     emu.send_text(USER, "два")
@@ -103,7 +120,9 @@ async def test_long_poll_retries_when_the_pipeline_fails(emu: VKEmulator, bot: B
     assert flaky.calls == 3
 
 
-async def test_event_without_event_id_gets_a_stable_key(emu: VKEmulator, polling: Bot, handler: RecordingHandler) -> None:
+async def test_event_without_event_id_gets_a_stable_key(
+    emu: VKEmulator, polling: Bot, handler: RecordingHandler
+) -> None:
     event = emu.send_text(USER, "x")
     raw = json.loads(json.dumps(event))
     del raw["event_id"]
@@ -113,11 +132,14 @@ async def test_event_without_event_id_gets_a_stable_key(emu: VKEmulator, polling
     assert second.update_id == f"msg:{USER}:{cmid}" and first.update_id == event["event_id"]
 
 
-async def test_emulator_events_parse_into_vkbottle_typed_models(
-    emu: VKEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(tmp_path)  # vkbottle's own BotPolling writes .vkbottle/ state in the cwd
-    typed = Bot(api=make_api(emu.token, api_url=emu.api_url))
+class NoStatePolling(BotPolling):
+    def save_server_ts(self, server: dict[str, Any]) -> None:
+        """vkbottle would write .vkbottle/bot-polling/{group}.json into the cwd."""
+
+
+async def test_emulator_events_parse_into_vkbottle_typed_models(emu: VKEmulator) -> None:
+    api = make_api(emu.token, api_url=emu.api_url)
+    typed = Bot(api=api, polling=NoStatePolling(api))  # no group_id: it asks groups.getById
     seen: list[Any] = []
 
     @typed.on.message()
@@ -132,9 +154,7 @@ async def test_emulator_events_parse_into_vkbottle_typed_models(
     try:
         emu.send_text(USER, "hi", payload='{"p":"x"}')
         emu.press_callback(USER, '{"p":"y"}', 1)
-        async with asyncio.timeout(5):
-            while len(seen) < 2:
-                await asyncio.sleep(0.01)
+        await eventually(lambda: len(seen) >= 2)
     finally:
         await stop(task)
         await typed.api.http_client.close()
@@ -142,7 +162,9 @@ async def test_emulator_events_parse_into_vkbottle_typed_models(
 
 
 # ---------------------------------------------------------------- Callback API
-async def test_callback_api_end_to_end(emu: VKEmulator, webhook: WebApp, handler: RecordingHandler) -> None:
+async def test_callback_api_end_to_end(
+    emu: VKEmulator, webhook: WebApp, handler: RecordingHandler
+) -> None:
     assert await emu.set_callback_server(webhook.url, secret="s3cret") is True
     assert emu.callback_confirmation["body"] == emu.confirmation_code
     event = emu.send_text(USER, "привет")
@@ -173,7 +195,9 @@ async def test_callback_retried_until_handler_succeeds(emu: VKEmulator, bot: Bot
     assert [i.text for i in flaky.inbounds] == ["мой тариф?"]
 
 
-async def test_callback_rejects_bad_requests(emu: VKEmulator, webhook: WebApp, handler: RecordingHandler) -> None:
+async def test_callback_rejects_bad_requests(
+    emu: VKEmulator, webhook: WebApp, handler: RecordingHandler
+) -> None:
     event = emu.send_text(USER, "не должен дойти")
     async with aiohttp.ClientSession() as s:
         async with s.post(webhook.url, json={**event, "secret": "wrong"}) as r:
@@ -182,16 +206,29 @@ async def test_callback_rejects_bad_requests(emu: VKEmulator, webhook: WebApp, h
             assert r.status == 403
         async with s.post(webhook.url, data=b"{not json") as r:
             assert r.status == 400
-        async with s.post(webhook.url, json={"type": "confirmation", "group_id": emu.group_id}) as r:
-            assert (r.status, r.content_type, await r.text()) == (200, "text/plain", emu.confirmation_code)
+        async with s.post(
+            webhook.url, json={"type": "confirmation", "group_id": emu.group_id}
+        ) as r:
+            assert (r.status, r.content_type, await r.text()) == (
+                200,
+                "text/plain",
+                emu.confirmation_code,
+            )
         async with s.post(webhook.url, json={**event, "secret": "s3cret"}) as r:
             assert (r.status, await r.text()) == (200, "ok")
     assert [i.text for i in handler.inbounds] == ["не должен дойти"]  # only the good one
 
 
-async def test_callback_unknown_event_type_is_acknowledged(emu: VKEmulator, webhook: WebApp, handler: RecordingHandler) -> None:
+async def test_callback_unknown_event_type_is_acknowledged(
+    emu: VKEmulator, webhook: WebApp, handler: RecordingHandler
+) -> None:
     async with aiohttp.ClientSession() as s:
-        body = {"type": "message_typing_state", "object": {}, "group_id": emu.group_id, "secret": "s3cret"}
+        body = {
+            "type": "message_typing_state",
+            "object": {},
+            "group_id": emu.group_id,
+            "secret": "s3cret",
+        }
         async with s.post(webhook.url, json=body) as r:
             assert (r.status, await r.text()) == (200, "ok")
     assert handler.inbounds == []

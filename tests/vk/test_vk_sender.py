@@ -15,7 +15,9 @@ from bots.vk import VKSender, build_bot, make_api, split_text
 from dialogs.messages import Button, Outbound
 
 LONG = " ".join(f"слово{i}" for i in range(2000))[:10_000]
-MENU = ((Button("Баланс", payload="intent:balance"), Button("Оплатить", url="https://pay.example.org")),)
+MENU = (
+    (Button("Баланс", payload="intent:balance"), Button("Оплатить", url="https://pay.example.org")),
+)
 
 
 @pytest.fixture
@@ -23,7 +25,9 @@ def sender(api: API) -> VKSender:
     return VKSender(api)
 
 
-async def test_long_text_split_in_three_with_keyboard_on_last(emu: VKEmulator, sender: VKSender) -> None:
+async def test_long_text_split_in_three_with_keyboard_on_last(
+    emu: VKEmulator, sender: VKSender
+) -> None:
     ids = await sender.send(str(USER), Outbound(text=LONG, buttons=MENU), key=42)
     sent = emu.sent(USER)
     assert ids == [str(m["message_id"]) for m in sent] and len(sent) == 3
@@ -34,14 +38,22 @@ async def test_long_text_split_in_three_with_keyboard_on_last(emu: VKEmulator, s
 
 
 async def test_keyboard_is_inline_callback_and_link(emu: VKEmulator, sender: VKSender) -> None:
-    rows = ((Button("Очень длинное название кнопки, больше сорока символов", payload="p1"),),) + MENU
+    rows = ((Button("Очень длинное название кнопки, больше сорока символов", payload="p1"),), *MENU)
     await sender.send(str(USER), Outbound(text="Меню", buttons=rows), key=1)
     keyboard = emu.sent(USER)[0]["keyboard"]
     assert keyboard["inline"] is True
     actions = [[b["action"] for b in row] for row in keyboard["buttons"]]
     assert actions[0][0]["type"] == "callback" and len(actions[0][0]["label"]) == 40
-    assert actions[1][0] == {"type": "callback", "label": "Баланс", "payload": json.dumps({"p": "intent:balance"}, ensure_ascii=False)}
-    assert actions[1][1] == {"type": "open_link", "link": "https://pay.example.org", "label": "Оплатить"}
+    assert actions[1][0] == {
+        "type": "callback",
+        "label": "Баланс",
+        "payload": json.dumps({"p": "intent:balance"}, ensure_ascii=False),
+    }
+    assert actions[1][1] == {
+        "type": "open_link",
+        "link": "https://pay.example.org",
+        "label": "Оплатить",
+    }
 
 
 async def test_pressed_button_comes_back_as_our_payload(emu: VKEmulator, sender: VKSender) -> None:
@@ -60,7 +72,9 @@ async def test_pressed_button_comes_back_as_our_payload(emu: VKEmulator, sender:
     assert inbound.payload == "intent:balance"
 
 
-async def test_photo_from_path_and_url_and_sticker(emu: VKEmulator, sender: VKSender, tmp_path: Path) -> None:
+async def test_photo_from_path_and_url_and_sticker(
+    emu: VKEmulator, sender: VKSender, tmp_path: Path
+) -> None:
     image = tmp_path / "terminal-map.jpg"
     image.write_bytes(b"\xff\xd8 map \xff\xd9")
     await sender.send(str(USER), Outbound(text="Терминалы на карте", image=str(image)), key=1)
@@ -69,7 +83,9 @@ async def test_photo_from_path_and_url_and_sticker(emu: VKEmulator, sender: VKSe
     await sender.send(str(USER), Outbound(image=photo["sizes"][-1]["url"].split("?")[0]), key=3)
     await sender.send(str(USER), Outbound(sticker="9014"), key=4)
     first, second, third, fourth = emu.sent(USER)
-    assert first["text"] == "Терминалы на карте" and first["attachment"][0].startswith(f"photo-{emu.group_id}_")
+    assert first["text"] == "Терминалы на карте" and first["attachment"][0].startswith(
+        f"photo-{emu.group_id}_"
+    )
     assert second["attachment"] == first["attachment"]
     assert third["attachment"] != first["attachment"]
     assert fourth["sticker_id"] == 9014 and fourth["text"] == ""
@@ -88,7 +104,9 @@ async def test_same_key_is_not_delivered_twice(emu: VKEmulator, sender: VKSender
     [(6, RetryAfter, 1.0), (9, RetryAfter, 5.0), (901, Blocked, None), (902, Blocked, None),
      (100, PermanentError, None), (10, TransientError, None)],
 )  # fmt: skip
-async def test_error_mapping(emu: VKEmulator, sender: VKSender, code: int, expected: type, delay: float | None) -> None:
+async def test_error_mapping(
+    emu: VKEmulator, sender: VKSender, code: int, expected: type, delay: float | None
+) -> None:
     emu.fail("messages.send", error_code=code)
     with pytest.raises(expected) as info:
         await sender.send(str(USER), Outbound(text="привет"), key=1)
@@ -137,7 +155,9 @@ async def test_partial_send_then_resume(emu: VKEmulator, sender: VKSender) -> No
         Outbound(),
     ],
 )
-async def test_messages_vk_cannot_show_are_permanent_errors(emu: VKEmulator, sender: VKSender, message: Outbound) -> None:
+async def test_messages_vk_cannot_show_are_permanent_errors(
+    emu: VKEmulator, sender: VKSender, message: Outbound
+) -> None:
     with pytest.raises(PermanentError):
         await sender.send(str(USER), message, key=1)
     assert emu.sent() == []

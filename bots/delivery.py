@@ -119,8 +119,8 @@ class OutboxWorker:
                 try:
                     await self._flush_results()
                     claimed = await self._claim()
-                except Exception:
-                    log.exception("outbox %s: database error, retrying", self.channel)
+                except Exception as exc:
+                    log.warning("outbox %s: database unavailable (%r); retrying", self.channel, exc)
                     await asyncio.sleep(1.0)
                     continue
                 for item in claimed:

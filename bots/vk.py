@@ -39,7 +39,6 @@ What vkbottle 4.11 does by itself on API errors (read from its source), and what
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import hmac
 import json
@@ -65,7 +64,6 @@ log = logging.getLogger(__name__)
 MAX_TEXT = 4096
 MAX_ROWS, MAX_PER_ROW, MAX_LABEL, MAX_PAYLOAD = 6, 5, 40, 255  # inline keyboard limits
 PARTS_PER_KEY = 16  # random_id = key * 16 + part
-HANDLE_ATTEMPTS = 3  # Long Poll: how often one event is offered to the handler
 
 _failures: contextvars.ContextVar[list[BaseException] | None] = contextvars.ContextVar(
     "vk_handler_failures", default=None
@@ -232,21 +230,12 @@ async def _route(bot: Bot, event: dict[str, Any]) -> list[BaseException]:
 
 
 async def run_long_poll(bot: Bot) -> None:
-    """Bots Long Poll until cancelled; events are handled in order, each retried on failure."""
-    polling = bot.polling
-    async for batch in polling.listen():
+    """Bots Long Poll until cancelled; events are handled in order, one at a time (wrap the
+    handler in `bots.retry.RetryingHandler` so a failing database does not lose an event)."""
+    async for batch in bot.polling.listen():
         for event in batch.get("updates", []):
-            for attempt in range(1, HANDLE_ATTEMPTS + 1):
-                if not await _route(bot, event):
-                    break
-                if attempt == HANDLE_ATTEMPTS:
-                    log.error(
-                        "vk: dropping event %s after %d failed attempts",
-                        event.get("event_id"),
-                        attempt,
-                    )
-                else:
-                    await asyncio.sleep(0.5 * attempt)
+            if await _route(bot, event):
+                log.error("vk: event %s was not handled", event.get("event_id"))
 
 
 def callback_handler(

@@ -16,6 +16,7 @@ from aiohttp import web
 from bots import telegram as tg
 from bots import vk
 from bots.delivery import OutboxWorker, RateLimits
+from bots.retry import RetryingHandler
 from dialogs.messages import Channel
 from dialogs.pipeline import ConversationService
 from dialogs.responder import Responder
@@ -71,7 +72,9 @@ class App:
         if cfg.token is None:
             return None
         bot = tg.bot_for(cfg.token.get_secret_value(), cfg.api_base)
-        dispatcher = tg.build_dispatcher(self.service)
+        # Polling confirms an update with the next fetch: hold it until it is stored.
+        handler = self.service if cfg.mode == "webhook" else RetryingHandler(self.service)
+        dispatcher = tg.build_dispatcher(handler)
         limits = RateLimits(
             cfg.rate_per_chat, cfg.burst_per_chat, cfg.rate_overall, max(1, int(cfg.rate_overall))
         )
@@ -97,12 +100,13 @@ class App:
         cfg = self.settings.vk
         if cfg.token is None or cfg.group_id is None:
             return None
-        bot = vk.build_bot(
-            cfg.token.get_secret_value(), cfg.group_id, self.service, api_url=cfg.api_url
-        )
+        handler = self.service if cfg.mode == "callback" else RetryingHandler(self.service)
+        bot = vk.build_bot(cfg.token.get_secret_value(), cfg.group_id, handler, api_url=cfg.api_url)
         rate = cfg.rate_overall
         limits = RateLimits(rate, max(1, int(rate)), rate, max(1, int(rate)))
-        self.workers[Channel.VK] = OutboxWorker(self.db, vk.VKSender(bot.api), limits)
+        sender = vk.VKSender(bot.api)
+        self.workers[Channel.VK] = OutboxWorker(self.db, sender, limits)
+        self._closers.append(sender.close)
         if cfg.mode == "callback":
             assert cfg.confirmation_code is not None
             secret = cfg.secret.get_secret_value() if cfg.secret else None

@@ -10,8 +10,9 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 from dialogs.welcome import ContentError
 from storage.db import DatabaseConfigError
@@ -33,7 +34,7 @@ def main(argv: list[str] | None = None) -> None:
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
         logging.getLogger("alembic").setLevel(logging.WARNING)
-        func: Callable[[Settings, argparse.Namespace], Awaitable[int]] = args.func
+        func: Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]] = args.func
         code = asyncio.run(func(settings, args))
     except (ConfigError, DatabaseConfigError, ContentError) as exc:
         print(f"supportbot: {exc}", file=sys.stderr)

@@ -15,6 +15,7 @@ from vkbottle.polling import BotPolling
 from vkbottle_types.events import GroupEventType
 
 from bots.emulator.vk import VKEmulator
+from bots.retry import RetryingHandler
 from bots.vk import build_bot, callback_handler, make_api
 from dialogs.messages import Attachment, Channel
 
@@ -105,9 +106,9 @@ async def test_expired_key_keeps_pending_events(
     assert [i.text for i in await handler.wait(2)] == ["раз", "два"]
 
 
-async def test_long_poll_retries_when_the_pipeline_fails(emu: VKEmulator, bot: Bot) -> None:
+async def test_long_poll_holds_an_event_while_the_pipeline_fails(emu: VKEmulator, bot: Bot) -> None:
     flaky = RecordingHandler(fail_times=1)
-    vk_bot = build_bot(emu.token, emu.group_id, flaky, api_url=emu.api_url)
+    vk_bot = build_bot(emu.token, emu.group_id, RetryingHandler(flaky), api_url=emu.api_url)
     task = await start_polling(vk_bot, emu)
     try:
         emu.send_text(USER, "первое")

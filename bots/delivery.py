@@ -23,19 +23,20 @@ import random
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, exists, or_, select, update
-from sqlalchemy.orm import aliased
+from sqlalchemy import and_, bindparam, exists, func, or_, select, update
 
 from bots.errors import Blocked, PartialSend, PermanentError, RetryAfter
 from bots.sender import ChannelSender
 from dialogs.messages import Outbound
 from storage import repo
 from storage.db import Database
-from storage.models import Message, OutboxItem, OutboxStatus, utcnow
+from storage.models import Base, OutboxStatus, utcnow
 
 log = logging.getLogger(__name__)
 
+OUTBOX = Base.metadata.tables["outbox"]
 LEASE = timedelta(minutes=5)
 MAX_BACKOFF = 60.0
 
@@ -72,10 +73,21 @@ class TokenBucket:
 
 
 @dataclass(slots=True)
+class _Claimed:
+    """The outbox columns a send needs (field order = the SELECT's column order)."""
+
+    id: int
+    chat_id: str
+    body: dict[str, Any]
+    attempts: int
+    parts_sent: int
+    platform_message_ids: list[str]
+
+
+@dataclass(slots=True)
 class _Result:
     item_id: int
     chat_id: str
-    message_id: int | None
     status: OutboxStatus
     parts_sent: int
     ids: list[str] = field(default_factory=list)
@@ -106,6 +118,7 @@ class OutboxWorker:
         self._done: list[_Result] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
+        self._build_statements()
 
     def wake(self) -> None:
         """Called after new rows were committed (by this process) so they go out at once."""
@@ -146,89 +159,106 @@ class OutboxWorker:
 
     # -- database side ---------------------------------------------------------------------
 
-    async def _claim(self) -> list[OutboxItem]:
-        now = utcnow()
-        earlier = aliased(OutboxItem)
+    def _build_statements(self) -> None:
+        """Built once per worker: constructing SQL expressions costs more than running them."""
+        t = OUTBOX
         ready = or_(
-            OutboxItem.status == OutboxStatus.PENDING,
-            and_(OutboxItem.status == OutboxStatus.SENDING, OutboxItem.lease_until < now),
+            t.c.status == OutboxStatus.PENDING,
+            and_(t.c.status == OutboxStatus.SENDING, t.c.lease_until < bindparam("now")),
         )
+        earlier = t.alias("earlier")
         head_of_chat = ~exists().where(
-            earlier.channel == OutboxItem.channel,
-            earlier.chat_id == OutboxItem.chat_id,
-            earlier.id < OutboxItem.id,
-            earlier.status.in_([OutboxStatus.PENDING, OutboxStatus.SENDING]),
+            earlier.c.channel == t.c.channel,
+            earlier.c.chat_id == t.c.chat_id,
+            earlier.c.id < t.c.id,
+            earlier.c.status.in_([OutboxStatus.PENDING, OutboxStatus.SENDING]),
         )
-        query = (
-            select(OutboxItem)
-            .where(OutboxItem.channel == self.channel, ready, OutboxItem.not_before <= now)
+        self._select_due = (
+            select(*(t.c[name] for name in _Claimed.__slots__))
+            .where(t.c.channel == self.channel, ready, t.c.not_before <= bindparam("now"))
             .where(head_of_chat)
-            .order_by(OutboxItem.id)
+            .order_by(t.c.id)
             .limit(self.batch)
         )
-        async with self.db.session() as session, session.begin():
-            candidates = list((await session.execute(query)).scalars())
-            if not candidates:
-                return []
-            result = await session.execute(
-                update(OutboxItem)
-                .where(OutboxItem.id.in_([c.id for c in candidates]), ready)
-                .values(
-                    status=OutboxStatus.SENDING,
-                    lease_until=now + LEASE,
-                    attempts=OutboxItem.attempts + 1,
-                )
-                .returning(OutboxItem.id)
-                .execution_options(synchronize_session=False)
+        self._take = (
+            update(t)
+            .where(t.c.id.in_(bindparam("ids", expanding=True)), ready)
+            .values(
+                status=OutboxStatus.SENDING,
+                lease_until=bindparam("lease"),
+                attempts=t.c.attempts + 1,
             )
-            won = {row[0] for row in result}
-        return [c for c in candidates if c.id in won]
+            .returning(t.c.id)
+        )
+        self._record = (
+            update(t)
+            .where(t.c.id == bindparam("b_id"))
+            .values(
+                status=bindparam("b_status"),
+                parts_sent=bindparam("b_parts"),
+                platform_message_ids=bindparam("b_ids", type_=t.c.platform_message_ids.type),
+                last_error=bindparam("b_error"),
+                lease_until=None,
+                sent_at=func.coalesce(bindparam("b_sent_at", type_=t.c.sent_at.type), t.c.sent_at),
+                not_before=func.coalesce(
+                    bindparam("b_not_before", type_=t.c.not_before.type), t.c.not_before
+                ),
+            )
+        )
+        self._stop_chat = (
+            update(t)
+            .where(
+                t.c.channel == self.channel,
+                t.c.chat_id == bindparam("b_chat"),
+                t.c.status == OutboxStatus.PENDING,
+            )
+            .values(status=OutboxStatus.UNREACHABLE, last_error=bindparam("b_error"))
+        )
+
+    async def _claim(self) -> list[_Claimed]:
+        now = utcnow()
+        async with self.db.session() as session, session.begin():
+            rows = (await session.execute(self._select_due, {"now": now})).all()
+            if not rows:
+                return []
+            params = {"ids": [r.id for r in rows], "now": now, "lease": now + LEASE}
+            won = {row[0] for row in await session.execute(self._take, params)}
+        return [_Claimed(*row) for row in rows if row.id in won]
 
     async def _flush_results(self) -> None:
         if not self._done:
             return
         done, self._done = self._done, []
+        now = utcnow()
         try:
             async with self.db.session() as session, session.begin():
+                await session.execute(
+                    self._record,
+                    [
+                        {
+                            "b_id": r.item_id,
+                            "b_status": r.status,
+                            "b_parts": r.parts_sent,
+                            "b_ids": r.ids,
+                            "b_error": r.error,
+                            "b_sent_at": now if r.status == OutboxStatus.SENT else None,
+                            "b_not_before": r.not_before,
+                        }
+                        for r in done
+                    ],
+                )
                 for r in done:
-                    values: dict[str, object] = {
-                        "status": r.status,
-                        "parts_sent": r.parts_sent,
-                        "lease_until": None,
-                        "last_error": r.error,
-                    }
-                    if r.status == OutboxStatus.SENT:
-                        values["sent_at"] = utcnow()
-                        values["platform_message_ids"] = r.ids
-                    if r.not_before is not None:
-                        values["not_before"] = r.not_before
-                    await session.execute(
-                        update(OutboxItem).where(OutboxItem.id == r.item_id).values(**values)
-                    )
-                    if r.status == OutboxStatus.SENT and r.message_id and r.ids:
-                        await session.execute(
-                            update(Message)
-                            .where(Message.id == r.message_id)
-                            .values(platform_message_id=r.ids[-1])
-                        )
                     if r.status == OutboxStatus.UNREACHABLE:
-                        await repo.mark_unreachable(session, self.channel, r.chat_id, utcnow())
-                        await session.execute(
-                            update(OutboxItem)
-                            .where(
-                                OutboxItem.channel == self.channel,
-                                OutboxItem.chat_id == r.chat_id,
-                                OutboxItem.status == OutboxStatus.PENDING,
-                            )
-                            .values(status=OutboxStatus.UNREACHABLE, last_error=r.error)
-                        )
+                        await repo.mark_unreachable(session, self.channel, r.chat_id, now)
+                        params = {"b_chat": r.chat_id, "b_error": r.error}
+                        await session.execute(self._stop_chat, params)
         except Exception:
             self._done = done + self._done  # keep them: nothing is forgotten on a DB hiccup
             raise
 
     # -- platform side ---------------------------------------------------------------------
 
-    async def _deliver(self, item: OutboxItem) -> None:
+    async def _deliver(self, item: _Claimed) -> None:
         parts = item.parts_sent
         ids: list[str] = list(item.platform_message_ids or [])
         try:
@@ -263,7 +293,7 @@ class OutboxWorker:
 
     def _finish(
         self,
-        item: OutboxItem,
+        item: _Claimed,
         status: OutboxStatus,
         parts: int,
         ids: list[str],
@@ -272,9 +302,7 @@ class OutboxWorker:
         error: str | None = None,
     ) -> None:
         not_before = utcnow() + timedelta(seconds=delay) if delay is not None else None
-        self._done.append(
-            _Result(item.id, item.chat_id, item.message_id, status, parts, ids, not_before, error)
-        )
+        self._done.append(_Result(item.id, item.chat_id, status, parts, ids, not_before, error))
         self._wake.set()
 
     async def _wait_turn(self, chat_id: str) -> None:

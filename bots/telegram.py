@@ -193,7 +193,8 @@ def build_router(handler: InboundHandler) -> Router:
 
 
 def build_dispatcher(handler: InboundHandler) -> Dispatcher:
-    dispatcher = Dispatcher()
+    # Conversation state lives in our database, so aiogram's FSM (a storage lookup per update) is off.
+    dispatcher = Dispatcher(disable_fsm=True)
     dispatcher.include_router(build_router(handler))
     return dispatcher
 

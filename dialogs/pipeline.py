@@ -13,13 +13,11 @@ import logging
 from collections.abc import Callable
 from dataclasses import asdict
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from dialogs.messages import Attachment, Channel, HandleResult, Inbound, Outbound
 from dialogs.responder import Responder, Turn
 from storage import repo
 from storage.db import Database
-from storage.models import Author, ConversationState, Direction, Message
+from storage.models import Author, ConversationState, Direction
 
 log = logging.getLogger(__name__)
 
@@ -51,60 +49,58 @@ class ConversationService:
                 username=inbound.username,
             )
             conv, created = await repo.open_conversation(session, account)
-            session.add(
-                Message(
-                    conversation_id=conv.id,
-                    direction=Direction.IN,
-                    author=Author.SUBSCRIBER,
-                    text=inbound.text,
-                    payload=inbound.payload,
-                    attachments=[_attachment_json(a) for a in inbound.attachments],
-                    buttons=[],
-                    edited=inbound.edited,
-                    platform_update_id=inbound.update_id,
-                    platform_message_id=inbound.platform_message_id,
-                )
-            )
+            incoming = {
+                "conversation_id": conv.id,
+                "direction": Direction.IN,
+                "author": Author.SUBSCRIBER,
+                "text": inbound.text,
+                "payload": inbound.payload,
+                "attachments": [_attachment_json(a) for a in inbound.attachments],
+                "edited": inbound.edited,
+                "platform_update_id": inbound.update_id,
+                "platform_message_id": inbound.platform_message_id,
+            }
             replies: list[Outbound] = []
             if conv.state == ConversationState.BOT:
-                turn = Turn(inbound, conv, account, created, session)
-                replies = await self.responder.respond(turn)
-                for reply in replies:
-                    self._write_reply(session, conv.id, account.id, inbound, reply)
+                replies = await self.responder.respond(
+                    Turn(inbound, conv, account, created, session)
+                )
+            ids = await repo.add_messages(
+                session, [incoming, *(_bot_message(conv.id, r) for r in replies)]
+            )
+            if replies:
+                await repo.enqueue(
+                    session,
+                    [
+                        {
+                            "channel": inbound.channel,
+                            "chat_id": inbound.chat_id,
+                            "channel_account_id": account.id,
+                            "message_id": message_id,
+                            "body": reply.to_json(),
+                        }
+                        for message_id, reply in zip(ids[1:], replies, strict=True)
+                    ],
+                )
             conv_id = conv.id
         if replies and self.on_outbox is not None:
             self.on_outbox(inbound.channel)
         return HandleResult(conversation_id=conv_id, replies=replies)
 
-    @staticmethod
-    def _write_reply(
-        session: AsyncSession,
-        conversation_id: int,
-        account_id: int,
-        inbound: Inbound,
-        reply: Outbound,
-    ) -> None:
-        message = Message(
-            conversation_id=conversation_id,
-            direction=Direction.OUT,
-            author=Author.BOT,
-            text=reply.text,
-            buttons=[[b.title for b in row] for row in reply.buttons],
-            attachments=_reply_attachments(reply),
-        )
-        session.add(message)
-        item = repo.enqueue(
-            session,
-            channel=inbound.channel,
-            chat_id=inbound.chat_id,
-            body=reply.to_json(),
-            account_id=account_id,
-        )
-        item.message = message
-
 
 def _attachment_json(att: Attachment) -> dict[str, object]:
     return {k: v for k, v in asdict(att).items() if v is not None}
+
+
+def _bot_message(conversation_id: int, reply: Outbound) -> dict[str, object]:
+    return {
+        "conversation_id": conversation_id,
+        "direction": Direction.OUT,
+        "author": Author.BOT,
+        "text": reply.text,
+        "buttons": [[b.title for b in row] for row in reply.buttons],
+        "attachments": _reply_attachments(reply),
+    }
 
 
 def _reply_attachments(reply: Outbound) -> list[dict[str, str]]:

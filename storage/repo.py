@@ -8,18 +8,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import (
+    Base,
     ChannelAccount,
     Conversation,
     ConversationEvent,
     ConversationState,
     Message,
-    OutboxItem,
-    ProcessedUpdate,
+    OutboxStatus,
     Subscriber,
     utcnow,
 )
@@ -32,14 +32,39 @@ def _insert(session: AsyncSession, model: type[Any]) -> Any:
     return sqlite.insert(model)
 
 
+# Hot-path statements are built once: building SQL expressions costs more than running them.
+_CLAIM_UPDATE = {
+    name: dialect.insert(Base.metadata.tables["processed_updates"])
+    .values(
+        channel=bindparam("channel"), update_id=bindparam("update_id"), processed_at=bindparam("at")
+    )
+    .on_conflict_do_nothing()
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+}
+_MESSAGES = Base.metadata.tables["messages"]
+_ACCOUNT_BY_USER = select(ChannelAccount).where(
+    ChannelAccount.channel == bindparam("channel"),
+    ChannelAccount.external_user_id == bindparam("user_id"),
+)
+_OPEN_CONVERSATION = (
+    select(Conversation)
+    .where(
+        Conversation.channel_account_id == bindparam("account_id"),
+        Conversation.state != ConversationState.CLOSED,
+    )
+    .order_by(Conversation.id.desc())
+    .limit(1)
+)
+_INSERT_MESSAGES = insert(_MESSAGES).returning(_MESSAGES.c.id, sort_by_parameter_order=True)
+_INSERT_OUTBOX = insert(Base.metadata.tables["outbox"])
+
+
 async def claim_update(session: AsyncSession, channel: str, update_id: str) -> bool:
     """Record a platform update id; False if it was already processed (a redelivery)."""
-    stmt = (
-        _insert(session, ProcessedUpdate)
-        .values(channel=channel, update_id=update_id, processed_at=utcnow())
-        .on_conflict_do_nothing()
+    stmt = _CLAIM_UPDATE[session.get_bind().dialect.name]
+    result = await session.execute(
+        stmt, {"channel": channel, "update_id": update_id, "at": utcnow()}
     )
-    result = await session.execute(stmt)
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
@@ -54,10 +79,8 @@ async def get_or_create_account(
     username: str | None = None,
 ) -> ChannelAccount:
     """The subscriber's account in this channel, created with a new subscriber on first contact."""
-    query = select(ChannelAccount).where(
-        ChannelAccount.channel == channel, ChannelAccount.external_user_id == user_id
-    )
-    account = (await session.execute(query)).scalar_one_or_none()
+    params = {"channel": channel, "user_id": user_id}
+    account = (await session.execute(_ACCOUNT_BY_USER, params)).scalar_one_or_none()
     if account is None:
         name = " ".join(p for p in (first_name, last_name) if p) or username
         subscriber = Subscriber(display_name=name, data={})
@@ -78,7 +101,7 @@ async def get_or_create_account(
             .on_conflict_do_nothing()
         )
         await session.execute(stmt)
-        account = (await session.execute(query)).scalar_one()
+        account = (await session.execute(_ACCOUNT_BY_USER, params)).scalar_one()
     changed = {
         k: v
         for k, v in (("first_name", first_name), ("last_name", last_name), ("username", username))
@@ -97,16 +120,8 @@ async def open_conversation(
     session: AsyncSession, account: ChannelAccount
 ) -> tuple[Conversation, bool]:
     """The account's conversation that is not closed, or a new one with the bot. (conv, created)."""
-    query = (
-        select(Conversation)
-        .where(
-            Conversation.channel_account_id == account.id,
-            Conversation.state != ConversationState.CLOSED,
-        )
-        .order_by(Conversation.id.desc())
-        .limit(1)
-    )
-    conv = (await session.execute(query)).scalar_one_or_none()
+    params = {"account_id": account.id}
+    conv = (await session.execute(_OPEN_CONVERSATION, params)).scalar_one_or_none()
     if conv is not None:
         return conv, False
     conv = Conversation(
@@ -149,25 +164,49 @@ async def set_state(
         conv.closed_at = utcnow()
 
 
-def enqueue(
-    session: AsyncSession,
-    *,
-    channel: str,
-    chat_id: str,
-    body: dict[str, Any],
-    account_id: int | None = None,
-    message_id: int | None = None,
-) -> OutboxItem:
-    item = OutboxItem(
-        channel=channel,
-        chat_id=chat_id,
-        channel_account_id=account_id,
-        message_id=message_id,
-        body=body,
-        platform_message_ids=[],
-    )
-    session.add(item)
-    return item
+_MESSAGE_DEFAULTS: dict[str, Any] = {
+    "operator_id": None,
+    "text": None,
+    "payload": None,
+    "attachments": [],
+    "buttons": [],
+    "edited": False,
+    "platform_update_id": None,
+    "platform_message_id": None,
+    "nlu": None,
+}
+
+
+async def add_messages(session: AsyncSession, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert messages (dicts of Message columns) in one statement; returns their ids in order."""
+    now = utcnow()
+    params = [
+        {**_MESSAGE_DEFAULTS, "created_at": now, **row}
+        for row in rows
+    ]
+    result = await session.execute(_INSERT_MESSAGES, params)
+    return [row[0] for row in result]
+
+
+async def enqueue(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Put replies in the outbox. Each row: channel, chat_id, body, and optionally
+    channel_account_id and message_id. Delivered in insertion order per chat."""
+    now = utcnow()
+    params = [
+        {
+            "channel_account_id": None,
+            "message_id": None,
+            "status": OutboxStatus.PENDING,
+            "attempts": 0,
+            "parts_sent": 0,
+            "platform_message_ids": [],
+            "not_before": now,
+            "created_at": now,
+            **row,
+        }
+        for row in rows
+    ]
+    await session.execute(_INSERT_OUTBOX, params)
 
 
 async def mark_unreachable(

@@ -114,9 +114,9 @@ async def test_unreachable_is_set_and_cleared_when_they_write_again(db: Database
 async def test_outbox_row_round_trips_json(db: Database) -> None:
     body = {"text": "Привет 👋", "buttons": [[{"title": "Да", "payload": "yes"}]]}
     async with db.session() as s, s.begin():
-        item = repo.enqueue(s, channel="vk", chat_id="42", body=body)
+        await repo.enqueue(s, [{"channel": "vk", "chat_id": "42", "body": body}])
     async with db.session() as s:
-        stored = await s.get(OutboxItem, item.id)
+        stored = await s.scalar(select(OutboxItem))
         assert stored is not None and stored.body == body and stored.status == "pending"
 
 

@@ -127,8 +127,9 @@ async def run_one(db: str, subscribers: int, messages: int, interval: float) -> 
         )
         elapsed = time.monotonic() - t0
     finally:
-        proc.terminate()
-        await proc.wait()
+        if proc.returncode is None:
+            proc.terminate()
+            await proc.wait()
         await emu.stop()
     latencies.sort()
     return {

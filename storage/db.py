@@ -16,6 +16,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from storage import sqlite_inline
+
 
 class DatabaseConfigError(ValueError):
     """The database URL is unusable; the message names the setting and what is wrong."""
@@ -51,7 +53,10 @@ class Database:
         if self.is_sqlite:
             # One connection: SQLite has a single writer anyway, and one connection turns
             # "database is locked" races into an orderly queue of short transactions.
+            # Statements run inline on the loop (storage/sqlite_inline.py explains why).
             kwargs.update(pool_size=1, max_overflow=0, pool_timeout=60)
+            database = make_url(self.url).database or ":memory:"
+            kwargs["async_creator"] = sqlite_inline.connector(database)
         else:
             kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)

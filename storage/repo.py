@@ -180,10 +180,7 @@ _MESSAGE_DEFAULTS: dict[str, Any] = {
 async def add_messages(session: AsyncSession, rows: list[dict[str, Any]]) -> list[int]:
     """Insert messages (dicts of Message columns) in one statement; returns their ids in order."""
     now = utcnow()
-    params = [
-        {**_MESSAGE_DEFAULTS, "created_at": now, **row}
-        for row in rows
-    ]
+    params = [{**_MESSAGE_DEFAULTS, "created_at": now, **row} for row in rows]
     result = await session.execute(_INSERT_MESSAGES, params)
     return [row[0] for row in result]
 

@@ -35,13 +35,23 @@ def main(argv: list[str] | None = None) -> None:
         )
         logging.getLogger("alembic").setLevel(logging.WARNING)
         func: Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]] = args.func
-        code = asyncio.run(func(settings, args))
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            code = runner.run(func(settings, args))
     except (ConfigError, DatabaseConfigError, ContentError) as exc:
         print(f"supportbot: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     except KeyboardInterrupt:
         code = 0
     raise SystemExit(code)
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop when installed (about twice the network throughput), else the standard loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 def _parser() -> argparse.ArgumentParser:

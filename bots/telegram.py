@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import json
 import logging
@@ -298,6 +299,7 @@ def split_text(text: str, limit: int = TEXT_LIMIT) -> list[str]:
     return parts
 
 
+@functools.lru_cache(maxsize=1024)  # content has a handful of keyboards; building them is costly
 def _markup(buttons: tuple[tuple[Button, ...], ...]) -> InlineKeyboardMarkup | None:
     if not buttons:
         return None

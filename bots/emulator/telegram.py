@@ -91,7 +91,7 @@ class TelegramEmulator(BotApi):
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         self._closing = False
-        self._runner = web.AppRunner(self.app, shutdown_timeout=1.0)
+        self._runner = web.AppRunner(self.app, shutdown_timeout=1.0, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
         await site.start()

@@ -43,12 +43,16 @@ MAX_BACKOFF = 60.0
 
 @dataclass(frozen=True, slots=True)
 class RateLimits:
-    """Messages per second: per chat (with a burst) and for the whole bot/token."""
+    """Messages per second: per chat (with a small burst) and for the whole bot/token.
+
+    The overall bucket has no burst, so no 1-second window ever holds more than `overall`
+    sends (a burst would let a broadcast start with twice the platform's limit). Defaults sit a
+    little under Telegram's ~30 msg/s and 1 msg/s per chat so network jitter never adds a 429."""
 
     per_chat: float = 1.0
-    per_chat_burst: int = 3
-    overall: float = 30.0
-    overall_burst: int = 30
+    per_chat_burst: int = 2
+    overall: float = 25.0
+    overall_burst: int = 1
 
 
 class TokenBucket:

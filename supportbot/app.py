@@ -75,9 +75,7 @@ class App:
         # Polling confirms an update with the next fetch: hold it until it is stored.
         handler = self.service if cfg.mode == "webhook" else RetryingHandler(self.service)
         dispatcher = tg.build_dispatcher(handler)
-        limits = RateLimits(
-            cfg.rate_per_chat, cfg.burst_per_chat, cfg.rate_overall, max(1, int(cfg.rate_overall))
-        )
+        limits = RateLimits(cfg.rate_per_chat, cfg.burst_per_chat, cfg.rate_overall)
         self.workers[Channel.TELEGRAM] = OutboxWorker(self.db, tg.TelegramSender(bot), limits)
         self._closers.append(bot.session.close)
         secret = cfg.webhook_secret.get_secret_value() if cfg.webhook_secret else None
@@ -102,8 +100,8 @@ class App:
             return None
         handler = self.service if cfg.mode == "callback" else RetryingHandler(self.service)
         bot = vk.build_bot(cfg.token.get_secret_value(), cfg.group_id, handler, api_url=cfg.api_url)
-        rate = cfg.rate_overall
-        limits = RateLimits(rate, max(1, int(rate)), rate, max(1, int(rate)))
+        # VK limits requests per token, not per chat: the per-chat bucket is no tighter.
+        limits = RateLimits(cfg.rate_overall, 1, cfg.rate_overall)
         sender = vk.VKSender(bot.api)
         self.workers[Channel.VK] = OutboxWorker(self.db, sender, limits)
         self._closers.append(sender.close)

@@ -34,8 +34,8 @@ class TelegramSettings(BaseModel):
     )
     webhook_secret: SecretStr | None = None
     rate_per_chat: float = 1.0
-    burst_per_chat: int = 3
-    rate_overall: float = 30.0
+    burst_per_chat: int = 2
+    rate_overall: float = 25.0  # Telegram allows ~30 msg/s; the margin absorbs network jitter
 
     @model_validator(mode="after")
     def _webhook_needs_url(self) -> TelegramSettings:
@@ -53,7 +53,7 @@ class VKSettings(BaseModel):
     api_url: str | None = None  # None = VK's cloud. The emulator's /method/ URL in tests.
     confirmation_code: str | None = None  # Callback API: the string VK shows in the group settings
     secret: SecretStr | None = None  # Callback API secret key
-    rate_overall: float = 20.0
+    rate_overall: float = 18.0  # VK allows 20 requests/s per token
 
     @model_validator(mode="after")
     def _needs_group(self) -> VKSettings:

@@ -45,6 +45,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -82,8 +83,25 @@ class _FailFastRescheduler(ABCRequestRescheduler):
 
 
 class _Polling(BotPolling):
+    """vkbottle's Bots Long Poll, remembering its position in `state_dir` (not the cwd).
+
+    vkbottle saves the ts only after a batch was handled, so after a restart the bot resumes
+    where it stopped and messages sent while it was down are not skipped (a redelivered event
+    is dropped by the pipeline's dedupe). Without a `state_dir` it starts from "now", as VK does.
+    """
+
+    def __init__(self, api: API, group_id: int, state_dir: Path | None) -> None:
+        super().__init__(api, group_id=group_id, skip_old_events=state_dir is None)
+        self.state_dir = state_dir
+
+    @property
+    def ts_state_path(self) -> Path:
+        assert self.state_dir is not None
+        return self.state_dir / f"vk-longpoll-{self.group_id}.json"
+
     def save_server_ts(self, server: dict[str, Any]) -> None:
-        """No state file in the cwd: a redelivered event is dropped by the pipeline anyway."""
+        if self.state_dir is not None:
+            super().save_server_ts(server)
 
 
 def make_api(token: str, *, api_url: str | None = None, timeout: float = 30.0) -> API:
@@ -182,11 +200,18 @@ def event_to_inbound(event: dict[str, Any]) -> Inbound | None:
 
 # ---------------------------------------------------------------------------- receiving
 def build_bot(
-    token: str, group_id: int, handler: InboundHandler, *, api_url: str | None = None
+    token: str,
+    group_id: int,
+    handler: InboundHandler,
+    *,
+    api_url: str | None = None,
+    state_dir: Path | None = None,
 ) -> Bot:
-    """A vkbottle Bot whose handlers hand every message/button press to `handler`."""
+    """A vkbottle Bot whose handlers hand every message/button press to `handler`.
+    With `state_dir`, Long Poll resumes after a restart instead of skipping what came meanwhile."""
     api = make_api(token, api_url=api_url)
-    bot = Bot(api=api, polling=_Polling(api, group_id=group_id))
+    polling = _Polling(api, group_id, state_dir)
+    bot = Bot(api=api, polling=polling, skip_old_events=polling.skip_old_events)
 
     @bot.on.raw_event(GroupEventType.MESSAGE_NEW, dict)
     async def on_message(event: dict[str, Any]) -> None:

@@ -99,7 +99,13 @@ class App:
         if cfg.token is None or cfg.group_id is None:
             return None
         handler = self.service if cfg.mode == "callback" else RetryingHandler(self.service)
-        bot = vk.build_bot(cfg.token.get_secret_value(), cfg.group_id, handler, api_url=cfg.api_url)
+        bot = vk.build_bot(
+            cfg.token.get_secret_value(),
+            cfg.group_id,
+            handler,
+            api_url=cfg.api_url,
+            state_dir=self.settings.data_dir,
+        )
         # VK limits requests per token, not per chat: the per-chat bucket is no tighter.
         limits = RateLimits(cfg.rate_overall, 1, cfg.rate_overall)
         sender = vk.VKSender(bot.api)

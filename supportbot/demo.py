@@ -32,6 +32,7 @@ async def run_demo(settings: Settings, *, host: str, port: int, data_dir: Path) 
     demo_settings = settings.model_copy(
         update={
             "database_url": f"sqlite:///{data_dir / 'demo.db'}",
+            "data_dir": data_dir,
             "http_host": host,
             "http_port": port,
             "telegram": TelegramSettings(token=SecretStr(DEMO_TG_TOKEN), api_base=tg_url),

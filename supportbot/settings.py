@@ -71,6 +71,7 @@ class Settings(BaseSettings):
 
     database_url: str = "sqlite+aiosqlite:///supportbot.db"
     content_dir: Path = Path("content")
+    data_dir: Path = Path("var")  # local state, e.g. where VK Long Poll resumes after a restart
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     log_level: str = "INFO"

@@ -46,6 +46,7 @@ async def start_app(tmp_path: Path) -> AsyncIterator[Callable[..., object]]:
         values: dict[str, object] = {
             "database_url": f"sqlite:///{tmp_path / 'e2e.db'}",
             "content_dir": CONTENT,
+            "data_dir": tmp_path,
             "http_port": port,
         }
         values.update(settings)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -239,3 +240,28 @@ async def test_wrong_confirmation_is_not_registered(emu: VKEmulator) -> None:
     assert await emu.set_callback_server("http://127.0.0.1:9/webhook/vk") is False
     emu.send_text(USER, "x")
     assert emu.callback_attempts == []
+
+
+async def test_long_poll_resumes_after_a_restart_without_skipping_messages(
+    emu: VKEmulator, tmp_path: Path
+) -> None:
+    first = RecordingHandler()
+    bot_a = build_bot(emu.token, emu.group_id, first, api_url=emu.api_url, state_dir=tmp_path)
+    task = await start_polling(bot_a, emu)
+    emu.send_text(USER, "до перезапуска")
+    await first.wait(1)
+    await asyncio.sleep(0.2)  # the position is saved after the batch was handled
+    await stop(task)
+    await bot_a.api.http_client.close()
+
+    emu.send_text(USER, "пока бот лежал")  # VK keeps it; a bot that starts from "now" skips it
+
+    second = RecordingHandler()
+    bot_b = build_bot(emu.token, emu.group_id, second, api_url=emu.api_url, state_dir=tmp_path)
+    task = await start_polling(bot_b, emu)
+    try:
+        got = await second.wait(1)
+    finally:
+        await stop(task)
+        await bot_b.api.http_client.close()
+    assert [i.text for i in got] == ["пока бот лежал"]

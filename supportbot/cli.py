@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from dialogs.welcome import ContentError
+from nlu.data import TrainingDataError
 from storage.db import DatabaseConfigError
+from supportbot.cli_nlu import add_nlu_commands
 from supportbot.settings import ConfigError, Settings, load_settings
 
 log = logging.getLogger("supportbot")
@@ -37,7 +39,7 @@ def main(argv: list[str] | None = None) -> None:
         func: Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]] = args.func
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             code = runner.run(func(settings, args))
-    except (ConfigError, DatabaseConfigError, ContentError) as exc:
+    except (ConfigError, DatabaseConfigError, ContentError, TrainingDataError) as exc:
         print(f"supportbot: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     except KeyboardInterrupt:
@@ -77,6 +79,8 @@ def _parser() -> argparse.ArgumentParser:
         "--data-dir", type=Path, default=Path("var/demo"), help="where the demo DB lives"
     )
     demo.set_defaults(func=_demo)
+
+    add_nlu_commands(sub)
 
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(title="db commands", metavar="DB_COMMAND")

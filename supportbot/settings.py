@@ -14,7 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-SECRET_KEYS = {"token", "webhook_secret", "secret"}
+SECRET_KEYS = {"token", "webhook_secret", "secret", "rasa_token"}
 
 
 class ConfigError(ValueError):
@@ -64,6 +64,16 @@ class VKSettings(BaseModel):
         return self
 
 
+class NLUSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    engine: Literal["embedded", "rasa"] = "embedded"
+    threshold: float = 0.5  # below this confidence the bot says it is not sure
+    rasa_url: str = "http://127.0.0.1:5005"
+    rasa_token: SecretStr | None = None
+    rasa_timeout: float = 2.0  # seconds; past it the embedded engine answers instead
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SUPPORTBOT_", env_nested_delimiter="__", extra="forbid"
@@ -77,6 +87,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     telegram: TelegramSettings = TelegramSettings()
     vk: VKSettings = VKSettings()
+    nlu: NLUSettings = NLUSettings()
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:

@@ -1,0 +1,150 @@
+"""The embedded intent engine: in-process, trained from the Rasa-format data in seconds.
+
+Features: character n-grams (2-5, inside word boundaries) of the normalised text, which absorb
+typos and word endings ("интренет", "симку"), plus word uni/bigrams of pymorphy3 lemmas, which
+absorb Russian morphology ("оплатить/оплачу/оплата"). A multinomial logistic regression on top
+gives calibrated-enough probabilities for a fallback threshold. Numbers are masked before
+featurisation (a phone number says nothing about the intent); entities come from nlu/entities.py.
+
+Training runs in a worker thread (never on the event loop); the trained model is cached on disk
+by the data's fingerprint, so a restart with unchanged data loads in milliseconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import pickle
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pymorphy3
+from scipy.sparse import hstack
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+
+from nlu import entities
+from nlu.data import Example, TrainingData
+from nlu.types import IntentScore, Parse
+
+log = logging.getLogger(__name__)
+
+MODEL_VERSION = 1  # bump when features or the classifier change: old caches are ignored
+_WORD = re.compile(r"[a-zа-я]+|\d+")
+_DIGITS = re.compile(r"\d+")
+_SPACES = re.compile(r"\s+")
+
+
+@functools.cache
+def _morph() -> pymorphy3.MorphAnalyzer:
+    return pymorphy3.MorphAnalyzer()
+
+
+@functools.lru_cache(maxsize=100_000)
+def _lemma(word: str) -> str:
+    if word.isdigit() or len(word) < 3:
+        return word
+    return str(_morph().parse(word)[0].normal_form).replace("ё", "е")
+
+
+def normalise(text: str) -> str:
+    text = text.lower().replace("ё", "е")
+    text = _DIGITS.sub(lambda m: "0" * min(len(m.group()), 3), text)
+    return _SPACES.sub(" ", text).strip()
+
+
+def lemmas(normalised: str) -> str:
+    return " ".join(_lemma(w) for w in _WORD.findall(normalised))
+
+
+@dataclass
+class Model:
+    intents: list[str]
+    chars: TfidfVectorizer
+    words: TfidfVectorizer
+    classifier: LogisticRegression
+    regexes: dict[str, list[str]]
+    fingerprint: str
+    version: int = MODEL_VERSION
+
+    def scores(self, text: str) -> np.ndarray:
+        norm = normalise(text)
+        features = hstack([self.chars.transform([norm]), self.words.transform([lemmas(norm)])])
+        return np.asarray(self.classifier.predict_proba(features)[0])
+
+
+def fit(examples: list[Example], regexes: dict[str, list[str]], fingerprint: str) -> Model:
+    """Train a model (CPU-bound; call it off the event loop)."""
+    norms = [normalise(e.text) for e in examples]
+    labels = [e.intent for e in examples]
+    chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=1)
+    words = TfidfVectorizer(
+        analyzer="word", ngram_range=(1, 2), sublinear_tf=True, token_pattern=r"\S+"
+    )
+    x = hstack([chars.fit_transform(norms), words.fit_transform([lemmas(n) for n in norms])])
+    classifier = LogisticRegression(C=20.0, max_iter=3000)
+    classifier.fit(x, labels)
+    return Model(list(classifier.classes_), chars, words, classifier, regexes, fingerprint)
+
+
+class EmbeddedEngine:
+    name = "embedded"
+
+    def __init__(self, model: Model) -> None:
+        self.model = model
+
+    @classmethod
+    async def train(cls, data: TrainingData, cache_dir: Path | None = None) -> EmbeddedEngine:
+        """Load the cached model for this data, or train one in a worker thread."""
+        return cls(await asyncio.to_thread(train_or_load, data, cache_dir))
+
+    async def parse(self, text: str) -> Parse:
+        return self.parse_sync(text)
+
+    def parse_sync(self, text: str) -> Parse:
+        """Sub-millisecond, so it runs inline: a thread hop would cost more than the work."""
+        probs = self.model.scores(text)
+        order = np.argsort(probs)[::-1][:10]
+        ranking = tuple(IntentScore(self.model.intents[i], float(probs[i])) for i in order)
+        return Parse(
+            text=text,
+            intent=ranking[0].name,
+            confidence=ranking[0].confidence,
+            ranking=ranking,
+            entities=entities.extract(text, self.model.regexes),
+            engine=self.name,
+        )
+
+
+def train_or_load(data: TrainingData, cache_dir: Path | None) -> Model:
+    fingerprint = data.fingerprint()
+    path = cache_dir / f"embedded-v{MODEL_VERSION}-{fingerprint}.pkl" if cache_dir else None
+    if path is not None and path.exists():
+        try:
+            with path.open("rb") as f:
+                model: Any = pickle.load(f)
+            if isinstance(model, Model) and model.fingerprint == fingerprint:
+                log.info("nlu: loaded cached model %s", path.name)
+                return model
+        except (OSError, pickle.UnpicklingError, AttributeError, EOFError) as exc:
+            log.warning("nlu: ignoring unreadable model cache %s: %r", path, exc)
+    started = time.perf_counter()
+    model = fit(data.examples, data.regexes, fingerprint)
+    log.info(
+        "nlu: trained on %d examples, %d intents in %.1fs",
+        len(data.examples),
+        len(model.intents),
+        time.perf_counter() - started,
+    )
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        with tmp.open("wb") as f:
+            pickle.dump(model, f, protocol=pickle.HIGHEST_PROTOCOL)
+        tmp.replace(path)
+    return model

@@ -1,0 +1,55 @@
+"""The NLU contract: what every intent engine returns, whichever engine answers.
+
+`Parse` mirrors the useful part of Rasa's `/model/parse` answer (intent, confidence, ranking,
+entities) so the dialog engine never knows whether the embedded engine or a Rasa server spoke.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+FALLBACK_INTENT = "nlu_fallback"  # what Rasa's FallbackClassifier puts on top below its threshold
+
+
+@dataclass(frozen=True, slots=True)
+class IntentScore:
+    name: str
+    confidence: float
+
+
+@dataclass(frozen=True, slots=True)
+class Entity:
+    """An extracted value: `entity` is "phone" or "account"; `value` is normalised
+    (a phone as +7XXXXXXXXXX, an account as digits only); start/end index into the text."""
+
+    entity: str
+    value: str
+    start: int
+    end: int
+    extractor: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Parse:
+    text: str
+    intent: str  # the top intent of the contract; never "nlu_fallback" (see `confidence`)
+    confidence: float
+    ranking: tuple[IntentScore, ...] = ()  # best first, at most 10, `intent` included
+    entities: tuple[Entity, ...] = ()
+    engine: str = ""  # "embedded" | "rasa" | "embedded (rasa unavailable)"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["ranking"] = [asdict(r) for r in self.ranking]
+        data["entities"] = [asdict(e) for e in self.entities]
+        return data
+
+
+class IntentEngine(Protocol):
+    """Anything that turns a subscriber's text into a `Parse` (async; never blocks the loop)."""
+
+    name: str
+
+    async def parse(self, text: str) -> Parse: ...

@@ -15,6 +15,7 @@ from dataclasses import asdict
 
 from dialogs.messages import Attachment, Channel, HandleResult, Inbound, Outbound
 from dialogs.responder import Responder, Turn
+from nlu.types import IntentEngine
 from storage import repo
 from storage.db import Database
 from storage.models import Author, ConversationState, Direction
@@ -28,13 +29,19 @@ class ConversationService:
         db: Database,
         responder: Responder,
         *,
+        engine: IntentEngine | None = None,
         on_outbox: Callable[[Channel], None] | None = None,
     ) -> None:
         self.db = db
         self.responder = responder
+        self.engine = engine
         self.on_outbox = on_outbox
 
     async def handle(self, inbound: Inbound) -> HandleResult:
+        # Understand the text before the transaction: a Rasa round trip must not hold a DB connection.
+        parse = None
+        if self.engine is not None and inbound.text and not inbound.payload:
+            parse = await self.engine.parse(inbound.text)
         async with self.db.session() as session, session.begin():
             if not await repo.claim_update(session, inbound.channel, inbound.update_id):
                 log.info("duplicate update %s:%s dropped", inbound.channel, inbound.update_id)
@@ -59,11 +66,12 @@ class ConversationService:
                 "edited": inbound.edited,
                 "platform_update_id": inbound.update_id,
                 "platform_message_id": inbound.platform_message_id,
+                "nlu": parse.to_json() if parse is not None else None,
             }
             replies: list[Outbound] = []
             if conv.state == ConversationState.BOT:
                 replies = await self.responder.respond(
-                    Turn(inbound, conv, account, created, session)
+                    Turn(inbound, conv, account, created, session, parse)
                 )
             ids = await repo.add_messages(
                 session, [incoming, *(_bot_message(conv.id, r) for r in replies)]

@@ -8,6 +8,7 @@ from typing import Protocol
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialogs.messages import Inbound, Outbound
+from nlu.types import Parse
 from storage.models import ChannelAccount, Conversation
 
 
@@ -21,6 +22,7 @@ class Turn:
     account: ChannelAccount
     new_conversation: bool
     session: AsyncSession
+    parse: Parse | None = None  # what the NLU engine understood of a text (None for buttons/media)
 
 
 class Responder(Protocol):

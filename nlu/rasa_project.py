@@ -12,6 +12,7 @@ The output is deterministic: the same content gives byte-identical files and the
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import re
@@ -80,9 +81,7 @@ def training_files(content_dir: Path) -> list[Path]:
     root = content_dir / TRAINING_DIR
     if not root.is_dir():
         raise RasaProjectError(f"{root}: no such directory (the Rasa NLU training data)")
-    files = sorted(
-        p for p in root.rglob("*") if p.is_file() and p.suffix in {".yml", ".yaml"}
-    )
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in {".yml", ".yaml"})
     if not files:
         raise RasaProjectError(f"{root}: no training files (*.yml)")
     return files
@@ -142,7 +141,9 @@ _ENTITY_LONG = re.compile(r"""["']entity["']\s*:\s*["']([A-Za-z_][\w-]*)["']""")
 def _annotated_entities(examples: Any) -> set[str]:
     text = examples if isinstance(examples, str) else ""
     if isinstance(examples, list):  # the list-of-dicts form with metadata
-        text = "\n".join(str(e.get("text", "")) if isinstance(e, dict) else str(e) for e in examples)
+        text = "\n".join(
+            str(e.get("text", "")) if isinstance(e, dict) else str(e) for e in examples
+        )
     return set(_ENTITY_SHORT.findall(text)) | set(_ENTITY_LONG.findall(text))
 
 
@@ -152,10 +153,10 @@ def render_domain(intents: list[str], entities: list[str]) -> str:
         'version: "3.1"',
         "",
         "intents:",
-        *(f"  - {yaml.safe_dump(i).strip().removesuffix('...').strip()}" for i in intents),
+        *(f"  - {_scalar(i)}" for i in intents),
         "",
         "entities:",
-        *(f"  - {e}" for e in entities),
+        *(f"  - {_scalar(e)}" for e in entities),
         "",
         "session_config:",
         "  session_expiration_time: 60",
@@ -163,6 +164,15 @@ def render_domain(intents: list[str], entities: list[str]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _scalar(name: str) -> str:
+    """A YAML scalar for a name: bare when it is a plain identifier, else JSON-quoted."""
+    plain = re.fullmatch(r"[A-Za-z_][\w-]*", name) and name.lower() not in _YAML_WORDS
+    return name if plain else json.dumps(name, ensure_ascii=False)
+
+
+_YAML_WORDS = {"null", "true", "false", "yes", "no", "on", "off", "y", "n"}
 
 
 def _project_files(content_dir: Path) -> dict[str, bytes]:

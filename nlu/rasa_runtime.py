@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections import deque
 from collections.abc import Iterator
@@ -308,7 +309,7 @@ def serve(
 
 
 def _status_ready(url: str, token: str) -> bool:
-    request = urllib.request.Request(f"{url}/status?token={urllib.request.quote(token)}")
+    request = urllib.request.Request(f"{url}/status?token={urllib.parse.quote(token)}")
     try:
         with urllib.request.urlopen(request, timeout=2) as response:
             body = json.loads(response.read() or b"{}")

@@ -23,6 +23,7 @@ from dialogs.responder import Responder
 from dialogs.welcome import WelcomeResponder
 from storage import migrate
 from storage.db import Database
+from supportbot.nlu_setup import build_engine
 from supportbot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ class App:
         self.workers: dict[Channel, OutboxWorker] = {}
         self.service = ConversationService(
             self.db,
-            responder or WelcomeResponder(settings.content_dir),
+            responder or WelcomeResponder(settings.content_dir, threshold=settings.nlu.threshold),
             on_outbox=self._wake,
         )
         self.web = web.Application()
@@ -52,6 +53,7 @@ class App:
 
     async def start(self) -> None:
         await migrate.upgrade(self.db)
+        self.service.engine = await build_engine(self.settings)
         # Routes must exist before the server starts; webhooks/polling only once it listens.
         go_live = [self._setup_telegram(), self._setup_vk()]
         self._runner = web.AppRunner(self.web, access_log=None)

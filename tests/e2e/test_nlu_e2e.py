@@ -1,0 +1,52 @@
+"""Subscribers ask in their own words; the embedded NLU engine picks the answer, and when it is
+not sure the bot says so, offers likely topics, and after two misses offers a human."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import select
+
+from bots.emulator.telegram import TelegramEmulator
+from bots.emulator.vk import VKEmulator
+from storage.models import Message
+from tests.e2e.conftest import telegram_settings, vk_settings
+
+USER = 4004
+
+
+def titles(sent: dict[str, Any]) -> list[str]:
+    markup = sent.get("reply_markup") or {}
+    return [b["text"] for row in markup.get("inline_keyboard", []) for b in row]
+
+
+async def test_questions_in_own_words_get_their_answers(
+    start_app: Callable[..., Any], telegram: TelegramEmulator
+) -> None:
+    app = await start_app(telegram=telegram_settings(telegram, "polling"))
+    telegram.send_text(USER, "где оплатить?")
+    assert "Оплатить связь можно так" in (await telegram.wait_sent(USER, 1))[-1]["text"]
+    telegram.send_text(USER, "не работает инет дома третий день")
+    answer = (await telegram.wait_sent(USER, 2))[-1]
+    assert "Перезагрузи роутер" in answer["text"]
+    assert "🛠 Вызвать мастера" in titles(answer)
+    async with app.db.session() as s:
+        nlu = (await s.execute(select(Message.nlu).where(Message.direction == "in"))).scalars()
+        intents = [n["intent"] for n in nlu]
+    assert intents == ["payment_methods", "internet_down"]  # the operator will see these
+
+
+async def test_unsure_then_offers_topics_then_a_human(
+    start_app: Callable[..., Any], vk: VKEmulator
+) -> None:
+    await start_app(vk=vk_settings(vk, "longpoll"))
+    await vk.wait_listening()
+    vk.send_text(USER, "ну это самое там как его")
+    unsure = (await vk.wait_sent(USER, 1))[-1]
+    assert "Не уверен, что понял" in unsure["text"]
+    labels = [b["action"]["label"] for row in unsure["keyboard"]["buttons"] for b in row]
+    assert 2 <= len(labels) <= 4 and labels[-1] == "🙋 Ничего из этого"
+    vk.send_text(USER, "фыва олдж")
+    give_up = (await vk.wait_sent(USER, 2))[-1]
+    assert "Позвать живого специалиста" in give_up["text"]

@@ -18,6 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bots.emulator.rates import max_in_window
 from bots.emulator.telegram_api import (
     SECRET_HEADER,
     BotApi,
@@ -407,13 +408,9 @@ class TelegramEmulator(BotApi):
         return found
 
     def max_rate_per_second(self, chat_id: int | str | None = None) -> int:
-        times = [t for t, c in self._s.send_times if chat_id is None or str(c) == str(chat_id)]
-        best, start = 0, 0
-        for end, t in enumerate(times):
-            while t - times[start] >= 1.0:
-                start += 1
-            best = max(best, end - start + 1)
-        return best
+        return max_in_window(
+            t for t, c in self._s.send_times if chat_id is None or str(c) == str(chat_id)
+        )
 
     # ---------------------------------------------------------------- faults
 

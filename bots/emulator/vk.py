@@ -27,6 +27,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from .rates import max_in_window
 from .vk_events import (
     CLIENT_INFO,
     VKAPIFailure,
@@ -264,12 +265,7 @@ class VKEmulator(VKMethods):
 
     def max_rate_per_second(self) -> int:
         """The largest number of API requests inside any 1-second window."""
-        times, best, start = sorted(self._request_times), 0, 0
-        for end, t in enumerate(times):
-            while t - times[start] >= 1.0:
-                start += 1
-            best = max(best, end - start + 1)
-        return best
+        return max_in_window(self._request_times)
 
     # ------------------------------------------------------------------ faults
     def fail(

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from conftest import USER
 from vkbottle import API, Callback, Keyboard, OpenLink, Text, VKAPIError
 from vkbottle.tools import PhotoMessageUploader
 
 from bots.emulator.vk import VKEmulator
 from bots.vk import make_api
+from tests.vk.conftest import USER
 
 
 async def test_send_with_keyboard_is_parsed(emu: VKEmulator, api: API) -> None:

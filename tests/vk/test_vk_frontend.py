@@ -9,7 +9,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import USER, RecordingHandler, WebApp, eventually, start_polling, stop
 from vkbottle import Bot
 from vkbottle.bot import Message, MessageEvent
 from vkbottle.polling import BotPolling
@@ -19,6 +18,7 @@ from bots.emulator.vk import VKEmulator
 from bots.retry import RetryingHandler
 from bots.vk import build_bot, callback_handler, make_api
 from dialogs.messages import Attachment, Channel
+from tests.vk.conftest import USER, RecordingHandler, WebApp, eventually, start_polling, stop
 
 
 async def test_text_message_becomes_inbound(

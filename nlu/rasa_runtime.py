@@ -335,6 +335,8 @@ def _clean_env(venv: Path | None = None) -> dict[str, str]:
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
     env.setdefault("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+    # Rasa 3.6's dependencies print ~20 lines of DeprecationWarnings at start: keep the log useful.
+    env.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning")
     return env
 
 

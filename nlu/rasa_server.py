@@ -10,7 +10,8 @@
   `Parse.extra["rasa_fallback"]` is True.
 * `ranking` is Rasa's `intent_ranking` without `nlu_fallback`, best first, at most 10.
 * Entities `phone` and `account` are normalised (+7XXXXXXXXXX, digits only); one span found by
-  two extractors is kept once (the RegexEntityExtractor's wins); unparseable values are dropped.
+  two extractors or patterns is kept once (the RegexEntityExtractor's, then the
+  longest, wins); unparseable values are dropped.
 
 Every failure (connection refused, timeout, non-200, malformed JSON) raises `RasaUnavailable`
 with a one-line reason that never contains the token. The whole call, connection included, is
@@ -176,10 +177,15 @@ def _entities(items: Iterable[Any]) -> list[Entity]:
         clash = _overlapping(found, entity)
         if clash is None:
             found[(kind, start, end)] = entity
-        elif entity.extractor == _PREFERRED_EXTRACTOR and clash.extractor != entity.extractor:
+        elif _rank(entity) > _rank(clash):
             del found[(clash.entity, clash.start, clash.end)]
             found[(kind, start, end)] = entity
     return sorted(found.values(), key=lambda e: (e.start, e.end, e.entity))
+
+
+def _rank(entity: Entity) -> tuple[bool, int]:
+    """Of two overlapping spans of one entity: the regex extractor's, then the longer one."""
+    return entity.extractor == _PREFERRED_EXTRACTOR, entity.end - entity.start
 
 
 def _overlapping(found: dict[tuple[str, int, int], Entity], entity: Entity) -> Entity | None:

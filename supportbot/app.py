@@ -146,6 +146,9 @@ class App:
             await self._runner.cleanup()
         for close in self._closers:
             await close()
+        close_engine = getattr(self.service.engine, "close", None)  # the Rasa client's session
+        if close_engine is not None:
+            await close_engine()
         await self.db.dispose()
 
 

@@ -18,6 +18,7 @@ from dialogs.welcome import ContentError
 from nlu.data import TrainingDataError
 from storage.db import DatabaseConfigError
 from supportbot.cli_nlu import add_nlu_commands
+from supportbot.cli_rasa import add_rasa_commands
 from supportbot.settings import ConfigError, Settings, load_settings
 
 log = logging.getLogger("supportbot")
@@ -81,6 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_demo)
 
     add_nlu_commands(sub)
+    add_rasa_commands(sub)
 
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(title="db commands", metavar="DB_COMMAND")

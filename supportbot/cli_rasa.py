@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import secrets
 import shutil
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -108,15 +110,42 @@ async def _serve(settings: Settings, args: argparse.Namespace) -> int:
             f"SUPPORTBOT_NLU__RASA_TOKEN={shown}"
         )
         print("Ctrl-C stops it.", flush=True)
-        await asyncio.to_thread(server.process.wait)  # until Ctrl-C (cancels) or Rasa dies
-        print(
-            f"supportbot: rasa exited with code {server.process.returncode}; last lines:\n"
-            f"{server.log_tail()}",
-            file=sys.stderr,
-        )
-        return 1
+        code = await _wait_for_stop(server)
+        if code:
+            print(
+                f"supportbot: rasa exited with code {code}; last lines of {server.log_path}:\n"
+                f"{server.log_tail()}",
+                file=sys.stderr,
+            )
+            return 1
+        return 0
     finally:
         server.stop()  # blocking on purpose: we are shutting down, nothing else runs
+
+
+async def _wait_for_stop(server: rasa_runtime.RasaServer) -> int:
+    """Until Ctrl-C / SIGTERM (returns 0) or until Rasa exits by itself (returns its code)."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for sig in signals:
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+    exited = asyncio.ensure_future(asyncio.to_thread(server.process.wait))
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({exited, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+        for sig in signals:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.remove_signal_handler(sig)
+    if stop.is_set() or not exited.done():
+        print("stopping Rasa ...", flush=True)
+        await asyncio.to_thread(server.stop)
+        await exited
+        return 0
+    return exited.result() or 1
 
 
 def _export_cached(content: Path, home: Path) -> Path:

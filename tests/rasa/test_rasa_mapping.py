@@ -110,6 +110,57 @@ ENTITIES_ANSWER: dict[str, Any] = {
     "response_selector": _RESPONSE_SELECTOR,
 }
 
+# Recorded verbatim (ranking cut to 4) from `supportbot rasa serve` on content/: both regex
+# patterns of `phone` matched (the second inside the first) and DIET found it too.
+RECORDED_ANSWER: dict[str, Any] = {
+    "text": "где можно оплатить связь, мой номер 8 912 111 22 33",
+    "intent": {"name": "payment_methods", "confidence": 0.9661923050880432},
+    "entities": [
+        {
+            "entity": "phone",
+            "start": 36,
+            "end": 51,
+            "confidence_entity": 0.9668186902999878,
+            "value": "8 912 111 22 33",
+            "extractor": "DIETClassifier",
+        },
+        {
+            "entity": "phone",
+            "start": 36,
+            "end": 51,
+            "value": "8 912 111 22 33",
+            "extractor": "RegexEntityExtractor",
+        },
+        {
+            "entity": "phone",
+            "start": 38,
+            "end": 51,
+            "value": "912 111 22 33",
+            "extractor": "RegexEntityExtractor",
+        },
+    ],
+    "text_tokens": [
+        [0, 3],
+        [4, 9],
+        [10, 18],
+        [19, 24],
+        [26, 29],
+        [30, 35],
+        [36, 37],
+        [38, 41],
+        [42, 45],
+        [46, 48],
+        [49, 51],
+    ],
+    "intent_ranking": [
+        {"name": "payment_methods", "confidence": 0.9661923050880432},
+        {"name": "promised_payment", "confidence": 0.011089065112173557},
+        {"name": "roaming", "confidence": 0.007655720},
+        {"name": "balance", "confidence": 0.0051},
+    ],
+    "response_selector": _RESPONSE_SELECTOR,
+}
+
 PAYMENT_ANSWER: dict[str, Any] = {
     "text": "где можно оплатить связь",
     "intent": {"name": "payment_methods", "confidence": 0.9921},
@@ -186,6 +237,8 @@ class FakeRasa:
             return web.json_response(["payment_methods"])
         if text == FALLBACK_ANSWER["text"]:
             return web.json_response(FALLBACK_ANSWER)
+        if text == RECORDED_ANSWER["text"]:
+            return web.json_response(RECORDED_ANSWER)
         if text == ENTITIES_ANSWER["text"]:
             return web.json_response(ENTITIES_ANSWER)
         return web.json_response({**PAYMENT_ANSWER, "text": text})
@@ -274,6 +327,14 @@ async def test_entities_normalised_and_deduplicated(engine: RasaServerEngine) ->
         ("account", "0012345678", 36, 46, "RegexEntityExtractor"),
     ]
     assert ENTITIES_ANSWER["text"][14:31] == "8 (912) 345-67-89"
+
+
+async def test_recorded_answer_two_regex_matches(engine: RasaServerEngine) -> None:
+    parse = await engine.parse(RECORDED_ANSWER["text"])
+    assert (parse.intent, round(parse.confidence, 3)) == ("payment_methods", 0.966)
+    assert [(e.value, e.start, e.end, e.extractor) for e in parse.entities] == [
+        ("+79121112233", 36, 51, "RegexEntityExtractor")
+    ]
 
 
 def test_normalisers() -> None:

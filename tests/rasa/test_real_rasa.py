@@ -128,3 +128,40 @@ async def test_failover_with_the_real_server(engine: RasaServerEngine) -> None:
     parse = await down.parse("где можно оплатить связь")
     assert (parse.engine, down.state) == (FAILOVER_ENGINE_LABEL, "open")
     await down.close()
+
+
+async def test_telegram_conversation_is_answered_via_rasa(
+    server: rasa_runtime.RasaServer, tmp_path: Path
+) -> None:
+    """The whole path: aiogram polling -> pipeline -> Rasa server -> answer in the emulator."""
+    from pydantic import SecretStr
+    from sqlalchemy import select
+
+    from bots.emulator.telegram import TelegramEmulator
+    from storage.models import Message
+    from supportbot.app import App
+    from supportbot.settings import NLUSettings, Settings, TelegramSettings
+
+    token = "7000000003:rasa-e2e"
+    emu = TelegramEmulator(token)
+    await emu.start()
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'rasa.db'}",
+        content_dir=ROOT / "content",
+        data_dir=tmp_path,
+        http_port=rasa_runtime.free_port(),
+        telegram=TelegramSettings(token=SecretStr(token), api_base=emu.base_url),
+        nlu=NLUSettings(engine="rasa", rasa_url=server.url, rasa_token=SecretStr(server.token)),
+    )
+    app = App(settings)
+    await app.start()
+    try:
+        emu.send_text(1001, "где можно оплатить связь")
+        [reply] = await emu.wait_sent(1001, 1, timeout=20)
+        assert "Оплатить связь можно так" in reply["text"]
+        async with app.db.session() as s:
+            nlu = await s.scalar(select(Message.nlu).where(Message.direction == "in"))
+        assert nlu is not None and nlu["engine"] == "rasa" and nlu["intent"] == "payment_methods"
+    finally:
+        await app.stop()
+        await emu.stop()

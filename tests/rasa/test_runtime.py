@@ -27,7 +27,7 @@ def test_python_from_env_must_be_3_8_to_3_10(monkeypatch: pytest.MonkeyPatch) ->
     with pytest.raises(RasaSetupError, match=r"is Python 3\.1[1-9]; Rasa 3\.6 needs Python 3\.8"):
         rasa_runtime.find_python()
     monkeypatch.setenv("SUPPORTBOT_RASA_PYTHON", "/nonexistent/python3.10")
-    with pytest.raises(RasaSetupError, match="does not run; Rasa 3.6 needs Python 3.8-3.10"):
+    with pytest.raises(RasaSetupError, match=r"does not run; Rasa 3\.6 needs Python 3\.8-3\.10"):
         rasa_runtime.find_python()
 
 
@@ -57,7 +57,9 @@ def test_installed_venv_is_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 
 def test_server_dying_at_start_reports_its_log(tmp_path: Path) -> None:
-    _fake_venv(tmp_path, 'echo "loading model..."; echo "OSError: model file is broken" >&2; exit 3')
+    _fake_venv(
+        tmp_path, 'echo "loading model..."; echo "OSError: model file is broken" >&2; exit 3'
+    )
     model = tmp_path / "m.tar.gz"
     model.write_bytes(b"")
     with pytest.raises(RasaSetupError) as info:

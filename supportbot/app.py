@@ -23,7 +23,7 @@ from dialogs.responder import Responder
 from dialogs.welcome import WelcomeResponder
 from storage import migrate
 from storage.db import Database
-from supportbot.nlu_setup import build_engine
+from supportbot.nlu_setup import ReloadingEngine
 from supportbot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,9 @@ class App:
 
     async def start(self) -> None:
         await migrate.upgrade(self.db)
-        self.service.engine = await build_engine(self.settings)
+        engine = await ReloadingEngine.start(self.settings)
+        self.service.engine = engine
+        self._spawn(engine.watch(), "nlu-reload")
         # Routes must exist before the server starts; webhooks/polling only once it listens.
         go_live = [self._setup_telegram(), self._setup_vk()]
         self._runner = web.AppRunner(self.web, access_log=None)

@@ -1,11 +1,20 @@
-"""Builds the configured intent engine: the embedded one, or Rasa with the embedded as failover."""
+"""Builds the configured intent engine (embedded, or Rasa with the embedded as failover) and
+keeps it in step with content/nlu/: edited training data retrains in the background and swaps
+in atomically; data that fails to load is rejected with `file:line` messages in the log and the
+model already in use keeps answering."""
 
 from __future__ import annotations
 
-from nlu.data import TrainingData, load_training_data
+import asyncio
+import logging
+from pathlib import Path
+
+from nlu.data import TrainingData, TrainingDataError, load_training_data
 from nlu.embedded import EmbeddedEngine
-from nlu.types import IntentEngine
+from nlu.types import IntentEngine, Parse
 from supportbot.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 def training_data(settings: Settings) -> TrainingData:
@@ -25,3 +34,61 @@ async def build_engine(settings: Settings, data: TrainingData | None = None) -> 
     token = cfg.rasa_token.get_secret_value() if cfg.rasa_token else None
     rasa = RasaServerEngine(cfg.rasa_url, token=token, timeout=cfg.rasa_timeout)
     return FailoverEngine(rasa, embedded)
+
+
+class ReloadingEngine:
+    """An `IntentEngine` that follows edits to the training data while the bot runs."""
+
+    def __init__(self, settings: Settings, engine: IntentEngine, data: TrainingData) -> None:
+        self.settings = settings
+        self.current = engine
+        self.name = engine.name
+        self.fingerprint = data.fingerprint()
+        self._stamp = _stamp(settings.content_dir / "nlu")
+
+    @classmethod
+    async def start(cls, settings: Settings) -> ReloadingEngine:
+        data = training_data(settings)
+        return cls(settings, await build_engine(settings, data), data)
+
+    async def parse(self, text: str) -> Parse:
+        return await self.current.parse(text)
+
+    async def watch(self, interval: float = 1.0) -> None:
+        """Poll the data folder's file times; reload when they change (until cancelled)."""
+        while True:
+            await asyncio.sleep(interval)
+            stamp = await asyncio.to_thread(_stamp, self.settings.content_dir / "nlu")
+            if stamp != self._stamp:
+                self._stamp = stamp
+                await self.reload()
+
+    async def reload(self) -> bool:
+        """True if a new model went live."""
+        try:
+            data = await asyncio.to_thread(training_data, self.settings)
+        except TrainingDataError as exc:
+            log.error("nlu: training data rejected, the current model stays in use:\n%s", exc)
+            return False
+        if data.fingerprint() == self.fingerprint:
+            return False
+        engine = await build_engine(self.settings, data)
+        old, self.current, self.fingerprint = self.current, engine, data.fingerprint()
+        log.info(
+            "nlu: new model live (%d examples, %d intents)", len(data.examples), len(data.intents)
+        )
+        close = getattr(old, "close", None)
+        if close is not None:
+            await close()
+        return True
+
+    async def close(self) -> None:
+        close = getattr(self.current, "close", None)
+        if close is not None:
+            await close()
+
+
+def _stamp(folder: Path) -> tuple[tuple[str, float, int], ...]:
+    return tuple(
+        (p.name, p.stat().st_mtime, p.stat().st_size) for p in sorted(folder.glob("*.y*ml"))
+    )

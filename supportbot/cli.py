@@ -36,7 +36,8 @@ def main(argv: list[str] | None = None) -> None:
             level=getattr(logging, settings.log_level.upper(), logging.INFO),
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
-        logging.getLogger("alembic").setLevel(logging.WARNING)
+        for noisy in ("alembic", "pymorphy3"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
         func: Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]] = args.func
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             code = runner.run(func(settings, args))

@@ -1,0 +1,73 @@
+"""The `supportbot` command as a person uses it: JSON parses, evaluation reports, and one clear
+line (never a traceback) for the mistakes a person can make."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.support import CONTENT, ROOT
+
+
+def supportbot(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SUPPORTBOT_")}
+    return subprocess.run(
+        [sys.executable, "-m", "supportbot", *args],
+        cwd=cwd,
+        env={**clean, "PYTHONPATH": str(ROOT), **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_nlu_parse_prints_the_parse_as_json(tmp_path: Path) -> None:
+    out = supportbot(
+        "nlu", "parse", "баланс на 89161234567", cwd=tmp_path, SUPPORTBOT_CONTENT_DIR=str(CONTENT)
+    )
+    assert out.returncode == 0, out.stderr
+    parse = json.loads(out.stdout)
+    assert parse["intent"] == "balance" and parse["engine"] == "embedded"
+    assert parse["entities"][0]["value"] == "+79161234567"
+
+
+def test_nlu_evaluate_prints_the_table_and_writes_rasas_report(tmp_path: Path) -> None:
+    out = supportbot(
+        "nlu", "evaluate", "--test", str(CONTENT / "nlu_test" / "heldout.yml"),
+        cwd=tmp_path, SUPPORTBOT_CONTENT_DIR=str(CONTENT),
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    last = out.stdout.strip().splitlines()[-1]
+    assert re.fullmatch(r"accuracy=0\.\d{3} macro_f1=0\.\d{3}", last)
+    assert "top confusions" in out.stdout and "payment_methods" in out.stdout
+    report = json.loads((tmp_path / "intent_report.json").read_text())
+    assert {"precision", "recall", "f1-score", "support", "confused_with"} <= set(report["balance"])
+    assert "macro avg" in report and "accuracy" in report
+
+
+def test_broken_training_file_is_one_line_naming_file_and_line(tmp_path: Path) -> None:
+    content = tmp_path / "content"
+    shutil.copytree(CONTENT, content)
+    broken = content / "nlu" / "billing.yml"
+    broken.write_text(broken.read_text("utf-8").replace("examples: |", "examples: [", 1), "utf-8")
+    out = supportbot("nlu", "parse", "привет", cwd=tmp_path, SUPPORTBOT_CONTENT_DIR=str(content))
+    assert out.returncode == 2
+    assert re.search(rf"{re.escape(str(broken))}:\d+:\d+: invalid YAML", out.stderr)
+    assert "Traceback" not in out.stderr
+
+
+def test_configuration_mistakes_are_one_clear_line(tmp_path: Path) -> None:
+    no_token = supportbot("run", cwd=tmp_path)
+    assert no_token.returncode == 2
+    assert "SUPPORTBOT_TELEGRAM__TOKEN" in no_token.stderr and "Traceback" not in no_token.stderr
+    bad_db = supportbot("db", "upgrade", cwd=tmp_path, SUPPORTBOT_DATABASE_URL="mysql://x/y")
+    assert bad_db.returncode == 2 and "SUPPORTBOT_DATABASE_URL" in bad_db.stderr
+    webhook = supportbot(
+        "run", cwd=tmp_path, SUPPORTBOT_TELEGRAM__TOKEN="1:x", SUPPORTBOT_TELEGRAM__MODE="webhook"
+    )
+    assert webhook.returncode == 2 and "SUPPORTBOT_TELEGRAM__WEBHOOK_URL" in webhook.stderr

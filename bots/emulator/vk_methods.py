@@ -12,6 +12,7 @@ import hashlib
 import json
 import secrets
 import time
+from abc import ABC, abstractmethod
 from typing import Any
 
 from .vk_events import (
@@ -35,7 +36,7 @@ def peers_of(params: dict[str, str]) -> list[int]:
         ) from e
 
 
-class VKMethods:
+class VKMethods(ABC):
     group_id: int
     users: dict[int, tuple[str, str]]
     event_answers: list[dict[str, Any]]
@@ -52,19 +53,20 @@ class VKMethods:
     _uploads: dict[str, bytes]
     _photo_bytes: dict[str, bytes]
 
+    # Provided by VKEmulator (declared here so the methods below type-check).
     @property
-    def base_url(self) -> str:
-        raise NotImplementedError
+    @abstractmethod
+    def base_url(self) -> str: ...
 
     @property
-    def _next_ts(self) -> int:
-        raise NotImplementedError
+    @abstractmethod
+    def _next_ts(self) -> int: ...
 
-    def _new_message(self, peer_id: int) -> tuple[int, int]:
-        raise NotImplementedError
+    @abstractmethod
+    def _new_message(self, peer_id: int) -> tuple[int, int]: ...
 
-    def _new_media_id(self) -> int:
-        raise NotImplementedError
+    @abstractmethod
+    def _new_media_id(self) -> int: ...
 
     def _methods(self) -> dict[str, Any]:
         return {

@@ -66,6 +66,7 @@ supportbot demo ready
 
 Talk to the bots as a subscriber:
   curl -s {tg_url}/_control/send_text -d '{{"user_id": 1001, "text": "/start"}}'
+  curl -s {tg_url}/_control/send_text -d '{{"user_id": 1001, "text": "где оплатить?"}}'
   curl -s '{tg_url}/_control/history?chat_id=1001'
   curl -s {vk_url}/_control/send_text -d '{{"user_id": 2001, "text": "Начать"}}'
   curl -s '{vk_url}/_control/history?peer_id=2001'

@@ -7,6 +7,7 @@ frontends in the configured modes, and one outbox worker per channel; `App.stop(
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
@@ -152,6 +153,14 @@ class App:
         if close_engine is not None:
             await close_engine()
         await self.db.dispose()
+
+
+def tune_gc() -> None:
+    """Once the app is up: move everything loaded so far (aiogram's and vkbottle's thousands of
+    type objects) out of the collector's sight, and collect young objects less often. Measured
+    with bench/pipeline.py: 187 -> 272 messages/s at saturation, p99 at 250 msg/s 2.1 s -> 0.2 s."""
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
 
 
 def _log_crash(task: asyncio.Task[Any]) -> None:

@@ -95,7 +95,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _run(settings: Settings, _args: argparse.Namespace) -> int:
-    from supportbot.app import App
+    from supportbot.app import App, tune_gc
 
     if settings.telegram.token is None and settings.vk.token is None:
         raise ConfigError(
@@ -104,6 +104,7 @@ async def _run(settings: Settings, _args: argparse.Namespace) -> int:
         )
     app = App(settings)
     await app.start()
+    tune_gc()
     try:
         await asyncio.Event().wait()
     finally:

@@ -15,7 +15,7 @@ from pydantic import SecretStr
 
 from bots.emulator.telegram import TelegramEmulator
 from bots.emulator.vk import VKEmulator
-from supportbot.app import App
+from supportbot.app import App, tune_gc
 from supportbot.settings import Settings, TelegramSettings, VKSettings
 
 DEMO_TG_TOKEN = "7000000001:DEMO-local-emulator-token"
@@ -48,6 +48,7 @@ async def run_demo(settings: Settings, *, host: str, port: int, data_dir: Path) 
         loop.add_signal_handler(sig, stop.set)
     try:
         await app.start()
+        tune_gc()
         print(_banner(app.url, tg_url, vk_url), flush=True)
         await stop.wait()
         print("\nstopping…", flush=True)

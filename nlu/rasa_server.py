@@ -9,7 +9,7 @@
   intent under it with its own confidence (the dialog layer applies its own threshold), and
   `Parse.extra["rasa_fallback"]` is True.
 * `ranking` is Rasa's `intent_ranking` without `nlu_fallback`, best first, at most 10.
-* Entities `phone` and `account` are normalised (+7XXXXXXXXXX, digits only); one span found by
+* Entities `phone` and `account` are normalised ("+7" and 10 digits; digits only); one span found by
   two extractors or patterns is kept once (the RegexEntityExtractor's, then the
   longest, wins); unparseable values are dropped.
 

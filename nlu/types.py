@@ -21,7 +21,7 @@ class IntentScore:
 @dataclass(frozen=True, slots=True)
 class Entity:
     """An extracted value: `entity` is "phone" or "account"; `value` is normalised
-    (a phone as +7XXXXXXXXXX, an account as digits only); start/end index into the text."""
+    (a phone as "+7" and 10 digits, an account as digits only); start/end index into the text."""
 
     entity: str
     value: str

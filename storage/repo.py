@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,6 +19,7 @@ from storage.models import (
     ConversationEvent,
     ConversationState,
     Message,
+    OutboxItem,
     OutboxStatus,
     Subscriber,
     utcnow,
@@ -222,3 +223,13 @@ async def mark_unreachable(
 async def transcript(session: AsyncSession, conversation_id: int) -> list[Message]:
     query = select(Message).where(Message.conversation_id == conversation_id).order_by(Message.id)
     return list((await session.execute(query)).scalars())
+
+
+async def outbox_backlog(session: AsyncSession) -> dict[str, int]:
+    """Replies not delivered yet (pending or in flight), per channel."""
+    query = (
+        select(OutboxItem.channel, func.count())
+        .where(OutboxItem.status.in_([OutboxStatus.PENDING, OutboxStatus.SENDING]))
+        .group_by(OutboxItem.channel)
+    )
+    return {channel: int(n) for channel, n in (await session.execute(query)).all()}

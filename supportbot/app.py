@@ -22,7 +22,7 @@ from dialogs.messages import Channel
 from dialogs.pipeline import ConversationService
 from dialogs.responder import Responder
 from dialogs.welcome import WelcomeResponder
-from storage import migrate
+from storage import migrate, repo
 from storage.db import Database
 from supportbot.nlu_setup import ReloadingEngine
 from supportbot.settings import Settings
@@ -136,7 +136,18 @@ class App:
         self._tasks.append(task)
 
     async def _health(self, _request: web.Request) -> web.Response:
-        return web.json_response({"ok": True, "channels": sorted(self.workers)})
+        """Liveness plus what an integrator watches: undelivered replies and the NLU engine."""
+        async with self.db.session() as session:
+            backlog = await repo.outbox_backlog(session)
+        engine = self.service.engine
+        return web.json_response(
+            {
+                "ok": True,
+                "channels": sorted(self.workers),
+                "outbox_pending": {ch: backlog.get(ch, 0) for ch in sorted(self.workers)},
+                "nlu": engine.health() if isinstance(engine, ReloadingEngine) else None,
+            }
+        )
 
     async def stop(self) -> None:
         for worker in self.workers.values():

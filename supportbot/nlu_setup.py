@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
+from typing import Any
 
 from nlu.data import TrainingData, TrainingDataError, load_training_data
 from nlu.embedded import EmbeddedEngine
@@ -81,6 +82,14 @@ class ReloadingEngine:
         if close is not None:
             await close()
         return True
+
+    def health(self) -> dict[str, Any]:
+        """For /healthz: which engine answers, the model's data fingerprint, Rasa's breaker."""
+        report: dict[str, Any] = {"engine": self.current.name, "data": self.fingerprint}
+        breaker = getattr(self.current, "health", None)  # FailoverEngine (Rasa mode)
+        if breaker is not None:
+            report["rasa"] = breaker()
+        return report
 
     async def close(self) -> None:
         close = getattr(self.current, "close", None)

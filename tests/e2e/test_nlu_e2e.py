@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import aiohttp
 from sqlalchemy import select
 
 from bots.emulator.telegram import TelegramEmulator
@@ -35,6 +36,11 @@ async def test_questions_in_own_words_get_their_answers(
         nlu = (await s.execute(select(Message.nlu).where(Message.direction == "in"))).scalars()
         intents = [n["intent"] for n in nlu]
     assert intents == ["payment_methods", "internet_down"]  # the operator will see these
+
+    async with aiohttp.ClientSession() as http, http.get(f"{app.url}/healthz") as resp:
+        health = await resp.json()
+    assert health["ok"] and health["channels"] == ["telegram"]
+    assert health["nlu"]["engine"] == "embedded" and health["outbox_pending"] == {"telegram": 0}
 
 
 async def test_unsure_then_offers_topics_then_a_human(

@@ -7,7 +7,7 @@ Frontends (bots/telegram.py, bots/vk.py) translate platform updates into `Inboun
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal, Protocol
 
@@ -63,6 +63,10 @@ class Button:
     url: str | None = None
 
 
+def vars_of(button: Button) -> dict[str, str | None]:
+    return {"title": button.title, "payload": button.payload, "url": button.url}
+
+
 @dataclass(frozen=True, slots=True)
 class Outbound:
     """One reply as the subscriber should see it; a frontend may split it into several API calls.
@@ -79,8 +83,19 @@ class Outbound:
     sticker: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        return {k: v for k, v in data.items() if v not in (None, ())}
+        data: dict[str, Any] = {}
+        if self.text is not None:
+            data["text"] = self.text
+        if self.buttons:
+            data["buttons"] = [
+                [{k: v for k, v in vars_of(b).items() if v is not None} for b in row]
+                for row in self.buttons
+            ]
+        if self.image is not None:
+            data["image"] = self.image
+        if self.sticker is not None:
+            data["sticker"] = self.sticker
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Outbound:

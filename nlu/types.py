@@ -6,7 +6,7 @@ entities) so the dialog engine never knows whether the embedded engine or a Rasa
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 FALLBACK_INTENT = "nlu_fallback"  # what Rasa's FallbackClassifier puts on top below its threshold
@@ -41,10 +41,25 @@ class Parse:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["ranking"] = [asdict(r) for r in self.ranking]
-        data["entities"] = [asdict(e) for e in self.entities]
-        return data
+        """Plain JSON (stored with each message). Spelled out: `asdict` costs 10x on the hot path."""
+        return {
+            "text": self.text,
+            "intent": self.intent,
+            "confidence": self.confidence,
+            "ranking": [{"name": r.name, "confidence": r.confidence} for r in self.ranking],
+            "entities": [
+                {
+                    "entity": e.entity,
+                    "value": e.value,
+                    "start": e.start,
+                    "end": e.end,
+                    "extractor": e.extractor,
+                }
+                for e in self.entities
+            ],
+            "engine": self.engine,
+            "extra": dict(self.extra),
+        }
 
 
 class IntentEngine(Protocol):

@@ -18,7 +18,6 @@ from storage.models import (
     Conversation,
     ConversationEvent,
     ConversationState,
-    Message,
     OutboxItem,
     OutboxStatus,
     Subscriber,
@@ -218,11 +217,6 @@ async def mark_unreachable(
         .returning(ChannelAccount.id)
     )
     return [row[0] for row in result]
-
-
-async def transcript(session: AsyncSession, conversation_id: int) -> list[Message]:
-    query = select(Message).where(Message.conversation_id == conversation_id).order_by(Message.id)
-    return list((await session.execute(query)).scalars())
 
 
 async def outbox_backlog(session: AsyncSession) -> dict[str, int]:

@@ -92,9 +92,8 @@ class App:
         async def go_live() -> None:
             if cfg.mode == "webhook":
                 assert cfg.webhook_url is not None
-                await bot.set_webhook(cfg.webhook_url, secret_token=secret)
-            else:
-                await bot.delete_webhook()
+                await tg.set_webhook(bot, cfg.webhook_url, secret, dispatcher=dispatcher)
+            else:  # run_polling removes any webhook itself
                 self._spawn(tg.run_polling(dispatcher, bot), "telegram-polling")
 
         return go_live

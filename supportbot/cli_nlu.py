@@ -58,10 +58,7 @@ async def _train(settings: Settings, _args: argparse.Namespace) -> int:
 
     data = training_data(settings)
     started = time.perf_counter()
-    await build_engine(
-        settings.model_copy(update={"nlu": settings.nlu.model_copy(update={"engine": "embedded"})}),
-        data,
-    )
+    await build_engine(_settings_for(settings, "embedded"), data)
     print(
         f"trained on {len(data.examples)} examples, {len(data.intents)} intents "
         f"in {time.perf_counter() - started:.2f}s (model cached under {settings.data_dir / 'nlu-cache'})"

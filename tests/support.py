@@ -8,6 +8,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 CONTENT = ROOT / "content"
 
+# The intent names fixed by the NLU contract (shared/DESIGN.md).
+CONTRACT_INTENTS = {
+    "greet", "goodbye", "thanks", "affirm", "deny", "payment_methods", "balance",
+    "promised_payment", "tariff_current", "tariff_list", "tariff_change", "internet_down",
+    "tv_down", "technician_visit", "roaming", "sim_card", "number_porting", "call_details",
+    "block_number", "offices", "connect_home", "complaint", "operator", "out_of_scope",
+}  # fmt: skip
+
 
 class TcpProxy:
     """A TCP forwarder we can cut and restore: the app sees its database go away and come back."""

@@ -17,15 +17,9 @@ from nlu.rasa_project import (
 )
 from supportbot.cli_rasa import add_rasa_commands
 from supportbot.settings import ConfigError, load_settings
+from tests.support import CONTRACT_INTENTS
 
 DATA = Path(__file__).resolve().parent / "data"
-
-CONTRACT_INTENTS = {
-    "greet", "goodbye", "thanks", "affirm", "deny", "payment_methods", "balance",
-    "promised_payment", "tariff_current", "tariff_list", "tariff_change", "internet_down",
-    "tv_down", "technician_visit", "roaming", "sim_card", "number_porting", "call_details",
-    "block_number", "offices", "connect_home", "complaint", "operator", "out_of_scope",
-}  # fmt: skip
 
 
 def _files(root: Path) -> dict[str, bytes]:

@@ -6,7 +6,7 @@ migrations in storage/migrations create it. Timestamps are timezone-aware UTC.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -18,6 +18,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    Numeric,
     String,
     Text,
     UniqueConstraint,
@@ -88,6 +89,11 @@ class OutboxStatus(StrEnum):
     SENT = "sent"
     FAILED = "failed"  # permanent error: kept for a human, never retried
     UNREACHABLE = "unreachable"  # the subscriber blocked the bot
+
+
+class TicketStatus(StrEnum):
+    OPEN = "open"
+    RESOLVED = "resolved"
 
 
 class Subscriber(Base):
@@ -215,3 +221,82 @@ class OutboxItem(Base):
     sent_at: Mapped[datetime | None] = mapped_column()
 
     message: Mapped[Message | None] = relationship()
+
+
+class Ticket(Base):
+    """The bot's own record of a ticket it created in the operator's systems (visit, complaint, ...).
+
+    `number` is what the backend issued and the subscriber quotes; `due_at` is the promised time,
+    so open tickets past it can be found by (status, due_at)."""
+
+    __tablename__ = "tickets"
+    __table_args__ = (Index("ix_tickets_status_due", "status", "due_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    number: Mapped[str] = mapped_column(String(32), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))  # "technician_visit", "complaint", ...
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id"), index=True)
+    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id"))
+    status: Mapped[str] = mapped_column(String(16), default=TicketStatus.OPEN)
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    due_at: Mapped[datetime] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column()
+    result: Mapped[str | None] = mapped_column(Text)
+
+
+# --- The DEMO billing/CRM (dialogs/backends/demo.py) ------------------------------------------
+# Stand-ins for the operator's own systems, kept in the bot's database so the sandbox and the
+# tests have subscribers to talk about. A real deployment's backend does not use these tables.
+
+
+class DemoTariff(Base):
+    __tablename__ = "demo_tariffs"
+
+    code: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    price: Mapped[float] = mapped_column(Numeric(10, 2, asdecimal=False))  # roubles per month
+    summary: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))  # "mobile" | "home"
+    sort: Mapped[int] = mapped_column(default=0)
+
+
+class DemoCustomer(Base):
+    __tablename__ = "demo_customers"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    phone: Mapped[str] = mapped_column(String(16), unique=True)  # +7XXXXXXXXXX
+    account: Mapped[str] = mapped_column(String(20), unique=True)  # digits
+    address: Mapped[str | None] = mapped_column(String(200))  # home connection, if any
+    area: Mapped[str | None] = mapped_column(String(100))  # outage area key of the address
+    balance: Mapped[float] = mapped_column(Numeric(12, 2, asdecimal=False))
+    tariff_code: Mapped[str] = mapped_column(ForeignKey("demo_tariffs.code"))  # mobile
+    home_tariff_code: Mapped[str | None] = mapped_column(ForeignKey("demo_tariffs.code"))
+    promised_until: Mapped[date | None] = mapped_column()
+
+
+class DemoOutage(Base):
+    __tablename__ = "demo_outages"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    ref: Mapped[str | None] = mapped_column(String(32), unique=True)  # monitoring id; seed key
+    area: Mapped[str] = mapped_column(String(100), index=True)
+    description: Mapped[str] = mapped_column(Text)
+    eta: Mapped[datetime | None] = mapped_column()
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column()
+
+
+class DemoTicket(Base):
+    """The demo CRM's tickets; the autoincrement id makes numbers unique across processes."""
+
+    __tablename__ = "demo_tickets"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    number: Mapped[str | None] = mapped_column(String(32), unique=True)  # set right after insert
+    kind: Mapped[str] = mapped_column(String(32))
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("demo_customers.id"))
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    due_at: Mapped[datetime] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -18,10 +18,12 @@ from bots import telegram as tg
 from bots import vk
 from bots.delivery import OutboxWorker, RateLimits
 from bots.retry import RetryingHandler
+from dialogs.backends import Backend, load_backend
+from dialogs.engine import DialogEngine
 from dialogs.messages import Channel
 from dialogs.pipeline import ConversationService
+from dialogs.reload import ReloadingContent
 from dialogs.responder import Responder
-from dialogs.welcome import WelcomeResponder
 from storage import migrate, repo
 from storage.db import Database
 from supportbot.nlu_setup import ReloadingEngine
@@ -35,11 +37,10 @@ class App:
         self.settings = settings
         self.db = Database(settings.database_url)
         self.workers: dict[Channel, OutboxWorker] = {}
-        self.service = ConversationService(
-            self.db,
-            responder or WelcomeResponder(settings.content_dir, threshold=settings.nlu.threshold),
-            on_outbox=self._wake,
-        )
+        self.backend: Backend = load_backend(settings.backend)
+        self.content: ReloadingContent | None = None
+        self._responder = responder
+        self.service = ConversationService(self.db, _NotStarted(), on_outbox=self._wake)
         self.web = web.Application()
         self.web.router.add_get("/healthz", self._health)
         self._tasks: list[asyncio.Task[Any]] = []
@@ -54,9 +55,19 @@ class App:
 
     async def start(self) -> None:
         await migrate.upgrade(self.db)
+        prepare = getattr(self.backend, "prepare", None)  # e.g. the demo seeds its subscribers
+        if prepare is not None:
+            await prepare(self.db)
         engine = await ReloadingEngine.start(self.settings)
         self.service.engine = engine
         self._spawn(engine.watch(), "nlu-reload")
+        self.content = ReloadingContent(
+            self.settings.content_dir, engine.intents, groups=self.settings.skill_groups
+        )
+        self.service.responder = self._responder or DialogEngine(
+            self.content, self.backend, threshold=self.settings.nlu.threshold
+        )
+        self._spawn(self.content.watch(), "dialogs-reload")
         # Routes must exist before the server starts; webhooks/polling only once it listens.
         go_live = [self._setup_telegram(), self._setup_vk()]
         self._runner = web.AppRunner(self.web, access_log=None)
@@ -145,8 +156,17 @@ class App:
                 "channels": sorted(self.workers),
                 "outbox_pending": {ch: backlog.get(ch, 0) for ch in sorted(self.workers)},
                 "nlu": engine.health() if isinstance(engine, ReloadingEngine) else None,
+                "dialogs": self._dialogs_health(),
             }
         )
+
+    def _dialogs_health(self) -> dict[str, Any] | None:
+        if self.content is None:
+            return None
+        report: dict[str, Any] = {"version": self.content.current.fingerprint}
+        if self.content.last_error:
+            report["rejected_edit"] = self.content.last_error.splitlines()
+        return report
 
     async def stop(self) -> None:
         for worker in self.workers.values():
@@ -163,6 +183,11 @@ class App:
         if close_engine is not None:
             await close_engine()
         await self.db.dispose()
+
+
+class _NotStarted:
+    async def respond(self, turn: object) -> list[Any]:
+        raise RuntimeError("App.start() must run before messages are handled")
 
 
 def tune_gc() -> None:

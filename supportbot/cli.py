@@ -14,9 +14,10 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from dialogs.welcome import ContentError
+from dialogs.yamlsrc import ContentError
 from nlu.data import TrainingDataError
 from storage.db import DatabaseConfigError
+from supportbot.cli_dialogs import add_dialogs_commands
 from supportbot.cli_nlu import add_nlu_commands
 from supportbot.cli_rasa import add_rasa_commands
 from supportbot.settings import ConfigError, Settings, load_settings
@@ -82,6 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(func=_demo)
 
+    add_dialogs_commands(sub)
     add_nlu_commands(sub)
     add_rasa_commands(sub)
 

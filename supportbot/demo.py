@@ -72,7 +72,7 @@ Talk to the bots as a subscriber:
   curl -s {vk_url}/_control/send_text -d '{{"user_id": 2001, "text": "Начать"}}'
   curl -s '{vk_url}/_control/history?peer_id=2001'
 Press a button: take its payload from the history, then
-  curl -s {tg_url}/_control/press_button -d '{{"user_id": 1001, "message_id": N, "data": "menu:payment"}}'
-  curl -s {vk_url}/_control/press_callback -d '{{"user_id": 2001, "payload": "{{\\"p\\": \\"menu:payment\\"}}", "conversation_message_id": N}}'
+  curl -s {tg_url}/_control/press_button -d '{{"user_id": 1001, "message_id": N, "data": "intent:payment_methods"}}'
+  curl -s {vk_url}/_control/press_callback -d '{{"user_id": 2001, "payload": "{{\\"p\\": \\"intent:payment_methods\\"}}", "conversation_message_id": N}}'
 Ctrl-C stops everything.
 """

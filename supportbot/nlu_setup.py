@@ -45,6 +45,7 @@ class ReloadingEngine:
         self.current = engine
         self.name = engine.name
         self.fingerprint = data.fingerprint()
+        self._intents = tuple(data.intents)
         self._stamp = _stamp(settings.content_dir / "nlu")
 
     @classmethod
@@ -75,6 +76,7 @@ class ReloadingEngine:
             return False
         engine = await build_engine(self.settings, data)
         old, self.current, self.fingerprint = self.current, engine, data.fingerprint()
+        self._intents = tuple(data.intents)
         log.info(
             "nlu: new model live (%d examples, %d intents)", len(data.examples), len(data.intents)
         )
@@ -82,6 +84,10 @@ class ReloadingEngine:
         if close is not None:
             await close()
         return True
+
+    def intents(self) -> tuple[str, ...]:
+        """The intents the live model knows (the dialogs check their flows against these)."""
+        return self._intents
 
     def health(self) -> dict[str, Any]:
         """For /healthz: which engine answers, the model's data fingerprint, Rasa's breaker."""

@@ -88,6 +88,10 @@ class Settings(BaseSettings):
     telegram: TelegramSettings = TelegramSettings()
     vk: VKSettings = VKSettings()
     nlu: NLUSettings = NLUSettings()
+    # The billing/CRM integration (dialogs/backends): `package.module:ClassName`.
+    backend: str = "dialogs.backends.demo:DemoBackend"
+    # Operator skill groups a flow can hand off to (`handoff: <group>` in content).
+    skill_groups: list[str] = ["consult", "tech", "finance", "complaints"]
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:

@@ -5,6 +5,11 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from dialogs.backends.demo import DemoBackend
+from dialogs.content import load_content
+from dialogs.engine import DialogEngine, StaticContent
+from nlu.data import load_training_data
+
 ROOT = Path(__file__).resolve().parent.parent
 CONTENT = ROOT / "content"
 
@@ -60,3 +65,10 @@ class TcpProxy:
                 dst.close()
 
         await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+
+def dialog_engine() -> DialogEngine:
+    """The dialog engine on the reference content and the demo backend (seed it with
+    `await DemoBackend().prepare(db)` where a test needs the demo subscribers)."""
+    intents = load_training_data([CONTENT / "nlu"]).intents
+    return DialogEngine(StaticContent(load_content(CONTENT, intents)), DemoBackend())

@@ -8,16 +8,15 @@ from sqlalchemy import func, select
 
 from dialogs.messages import Attachment, Channel, Inbound, Outbound
 from dialogs.pipeline import ConversationService
-from dialogs.welcome import WelcomeResponder
 from storage import repo
 from storage.db import Database
 from storage.models import ConversationState, Message, OutboxItem
-from tests.support import CONTENT
+from tests.support import dialog_engine
 
 
 def service(db: Database, woken: list[Channel] | None = None) -> ConversationService:
     hook = woken.append if woken is not None else None
-    return ConversationService(db, WelcomeResponder(CONTENT), on_outbox=hook)
+    return ConversationService(db, dialog_engine(), on_outbox=hook)
 
 
 def text(
@@ -46,7 +45,7 @@ async def test_start_gets_the_welcome_menu_in_the_outbox(db: Database) -> None:
     [reply] = await outbox(db)
     assert reply.text and reply.text.startswith("Привет, Иван!")
     titles = [b.title for row in reply.buttons for b in row]
-    assert "💳 Как оплатить" in titles
+    assert "💳 Оплата" in titles
     assert woken == [Channel.TELEGRAM]
     assert await count(db, Message) == 2  # the subscriber's and the bot's turn are both stored
 
@@ -55,11 +54,11 @@ async def test_button_press_gets_its_answer(db: Database) -> None:
     svc = service(db)
     await svc.handle(text("1", "/start"))
     press = Inbound(
-        Channel.VK, chat_id="100", user_id="100", update_id="e2", payload="menu:payment"
+        Channel.VK, chat_id="100", user_id="100", update_id="e2", payload="intent:payment_methods"
     )
     await svc.handle(press)
     replies = await outbox(db)
-    assert "Оплатить связь можно так" in (replies[-1].text or "")
+    assert "Оплатить связь можно разными способами" in (replies[-1].text or "")
 
 
 async def test_same_update_twice_is_stored_once_and_answered_once(db: Database) -> None:

@@ -46,11 +46,11 @@ async def test_a_conversation_with_menu_buttons_media_and_edits(
     telegram.send_text(USER, "/start")
     [welcome] = await telegram.wait_sent(USER, 1)
     assert welcome["text"].startswith("Привет, Иван!")
-    assert ("💳 Как оплатить", "menu:payment") in buttons(welcome)
+    assert ("💳 Оплата", "intent:payment_methods") in buttons(welcome)
 
-    update = telegram.press_button(USER, welcome["message_id"], "menu:payment")
+    update = telegram.press_button(USER, welcome["message_id"], "intent:payment_methods")
     answer = (await telegram.wait_sent(USER, 2))[-1]
-    assert "Оплатить связь можно так" in answer["text"]
+    assert "Оплатить связь можно разными способами" in answer["text"]
     await asyncio.sleep(0.2)
     answered = [
         a

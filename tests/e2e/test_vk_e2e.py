@@ -59,17 +59,19 @@ async def test_a_conversation_with_callback_buttons_and_media(
     vk.send_text(USER, "Начать", payload='{"command":"start"}')
     [welcome] = await vk.wait_sent(USER, 1)
     assert welcome["text"].startswith("Привет")
-    assert ("💳 Как оплатить", "menu:payment") in buttons(welcome)
+    assert ("💳 Оплата", "intent:payment_methods") in buttons(welcome)
 
-    press = vk.press_callback(USER, {"p": "menu:payment"}, cmid(welcome))
+    press = vk.press_callback(USER, {"p": "intent:payment_methods"}, cmid(welcome))
     answer = (await vk.wait_sent(USER, 2))[-1]
-    assert "Оплатить связь можно так" in answer["text"]
+    assert "Оплатить связь можно разными способами" in answer["text"]
     await asyncio.sleep(0.3)
     event_id = press["object"]["event_id"]
     assert any(a["event_id"] == event_id for a in vk.event_answers), "spinner must be stopped"
 
-    vk.send_text(USER, "Офисы", payload=json.dumps({"p": "menu:offices"}))  # a text-keyboard button
-    assert "Салоны связи" in (await vk.wait_sent(USER, 3))[-1]["text"]
+    vk.send_text(
+        USER, "Офисы", payload=json.dumps({"p": "intent:offices"})
+    )  # a text-keyboard button
+    assert "салоны связи" in (await vk.wait_sent(USER, 3))[-1]["text"]
     vk.send_photo(USER, "вот скрин")
     assert "Фото получил" in (await vk.wait_sent(USER, 4))[-1]["text"]
     vk.send_sticker(USER)

@@ -1,0 +1,159 @@
+"""The backend integration point: what the dialogs ask of the operator's billing, CRM and network.
+
+Like Rasa's custom actions, flows call these methods by name (`call: balance`) and use the result
+in their replies. An integrator implements `Backend` against their own systems and names the class
+in settings (`SUPPORTBOT_BACKEND=package.module:ClassName`); `dialogs.backends.demo.DemoBackend`
+is the shipped demo with seeded subscribers, used by the sandbox and the tests.
+
+Every method gets a `BackendContext` (who is asking, and the pipeline's database session for
+backends that keep their data in the bot's own database, like the demo). Results are plain frozen
+dataclasses: the dialog engine stores them in the conversation as JSON via `to_json`.
+A backend raises `BackendError` when it cannot answer (billing down, refused operation); the flow
+then says its `on_error` reply instead of crashing the turn.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+
+class BackendError(Exception):
+    """The backend could not do it. `reason` is a short machine code (e.g. "debt_too_high",
+    "unavailable") a flow can branch on; str() is for the log."""
+
+    def __init__(self, message: str, reason: str = "unavailable") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class BackendContext:
+    session: AsyncSession  # the pipeline's transaction; commit/rollback is not yours
+    channel: str
+    subscriber_id: int
+    conversation_id: int
+
+
+def to_json(value: Any) -> Any:
+    """A result as JSON-able data: dates as ISO strings, dataclasses as dicts, lists kept."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, list | tuple):
+        return [to_json(v) for v in value]
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Customer:
+    """A subscriber as billing knows them."""
+
+    id: str
+    name: str  # first name for a friendly greeting ("Анна")
+    phone: str  # +7XXXXXXXXXX
+    account: str  # лицевой счёт
+    address: str | None = None  # home connection address, if any
+    area: str | None = None  # outage area key for that address (street, district)
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    amount: float  # roubles; negative = debt
+    monthly_fee: float  # the tariff's next charge
+    next_charge: date | None = None
+    promised_payment_until: date | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Tariff:
+    code: str  # short id, fits in a button payload
+    name: str
+    price: float  # roubles per month
+    summary: str  # one line: "30 ГБ, 600 мин, безлимит на мессенджеры"
+    kind: str = "mobile"  # "mobile" | "home"
+
+
+@dataclass(frozen=True, slots=True)
+class TariffChange:
+    tariff: Tariff
+    effective: date
+    fee: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class PromisedPaymentOffer:
+    available: bool
+    amount: float
+    days: int
+    fee: float
+    reason: str | None = None  # why not available, in subscriber-facing Russian
+
+
+@dataclass(frozen=True, slots=True)
+class PromisedPayment:
+    amount: float
+    until: date
+    fee: float
+
+
+@dataclass(frozen=True, slots=True)
+class TicketReceipt:
+    number: str  # what the subscriber quotes ("T-000123")
+    kind: str  # "technician_visit" | "complaint" | "block_number" | ...
+    due_at: datetime  # when it will be done / answered at the latest
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Outage:
+    area: str
+    description: str
+    eta: datetime | None = None  # expected fix time
+
+
+class Backend(Protocol):
+    async def find_customer(
+        self, ctx: BackendContext, *, phone: str | None = None, account: str | None = None
+    ) -> Customer | None: ...
+
+    async def balance(self, ctx: BackendContext, customer: Customer) -> Balance: ...
+
+    async def current_tariff(self, ctx: BackendContext, customer: Customer) -> Tariff: ...
+
+    async def tariffs(self, ctx: BackendContext) -> list[Tariff]: ...
+
+    async def change_tariff(
+        self, ctx: BackendContext, customer: Customer, code: str
+    ) -> TariffChange: ...
+
+    async def promised_payment_offer(
+        self, ctx: BackendContext, customer: Customer
+    ) -> PromisedPaymentOffer: ...
+
+    async def take_promised_payment(
+        self, ctx: BackendContext, customer: Customer
+    ) -> PromisedPayment: ...
+
+    async def create_ticket(
+        self, ctx: BackendContext, kind: str, customer: Customer | None, details: dict[str, Any]
+    ) -> TicketReceipt: ...
+
+    async def outage_at(self, ctx: BackendContext, address: str) -> Outage | None: ...
+
+
+def load_backend(spec: str) -> Backend:
+    """`package.module:ClassName` -> an instance; raises ValueError naming the setting."""
+    module_name, _, attr = spec.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module_name), attr or "Backend")
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"SUPPORTBOT_BACKEND={spec!r}: cannot load it: {exc}") from exc
+    backend: Backend = cls()
+    return backend

@@ -1,0 +1,97 @@
+"""YAML with positions: content files load into plain data plus a map from each value's path
+to its `line:col`, so every problem an editor causes is reported where it is in the file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PathKey = tuple[str | int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong in the content, as `file:line:col: message`."""
+
+    file: str
+    line: int
+    col: int
+    message: str
+    warning: bool = False
+
+    def __str__(self) -> str:
+        kind = "warning: " if self.warning else ""
+        return f"{self.file}:{self.line}:{self.col}: {kind}{self.message}"
+
+
+@dataclass(slots=True)
+class Source:
+    """One loaded file: its data and where each value is."""
+
+    file: str
+    data: Any
+    marks: dict[PathKey, tuple[int, int]] = field(default_factory=dict)
+
+    def at(self, path: PathKey) -> tuple[int, int]:
+        """Line and column of the value at `path`, or of its nearest ancestor that has one."""
+        for end in range(len(path), -1, -1):
+            mark = self.marks.get(path[:end])
+            if mark is not None:
+                return mark
+        return (1, 1)
+
+    def problem(self, path: PathKey, message: str, *, warning: bool = False) -> Problem:
+        line, col = self.at(path)
+        return Problem(self.file, line, col, message, warning)
+
+
+class ContentError(ValueError):
+    """Content that cannot be used; str() lists every problem, one `file:line:col: message` each."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("\n".join(str(p) for p in problems))
+        self.problems = problems
+
+
+def load(path: Path, display: str | None = None) -> Source:
+    """Parse one YAML file; a syntax error raises ContentError with its position."""
+    name = display or str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ContentError([Problem(name, 1, 1, f"cannot read: {exc}")]) from exc
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        message = f"YAML syntax: {exc.problem or exc.context}"
+        raise ContentError([Problem(name, line, col, message)]) from exc
+    source = Source(name, None)
+    if node is not None:
+        source.data = _build(node, (), source.marks, name)
+    return source
+
+
+_CONSTRUCTOR = yaml.SafeLoader("")
+
+
+def _build(node: yaml.Node, path: PathKey, marks: dict[PathKey, tuple[int, int]], name: str) -> Any:
+    marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    if isinstance(node, yaml.MappingNode):
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = _CONSTRUCTOR.construct_object(key_node)
+            if key in out:
+                line = key_node.start_mark.line + 1
+                col = key_node.start_mark.column + 1
+                raise ContentError([Problem(name, line, col, f"duplicate key {key!r}")])
+            out[key] = _build(value_node, (*path, key), marks, name)
+            marks[(*path, key)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_build(item, (*path, i), marks, name) for i, item in enumerate(node.value)]
+    return _CONSTRUCTOR.construct_object(node)

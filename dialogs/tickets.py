@@ -31,7 +31,11 @@ from storage.models import (
 
 
 class TicketError(ValueError):
-    pass
+    """Why a ticket can't be resolved; `status` is the HTTP status the API answers with."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,9 +76,9 @@ async def resolve_ticket(
             select(Ticket).where(Ticket.number == number).with_for_update()
         )
         if ticket is None:
-            raise TicketError(f"no ticket {number!r}")
+            raise TicketError(f"no ticket {number!r}", 404)
         if ticket.status == "resolved":
-            raise TicketError(f"ticket {number} is already resolved")
+            raise TicketError(f"ticket {number} is already resolved", 409)
         account = await _reply_account(session, ticket)
         ticket.status, ticket.result, ticket.resolved_at = "resolved", result, at or utcnow()
         scope = {"ticket": ticket_json(ticket), "first_name": account.first_name or "друг"}
@@ -128,7 +132,7 @@ async def _reply_account(session: AsyncSession, ticket: Ticket) -> ChannelAccoun
         .order_by(ChannelAccount.id.desc())
     )
     if account is None:
-        raise TicketError(f"ticket {ticket.number}: the subscriber has no reachable channel")
+        raise TicketError(f"ticket {ticket.number}: the subscriber has no reachable channel", 409)
     return account
 
 

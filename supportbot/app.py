@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import hmac
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
@@ -24,6 +25,7 @@ from dialogs.messages import Channel
 from dialogs.pipeline import ConversationService
 from dialogs.reload import ReloadingContent
 from dialogs.responder import Responder
+from dialogs.tickets import TicketError, resolve_ticket
 from storage import migrate, repo
 from storage.db import Database
 from supportbot.nlu_setup import ReloadingEngine
@@ -43,6 +45,7 @@ class App:
         self.service = ConversationService(self.db, _NotStarted(), on_outbox=self._wake)
         self.web = web.Application()
         self.web.router.add_get("/healthz", self._health)
+        self.web.router.add_post("/api/tickets/{number}/resolve", self._resolve_ticket)
         self._tasks: list[asyncio.Task[Any]] = []
         self._runner: web.AppRunner | None = None
         self._closers: list[Callable[[], Awaitable[Any]]] = []
@@ -159,6 +162,34 @@ class App:
                 "dialogs": self._dialogs_health(),
             }
         )
+
+    async def _resolve_ticket(self, request: web.Request) -> web.Response:
+        """The CRM reports a ticket done: `POST /api/tickets/{number}/resolve {"result": "..."}`
+        with `Authorization: Bearer <SUPPORTBOT_API_TOKEN>`; the subscriber is told the result."""
+        token = self.settings.api_token
+        if token is None:
+            return web.json_response({"error": "the API is off (SUPPORTBOT_API_TOKEN)"}, status=404)
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ").encode()
+        if not hmac.compare_digest(given, token.get_secret_value().encode()):
+            return web.json_response({"error": "wrong or missing bearer token"}, status=401)
+        try:
+            body = await request.json()
+            result = body["result"]
+            if not isinstance(result, str):
+                raise TypeError
+        except (ValueError, KeyError, TypeError):
+            return web.json_response(
+                {"error": 'body must be JSON {"result": "<text>"}'}, status=400
+            )
+        assert self.content is not None
+        try:
+            done = await resolve_ticket(
+                self.db, self.content.current, request.match_info["number"], result
+            )
+        except TicketError as exc:
+            return web.json_response({"error": str(exc)}, status=exc.status)
+        self._wake(Channel(done.channel))
+        return web.json_response({"number": done.number, "notified": done.channel})
 
     def _dialogs_health(self) -> dict[str, Any] | None:
         if self.content is None:

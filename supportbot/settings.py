@@ -14,7 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-SECRET_KEYS = {"token", "webhook_secret", "secret", "rasa_token"}
+SECRET_KEYS = {"token", "webhook_secret", "secret", "rasa_token", "api_token"}
 
 
 class ConfigError(ValueError):
@@ -92,6 +92,8 @@ class Settings(BaseSettings):
     backend: str = "dialogs.backends.demo:DemoBackend"
     # Operator skill groups a flow can hand off to (`handoff: <group>` in content).
     skill_groups: list[str] = ["consult", "tech", "finance", "complaints"]
+    # Bearer token for the integration API (/api/...: the CRM resolves tickets); unset = API off.
+    api_token: SecretStr | None = None
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:

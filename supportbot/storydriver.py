@@ -261,10 +261,16 @@ class AppDriver:
         return Reply(
             m.get("text") or "",
             tuple(titles),
-            image=any(a.get("type") == "photo" for a in m.get("attachment") or []),
+            image=any(_is_photo(a) for a in m.get("attachment") or []),
             sticker=m.get("sticker_id") is not None,
             ref=(m["conversation_message_id"], payloads),
         )
+
+
+def _is_photo(attachment: Any) -> bool:
+    if isinstance(attachment, dict):
+        return attachment.get("type") == "photo"
+    return str(attachment).startswith("photo")
 
 
 async def run_stories(

@@ -3,6 +3,7 @@ a `content/dialogs/*.yml` file is reported in the right file, on the right line,
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,9 @@ GROUPS = tuple(Settings.model_fields["skill_groups"].default)
 LONG_ID = "step_with_a_very_long_name_that_does_not_fit_telegram_callback"
 LONG_TITLE = "📍 Где наши салоны связи в Пушкине и рядом с ним"  # 47 characters
 LONG_TEXT = "Начало длинного ответа. " + "Очень длинный текст про тарифы и услуги. " * 110
-SEVEN_ROWS = "".join(f'                - {{title: "Кнопка {i}", intent: offices}}\n' for i in range(7))
+SEVEN_ROWS = "".join(
+    f'                - {{title: "Кнопка {i}", intent: offices}}\n' for i in range(7)
+)
 NUMBER_PORTING_BUTTONS = (
     '          buttons:\n            - {title: "📍 Где салоны", intent: offices}\n\n  roaming:\n'
 )
@@ -41,12 +44,15 @@ class Mistake:
 
 
 def copy_content(tmp_path: Path) -> Path:
-    """A content folder like the shipped one: our own copy of the dialogs, the real NLU data."""
+    """A content folder like the shipped one: our own copy of the dialogs to edit, the rest
+    (NLU data, images) linked."""
     root = tmp_path / "content"
     (root / "dialogs").mkdir(parents=True)
     for path in (CONTENT / "dialogs").glob("*.yml"):
         shutil.copy(path, root / "dialogs" / path.name)
-    (root / "nlu").symlink_to(CONTENT / "nlu", target_is_directory=True)
+    for path in CONTENT.iterdir():
+        if path.name != "dialogs":
+            (root / path.name).symlink_to(path, target_is_directory=path.is_dir())
     return root
 
 
@@ -102,8 +108,6 @@ def test_shipped_content_is_valid_without_warnings() -> None:
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """The CLI reads SUPPORTBOT_* settings: make sure the developer's own do not leak in."""
-    import os
-
     for key in list(os.environ):
         if key.startswith("SUPPORTBOT_"):
             monkeypatch.delenv(key)
@@ -233,15 +237,25 @@ MISTAKES = [
         id="use-unknown-flow",
     ),
     pytest.param(
-        Mistake("smalltalk.yml", "say: menu", "say: no_such_response", "no_such_response",
-                ("unknown response", "no_such_response")),
+        Mistake(
+            "smalltalk.yml",
+            "say: menu",
+            "say: no_such_response",
+            "no_such_response",
+            ("unknown response", "no_such_response"),
+        ),
         id="say-unknown-response",
-    ),  # fmt: skip
+    ),
     pytest.param(
-        Mistake("service.yml", "ask: complaint_text", "ask: no_such_slot", "no_such_slot",
-                ("unknown slot", "no_such_slot")),
+        Mistake(
+            "service.yml",
+            "ask: complaint_text",
+            "ask: no_such_slot",
+            "no_such_slot",
+            ("unknown slot", "no_such_slot"),
+        ),
         id="ask-unknown-slot",
-    ),  # fmt: skip
+    ),
     pytest.param(
         Mistake(
             "billing.yml",
@@ -264,10 +278,15 @@ MISTAKES = [
         marks=pytest.mark.xfail(strict=True, reason=TEMPLATE_LINE_BUG),
     ),
     pytest.param(
-        Mistake("tariffs.yml", "if: not confirm", "if: not no_such_slot", "no_such_slot",
-                ("unknown slot", "no_such_slot", "condition")),
+        Mistake(
+            "tariffs.yml",
+            "if: not confirm",
+            "if: not no_such_slot",
+            "no_such_slot",
+            ("unknown slot", "no_such_slot", "condition"),
+        ),
         id="condition-unknown-slot",
-    ),  # fmt: skip
+    ),
     pytest.param(
         Mistake(
             "smalltalk.yml",
@@ -330,10 +349,15 @@ MISTAKES = [
         id="vk-keyboard-over-6-rows",
     ),
     pytest.param(
-        Mistake("service.yml", "handoff: consult", "handoff: no_such_group", "no_such_group",
-                ("unknown skill group", "no_such_group")),
+        Mistake(
+            "service.yml",
+            "handoff: consult",
+            "handoff: no_such_group",
+            "no_such_group",
+            ("unknown skill group", "no_such_group"),
+        ),
         id="handoff-unknown-group",
-    ),  # fmt: skip
+    ),
     pytest.param(
         Mistake(
             "smalltalk.yml",
@@ -405,10 +429,15 @@ MISTAKES = [
         id="condition-dunder-attribute",
     ),
     pytest.param(
-        Mistake("slots.yml", "type: time_window", "type: no_such_type", "no_such_type",
-                ("unknown slot type", "no_such_type")),
+        Mistake(
+            "slots.yml",
+            "type: time_window",
+            "type: no_such_type",
+            "no_such_type",
+            ("unknown slot type", "no_such_type"),
+        ),
         id="unknown-slot-type",
-    ),  # fmt: skip
+    ),
     pytest.param(
         Mistake(
             "billing.yml",
@@ -485,12 +514,22 @@ def test_mistakes_in_several_files_are_all_reported_together(tmp_path: Path) -> 
             "no_such_intent",
             ("unknown intent", "no_such_intent"),
         ),
-        Mistake("tariffs.yml", "if: not confirm", "if: not no_such_slot", "no_such_slot",
-                ("unknown slot", "no_such_slot")),
+        Mistake(
+            "tariffs.yml",
+            "if: not confirm",
+            "if: not no_such_slot",
+            "no_such_slot",
+            ("unknown slot", "no_such_slot"),
+        ),
         # A file that does not even parse does not hide the mistakes in the others.
-        Mistake("smalltalk.yml", '    intent: deny\n    title: "👎 Нет"\n',
-                '    intent: deny\n     title: "👎 Нет"\n', 'title: "👎 Нет"', ("YAML syntax",)),
-    ]  # fmt: skip
+        Mistake(
+            "smalltalk.yml",
+            '    intent: deny\n    title: "👎 Нет"\n',
+            '    intent: deny\n     title: "👎 Нет"\n',
+            'title: "👎 Нет"',
+            ("YAML syntax",),
+        ),
+    ]
     lines = [introduce(root, m) for m in mistakes]
     problems = problems_of(root)
     for mistake, line in zip(mistakes, lines, strict=True):
@@ -499,10 +538,20 @@ def test_mistakes_in_several_files_are_all_reported_together(tmp_path: Path) -> 
 
 def test_two_mistakes_in_one_file_are_both_reported(tmp_path: Path) -> None:
     root = copy_content(tmp_path)
-    first = Mistake("smalltalk.yml", "say: menu", "say: no_such_response", "no_such_response",
-                    ("unknown response", "no_such_response"))
-    second = Mistake("smalltalk.yml", "    intent: thanks\n", "    intent: no_such_intent\n",
-                     "no_such_intent", ("unknown intent", "no_such_intent"))  # fmt: skip
+    first = Mistake(
+        "smalltalk.yml",
+        "say: menu",
+        "say: no_such_response",
+        "no_such_response",
+        ("unknown response", "no_such_response"),
+    )
+    second = Mistake(
+        "smalltalk.yml",
+        "    intent: thanks\n",
+        "    intent: no_such_intent\n",
+        "no_such_intent",
+        ("unknown intent", "no_such_intent"),
+    )
     lines = [introduce(root, first), introduce(root, second)]
     problems = problems_of(root)
     assert_reported(problems, first.file, lines[0], first.names)
@@ -589,14 +638,15 @@ def test_cli_prints_file_line_col_and_exits_1(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     root = copy_content(tmp_path)
-    line = introduce(
-        root, Mistake("tariffs.yml", "if: not confirm", "if: not no_such_slot", "no_such_slot", ())
-    )
+    marker = "if: not no_such_slot"
+    text = edit(root, "tariffs.yml", "if: not confirm", marker)
+    line = line_of(text, marker)
+    col = len(text[: text.index(marker)].rpartition("\n")[2]) + 1
     assert run_validate(root) == 1
     out, err = capsys.readouterr()
     assert out == ""
     lines = err.splitlines()
-    wanted = f"content/dialogs/tariffs.yml:{line}:9: unknown slot 'no_such_slot' in condition"
+    wanted = f"content/dialogs/tariffs.yml:{line}:{col}: unknown slot 'no_such_slot' in condition"
     assert wanted in lines, err
     assert lines[-1] == f"1 problem(s) in {root}"
 

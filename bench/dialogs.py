@@ -1,0 +1,140 @@
+"""Dialogs benchmark: how fast content loads and validates, what a flow turn costs, and how long an
+editor's save takes to go live (the issue's target: within 2 s).
+
+- load: `load_content` on content/ (read + check + compile every file), p50 over 20 runs;
+- turns: the real pipeline (ConversationService + DialogEngine + embedded NLU + demo backend) on
+  SQLite, N subscribers each running the tariff-change flow (identify by phone, pick a tariff,
+  confirm: 5 turns with 2 billing calls), per-turn latency p50/p99 and turns/s;
+- reload: `ReloadingContent.watch` (0.5 s poll) on a copy of content/; the time from writing an
+  edited file to the new version being live, over 10 edits.
+
+    .venv/bin/python bench/dialogs.py [--subscribers 1 20 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import asyncio
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from dialogs.backends.demo import DemoBackend  # noqa: E402
+from dialogs.content import load_content  # noqa: E402
+from dialogs.engine import DialogEngine, StaticContent  # noqa: E402
+from dialogs.messages import Channel, Inbound  # noqa: E402
+from dialogs.pipeline import ConversationService  # noqa: E402
+from dialogs.reload import ReloadingContent  # noqa: E402
+from nlu.data import load_training_data  # noqa: E402
+from nlu.embedded import EmbeddedEngine  # noqa: E402
+from storage import migrate  # noqa: E402
+from storage.db import Database  # noqa: E402
+
+CONTENT = ROOT / "content"
+FLOW = [
+    ("хочу сменить тариф", None),
+    ("8 911 000-00-06", None),
+    (None, "slot:tariff=m_online"),
+    (None, "slot:confirm=no"),  # "no" keeps the demo subscriber's tariff for the next run
+    ("спасибо", None),
+]
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def bench_load(intents: list[str]) -> None:
+    times = []
+    for _ in range(20):
+        started = time.perf_counter()
+        content = load_content(CONTENT, intents)
+        times.append(time.perf_counter() - started)
+    print(
+        f"load+validate content/: p50 {statistics.median(times) * 1000:.1f} ms "
+        f"({len(content.flows)} flows, {len(content.responses)} responses)"
+    )
+
+
+async def bench_turns(subscribers: int, intents: list[str], tmp: Path) -> None:
+    tmp.mkdir()
+    db = Database(f"sqlite:///{tmp / 'bench.db'}")
+    await migrate.upgrade(db)
+    backend = DemoBackend()
+    await backend.prepare(db)
+    nlu = await EmbeddedEngine.train(load_training_data([CONTENT / "nlu"]), tmp / "nlu-cache")
+    engine = DialogEngine(StaticContent(load_content(CONTENT, intents)), backend)
+    service = ConversationService(db, engine, engine=nlu)
+    latencies: list[float] = []
+    replies = 0
+
+    async def subscriber(n: int) -> None:
+        nonlocal replies
+        for i, (text, payload) in enumerate(FLOW):
+            inbound = Inbound(
+                Channel.TELEGRAM, str(n), str(n), f"{n}-{i}", text=text, payload=payload
+            )
+            started = time.perf_counter()
+            result = await service.handle(inbound)
+            latencies.append(time.perf_counter() - started)
+            replies += len(result.replies)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(subscriber(n) for n in range(subscribers)))
+    elapsed = time.perf_counter() - started
+    await db.dispose()
+    turns = len(latencies)
+    print(
+        f"flow turns (SQLite, {subscribers} subscribers x {len(FLOW)} turns, concurrent): "
+        f"{turns / elapsed:.0f} turns/s, per turn p50 {pct(latencies, 0.5) * 1000:.1f} ms, "
+        f"p99 {pct(latencies, 0.99) * 1000:.1f} ms; {replies} replies"
+    )
+    assert replies >= turns, "every turn must answer"
+
+
+async def bench_reload(intents: list[str], tmp: Path) -> None:
+    content_dir = tmp / "content"
+    shutil.copytree(CONTENT, content_dir, ignore=shutil.ignore_patterns("tests", "nlu_test"))
+    holder = ReloadingContent(content_dir, lambda: intents)
+    watcher = asyncio.create_task(holder.watch(0.5))
+    target = content_dir / "dialogs" / "service.yml"
+    original = target.read_text(encoding="utf-8")
+    delays = []
+    for i in range(10):
+        await asyncio.sleep(random.uniform(0.1, 0.6))  # land anywhere in the poll cycle
+        before = holder.current.fingerprint
+        started = time.perf_counter()
+        target.write_text(original.replace("ежедневно 9:00–21:00", f"9:00–2{i % 2}:00"), "utf-8")
+        while holder.current.fingerprint == before:
+            await asyncio.sleep(0.005)
+        delays.append(time.perf_counter() - started)
+        original = original + f"\n# edit {i}\n"
+    watcher.cancel()
+    print(
+        f"hot reload, save -> live (10 edits): p50 {statistics.median(delays) * 1000:.0f} ms, "
+        f"max {max(delays) * 1000:.0f} ms (target: under 2 s)"
+    )
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--subscribers", type=int, nargs="+", default=[1, 20, 200])
+    args = parser.parse_args()
+    intents = load_training_data([CONTENT / "nlu"]).intents
+    bench_load(intents)
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in args.subscribers:
+            await bench_turns(n, intents, Path(tmp) / f"s{n}")
+        await bench_reload(intents, Path(tmp))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

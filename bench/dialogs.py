@@ -14,8 +14,8 @@ editor's save takes to go live (the issue's target: within 2 s).
 from __future__ import annotations
 
 import argparse
-import random
 import asyncio
+import random
 import shutil
 import statistics
 import sys

@@ -54,6 +54,7 @@ ACTIONS: dict[str, tuple[str, ...]] = {
     "promised_payment": (),
     "outage": ("address",),
 }
+REMEMBERED_TYPES = {"phone", "account", "phone_or_account", "address"}  # never asked twice
 ACTION_RESULT = {"identify": "customer"}  # where a result goes when the step has no `as:`
 BUILTIN_NAMES = {"channel", "first_name", "customer", "error", "ticket"}
 STEP_KEYS = {
@@ -77,6 +78,19 @@ STEP_KEYS = {
     "set",
     "end",
     "id",
+}
+STEP_EXTRAS: dict[str, set[str]] = {
+    "say": set(),
+    "ask": {"prompt", "force"},
+    "call": {"as", "on_error"},
+    "if": {"then", "else"},
+    "goto": set(),
+    "flow": set(),
+    "use": set(),
+    "handoff": {"reason"},
+    "ticket": {"details", "as"},
+    "set": set(),
+    "end": set(),
 }
 INTENT_PAYLOAD, FLOW_PAYLOAD, STEP_PAYLOAD, SLOT_PAYLOAD = "intent:", "flow:", "step:", "slot:"
 NONE_OF_THESE = "nlu:none"
@@ -279,6 +293,7 @@ def load_content(
     compiler = _Compiler(content_dir, set(intents), set(groups) if groups is not None else None)
     compiler.run(sources)
     problems += compiler.problems
+    problems = list(dict.fromkeys(problems))  # a mistake inside a YAML anchor shows once
     errors = [p for p in problems if not p.warning]
     if errors:
         raise ContentError(errors + [p for p in problems if p.warning])
@@ -309,6 +324,7 @@ class _Pending:
     """Things checked after every file is read (they may refer across files)."""
 
     names: list[tuple[Source, PathKey, str, str]] = field(default_factory=list)
+    exact_names: list[tuple[Source, int, int, str, str]] = field(default_factory=list)
     intents: list[tuple[Source, PathKey, str]] = field(default_factory=list)
     flows: list[tuple[Source, PathKey, str]] = field(default_factory=list)
     steps: list[tuple[Source, PathKey, str, str]] = field(default_factory=list)
@@ -414,7 +430,7 @@ class _Compiler:
         if not isinstance(raw, dict):
             self.err(src, ("bot",), "bot must be a mapping")
             return
-        defaults = BotSettings()
+        defaults = self.bot
         values: dict[str, Any] = {}
         for key, value in raw.items():
             if not hasattr(defaults, key):
@@ -493,24 +509,17 @@ class _Compiler:
         lines = None
         if "lines" in raw:
             lines = self._lines(src, (*path, "lines"), raw["lines"])
-        if (
-            text is None
-            and image is None
-            and sticker is None
-            and top
-            and not any(c in raw for c in CHANNELS)
-        ):
-            self.err(src, path, "a response needs text, image or sticker")
         overrides = []
         for channel in CHANNELS:
             if channel in raw:
+                own = raw[channel] if isinstance(raw[channel], dict) else {}
                 sub = self._variant(src, (*path, channel), raw[channel], flow, top=False)
                 overrides.append(
                     (
                         channel,
                         Variant(
                             sub.text if sub.text is not None else text,
-                            sub.buttons if "buttons" in (raw[channel] or {}) else buttons,
+                            sub.buttons if "buttons" in own else buttons,
                             sub.image if sub.image is not None else image,
                             sub.sticker if sub.sticker is not None else sticker,
                             sub.lines if sub.lines is not None else lines,
@@ -518,7 +527,23 @@ class _Compiler:
                     )
                 )
         variant = Variant(text, buttons, image, sticker, lines, tuple(overrides))
-        self._check_limits(src, path, variant)
+        if top:
+            for channel in CHANNELS:
+                seen = variant.for_channel(channel)
+                if seen.text is None and seen.image is None and seen.sticker is None:
+                    message = "a response needs text, image or sticker"
+                    if overrides:
+                        message += f" (in {channel} nothing would be sent)"
+                    self.err(src, path, message)
+                    break
+            # Each channel's limits apply to the buttons that channel really gets.
+            for channel in CHANNELS:
+                own = raw.get(channel) if isinstance(raw.get(channel), dict) else None
+                if own is not None and "buttons" in own:
+                    rows, at = variant.for_channel(channel).buttons, (*path, channel)
+                else:
+                    rows, at = buttons, path
+                self._check_limits(src, at, rows, channel)
         return variant
 
     def _check_text(self, src: Source, path: PathKey, text: str) -> None:
@@ -526,10 +551,34 @@ class _Compiler:
             self.err(src, path, "text is empty")
         if len(text) > MAX_TEXT:
             self.err(src, path, f"text is {len(text)} characters; Telegram and VK allow {MAX_TEXT}")
-        for name, flt in expr.template_names(text):
-            self.pending.names.append((src, path, name, f"template {{{name}}}"))
+        for name, flt, offset in expr.template_spans(text):
+            line, col = src.position_in_text(path, text, offset)
+            what = f"template {{{name}}}"
+            self.pending.exact_names.append((src, line, col, name, what))
             if flt and flt not in expr.FILTERS:
-                self.err(src, path, f"unknown filter |{flt} (known: {', '.join(expr.FILTERS)})")
+                self.problems.append(
+                    Problem(
+                        src.file,
+                        line,
+                        col,
+                        f"unknown filter |{flt} (known: {', '.join(expr.FILTERS)})",
+                    )
+                )
+
+    def _check_filters(self, src: Source, path: PathKey, text: str) -> None:
+        """Templates over list items (`lines`, `choices_from`): names are item fields, only the
+        filters can be checked."""
+        for _name, flt, offset in expr.template_spans(text):
+            if flt and flt not in expr.FILTERS:
+                line, col = src.position_in_text(path, text, offset)
+                self.problems.append(
+                    Problem(
+                        src.file,
+                        line,
+                        col,
+                        f"unknown filter |{flt} (known: {', '.join(expr.FILTERS)})",
+                    )
+                )
 
     def _image(self, src: Source, path: PathKey, value: Any) -> str | None:
         if not isinstance(value, str):
@@ -547,6 +596,7 @@ class _Compiler:
             self.err(src, path, "lines needs exactly `for: <list result>` and `text: <template>`")
             return None
         self.pending.names.append((src, (*path, "for"), str(raw["for"]), "lines for"))
+        self._check_filters(src, (*path, "text"), str(raw["text"]))
         return Lines(str(raw["for"]), str(raw["text"]))
 
     def _buttons(
@@ -590,7 +640,7 @@ class _Compiler:
         tpath = (*path, kind)
         if kind == "url":
             if not value.startswith(("https://", "http://", "tg://")):
-                self.err(src, tpath, f"url {value!r} must start with https://")
+                self.err(src, tpath, f"url {value!r} must start with https://, http:// or tg://")
             return ButtonSpec(title, url=value)
         if kind == "intent":
             self.pending.intents.append((src, tpath, value))
@@ -614,42 +664,40 @@ class _Compiler:
             payload = f"{STEP_PAYLOAD}{target_flow}:{label}"
         return ButtonSpec(title, payload=payload)
 
-    def _check_limits(self, src: Source, path: PathKey, variant: Variant) -> None:
-        for channel_variant, channel in [(variant, None)] + [(v, c) for c, v in variant.channels]:
-            rows = channel_variant.buttons
-            for r, row in enumerate(rows):
-                for i, b in enumerate(row):
-                    where = (*path, "buttons", r, i)
-                    if channel in (None, "vk") and len(b.title) > VK_LABEL:
-                        self.err(
-                            src,
-                            where,
-                            f"button title {b.title!r} is {len(b.title)} characters; VK allows {VK_LABEL}",
-                        )
-                    if b.payload is None:
-                        continue
-                    size = len(b.payload.encode())
-                    if channel in (None, "telegram") and size > TG_CALLBACK_BYTES:
-                        self.err(
-                            src,
-                            where,
-                            f"button {b.title!r}: callback data {b.payload!r} is {size} bytes; Telegram allows {TG_CALLBACK_BYTES}",
-                        )
-                    vk_size = len(json.dumps({"p": b.payload}, ensure_ascii=False))
-                    if channel in (None, "vk") and vk_size > VK_PAYLOAD:
-                        self.err(
-                            src,
-                            where,
-                            f"button {b.title!r}: VK payload is {vk_size} characters; VK allows {VK_PAYLOAD}",
-                        )
-            if channel in (None, "vk") and (
-                len(rows) > VK_ROWS or any(len(r) > VK_PER_ROW for r in rows)
-            ):
-                self.err(
-                    src,
-                    (*path, "buttons"),
-                    f"VK shows at most {VK_ROWS} rows of {VK_PER_ROW} buttons under a message",
-                )
+    def _check_limits(
+        self, src: Source, path: PathKey, rows: tuple[tuple[ButtonSpec, ...], ...], channel: str
+    ) -> None:
+        for r, row in enumerate(rows):
+            for i, b in enumerate(row):
+                where = (*path, "buttons", r, i)
+                if channel == "vk" and len(b.title) > VK_LABEL:
+                    self.err(
+                        src,
+                        where,
+                        f"button title {b.title!r} is {len(b.title)} characters; VK allows {VK_LABEL}",
+                    )
+                if b.payload is None:
+                    continue
+                size = len(b.payload.encode())
+                if channel == "telegram" and size > TG_CALLBACK_BYTES:
+                    self.err(
+                        src,
+                        where,
+                        f"button {b.title!r}: callback data {b.payload!r} is {size} bytes; Telegram allows {TG_CALLBACK_BYTES}",
+                    )
+                vk_size = len(json.dumps({"p": b.payload}, ensure_ascii=False))
+                if channel == "vk" and vk_size > VK_PAYLOAD:
+                    self.err(
+                        src,
+                        where,
+                        f"button {b.title!r}: VK payload is {vk_size} characters; VK allows {VK_PAYLOAD}",
+                    )
+        if channel == "vk" and (len(rows) > VK_ROWS or any(len(r) > VK_PER_ROW for r in rows)):
+            self.err(
+                src,
+                (*path, "buttons"),
+                f"VK shows at most {VK_ROWS} rows of {VK_PER_ROW} buttons under a message",
+            )
 
     # -- slots ----------------------------------------------------------------------------
 
@@ -704,6 +752,7 @@ class _Compiler:
                 )
             else:
                 choices_from = ChoicesFrom(str(cf["for"]), str(cf["value"]), str(cf["title"]))
+                self._check_filters(src, (*path, "choices_from", "title"), choices_from.title)
                 self.pending.names.append(
                     (src, (*path, "choices_from", "for"), choices_from.of, "choices_from")
                 )
@@ -712,6 +761,13 @@ class _Compiler:
         prefill = None
         if "from" in raw:
             prefill = self._condition(src, (*path, "from"), raw["from"])
+            if kind not in REMEMBERED_TYPES:
+                self.err(
+                    src,
+                    (*path, "from"),
+                    f"`from:` fills only remembered slots ({', '.join(sorted(REMEMBERED_TYPES))}); "
+                    f"a {kind} slot is asked every time",
+                )
         return SlotDef(name, kind, prompt, retry, tuple(choices), choices_from, prefill)
 
     def _condition(self, src: Source, path: PathKey, raw: Any) -> ast.Expression | None:
@@ -794,6 +850,11 @@ class _Compiler:
         for src, path, name, what in p.names:
             if name not in known:
                 self.err(src, path, f"unknown slot {name!r} in {what}")
+        for src, line, col, name, what in p.exact_names:
+            if name not in known:
+                self.problems.append(
+                    Problem(src.file, line, col, f"unknown slot {name!r} in {what}")
+                )
         for action, needs in ACTIONS.items():
             used = any(
                 isinstance(i, Call) and i.action == action
@@ -840,7 +901,11 @@ class _Compiler:
             )
 
     def _check_coverage(self, sources: list[Source]) -> None:
-        anchor = sources[0] if sources else Source("content/dialogs", None)
+        # Missing things are reported at the file holding the bot's own responses (bot.yml).
+        anchor = next(
+            (src for src, _p, _r in self._raw_responses.values() if src.data and "bot" in src.data),
+            sources[0] if sources else Source("content/dialogs", None),
+        )
         for name, why in RESERVED.items():
             if name not in self.responses:
                 self.err(anchor, (), f"missing response {name!r} ({why})")
@@ -937,6 +1002,14 @@ class _FlowBuilder:
             return
         kind = kinds[0]
         kpath = (*path, kind)
+        for key in raw:
+            if key in STEP_KEYS and key != kind and key != "id" and key not in STEP_EXTRAS[kind]:
+                extras = ", ".join(sorted(STEP_EXTRAS[kind])) or "nothing else"
+                c.err(
+                    src,
+                    (*path, key),
+                    f"`{key}` does not belong on a `{kind}` step (it takes {extras})",
+                )
         value = raw[kind]
         if kind == "say":
             self.emit(Say(c._response_ref(src, kpath, value, self.flow)), kpath)
@@ -954,6 +1027,12 @@ class _FlowBuilder:
             action = str(value)
             if action not in ACTIONS:
                 c.err(src, kpath, f"unknown action {action!r} (known: {', '.join(ACTIONS)})")
+            if action in ACTION_RESULT and "as" in raw:
+                c.err(
+                    src,
+                    (*path, "as"),
+                    f"`{action}` always stores its result in `{ACTION_RESULT[action]}`",
+                )
             into = str(raw.get("as", ACTION_RESULT.get(action, action)))
             c.result_names.add(into)
             pc = self.emit(Call(action, into, None), kpath)

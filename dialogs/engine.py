@@ -28,8 +28,10 @@ from dialogs.content import (
     FLOW_PAYLOAD,
     INTENT_PAYLOAD,
     NONE_OF_THESE,
+    REMEMBERED_TYPES,
     SLOT_PAYLOAD,
     STEP_PAYLOAD,
+    VK_ROWS,
     Ask,
     Call,
     Content,
@@ -53,7 +55,6 @@ from storage.models import ConversationState, Subscriber, Ticket, utcnow
 
 log = logging.getLogger(__name__)
 
-REMEMBERED_TYPES = {"phone", "account", "phone_or_account", "address"}  # never asked twice
 NOT_A_DIGRESSION = {"affirm", "deny"}  # answers inside a form, never a new request
 NO_SUGGEST = {"out_of_scope", "affirm", "deny"}
 MAX_STEPS = 200  # per turn: a goto loop in content must not hang the bot
@@ -200,6 +201,8 @@ class _Run:
     def _parse_answer(self, slot: SlotDef, text: str) -> Any:
         parse = self.turn.parse
         choices = self._choices(slot)
+        if slot.type == "choice" and not choices:
+            return None  # nothing to choose from (an empty list from the backend)
         return parse_value(
             slot.type,
             text,
@@ -234,7 +237,14 @@ class _Run:
             return
         self.slots["_flow"] = {**state, "retries": retries}
         slot = self.c.slots[state["awaiting"]]
-        self.emit(slot.retry or slot.prompt, self._slot_buttons(slot))
+        flow = self.c.flows.get(str(state.get("name")))
+        ask = (
+            flow.program[int(state["pc"])]
+            if flow and int(state["pc"]) < len(flow.program)
+            else None
+        )
+        step_prompt = ask.prompt if isinstance(ask, Ask) else None
+        self.emit(slot.retry or step_prompt or slot.prompt, self._slot_buttons(slot))
 
     def _is_cancel(self, text: str) -> bool:
         lowered = text.lower().strip(" !.?")
@@ -304,7 +314,14 @@ class _Run:
                 await self._handoff(ins.group, ins.reason, name)
                 return
             elif isinstance(ins, MakeTicket):
-                self.slots[ins.into] = await self._ticket(ins)
+                try:
+                    self.slots[ins.into] = await self._ticket(ins)
+                except BackendError as exc:
+                    log.warning("backend ticket %s failed (%s): %s", ins.kind, exc.reason, exc)
+                    self.slots["error"] = {"reason": exc.reason, "action": "ticket"}
+                    self._clear_flow()
+                    self.say("error")
+                    return
                 pc += 1
             elif isinstance(ins, SetSlots):
                 self.slots.update(dict(ins.values))
@@ -397,7 +414,10 @@ class _Run:
         if action == "tariffs":
             return to_json(await b.tariffs(ctx))
         if action == "tariff_change":
-            return to_json(await b.change_tariff(ctx, self._customer(), str(self.slots["tariff"])))
+            code = self.slots.get("tariff")
+            if not code:
+                raise BackendError("tariff_change without a chosen `tariff`", "no_tariff")
+            return to_json(await b.change_tariff(ctx, self._customer(), str(code)))
         if action == "promised_payment_offer":
             return to_json(await b.promised_payment_offer(ctx, self._customer()))
         if action == "promised_payment":
@@ -529,4 +549,7 @@ def render(
     rows = extra + tuple(
         tuple(Button(b.title, b.payload, b.url) for b in row) for row in variant.buttons
     )
+    if channel == "vk" and len(rows) > VK_ROWS:  # automatic buttons + the response's own
+        flat = [b for row in rows for b in row][: VK_ROWS * 2]
+        rows = tuple(tuple(flat[i : i + 2]) for i in range(0, len(flat), 2))
     return Outbound(text=text, buttons=rows, image=variant.image, sticker=variant.sticker)

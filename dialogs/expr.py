@@ -170,6 +170,15 @@ def template_names(text: str) -> list[tuple[str, str | None]]:
     return [(m.group(1).split(".")[0], m.group(2)) for m in _TEMPLATE.finditer(text) if m.group(1)]
 
 
+def template_spans(text: str) -> list[tuple[str, str | None, int]]:
+    """(root name, filter, character offset) for each `{placeholder}`."""
+    return [
+        (m.group(1).split(".")[0], m.group(2), m.start())
+        for m in _TEMPLATE.finditer(text)
+        if m.group(1)
+    ]
+
+
 def render(text: str, scope: Mapping[str, Any]) -> str:
     def sub(m: re.Match[str]) -> str:
         token = m.group(0)
@@ -177,7 +186,7 @@ def render(text: str, scope: Mapping[str, Any]) -> str:
             return token[0]
         value = resolve(m.group(1), scope)
         flt = m.group(2)
-        if flt:
+        if flt and flt in FILTERS:  # validation reports unknown filters; never crash a turn
             return FILTERS[flt](value)
         return _plain(value)
 

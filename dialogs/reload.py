@@ -58,6 +58,7 @@ class ReloadingContent:
             log.error("dialogs: edit rejected, the previous version stays live:\n%s", exc)
             return False
         if content.fingerprint == self.current.fingerprint:
+            self.last_error = None  # the live version is what is on disk again
             return False
         self.current, self.last_error = content, None
         for warning in content.warnings:

@@ -34,6 +34,16 @@ class Source:
     file: str
     data: Any
     marks: dict[PathKey, tuple[int, int]] = field(default_factory=dict)
+    blocks: dict[PathKey, tuple[int, int]] = field(default_factory=dict)  # `|` texts: 1st line
+
+    def position_in_text(self, path: PathKey, text: str, offset: int) -> tuple[int, int]:
+        """Line and column of character `offset` of the text at `path` (exact in `|` blocks)."""
+        block = self.blocks.get(path)
+        if block is None:
+            return self.at(path)
+        before = text[:offset]
+        line_start = before.rfind("\n") + 1
+        return block[0] + before.count("\n"), block[1] + offset - line_start
 
     def at(self, path: PathKey) -> tuple[int, int]:
         """Line and column of the value at `path`, or of its nearest ancestor that has one."""
@@ -66,20 +76,25 @@ def load(path: Path, display: str | None = None) -> Source:
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
+        # An unclosed quote or bracket is reported where it was opened, not at the end of the file.
+        opened = exc.context and ("quoted scalar" in exc.context or "flow" in exc.context)
+        mark = (exc.context_mark if opened else None) or exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         message = f"YAML syntax: {exc.problem or exc.context}"
+        if opened:
+            message = f"YAML syntax: {exc.context} that is never closed ({exc.problem})"
         raise ContentError([Problem(name, line, col, message)]) from exc
     source = Source(name, None)
     if node is not None:
-        source.data = _build(node, (), source.marks, name)
+        source.data = _build(node, (), source, name)
     return source
 
 
 _CONSTRUCTOR = yaml.SafeLoader("")
 
 
-def _build(node: yaml.Node, path: PathKey, marks: dict[PathKey, tuple[int, int]], name: str) -> Any:
+def _build(node: yaml.Node, path: PathKey, source: Source, name: str) -> Any:
+    marks = source.marks
     marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
@@ -89,9 +104,23 @@ def _build(node: yaml.Node, path: PathKey, marks: dict[PathKey, tuple[int, int]]
                 line = key_node.start_mark.line + 1
                 col = key_node.start_mark.column + 1
                 raise ContentError([Problem(name, line, col, f"duplicate key {key!r}")])
-            out[key] = _build(value_node, (*path, key), marks, name)
+            out[key] = _build(value_node, (*path, key), source, name)
             marks[(*path, key)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_build(item, (*path, i), marks, name) for i, item in enumerate(node.value)]
+        return [_build(item, (*path, i), source, name) for i, item in enumerate(node.value)]
+    if isinstance(node, yaml.ScalarNode) and node.style == "|":
+        # The text starts on the line after the `|`, at the block's indentation.
+        first = node.end_mark.buffer or ""
+        indent = _block_indent(first, node.start_mark.index)
+        source.blocks[path] = (node.start_mark.line + 2, indent + 1)
     return _CONSTRUCTOR.construct_object(node)
+
+
+def _block_indent(buffer: str, indicator: int) -> int:
+    """Indentation of the first content line of a `|` block whose indicator is at `indicator`."""
+    start = buffer.find("\n", indicator) + 1
+    if start <= 0:
+        return 0
+    line = buffer[start : buffer.find("\n", start) if "\n" in buffer[start:] else len(buffer)]
+    return len(line) - len(line.lstrip(" "))

@@ -71,8 +71,9 @@ Talk to the bots as a subscriber:
   curl -s '{tg_url}/_control/history?chat_id=1001'
   curl -s {vk_url}/_control/send_text -d '{{"user_id": 2001, "text": "Начать"}}'
   curl -s '{vk_url}/_control/history?peer_id=2001'
-Press a button: take its payload from the history, then
+Press a button: take its callback data / payload from the history, then
   curl -s {tg_url}/_control/press_button -d '{{"user_id": 1001, "message_id": N, "data": "intent:payment_methods"}}'
   curl -s {vk_url}/_control/press_callback -d '{{"user_id": 2001, "payload": "{{\\"p\\": \\"intent:payment_methods\\"}}", "conversation_message_id": N}}'
+Demo subscribers for billing answers: phone 8 911 000-00-01 .. 06 (see content/README.md).
 Ctrl-C stops everything.
 """

@@ -132,15 +132,6 @@ def test_cli_validates_the_shipped_content(capsys: pytest.CaptureFixture[str]) -
 
 # --------------------------------------------------------------------------- one mistake each
 
-UNCLOSED_QUOTE_BUG = (
-    "yamlsrc.load reports exc.problem_mark (where PyYAML gave up: end of stream / next line) "
-    "instead of exc.context_mark (where the quote or brace was opened)"
-)
-TEMPLATE_LINE_BUG = (
-    "a {placeholder} problem inside a multi-line `text: |` is reported at the `text:` key line, "
-    "not at the line of the placeholder"
-)
-
 MISTAKES = [
     pytest.param(
         Mistake(
@@ -171,7 +162,6 @@ MISTAKES = [
             ("YAML syntax",),
         ),
         id="yaml-unclosed-quote",
-        marks=pytest.mark.xfail(strict=True, reason=UNCLOSED_QUOTE_BUG),
     ),
     pytest.param(
         Mistake(
@@ -182,7 +172,6 @@ MISTAKES = [
             ("YAML syntax",),
         ),
         id="yaml-unclosed-brace",
-        marks=pytest.mark.xfail(strict=True, reason=UNCLOSED_QUOTE_BUG),
     ),
     pytest.param(
         Mistake(
@@ -275,7 +264,6 @@ MISTAKES = [
             ("unknown slot", "no_such_slot"),
         ),
         id="template-unknown-slot-on-2nd-line-of-block-text",
-        marks=pytest.mark.xfail(strict=True, reason=TEMPLATE_LINE_BUG),
     ),
     pytest.param(
         Mistake(
@@ -457,7 +445,6 @@ MISTAKES = [
             ("unknown filter", "|nope"),
         ),
         id="template-unknown-filter-on-2nd-line-of-block-text",
-        marks=pytest.mark.xfail(strict=True, reason=TEMPLATE_LINE_BUG),
     ),
 ]
 
@@ -560,12 +547,6 @@ def test_two_mistakes_in_one_file_are_both_reported(tmp_path: Path) -> None:
 
 # --------------------------------------------------------------------------- per-channel buttons
 
-CHANNEL_BUG = (
-    "content.py _variant(top=False) runs _check_limits on a channel override with channel=None, "
-    "so a `telegram:` override is held to VK limits; and the parent's _check_limits checks the "
-    "top-level buttons against VK even when a `vk:` override replaces them"
-)
-
 
 def test_vk_override_button_is_reported_at_its_own_line(tmp_path: Path) -> None:
     root = copy_content(tmp_path)
@@ -573,12 +554,6 @@ def test_vk_override_button_is_reported_at_its_own_line(tmp_path: Path) -> None:
     assert_reported(problems_of(root), "service.yml", line, (LONG_TITLE, "VK allows 40"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="content.py _check_limits re-checks a `vk:` override's buttons under the top-level "
-    "path (path, 'buttons', r, i): the same problem is reported a second time, at the line "
-    "of an unrelated, valid top-level button",
-)
 def test_vk_override_button_is_reported_only_at_its_own_line(tmp_path: Path) -> None:
     root = copy_content(tmp_path)
     line = introduce(root, vk_override_with_long_title())
@@ -599,7 +574,6 @@ def vk_override_with_long_title() -> Mistake:
     )
 
 
-@pytest.mark.xfail(strict=True, reason=CHANNEL_BUG)
 @pytest.mark.parametrize(
     "new",
     [

@@ -11,7 +11,7 @@ A story is what a subscriber does and what the bot must answer:
           - press: "⚡ СБП"
           - bot: {contains: "СБП"}
 
-Steps: `user: text`, `press: button title`, `photo: true`, `sticker: true`, then checks on what
+Steps: `user: text`, `press: button title` (the latest message with that button), `photo: true`, `sticker: true`, then checks on what
 the bot did after the last action: `bot:` (the next reply: `contains`, `not_contains`,
 `buttons`, `no_buttons`, `image`, `intent`), `silent: true` (no reply at all),
 `escalates: <group>` (the chat went to operators), `ticket: <kind>` (a ticket was created),
@@ -161,7 +161,7 @@ async def run_story(story: Story, channel: str, driver: Driver) -> Outcome:
     outcome = Outcome(story, channel)
     turn = TurnResult([])
     seen = 0  # replies of the current turn already checked by `bot:`
-    last: Reply | None = None  # the latest reply with buttons, for `press`
+    shown: list[Reply] = []  # every reply with buttons so far, for `press` (old buttons too)
     try:
         for step in story.steps:
             where = f"{story.file}:{step.line}"
@@ -170,7 +170,7 @@ async def run_story(story: Story, channel: str, driver: Driver) -> Outcome:
                     outcome.transcript.append(f"👤 {step.value}")
                     turn = await driver.say(str(step.value))
                 elif step.kind == "press":
-                    target = _button_owner(turn, last, str(step.value), where)
+                    target = _button_owner(shown, str(step.value), where)
                     outcome.transcript.append(f"👤 [{step.value}]")
                     turn = await driver.press(target, str(step.value))
                 elif step.kind == "resolve_ticket":
@@ -188,7 +188,7 @@ async def run_story(story: Story, channel: str, driver: Driver) -> Outcome:
                         f"🤖 {r.text[:200]}" + (f" {list(r.buttons)}" if r.buttons else "")
                     )
                     if r.buttons:
-                        last = r
+                        shown.append(r)
             elif step.kind == "bot":
                 if seen >= len(turn.replies):
                     raise StoryFailure(
@@ -220,14 +220,13 @@ async def run_story(story: Story, channel: str, driver: Driver) -> Outcome:
     return outcome
 
 
-def _button_owner(turn: TurnResult, last: Reply | None, title: str, where: str) -> Reply:
-    for reply in reversed(turn.replies):
+def _button_owner(shown: list[Reply], title: str, where: str) -> Reply:
+    """The latest message that has a button with this title (a subscriber can scroll up)."""
+    for reply in reversed(shown):
         if title in reply.buttons:
             return reply
-    if last is not None and title in last.buttons:
-        return last
-    shown = [b for r in turn.replies for b in r.buttons] or (list(last.buttons) if last else [])
-    raise StoryFailure(f"{where}: no button {title!r} to press; buttons shown: {shown}")
+    latest = list(shown[-1].buttons) if shown else []
+    raise StoryFailure(f"{where}: no button {title!r} to press; latest buttons: {latest}")
 
 
 def _check_reply(turn: TurnResult, reply: Reply, want: dict[str, Any], where: str) -> None:

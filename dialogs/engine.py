@@ -48,7 +48,7 @@ from dialogs.content import (
     UseFlow,
 )
 from dialogs.messages import Button, Outbound
-from dialogs.responder import Turn
+from dialogs.responder import Escalator, Turn
 from dialogs.slot_types import Choice, parse_value, window_options
 from storage import repo
 from storage.models import ConversationState, Subscriber, Ticket, utcnow
@@ -78,9 +78,11 @@ class DialogEngine:
         *,
         threshold: float = 0.4,
         clock: Callable[[], datetime] = utcnow,
+        escalator: Escalator | None = None,
     ) -> None:
         self.content = content
         self.backend = backend
+        self.escalator = escalator
         self.threshold = threshold
         self.clock = clock
 
@@ -447,22 +449,26 @@ class _Run:
             self.slots["customer"] = data["customer"]
 
     async def _handoff(self, group: str, reason: str | None, flow: str) -> None:
-        conv = self.turn.conversation
-        parse = self.turn.parse
+        turn = self.turn
+        self.say("handoff")
+        why = reason or flow
+        if self.e.escalator is not None:
+            self.slots = {k: v for k, v in self.slots.items() if k != "_flow"}
+            turn.conversation.slots = self.slots  # the escalator adds its own marks to these
+            self.out += await self.e.escalator.escalate(
+                turn.session, turn.conversation, turn.account, group=group, reason=why
+            )
+            self.slots = dict(turn.conversation.slots)
+            return
+        conv = turn.conversation  # no operators wired (tests of the dialogs alone)
         await repo.set_state(
-            self.turn.session,
+            turn.session,
             conv,
             ConversationState.QUEUED,
             kind="escalated",
-            data={
-                "group": group,
-                "reason": reason or flow,
-                "flow": flow,
-                "intent": parse.intent if parse is not None else None,
-            },
+            data={"group": group, "reason": why},
         )
         conv.skill_group = group
-        self.say("handoff")
 
     async def _ticket(self, ins: MakeTicket) -> dict[str, Any]:
         customer = None

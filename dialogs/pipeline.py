@@ -1,8 +1,10 @@
 """The conversation pipeline: the single entry both frontends call for every subscriber action.
 
 In one transaction it drops a redelivered update, finds or creates the subscriber and the
-conversation, stores the message, lets the responder decide (only while the bot owns the chat)
-and writes the replies to the outbox. After commit it wakes the channel's outbox worker.
+conversation, stores the message, lets the responder decide (only while the bot owns the chat;
+a closed chat asking for its rating goes to the rating responder) and writes the replies to the
+outbox. After commit it wakes the channel's outbox worker and publishes the live events noted in
+the transaction (operators' consoles see a queued chat's new message at once).
 Persist first, acknowledge after: if anything here fails, the frontend answers the platform
 with an error and the platform redelivers; the dedupe row makes that redelivery exactly-once.
 """
@@ -12,15 +14,26 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import asdict
+from typing import Any, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialogs.messages import Attachment, Channel, HandleResult, Inbound, Outbound
 from dialogs.responder import Responder, Turn
-from nlu.types import IntentEngine
+from nlu.types import IntentEngine, Parse
 from storage import repo
 from storage.db import Database
 from storage.models import Author, ConversationState, Direction
 
 log = logging.getLogger(__name__)
+
+
+class RatingResponder(Protocol):
+    """Answers a subscriber while their closed chat asks for a rating (handoff.rating).
+    Returns the replies and whether the message was the rating; if not, the rating is over and
+    the message starts a new conversation with the bot."""
+
+    async def respond(self, turn: Turn) -> tuple[list[Outbound], bool]: ...
 
 
 class ConversationService:
@@ -31,69 +44,100 @@ class ConversationService:
         *,
         engine: IntentEngine | None = None,
         on_outbox: Callable[[Channel], None] | None = None,
+        on_event: Callable[[dict[str, Any]], None] | None = None,
+        rating: RatingResponder | None = None,
     ) -> None:
         self.db = db
         self.responder = responder
         self.engine = engine
         self.on_outbox = on_outbox
+        self.on_event = on_event
+        self.rating = rating
 
     async def handle(self, inbound: Inbound) -> HandleResult:
         # Understand the text before the transaction: a Rasa round trip must not hold a DB connection.
         parse = None
         if self.engine is not None and inbound.text and not inbound.payload:
             parse = await self.engine.parse(inbound.text)
-        async with self.db.session() as session, session.begin():
-            if not await repo.claim_update(session, inbound.channel, inbound.update_id):
-                log.info("duplicate update %s:%s dropped", inbound.channel, inbound.update_id)
-                return HandleResult(duplicate=True)
-            account = await repo.get_or_create_account(
-                session,
-                channel=inbound.channel,
-                user_id=inbound.user_id,
-                chat_id=inbound.chat_id,
-                first_name=inbound.first_name,
-                last_name=inbound.last_name,
-                username=inbound.username,
-            )
-            conv, created = await repo.open_conversation(session, account)
-            incoming = {
-                "conversation_id": conv.id,
-                "direction": Direction.IN,
-                "author": Author.SUBSCRIBER,
-                "text": inbound.text,
-                "payload": inbound.payload,
-                "attachments": [_attachment_json(a) for a in inbound.attachments],
-                "edited": inbound.edited,
-                "platform_update_id": inbound.update_id,
-                "platform_message_id": inbound.platform_message_id,
-                "nlu": parse.to_json() if parse is not None else None,
-            }
-            replies: list[Outbound] = []
-            if conv.state == ConversationState.BOT:
-                replies = await self.responder.respond(
-                    Turn(inbound, conv, account, created, session, parse)
-                )
-            ids = await repo.add_messages(
-                session, [incoming, *(_bot_message(conv.id, r) for r in replies)]
-            )
-            if replies:
-                await repo.enqueue(
+        async with self.db.session() as session:
+            async with session.begin():
+                if not await repo.claim_update(session, inbound.channel, inbound.update_id):
+                    log.info("duplicate update %s:%s dropped", inbound.channel, inbound.update_id)
+                    return HandleResult(duplicate=True)
+                account = await repo.get_or_create_account(
                     session,
-                    [
-                        {
-                            "channel": inbound.channel,
-                            "chat_id": inbound.chat_id,
-                            "channel_account_id": account.id,
-                            "message_id": message_id,
-                            "body": reply.to_json(),
-                        }
-                        for message_id, reply in zip(ids[1:], replies, strict=True)
-                    ],
+                    channel=inbound.channel,
+                    user_id=inbound.user_id,
+                    chat_id=inbound.chat_id,
+                    first_name=inbound.first_name,
+                    last_name=inbound.last_name,
+                    username=inbound.username,
                 )
-            conv_id = conv.id
+                conv, created = await repo.open_conversation(session, account)
+                replies: list[Outbound] = []
+                if conv.state == ConversationState.RATING and self.rating is not None:
+                    turn = Turn(inbound, conv, account, created, session, parse)
+                    replies, consumed = await self.rating.respond(turn)
+                    if not consumed:  # the rating is over; this message is a new request
+                        conv, created = await repo.open_conversation(session, account)
+                if conv.state == ConversationState.BOT:
+                    replies = await self.responder.respond(
+                        Turn(inbound, conv, account, created, session, parse)
+                    )
+                await self._store_turn(session, conv.id, account.id, inbound, parse, replies)
+                if conv.state in (ConversationState.QUEUED, ConversationState.WITH_OPERATOR):
+                    repo.note_event(
+                        session,
+                        {"type": "message", "conversation_id": conv.id, "state": conv.state},
+                    )
+                conv_id = conv.id
+            events = repo.take_events(session)
         if replies and self.on_outbox is not None:
             self.on_outbox(inbound.channel)
+        if self.on_event is not None:
+            for event in events:
+                self.on_event(event)
         return HandleResult(conversation_id=conv_id, replies=replies)
+
+    @staticmethod
+    async def _store_turn(
+        session: AsyncSession,
+        conv_id: int,
+        account_id: int,
+        inbound: Inbound,
+        parse: Parse | None,
+        replies: list[Outbound],
+    ) -> None:
+        """The subscriber's message and the replies, stored; the replies queued for delivery."""
+        incoming = {
+            "conversation_id": conv_id,
+            "direction": Direction.IN,
+            "author": Author.SUBSCRIBER,
+            "text": inbound.text,
+            "payload": inbound.payload,
+            "attachments": [_attachment_json(a) for a in inbound.attachments],
+            "edited": inbound.edited,
+            "platform_update_id": inbound.update_id,
+            "platform_message_id": inbound.platform_message_id,
+            "nlu": parse.to_json() if parse is not None else None,
+        }
+        ids = await repo.add_messages(
+            session, [incoming, *(_bot_message(conv_id, r) for r in replies)]
+        )
+        if replies:
+            await repo.enqueue(
+                session,
+                [
+                    {
+                        "channel": inbound.channel,
+                        "chat_id": inbound.chat_id,
+                        "channel_account_id": account_id,
+                        "message_id": message_id,
+                        "body": reply.to_json(),
+                    }
+                    for message_id, reply in zip(ids[1:], replies, strict=True)
+                ],
+            )
 
 
 def _attachment_json(att: Attachment) -> dict[str, object]:

@@ -27,3 +27,20 @@ class Turn:
 
 class Responder(Protocol):
     async def respond(self, turn: Turn) -> list[Outbound]: ...
+
+
+class Escalator(Protocol):
+    """Hands a chat to live operators (implemented by handoff.queue.HandoffQueue): queues it for
+    `group` in the caller's transaction and returns what to tell the subscriber (position and
+    expected wait, or when operators are back)."""
+
+    async def escalate(
+        self,
+        session: AsyncSession,
+        conv: Conversation,
+        account: ChannelAccount,
+        *,
+        group: str,
+        reason: str,
+        note: str | None = None,
+    ) -> list[Outbound]: ...

@@ -66,9 +66,23 @@ class Base(DeclarativeBase):
 
 class ConversationState(StrEnum):
     BOT = "bot"
-    QUEUED = "queued"
+    QUEUED = "queued"  # handed off, waiting for an operator
     WITH_OPERATOR = "with_operator"
+    RATING = "rating"  # the operator closed it; the subscriber is asked for CSAT (and NPS)
     CLOSED = "closed"
+
+
+class OperatorRole(StrEnum):
+    OPERATOR = "operator"
+    SUPERVISOR = "supervisor"
+    EDITOR = "editor"
+    ADMIN = "admin"
+
+
+class OperatorStatus(StrEnum):
+    ONLINE = "online"
+    AWAY = "away"  # logged in, takes no new chats
+    OFFLINE = "offline"
 
 
 class Direction(StrEnum):
@@ -135,7 +149,11 @@ class Conversation(Base):
     """One episode of support, from the first message until it is closed."""
 
     __tablename__ = "conversations"
-    __table_args__ = (Index("ix_conversations_account_state", "channel_account_id", "state"),)
+    __table_args__ = (
+        Index("ix_conversations_account_state", "channel_account_id", "state"),
+        Index("ix_conversations_queue", "state", "skill_group", "queued_at"),
+        Index("ix_conversations_operator", "operator_id", "state"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id"), index=True)
@@ -148,6 +166,18 @@ class Conversation(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     closed_at: Mapped[datetime | None] = mapped_column()
+    # Handoff (handoff/): when it joined the queue, who has it, SLA marks, the outcome.
+    queued_at: Mapped[datetime | None] = mapped_column()
+    assigned_at: Mapped[datetime | None] = mapped_column()
+    first_response_at: Mapped[datetime | None] = mapped_column()
+    handoff_reason: Mapped[str | None] = mapped_column(String(200))
+    priority: Mapped[int] = mapped_column(default=0)
+    declined_by: Mapped[list[Any]] = mapped_column(default=list)  # operators who missed it
+    resolution: Mapped[str | None] = mapped_column(String(32))
+    csat: Mapped[int | None] = mapped_column()
+    csat_comment: Mapped[str | None] = mapped_column(Text)
+    nps: Mapped[int | None] = mapped_column()
+    topic_id: Mapped[str | None] = mapped_column(String(32))  # Telegram operator group thread
 
 
 class ConversationEvent(Base):
@@ -300,3 +330,45 @@ class DemoTicket(Base):
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
     due_at: Mapped[datetime] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Operator(Base):
+    """A person who answers handed-off chats (or supervises, or edits content)."""
+
+    __tablename__ = "operators"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    login: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16), default=OperatorRole.OPERATOR)
+    groups: Mapped[list[Any]] = mapped_column(default=list)
+    max_chats: Mapped[int] = mapped_column(default=3)
+    telegram_user_id: Mapped[str | None] = mapped_column(String(32), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default=OperatorStatus.OFFLINE)
+    status_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ConsoleSession(Base):
+    """A login to the operator console; the cookie holds a token whose hash is the id."""
+
+    __tablename__ = "console_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    operator_id: Mapped[int] = mapped_column(ForeignKey("operators.id"), index=True)
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+
+
+class CannedReply(Base):
+    """A ready answer operators insert by shortcut ("/pay") or by searching."""
+
+    __tablename__ = "canned_replies"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    shortcut: Mapped[str] = mapped_column(String(32), unique=True)
+    title: Mapped[str] = mapped_column(String(100))
+    text: Mapped[str] = mapped_column(Text)
+    groups: Mapped[list[Any]] = mapped_column(default=list)  # empty = every group

@@ -227,3 +227,60 @@ async def outbox_backlog(session: AsyncSession) -> dict[str, int]:
         .group_by(OutboxItem.channel)
     )
     return {channel: int(n) for channel, n in (await session.execute(query)).all()}
+
+
+def note_event(session: AsyncSession, event: dict[str, Any]) -> None:
+    """Remember a live event to publish once this transaction commits (see dialogs.pipeline and
+    handoff.events): publishing before the commit would show consoles state not yet visible."""
+    session.info.setdefault("events", []).append(event)
+
+
+def take_events(session: AsyncSession) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = session.info.pop("events", [])
+    return events
+
+
+async def send(
+    session: AsyncSession,
+    conv: Conversation,
+    account: ChannelAccount,
+    bodies: list[dict[str, Any]],
+    *,
+    author: str,
+    operator_id: int | None = None,
+) -> list[int]:
+    """Store outgoing messages of a conversation and queue them for delivery, in one go.
+    `bodies` are `Outbound.to_json()` dicts. Returns the message ids."""
+    if not bodies:
+        return []
+    rows = [
+        {
+            "conversation_id": conv.id,
+            "direction": "out",
+            "author": author,
+            "operator_id": operator_id,
+            "text": body.get("text"),
+            "buttons": [[b["title"] for b in row] for row in body.get("buttons", [])],
+            "attachments": [
+                {"kind": kind, "ref": body[key]}
+                for key, kind in (("image", "photo"), ("sticker", "sticker"))
+                if body.get(key)
+            ],
+        }
+        for body in bodies
+    ]
+    ids = await add_messages(session, rows)
+    await enqueue(
+        session,
+        [
+            {
+                "channel": account.channel,
+                "chat_id": account.chat_id,
+                "channel_account_id": account.id,
+                "message_id": message_id,
+                "body": body,
+            }
+            for message_id, body in zip(ids, bodies, strict=True)
+        ],
+    )
+    return ids

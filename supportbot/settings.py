@@ -14,6 +14,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from handoff.config import HandoffSettings
+
 SECRET_KEYS = {"token", "webhook_secret", "secret", "rasa_token", "api_token"}
 
 
@@ -92,6 +94,7 @@ class Settings(BaseSettings):
     backend: str = "dialogs.backends.demo:DemoBackend"
     # Operator skill groups a flow can hand off to (`handoff: <group>` in content).
     skill_groups: list[str] = ["consult", "tech", "finance", "complaints"]
+    handoff: HandoffSettings = HandoffSettings()
     # Bearer token for the integration API (/api/...: the CRM resolves tickets); unset = API off.
     api_token: SecretStr | None = None
 

@@ -471,8 +471,8 @@ def test_mistake_is_reported_in_its_file_on_its_line(tmp_path: Path, mistake: Mi
         ),
         pytest.param(
             "bot.yml",
-            '  stale: "Эта кнопка уже неактуальна 🙂 Напиши, что нужно, — или /start для меню."\n',
-            "missing response 'stale'",
+            '  media: "Я пока понимаю только текст, фото и кнопки 🙈 Напиши, пожалуйста, вопрос словами — помогу."\n',
+            "missing response 'media'",
             id="reserved-response-deleted",
         ),
     ],

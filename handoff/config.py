@@ -1,0 +1,28 @@
+"""Settings of the handoff module (`SUPPORTBOT_HANDOFF__*`), part of supportbot's Settings."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+
+class HandoffSettings(BaseModel):
+    """Live operators: skill groups' working hours, capacity, SLA limits, events, consoles."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Working hours per skill group: "mon-fri 09:00-18:00", "mon-sun 00:00-24:00", "sat 10:00-16:00",
+    # several ranges separated by ", ". A group not listed works around the clock.
+    hours: dict[str, str] = {
+        "consult": "mon-sun 08:00-22:00",
+        "tech": "mon-sun 00:00-24:00",
+        "finance": "mon-fri 09:00-18:00",
+        "complaints": "mon-fri 09:00-20:00",
+    }
+    timezone: str = "Europe/Moscow"
+    max_chats: int = 3  # default concurrent chats per new operator
+    missed_after: float = 60.0  # seconds an assigned operator has to answer before re-offer
+    first_response_target: float = 60.0  # seconds: "timely first response" in SLA figures
+    nps: bool = False  # after CSAT also ask NPS (0-10)
+    redis_url: str | None = None  # live events between app processes; None = in-process
+    secure_cookies: bool = False  # set True behind https (the console's session cookie)
+    telegram_group_id: int | None = None  # a forum supergroup where operators answer in topics

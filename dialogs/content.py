@@ -42,6 +42,16 @@ RESERVED = {
     "stale": "said when an old button is pressed",
     "handoff": "said when the chat goes to an operator",
     "ticket_resolved": "the notification sent when a ticket is resolved",
+    "queue_position": "after handoff: the place in the queue ({queue.position}, {queue.eta_minutes})",
+    "queue_update": "told again when the place in the queue changes materially",
+    "after_hours": "after handoff outside working hours ({queue.returns}: when operators are back)",
+    "operator_joined": "when an operator takes the chat ({operator.name})",
+    "transferred": "when an operator transfers the chat to another group",
+    "returned_to_bot": "when an operator hands the chat back to the bot",
+    "csat_ask": "after an operator closes the chat, above the 1-5 rating buttons",
+    "nps_ask": "after the rating, if NPS is on, above the 0-10 buttons",
+    "csat_comment_ask": "after the rating: an optional comment",
+    "csat_thanks": "the last word after a rating",
 }
 # Backend calls a flow can make (`call:`): the slots each one needs, and what it stores.
 ACTIONS: dict[str, tuple[str, ...]] = {
@@ -56,7 +66,7 @@ ACTIONS: dict[str, tuple[str, ...]] = {
 }
 REMEMBERED_TYPES = {"phone", "account", "phone_or_account", "address"}  # never asked twice
 ACTION_RESULT = {"identify": "customer"}  # where a result goes when the step has no `as:`
-BUILTIN_NAMES = {"channel", "first_name", "customer", "error", "ticket"}
+BUILTIN_NAMES = {"channel", "first_name", "customer", "error", "ticket", "queue", "operator"}
 STEP_KEYS = {
     "say",
     "ask",
@@ -251,6 +261,10 @@ class BotSettings:
     none_of_these: str = "🤷 Другое"
     yes: str = "✅ Да"
     no: str = "❌ Нет"
+    no_comment: str = "👌 Без комментария"
+    give_up_group: str = (
+        "consult"  # after repeated misses: hand off to this group ("" = offer a button)
+    )
     cancel_words: tuple[str, ...] = ("отмена", "отменить", "стоп", "/cancel", "передумал")
     tz: str = "Europe/Moscow"
 

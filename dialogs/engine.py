@@ -144,7 +144,7 @@ class _Run:
             kind = inbound.attachments[0].kind
             self.say(kind if kind in ("photo", "sticker") else "media")
             return
-        self._miss()
+        await self._miss()
 
     async def _on_payload(self, payload: str) -> None:
         if payload.startswith(INTENT_PAYLOAD):
@@ -172,7 +172,7 @@ class _Run:
             else:
                 await self._fill(state, slot, value)
         elif payload == NONE_OF_THESE:
-            self._miss(suggest=False)
+            await self._miss(suggest=False)
         else:
             await self._stale()
 
@@ -186,7 +186,7 @@ class _Run:
         flow = self.c.flows.get(state.get("name", ""))
         if slot is None or flow is None:  # content changed under a waiting form
             self._clear_flow()
-            self._miss()
+            await self._miss()
             return
         parse = self.turn.parse
         value = self._parse_answer(slot, text)
@@ -235,7 +235,7 @@ class _Run:
         retries = int(state.get("retries", 0)) + 1
         if retries > self.c.bot.max_retries:
             self._clear_flow()
-            self._give_up()
+            await self._give_up()
             return
         self.slots["_flow"] = {**state, "retries": retries}
         slot = self.c.slots[state["awaiting"]]
@@ -354,11 +354,11 @@ class _Run:
 
     # -- misses ---------------------------------------------------------------------------
 
-    def _miss(self, *, suggest: bool = True) -> None:
+    async def _miss(self, *, suggest: bool = True) -> None:
         misses = int(self.slots.get("_misses", 0)) + 1
         self.slots["_misses"] = misses
         if misses >= self.c.bot.max_misses:
-            self._give_up()
+            await self._give_up()
             return
         parse = self.turn.parse
         offer = []
@@ -377,8 +377,15 @@ class _Run:
         rows.append((Button(self.c.bot.none_of_these, NONE_OF_THESE),))
         self.emit(self.c.responses["unsure"], tuple(rows))
 
-    def _give_up(self) -> None:
+    async def _give_up(self) -> None:
+        """The bot can't help: straight to an operator (content's `give_up_group`), or, with no
+        operators wired or no group set, a button that asks for one."""
         self.slots["_misses"] = 0
+        group = self.c.bot.give_up_group
+        if self.e.escalator is not None and group:
+            self.emit(self.c.responses["give_up"])
+            await self._handoff(group, "the bot did not understand", "give_up")
+            return
         operator = self.c.intent_flows.get("operator")
         rows: tuple[tuple[Button, ...], ...] = ()
         if operator is not None:

@@ -160,7 +160,7 @@ async def set_state(
         )
     )
     conv.state = to_state
-    if to_state == ConversationState.CLOSED:
+    if to_state == ConversationState.CLOSED and conv.closed_at is None:
         conv.closed_at = utcnow()
 
 

@@ -26,6 +26,11 @@ from dialogs.pipeline import ConversationService
 from dialogs.reload import ReloadingContent
 from dialogs.responder import Responder
 from dialogs.tickets import TicketError, resolve_ticket
+from handoff import worker as handoff_worker
+from handoff.desk import Desk
+from handoff.events import make_bus
+from handoff.queue import HandoffQueue
+from handoff.rating import RatingResponder
 from storage import migrate, repo
 from storage.db import Database
 from supportbot.nlu_setup import ReloadingEngine
@@ -42,7 +47,11 @@ class App:
         self.backend: Backend = load_backend(settings.backend)
         self.content: ReloadingContent | None = None
         self._responder = responder
-        self.service = ConversationService(self.db, _NotStarted(), on_outbox=self._wake)
+        self.bus = make_bus(settings.handoff.redis_url)
+        self.service = ConversationService(
+            self.db, _NotStarted(), on_outbox=self._wake, on_event=self.bus.publish
+        )
+        self.desk: Desk | None = None
         self.web = web.Application()
         self.web.router.add_get("/healthz", self._health)
         self.web.router.add_post("/api/tickets/{number}/resolve", self._resolve_ticket)
@@ -67,10 +76,22 @@ class App:
         self.content = ReloadingContent(
             self.settings.content_dir, engine.intents, groups=self.settings.skill_groups
         )
+        queue = HandoffQueue(self.content, self.settings.handoff)
         self.service.responder = self._responder or DialogEngine(
-            self.content, self.backend, threshold=self.settings.nlu.threshold
+            self.content, self.backend, threshold=self.settings.nlu.threshold, escalator=queue
         )
+        self.service.rating = RatingResponder(self.content, nps=self.settings.handoff.nps)
         self._spawn(self.content.watch(), "dialogs-reload")
+        await self.bus.start()
+        self.desk = Desk(
+            self.db,
+            queue,
+            self.content,
+            self.settings.handoff,
+            publish=self.bus.publish,
+            wake=lambda channel: self._wake(Channel(channel)),
+        )
+        self._spawn(handoff_worker.run(self.desk, self.bus), "handoff")
         # Routes must exist before the server starts; webhooks/polling only once it listens.
         go_live = [self._setup_telegram(), self._setup_vk()]
         self._runner = web.AppRunner(self.web, access_log=None)
@@ -210,6 +231,7 @@ class App:
             await self._runner.cleanup()
         for close in self._closers:
             await close()
+        await self.bus.close()
         close_engine = getattr(self.service.engine, "close", None)  # the Rasa client's session
         if close_engine is not None:
             await close_engine()

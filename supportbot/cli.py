@@ -19,6 +19,7 @@ from nlu.data import TrainingDataError
 from storage.db import DatabaseConfigError
 from supportbot.cli_dialogs import add_dialogs_commands
 from supportbot.cli_nlu import add_nlu_commands
+from supportbot.cli_operators import add_operator_commands
 from supportbot.cli_rasa import add_rasa_commands
 from supportbot.settings import ConfigError, Settings, load_settings
 
@@ -84,6 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_demo)
 
     add_dialogs_commands(sub)
+    add_operator_commands(sub)
     add_nlu_commands(sub)
     add_rasa_commands(sub)
 

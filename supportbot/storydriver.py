@@ -61,6 +61,8 @@ async def start_harness(settings: Settings, data_dir: Path) -> Harness:
                 "database_url": f"sqlite:///{data_dir / 'stories.db'}",
                 "data_dir": data_dir,
                 "http_port": 0,
+                # Stories must not depend on the time of day: operators work around the clock.
+                "handoff": settings.handoff.model_copy(update={"hours": {}}),
                 # The emulators don't throttle here; the stories check content, not pacing.
                 "telegram": TelegramSettings(
                     token=SecretStr(TG_TOKEN),

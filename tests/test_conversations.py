@@ -21,7 +21,7 @@ async def test_every_conversation_story_passes(channel: str, tmp_path: Path) -> 
     assert len(stories) >= 30  # every flow of the reference assistant has a story
     settings = Settings(content_dir=CONTENT, data_dir=tmp_path)
     outcomes = await run_stories(settings, stories, channels=(channel,))
-    assert len(outcomes) == len(stories)
+    assert len(outcomes) == sum(channel in s.channels for s in stories)
     assert all(o.ok for o in outcomes), report(outcomes)
 
 

@@ -12,6 +12,7 @@ from pydantic import SecretStr
 
 from bots.emulator.telegram import TelegramEmulator
 from bots.emulator.vk import VKEmulator
+from handoff.config import HandoffSettings
 from supportbot.app import App
 from supportbot.settings import Settings, TelegramSettings, VKSettings
 from tests.support import CONTENT
@@ -48,6 +49,8 @@ async def start_app(tmp_path: Path) -> AsyncIterator[Callable[..., object]]:
             "content_dir": CONTENT,
             "data_dir": tmp_path,
             "http_port": port,
+            # Operators work around the clock here, so no test depends on the time of day.
+            "handoff": HandoffSettings(hours={}),
         }
         values.update(settings)
         app = App(Settings(**values))  # type: ignore[arg-type]

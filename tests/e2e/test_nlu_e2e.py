@@ -56,6 +56,7 @@ async def test_unsure_then_offers_topics_then_a_human(
     assert 2 <= len(labels) <= 4 and labels[-1] == "🤷 Другое"
     vk.send_text(USER, "фыва олдж")
     give_up = (await vk.wait_sent(USER, 2))[-1]
-    assert "позову живого специалиста" in give_up["text"]
-    labels = [b["action"]["label"] for row in give_up["keyboard"]["buttons"] for b in row]
-    assert labels == ["👩‍💻 Позвать оператора"]
+    assert "Зову живого специалиста" in give_up["text"]  # after two misses: a human, at once
+    queued = await vk.wait_sent(USER, 4)
+    assert "Передаю чат специалисту" in queued[2]["text"]
+    assert "в очереди" in queued[3]["text"]

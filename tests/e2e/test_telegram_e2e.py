@@ -124,7 +124,7 @@ async def test_429_retry_after_delays_but_loses_and_duplicates_nothing(
 ) -> None:
     app = await start_bot(start_app, telegram, mode)
     telegram.fail("sendMessage", error_code=429, retry_after=2, seconds=2.5)
-    texts = ["/start", "раз", "два", "три"]
+    texts = ["/start", "спасибо", "где оплатить?", "пока"]
     for text in texts:
         telegram.send_text(USER, text)
     sent = await telegram.wait_sent(USER, len(texts), timeout=20)

@@ -126,7 +126,7 @@ async def test_vk_rate_errors_delay_but_lose_and_duplicate_nothing(
 ) -> None:
     await start_bot(start_app, vk, "longpoll")
     vk.fail("messages.send", error_code=code, times=3)
-    for text in ("привет", "раз", "два"):
+    for text in ("привет", "спасибо", "пока"):
         vk.send_text(USER, text)
     sent = await vk.wait_sent(USER, 3, timeout=30)
     await asyncio.sleep(1.0)

@@ -1,0 +1,483 @@
+"""The operators' desk: everything that happens to a handed-off chat after it is queued.
+
+- `assign_waiting`: automatic assignment. Per skill group, the longest-waiting chats (higher
+  priority first) go to online operators of that group with a free seat, least-loaded first.
+  Chats and operators are locked with `FOR UPDATE SKIP LOCKED` on PostgreSQL, so several app
+  processes never assign a chat twice or overfill an operator.
+- `missed`: an assigned operator who hasn't answered within `missed_after` seconds misses the
+  chat: it is recorded and re-offered to someone else (it keeps its place in the queue).
+- operator actions: `take` (manual, from the queue), `reply`, `transfer` (to a group or an
+  operator, with a note), `return_to_bot`, `close` (with a resolution code; the subscriber is
+  asked for CSAT), `set_status`.
+Every change is a stored conversation event (SLA figures come from them) and a live event.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from dialogs.engine import ContentSource, render
+from dialogs.messages import Button, Outbound
+from handoff.config import HandoffSettings
+from handoff.queue import HandoffQueue
+from storage import repo
+from storage.db import Database
+from storage.models import (
+    Author,
+    ChannelAccount,
+    Conversation,
+    ConversationState,
+    Message,
+    Operator,
+    OperatorRole,
+    OperatorStatus,
+    utcnow,
+)
+
+log = logging.getLogger(__name__)
+RESOLUTIONS = ("solved", "not_solved", "duplicate", "spam", "no_reply")
+SUPERVISORS = (OperatorRole.SUPERVISOR, OperatorRole.ADMIN)
+CSAT_PAYLOAD, NPS_PAYLOAD = "csat:", "nps:"
+
+
+class DeskError(Exception):
+    """An operator action that can't be done; `status` is the HTTP status the console answers."""
+
+    def __init__(self, message: str, status: int = 409) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    conversation_id: int
+    operator_id: int
+
+
+class Desk:
+    def __init__(
+        self,
+        db: Database,
+        queue: HandoffQueue,
+        content: ContentSource,
+        settings: HandoffSettings,
+        *,
+        publish: Callable[[dict[str, Any]], None],
+        wake: Callable[[str], None],
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.db = db
+        self.queue = queue
+        self.content = content
+        self.settings = settings
+        self.publish = publish
+        self.wake = wake
+        self.clock = clock
+
+    # -- transactions with their effects ------------------------------------------------------
+
+    async def _commit(self, session: AsyncSession, channels: set[str]) -> None:
+        for event in repo.take_events(session):
+            self.publish(event)
+        for channel in channels:
+            self.wake(channel)
+
+    async def _tell(
+        self,
+        session: AsyncSession,
+        conv: Conversation,
+        replies: list[Outbound],
+        *,
+        author: str = Author.SYSTEM,
+        operator_id: int | None = None,
+    ) -> str:
+        account = await session.get(ChannelAccount, conv.channel_account_id)
+        assert account is not None
+        await repo.send(
+            session,
+            conv,
+            account,
+            [r.to_json() for r in replies],
+            author=author,
+            operator_id=operator_id,
+        )
+        return account.channel
+
+    def _say(self, name: str, account_channel: str, **scope: Any) -> Outbound:
+        content = self.content.current
+        return render(content.responses[name], {"first_name": "друг", **scope}, account_channel)
+
+    # -- assignment ------------------------------------------------------------------------
+
+    async def assign_waiting(self) -> list[Assignment]:
+        """One pass of automatic assignment over every group with waiting chats."""
+        done: list[Assignment] = []
+        channels: set[str] = set()
+        async with self.db.session() as session:
+            async with session.begin():
+                now = self.clock()
+                groups = (
+                    await session.scalars(
+                        select(Conversation.skill_group)
+                        .where(Conversation.state == ConversationState.QUEUED)
+                        .distinct()
+                    )
+                ).all()
+                for group in groups:
+                    if group is None or not self.queue.hours(group).is_open(now):
+                        continue
+                    for a, channel in await self._assign_group(session, group, now):
+                        done.append(a)
+                        channels.add(channel)
+            await self._commit(session, channels)
+        return done
+
+    async def _assign_group(
+        self, session: AsyncSession, group: str, now: datetime
+    ) -> list[tuple[Assignment, str]]:
+        online = (
+            await session.scalars(
+                select(Operator)
+                .where(Operator.status == OperatorStatus.ONLINE)
+                .order_by(Operator.id)
+                .with_for_update(skip_locked=True)
+            )
+        ).all()
+        ops = [op for op in online if group in op.groups]
+        if not ops:
+            return []
+        loads = await self._loads(session, [op.id for op in ops])
+        free = sum(max(0, op.max_chats - loads.get(op.id, 0)) for op in ops)
+        if free == 0:
+            return []
+        waiting = (
+            await session.scalars(
+                select(Conversation)
+                .where(
+                    Conversation.state == ConversationState.QUEUED,
+                    Conversation.skill_group == group,
+                )
+                .order_by(Conversation.priority.desc(), Conversation.queued_at, Conversation.id)
+                .limit(free * 2)
+                .with_for_update(skip_locked=True)
+            )
+        ).all()
+        out = []
+        for conv in waiting:
+            candidates = [
+                op
+                for op in ops
+                if loads.get(op.id, 0) < op.max_chats and op.id not in conv.declined_by
+            ]
+            if not candidates:
+                continue
+            op = min(candidates, key=lambda o: (loads.get(o.id, 0) / o.max_chats, o.id))
+            loads[op.id] = loads.get(op.id, 0) + 1
+            channel = await self._assign(session, conv, op, now, kind="assigned")
+            out.append((Assignment(conv.id, op.id), channel))
+        return out
+
+    async def _loads(self, session: AsyncSession, operator_ids: list[int]) -> dict[int, int]:
+        rows = await session.execute(
+            select(Conversation.operator_id, func.count(Conversation.id))
+            .where(
+                Conversation.state == ConversationState.WITH_OPERATOR,
+                Conversation.operator_id.in_(operator_ids),
+            )
+            .group_by(Conversation.operator_id)
+        )
+        return {int(op): int(n) for op, n in rows.all() if op is not None}
+
+    async def _assign(
+        self, session: AsyncSession, conv: Conversation, op: Operator, now: datetime, *, kind: str
+    ) -> str:
+        await repo.set_state(
+            session,
+            conv,
+            ConversationState.WITH_OPERATOR,
+            kind=kind,
+            data={"operator_id": op.id, "group": conv.skill_group},
+        )
+        conv.operator_id = op.id
+        conv.assigned_at = now
+        repo.note_event(
+            session,
+            {"type": "assigned", "conversation_id": conv.id, "operator_id": op.id},
+        )
+        account = await session.get(ChannelAccount, conv.channel_account_id)
+        assert account is not None
+        joined = self._say(
+            "operator_joined",
+            account.channel,
+            operator={"name": op.name},
+            first_name=account.first_name or "друг",
+        )
+        return await self._tell(session, conv, [joined])
+
+    async def missed(self) -> list[Assignment]:
+        """Assigned chats whose operator hasn't answered in time go back to the queue (they keep
+        their place) and to another operator; the miss is recorded for SLA figures."""
+        limit = timedelta(seconds=self.settings.missed_after)
+        out: list[Assignment] = []
+        async with self.db.session() as session:
+            async with session.begin():
+                now = self.clock()
+                answered = (
+                    select(Message.id)
+                    .where(
+                        Message.conversation_id == Conversation.id,
+                        Message.author == Author.OPERATOR,
+                        Message.created_at >= Conversation.assigned_at,
+                    )
+                    .exists()
+                )
+                stale = (
+                    await session.scalars(
+                        select(Conversation)
+                        .where(
+                            Conversation.state == ConversationState.WITH_OPERATOR,
+                            Conversation.assigned_at < now - limit,
+                            ~answered,
+                        )
+                        .with_for_update(skip_locked=True)
+                    )
+                ).all()
+                for conv in stale:
+                    operator_id = conv.operator_id
+                    if operator_id is None:
+                        continue
+                    await repo.set_state(
+                        session,
+                        conv,
+                        ConversationState.QUEUED,
+                        kind="missed",
+                        data={
+                            "operator_id": operator_id,
+                            "after_s": round((now - conv.assigned_at).total_seconds())
+                            if conv.assigned_at
+                            else None,
+                        },
+                    )
+                    conv.declined_by = [*conv.declined_by, operator_id]
+                    conv.operator_id = None
+                    conv.assigned_at = None
+                    repo.note_event(
+                        session,
+                        {"type": "missed", "conversation_id": conv.id, "operator_id": operator_id},
+                    )
+                    out.append(Assignment(conv.id, operator_id))
+            await self._commit(session, set())
+        if out:
+            log.info("handoff: %d missed chat(s) re-offered", len(out))
+        return out
+
+    async def tell_positions(self) -> int:
+        """Tell waiting subscribers whose place in the queue changed materially."""
+        channels: set[str] = set()
+        async with self.db.session() as session:
+            async with session.begin():
+                for conv, reply in await self.queue.updates(session):
+                    channels.add(await self._tell(session, conv, [reply]))
+            await self._commit(session, channels)
+        return len(channels)
+
+    # -- operator actions ------------------------------------------------------------------
+
+    async def _load(
+        self, session: AsyncSession, operator_id: int, conv_id: int
+    ) -> tuple[Operator, Conversation]:
+        op = await session.get(Operator, operator_id)
+        conv = await session.get(Conversation, conv_id, with_for_update=True)
+        if op is None:
+            raise DeskError("unknown operator", 403)
+        if conv is None:
+            raise DeskError(f"no conversation {conv_id}", 404)
+        return op, conv
+
+    def _own(self, op: Operator, conv: Conversation) -> None:
+        if conv.state != ConversationState.WITH_OPERATOR:
+            raise DeskError(f"the chat is {conv.state}, not with an operator")
+        if conv.operator_id != op.id and op.role not in SUPERVISORS:
+            raise DeskError("another operator has this chat", 403)
+
+    async def take(self, operator_id: int, conv_id: int) -> None:
+        """Take a waiting chat from the queue (or, for a supervisor, any chat)."""
+        async with self.db.session() as session:
+            async with session.begin():
+                op, conv = await self._load(session, operator_id, conv_id)
+                if conv.state == ConversationState.WITH_OPERATOR and op.role in SUPERVISORS:
+                    pass
+                elif conv.state != ConversationState.QUEUED:
+                    raise DeskError(f"the chat is {conv.state}; only waiting chats can be taken")
+                channel = await self._assign(session, conv, op, self.clock(), kind="taken")
+            await self._commit(session, {channel})
+
+    async def reply(
+        self, operator_id: int, conv_id: int, text: str, *, image: str | None = None
+    ) -> int:
+        text = text.strip()
+        if not text and not image:
+            raise DeskError("an empty reply", 400)
+        if len(text) > 4096:
+            raise DeskError("a reply is at most 4096 characters", 400)
+        async with self.db.session() as session:
+            async with session.begin():
+                op, conv = await self._load(session, operator_id, conv_id)
+                self._own(op, conv)
+                now = self.clock()
+                if conv.first_response_at is None:
+                    conv.first_response_at = now
+                account = await session.get(ChannelAccount, conv.channel_account_id)
+                assert account is not None
+                body = Outbound(text=text or None, image=image).to_json()
+                (message_id,) = await repo.send(
+                    session, conv, account, [body], author=Author.OPERATOR, operator_id=op.id
+                )
+                repo.note_event(
+                    session,
+                    {"type": "message", "conversation_id": conv.id, "operator_id": op.id},
+                )
+                channel = account.channel
+            await self._commit(session, {channel})
+        return message_id
+
+    async def transfer(
+        self,
+        operator_id: int,
+        conv_id: int,
+        *,
+        group: str | None = None,
+        to_operator: int | None = None,
+        note: str = "",
+    ) -> None:
+        if (group is None) == (to_operator is None):
+            raise DeskError("transfer to a group or to an operator", 400)
+        async with self.db.session() as session:
+            async with session.begin():
+                op, conv = await self._load(session, operator_id, conv_id)
+                self._own(op, conv)
+                channels: set[str] = set()
+                account = await session.get(ChannelAccount, conv.channel_account_id)
+                assert account is not None
+                if to_operator is not None:
+                    target = await session.get(Operator, to_operator, with_for_update=True)
+                    if target is None:
+                        raise DeskError(f"no operator {to_operator}", 404)
+                    await repo.set_state(
+                        session,
+                        conv,
+                        ConversationState.WITH_OPERATOR,
+                        kind="transferred",
+                        data={"from": op.id, "to_operator": target.id, "note": note},
+                    )
+                    conv.operator_id = target.id
+                    conv.assigned_at = self.clock()
+                    repo.note_event(
+                        session,
+                        {"type": "assigned", "conversation_id": conv.id, "operator_id": target.id},
+                    )
+                    joined = self._say(
+                        "operator_joined",
+                        account.channel,
+                        operator={"name": target.name},
+                        first_name=account.first_name or "друг",
+                    )
+                    channels.add(await self._tell(session, conv, [joined]))
+                else:
+                    assert group is not None
+                    if group not in self.queue.settings.hours and group not in self._groups():
+                        raise DeskError(f"unknown group {group!r}", 400)
+                    conv.queued_at = self.clock()  # a new line, but ahead of new arrivals:
+                    conv.priority = max(conv.priority, 1)  # they already waited once
+                    replies = await self.queue.escalate(
+                        session,
+                        conv,
+                        account,
+                        group=group,
+                        reason=f"transfer from {op.name}",
+                        note=note,
+                    )
+                    moved = self._say(
+                        "transferred", account.channel, first_name=account.first_name or "друг"
+                    )
+                    channels.add(await self._tell(session, conv, [moved, *replies]))
+            await self._commit(session, channels)
+
+    def _groups(self) -> set[str]:
+        return set(self.queue.settings.hours)
+
+    async def return_to_bot(self, operator_id: int, conv_id: int) -> None:
+        async with self.db.session() as session:
+            async with session.begin():
+                op, conv = await self._load(session, operator_id, conv_id)
+                self._own(op, conv)
+                await repo.set_state(
+                    session,
+                    conv,
+                    ConversationState.BOT,
+                    kind="returned",
+                    data={"operator_id": op.id},
+                )
+                conv.operator_id = None
+                conv.slots = {k: v for k, v in conv.slots.items() if k not in ("_flow", "_misses")}
+                account = await session.get(ChannelAccount, conv.channel_account_id)
+                assert account is not None
+                back = self._say(
+                    "returned_to_bot", account.channel, first_name=account.first_name or "друг"
+                )
+                channel = await self._tell(session, conv, [back])
+                repo.note_event(session, {"type": "returned", "conversation_id": conv.id})
+            await self._commit(session, {channel})
+
+    async def close(self, operator_id: int, conv_id: int, resolution: str) -> None:
+        if resolution not in RESOLUTIONS:
+            raise DeskError(f"resolution must be one of {', '.join(RESOLUTIONS)}", 400)
+        async with self.db.session() as session:
+            async with session.begin():
+                op, conv = await self._load(session, operator_id, conv_id)
+                if conv.state == ConversationState.QUEUED and op.role in SUPERVISORS:
+                    pass  # a supervisor may close spam straight from the queue
+                else:
+                    self._own(op, conv)
+                now = self.clock()
+                await repo.set_state(
+                    session,
+                    conv,
+                    ConversationState.RATING,
+                    kind="closed",
+                    data={"operator_id": op.id, "resolution": resolution},
+                )
+                conv.resolution = resolution
+                conv.closed_at = now
+                conv.slots = {**conv.slots, "_rating": {"step": "score"}}
+                account = await session.get(ChannelAccount, conv.channel_account_id)
+                assert account is not None
+                scores = tuple(Button(str(n), f"{CSAT_PAYLOAD}{n}") for n in range(1, 6))
+                ask = self._say(
+                    "csat_ask", account.channel, first_name=account.first_name or "друг"
+                )
+                ask = Outbound(ask.text, (scores, *ask.buttons), ask.image, ask.sticker)
+                channel = await self._tell(session, conv, [ask])
+                repo.note_event(session, {"type": "closed", "conversation_id": conv.id})
+            await self._commit(session, {channel})
+
+    async def set_status(self, operator_id: int, status: str) -> None:
+        if status not in tuple(OperatorStatus):
+            raise DeskError(f"status must be one of {', '.join(OperatorStatus)}", 400)
+        async with self.db.session() as session:
+            async with session.begin():
+                op = await session.get(Operator, operator_id)
+                if op is None:
+                    raise DeskError("unknown operator", 403)
+                op.status, op.status_at = status, self.clock()
+                repo.note_event(
+                    session, {"type": "operator", "operator_id": op.id, "status": status}
+                )
+            await self._commit(session, set())

@@ -34,7 +34,6 @@ from storage.models import (
     ChannelAccount,
     Conversation,
     ConversationState,
-    Message,
     Operator,
     OperatorRole,
     OperatorStatus,
@@ -229,22 +228,14 @@ class Desk:
         async with self.db.session() as session:
             async with session.begin():
                 now = self.clock()
-                answered = (
-                    select(Message.id)
-                    .where(
-                        Message.conversation_id == Conversation.id,
-                        Message.author == Author.OPERATOR,
-                        Message.created_at >= Conversation.assigned_at,
-                    )
-                    .exists()
-                )
                 stale = (
                     await session.scalars(
                         select(Conversation)
                         .where(
                             Conversation.state == ConversationState.WITH_OPERATOR,
                             Conversation.assigned_at < now - limit,
-                            ~answered,
+                            (Conversation.operator_replied_at.is_(None))
+                            | (Conversation.operator_replied_at < Conversation.assigned_at),
                         )
                         .with_for_update(skip_locked=True)
                     )
@@ -334,6 +325,7 @@ class Desk:
                 now = self.clock()
                 if conv.first_response_at is None:
                     conv.first_response_at = now
+                conv.operator_replied_at = now
                 account = await session.get(ChannelAccount, conv.channel_account_id)
                 assert account is not None
                 body = Outbound(text=text or None, image=image).to_json()
@@ -392,7 +384,7 @@ class Desk:
                     channels.add(await self._tell(session, conv, [joined]))
                 else:
                     assert group is not None
-                    if group not in self.queue.settings.hours and group not in self._groups():
+                    if group not in self.queue.groups:
                         raise DeskError(f"unknown group {group!r}", 400)
                     conv.queued_at = self.clock()  # a new line, but ahead of new arrivals:
                     conv.priority = max(conv.priority, 1)  # they already waited once
@@ -409,9 +401,6 @@ class Desk:
                     )
                     channels.add(await self._tell(session, conv, [moved, *replies]))
             await self._commit(session, channels)
-
-    def _groups(self) -> set[str]:
-        return set(self.queue.settings.hours)
 
     async def return_to_bot(self, operator_id: int, conv_id: int) -> None:
         async with self.db.session() as session:

@@ -56,10 +56,20 @@ class Estimate:
 
 
 class HandoffQueue:
-    def __init__(self, content: ContentSource, settings: HandoffSettings, clock: Any = utcnow):
+    def __init__(
+        self,
+        content: ContentSource,
+        settings: HandoffSettings,
+        clock: Any = utcnow,
+        *,
+        groups: list[str] | None = None,
+    ):
         self.content = content
         self.settings = settings
         self.clock = clock
+        self.groups = (
+            list(groups) if groups is not None else ["consult", "tech", "finance", "complaints"]
+        )
         self._hours = {
             group: Hours.parse(spec, settings.timezone) for group, spec in settings.hours.items()
         }
@@ -113,7 +123,10 @@ class HandoffQueue:
                 (Conversation.priority > conv.priority)
                 | (
                     (Conversation.priority == conv.priority)
-                    & (Conversation.queued_at < conv.queued_at)
+                    & (
+                        (Conversation.queued_at < conv.queued_at)
+                        | ((Conversation.queued_at == conv.queued_at) & (Conversation.id < conv.id))
+                    )
                 ),
             )
         )
@@ -184,6 +197,7 @@ class HandoffQueue:
                     Conversation.skill_group,
                     Conversation.priority.desc(),
                     Conversation.queued_at,
+                    Conversation.id,
                 )
             )
         ).all()

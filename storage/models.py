@@ -170,6 +170,7 @@ class Conversation(Base):
     queued_at: Mapped[datetime | None] = mapped_column()
     assigned_at: Mapped[datetime | None] = mapped_column()
     first_response_at: Mapped[datetime | None] = mapped_column()
+    operator_replied_at: Mapped[datetime | None] = mapped_column()  # the latest operator reply
     handoff_reason: Mapped[str | None] = mapped_column(String(200))
     priority: Mapped[int] = mapped_column(default=0)
     declined_by: Mapped[list[Any]] = mapped_column(default=list)  # operators who missed it

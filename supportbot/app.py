@@ -76,7 +76,7 @@ class App:
         self.content = ReloadingContent(
             self.settings.content_dir, engine.intents, groups=self.settings.skill_groups
         )
-        queue = HandoffQueue(self.content, self.settings.handoff)
+        queue = HandoffQueue(self.content, self.settings.handoff, groups=self.settings.skill_groups)
         self.service.responder = self._responder or DialogEngine(
             self.content, self.backend, threshold=self.settings.nlu.threshold, escalator=queue
         )

@@ -9,6 +9,7 @@ from dialogs.backends.demo import DemoBackend
 from dialogs.content import load_content
 from dialogs.engine import DialogEngine, StaticContent
 from nlu.data import load_training_data
+from nlu.embedded import EmbeddedEngine
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTENT = ROOT / "content"
@@ -65,6 +66,22 @@ class TcpProxy:
                 dst.close()
 
         await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+
+_NLU: list[EmbeddedEngine] = []
+
+
+async def trained_nlu() -> EmbeddedEngine:
+    """The embedded engine on content/nlu (trained once per test run; cached on disk too)."""
+    if not _NLU:
+        data = load_training_data([CONTENT / "nlu"])
+        _NLU.append(await EmbeddedEngine.train(data, ROOT / "var" / "nlu-cache"))
+    return _NLU[0]
+
+
+def content_source() -> StaticContent:
+    intents = load_training_data([CONTENT / "nlu"]).intents
+    return StaticContent(load_content(CONTENT, intents))
 
 
 def dialog_engine() -> DialogEngine:

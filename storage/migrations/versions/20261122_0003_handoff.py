@@ -71,6 +71,9 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("first_response_at", sa.DateTime(timezone=True), nullable=True)
         )
+        batch_op.add_column(
+            sa.Column("operator_replied_at", sa.DateTime(timezone=True), nullable=True)
+        )
         batch_op.add_column(sa.Column("handoff_reason", sa.String(length=200), nullable=True))
         batch_op.add_column(sa.Column("priority", sa.Integer(), nullable=False, server_default="0"))
         batch_op.add_column(
@@ -99,6 +102,7 @@ def downgrade() -> None:
         batch_op.drop_column("declined_by")
         batch_op.drop_column("priority")
         batch_op.drop_column("handoff_reason")
+        batch_op.drop_column("operator_replied_at")
         batch_op.drop_column("first_response_at")
         batch_op.drop_column("assigned_at")
         batch_op.drop_column("queued_at")

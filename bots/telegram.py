@@ -3,6 +3,8 @@
 - `build_router` / `build_dispatcher`: every subscriber update (text, /start, photo, sticker, other
   media, edit, button press) becomes one `Inbound` handed to the pipeline (`InboundHandler`).
   Nothing here decides what to reply: replies come back through the outbox and `TelegramSender`.
+- `build_group_router`: with an operator group configured, its messages go to a separate
+  `GroupHandler` (handoff.telegram_group) and never to the subscriber pipeline.
 - `webhook_handler`: `POST /webhook/telegram`; checks the secret, handles the update, and only
   then answers 200 (persist first, acknowledge after); a failure answers 500 so Telegram retries.
 - `run_polling`, `set_webhook`, `delete_webhook`: the two ways updates arrive.
@@ -193,9 +195,41 @@ def build_router(handler: InboundHandler) -> Router:
     return router
 
 
-def build_dispatcher(handler: InboundHandler) -> Dispatcher:
+# An operator group's message and its update id -> the operator-side handler.
+GroupHandler = Callable[[Message, int], Awaitable[None]]
+
+
+def build_group_router(group_handler: GroupHandler, group_id: int) -> Router:
+    """Messages in the operators' forum group (chat id `group_id`) -> `group_handler`.
+
+    Edits there are ignored: what an operator sent is already with the subscriber."""
+    router = Router(name="telegram-operator-group")
+    router.message.filter(F.chat.id == group_id)
+    router.edited_message.filter(F.chat.id == group_id)
+
+    @router.message()
+    async def on_group_message(message: Message, event_update: Update) -> None:
+        await group_handler(message, event_update.update_id)
+
+    @router.edited_message()
+    async def on_group_edit(message: Message) -> None:
+        log.debug("operator group: edit of message %s ignored", message.message_id)
+
+    return router
+
+
+def build_dispatcher(
+    handler: InboundHandler,
+    *,
+    group_handler: GroupHandler | None = None,
+    group_id: int | None = None,
+) -> Dispatcher:
+    """The subscriber router, preceded by the operator group's when both `group_handler` and
+    `group_id` are given (its messages never reach the pipeline, so create no subscribers)."""
     # Conversation state lives in our database, so aiogram's FSM (a storage lookup per update) is off.
     dispatcher = Dispatcher(disable_fsm=True)
+    if group_handler is not None and group_id is not None:
+        dispatcher.include_router(build_group_router(group_handler, group_id))
     dispatcher.include_router(build_router(handler))
     return dispatcher
 

@@ -67,36 +67,48 @@ class LocalBus:
 
 
 class RedisBus(LocalBus):
-    """Publishes to Redis; a listener task delivers every process's events (its own included)
-    to local subscribers. If Redis goes away, events are delivered locally and the listener
-    reconnects."""
+    """Publishes to Redis through one sender task (one connection, order kept); a listener task
+    delivers every process's events (its own included) to local subscribers. While Redis is
+    away, events are delivered locally and both tasks reconnect."""
 
     def __init__(self, url: str) -> None:
         super().__init__()
         import redis.asyncio as redis
 
         self._redis = redis.from_url(url)
-        self._listener: asyncio.Task[None] | None = None
-        self._pending: set[asyncio.Task[Any]] = set()
+        self._outgoing: asyncio.Queue[Event] = asyncio.Queue(maxsize=10_000)
+        self._tasks: list[asyncio.Task[None]] = []
         self._connected = asyncio.Event()
 
     def publish(self, event: Event) -> None:
-        if not self._connected.is_set():
-            self._deliver(event)  # Redis is down: at least this process sees it
+        if not self._connected.is_set() or self._outgoing.full():
+            self._deliver(event)  # Redis is away (or far behind): at least this process sees it
             return
-        task = asyncio.create_task(self._send(event))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        self._outgoing.put_nowait(event)
 
-    async def _send(self, event: Event) -> None:
-        try:
-            await self._redis.publish(CHANNEL, json.dumps(event, default=str))
-        except Exception as exc:  # a publish must never break the caller
-            log.warning("events: Redis publish failed (%s); delivering locally", exc)
-            self._deliver(event)
+    async def _send(self) -> None:
+        while True:
+            batch = [await self._outgoing.get()]
+            while not self._outgoing.empty() and len(batch) < 500:
+                batch.append(self._outgoing.get_nowait())
+            try:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for event in batch:
+                        pipe.publish(CHANNEL, json.dumps(event, default=str))
+                    await pipe.execute()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a publish must never break the caller
+                log.warning("events: Redis publish failed (%s); delivering locally", exc)
+                for event in batch:
+                    self._deliver(event)
+                await asyncio.sleep(0.5)
 
     async def start(self) -> None:
-        self._listener = asyncio.create_task(self._listen(), name="events-redis")
+        self._tasks = [
+            asyncio.create_task(self._listen(), name="events-redis-listen"),
+            asyncio.create_task(self._send(), name="events-redis-send"),
+        ]
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._connected.wait(), 5)
 
@@ -117,12 +129,9 @@ class RedisBus(LocalBus):
                 await asyncio.sleep(1)
 
     async def close(self) -> None:
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
-        if self._pending:
-            await asyncio.gather(*self._pending, return_exceptions=True)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._redis.aclose()
 
 

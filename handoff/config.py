@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from handoff.hours import Hours, HoursError
 
 
 class HandoffSettings(BaseModel):
@@ -26,3 +28,13 @@ class HandoffSettings(BaseModel):
     redis_url: str | None = None  # live events between app processes; None = in-process
     secure_cookies: bool = False  # set True behind https (the console's session cookie)
     telegram_group_id: int | None = None  # a forum supergroup where operators answer in topics
+
+    @field_validator("hours")
+    @classmethod
+    def _hours_parse(cls, value: dict[str, str]) -> dict[str, str]:
+        for group, spec in value.items():
+            try:
+                Hours.parse(spec)
+            except HoursError as exc:
+                raise ValueError(f"{group}: {exc}") from exc
+        return value

@@ -1,0 +1,499 @@
+"""What the console shows, read from the database into plain JSON-able dicts: the queue, an
+operator's chats, and a chat with its full context. The pages (jinja2) and the JSON API (the
+page JS) render the same dicts, so both always show the same thing.
+
+Who may see what is decided here too (`can_view`): supervisors and admins everything; an operator
+their own chats and the waiting chats of their skill groups; an editor no chat at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, tzinfo
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from dialogs.content import Content
+from handoff.console.security import Me
+from handoff.desk import RESOLUTIONS
+from storage.models import (
+    Author,
+    ChannelAccount,
+    Conversation,
+    ConversationState,
+    Message,
+    Operator,
+    OperatorRole,
+    Subscriber,
+    Ticket,
+    TicketStatus,
+    utcnow,
+)
+
+CHANNELS = {"telegram": "Telegram", "vk": "VK"}
+STATES = {
+    ConversationState.BOT: "с ботом",
+    ConversationState.QUEUED: "в очереди",
+    ConversationState.WITH_OPERATOR: "у оператора",
+    ConversationState.RATING: "закрыт, ждём оценку",
+    ConversationState.CLOSED: "закрыт",
+}
+RESOLUTION_LABELS = {
+    "solved": "решено",
+    "not_solved": "не решено",
+    "duplicate": "дубликат",
+    "spam": "спам",
+    "no_reply": "абонент не ответил",
+}
+STATUS_LABELS = {"online": "на линии", "away": "отошёл", "offline": "не в сети"}
+AUTHORS = {
+    Author.SUBSCRIBER: "Абонент",
+    Author.BOT: "Бот",
+    Author.OPERATOR: "Оператор",
+    Author.SYSTEM: "Система",
+}
+FIELD_LABELS = {
+    "name": "Имя",
+    "phone": "Телефон",
+    "account": "Лицевой счёт",
+    "address": "Адрес",
+    "area": "Район",
+    "id": "ID в биллинге",
+}
+PREVIEW = 140
+
+
+class NotFound(LookupError):
+    pass
+
+
+class Forbidden(PermissionError):
+    pass
+
+
+# -- small formatting helpers -------------------------------------------------------------------
+
+
+def mask_phone(phone: object) -> str | None:
+    """'+79161234567' -> '+7 ••• •••-45-67': only the last 4 digits are shown."""
+    if phone is None or phone == "":
+        return None
+    digits = "".join(c for c in str(phone) if c.isdigit())
+    if len(digits) <= 4:
+        return "•" * len(digits)
+    last = f"{digits[-4:-2]}-{digits[-2:]}"
+    if len(digits) == 11 and digits[0] in "78":
+        return f"+7 ••• •••-{last}"
+    return f"••• {last}"
+
+
+def local(at: datetime | None, tz: tzinfo, now: datetime | None = None) -> str | None:
+    """'14:03' today, '03.11 14:03' another day, '03.11.2025 14:03' another year."""
+    if at is None:
+        return None
+    here = at.astimezone(tz)
+    today = (now or utcnow()).astimezone(tz)
+    if here.date() == today.date():
+        return here.strftime("%H:%M")
+    if here.year == today.year:
+        return here.strftime("%d.%m %H:%M")
+    return here.strftime("%d.%m.%Y %H:%M")
+
+
+def iso(at: datetime | None) -> str | None:
+    return at.isoformat() if at is not None else None
+
+
+def seconds(since: datetime | None, now: datetime) -> int | None:
+    return max(0, int((now - since).total_seconds())) if since is not None else None
+
+
+def person(account: ChannelAccount | None, subscriber: Subscriber | None = None) -> str:
+    if account is not None:
+        name = " ".join(p for p in (account.first_name, account.last_name) if p)
+        if name:
+            return name
+        if account.username:
+            return f"@{account.username}"
+    if subscriber is not None and subscriber.display_name:
+        return subscriber.display_name
+    return f"абонент {account.external_user_id}" if account is not None else "абонент"
+
+
+def _shorten(text: str | None, limit: int = PREVIEW) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> list[dict[str, str]]:
+    """Key/value rows for display; phone numbers masked."""
+    rows: list[dict[str, str]] = []
+    for key, value in data.items():
+        if isinstance(value, dict):
+            rows += _flatten(value, f"{prefix}{key}.")
+            continue
+        if value is None or value == "" or value == []:
+            continue
+        if key == "phone":
+            value = mask_phone(value)
+        elif isinstance(value, list):
+            value = ", ".join(str(v) for v in value)
+        label = FIELD_LABELS.get(key, key)
+        rows.append({"key": f"{prefix}{key}", "label": f"{prefix}{label}", "value": str(value)})
+    return rows
+
+
+# -- access ----------------------------------------------------------------------------------
+
+
+def can_view(who: Me, conv: Conversation) -> bool:
+    if who.editor:
+        return False
+    if who.supervisor or conv.operator_id == who.id:
+        return True
+    return conv.state == ConversationState.QUEUED and conv.skill_group in who.groups
+
+
+def actions(who: Me, conv: Conversation) -> dict[str, bool]:
+    """Which buttons make sense now (the desk re-checks every action anyway)."""
+    mine = conv.state == ConversationState.WITH_OPERATOR and (
+        conv.operator_id == who.id or who.supervisor
+    )
+    queued = conv.state == ConversationState.QUEUED
+    take = (queued and (who.supervisor or conv.skill_group in who.groups)) or (
+        who.supervisor
+        and conv.state == ConversationState.WITH_OPERATOR
+        and conv.operator_id != who.id
+    )
+    return {
+        "take": take,
+        "reply": mine,
+        "transfer": mine,
+        "return": mine,
+        "close": mine or (queued and who.supervisor),
+    }
+
+
+# -- the queue page ------------------------------------------------------------------------------
+
+
+async def _accounts(session: AsyncSession, ids: Iterable[int]) -> dict[int, ChannelAccount]:
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    rows = await session.scalars(select(ChannelAccount).where(ChannelAccount.id.in_(wanted)))
+    return {a.id: a for a in rows}
+
+
+async def _last_messages(
+    session: AsyncSession, conv_ids: list[int], author: str | None = None
+) -> dict[int, Message]:
+    if not conv_ids:
+        return {}
+    last = select(func.max(Message.id)).where(Message.conversation_id.in_(conv_ids))
+    last = last.where(Message.author == author) if author else last
+    rows = await session.scalars(
+        select(Message).where(Message.id.in_(last.group_by(Message.conversation_id)))
+    )
+    return {m.conversation_id: m for m in rows}
+
+
+async def queue_view(session: AsyncSession, who: Me, tz: tzinfo) -> dict[str, Any]:
+    """Waiting chats of my groups (all groups for supervisors) and the chats I have."""
+    now = utcnow()
+    waiting_q = select(Conversation).where(Conversation.state == ConversationState.QUEUED)
+    if not who.supervisor:
+        waiting_q = waiting_q.where(Conversation.skill_group.in_(who.groups))
+    waiting = (
+        await session.scalars(
+            waiting_q.order_by(
+                Conversation.priority.desc(), Conversation.queued_at, Conversation.id
+            )
+        )
+    ).all()
+    mine = (
+        await session.scalars(
+            select(Conversation)
+            .where(
+                Conversation.state == ConversationState.WITH_OPERATOR,
+                Conversation.operator_id == who.id,
+            )
+            .order_by(Conversation.assigned_at, Conversation.id)
+        )
+    ).all()
+    convs = [*waiting, *mine]
+    accounts = await _accounts(session, (c.channel_account_id for c in convs))
+    ids = [c.id for c in convs]
+    from_subscriber = await _last_messages(session, ids, Author.SUBSCRIBER)
+    last_any = await _last_messages(session, ids)
+
+    def item(conv: Conversation) -> dict[str, Any]:
+        preview = from_subscriber.get(conv.id)
+        last = last_any.get(conv.id)
+        return {
+            "id": conv.id,
+            "channel": conv.channel,
+            "channel_label": CHANNELS.get(conv.channel, conv.channel),
+            "name": person(accounts.get(conv.channel_account_id)),
+            "group": conv.skill_group,
+            "reason": conv.handoff_reason,
+            "priority": conv.priority,
+            "queued_at": iso(conv.queued_at),
+            "waiting_s": seconds(conv.queued_at, now),
+            "assigned_at": iso(conv.assigned_at),
+            "preview": _shorten(preview.text if preview else None),
+            "preview_time": local(preview.created_at, tz, now) if preview else None,
+            "needs_answer": last is not None and last.author == Author.SUBSCRIBER,
+        }
+
+    return {
+        "me": {
+            "id": who.id,
+            "name": who.name,
+            "role": who.role,
+            "groups": list(who.groups),
+            "status": who.status,
+        },
+        "queue": [item(c) for c in waiting],
+        "mine": [item(c) for c in mine],
+    }
+
+
+# -- one chat with its full context ------------------------------------------------------------
+
+
+def _intent_title(content: Content | None, intent: str | None) -> str | None:
+    if content is None or not intent:
+        return None
+    flow = content.intent_flows.get(intent)
+    found = content.flows.get(flow) if flow else None
+    return found.title if found is not None else None
+
+
+def _nlu(nlu: dict[str, Any] | None, content: Content | None) -> dict[str, Any] | None:
+    if not nlu or not nlu.get("intent"):
+        return None
+    confidence = float(nlu.get("confidence") or 0.0)
+    ranking = [
+        {"name": str(r.get("name")), "confidence": round(float(r.get("confidence") or 0), 3)}
+        for r in (nlu.get("ranking") or [])[:4]
+        if isinstance(r, dict)
+    ]
+    alternatives = [r for r in ranking if r["name"] != nlu["intent"]][:3]
+    entities = [
+        {"entity": str(e.get("entity")), "value": str(e.get("value"))}
+        for e in (nlu.get("entities") or [])
+        if isinstance(e, dict)
+    ]
+    return {
+        "intent": str(nlu["intent"]),
+        "title": _intent_title(content, str(nlu["intent"])),
+        "confidence": round(confidence, 3),
+        "percent": f"{round(confidence * 100)}%",
+        "alternatives": [
+            f"{r['name']} {round(float(r['confidence']) * 100)}%" for r in alternatives
+        ],
+        "entities": [
+            {**e, "value": (mask_phone(e["value"]) or "") if e["entity"] == "phone" else e["value"]}
+            for e in entities
+        ],
+    }
+
+
+def _attachments(raw: list[Any], uploads: Path, base: str) -> list[dict[str, Any]]:
+    out = []
+    for item in raw or []:
+        if not isinstance(item, dict):
+            continue
+        kind = str(item.get("kind") or item.get("type") or "file")
+        ref = item.get("ref")
+        url = None
+        if isinstance(ref, str) and not ref.startswith(("http://", "https://")):
+            path = Path(ref)
+            if path.parent == uploads:
+                url = f"{base}/api/uploads/{path.name}"
+        out.append({"kind": kind, "url": url})
+    return out
+
+
+def message_item(
+    m: Message,
+    *,
+    tz: tzinfo,
+    now: datetime,
+    operators: dict[int, str],
+    content: Content | None,
+    uploads: Path,
+    base: str,
+) -> dict[str, Any]:
+    label = AUTHORS.get(Author(m.author), m.author) if m.author in tuple(Author) else m.author
+    if m.author == Author.OPERATOR and m.operator_id in operators:
+        label = operators[m.operator_id]
+    return {
+        "id": m.id,
+        "author": m.author,
+        "author_label": label,
+        "direction": m.direction,
+        "text": m.text or "",
+        "payload": m.payload,
+        "buttons": [str(b) for row in m.buttons or [] for b in (row or [])],
+        "attachments": _attachments(m.attachments, uploads, base),
+        "edited": m.edited,
+        "at": iso(m.created_at),
+        "time": local(m.created_at, tz, now),
+        "nlu": _nlu(m.nlu, content) if m.author == Author.SUBSCRIBER else None,
+    }
+
+
+async def chat_view(
+    session: AsyncSession,
+    who: Me,
+    conv_id: int,
+    *,
+    tz: tzinfo,
+    content: Content | None,
+    groups: list[str],
+    uploads: Path,
+    base: str,
+) -> dict[str, Any]:
+    """The chat and everything an operator needs to answer without asking again."""
+    now = utcnow()
+    conv = await session.get(Conversation, conv_id)
+    if conv is None:
+        raise NotFound(f"no chat {conv_id}")
+    if not can_view(who, conv):
+        raise Forbidden("this chat is not yours")
+    account = await session.get(ChannelAccount, conv.channel_account_id)
+    subscriber = await session.get(Subscriber, conv.subscriber_id)
+    messages = (
+        await session.scalars(
+            select(Message)
+            .where(Message.conversation_id == conv.id)
+            .order_by(Message.created_at, Message.id)
+        )
+    ).all()
+    staff = (
+        await session.scalars(
+            select(Operator).where(Operator.role != OperatorRole.EDITOR).order_by(Operator.name)
+        )
+    ).all()
+    names = {op.id: op.name for op in staff}
+    channels = (
+        await session.scalars(
+            select(ChannelAccount)
+            .where(ChannelAccount.subscriber_id == conv.subscriber_id)
+            .order_by(ChannelAccount.id)
+        )
+    ).all()
+    earlier = (
+        await session.scalars(
+            select(Conversation)
+            .where(Conversation.subscriber_id == conv.subscriber_id, Conversation.id != conv.id)
+            .order_by(Conversation.created_at.desc(), Conversation.id.desc())
+            .limit(20)
+        )
+    ).all()
+    tickets = (
+        await session.scalars(
+            select(Ticket)
+            .where(Ticket.subscriber_id == conv.subscriber_id, Ticket.status == TicketStatus.OPEN)
+            .order_by(Ticket.created_at.desc())
+        )
+    ).all()
+    data = subscriber.data if subscriber is not None else {}
+    customer = data.get("customer") if isinstance(data.get("customer"), dict) else None
+    return {
+        "conversation": {
+            "id": conv.id,
+            "state": conv.state,
+            "state_label": STATES.get(ConversationState(conv.state), conv.state),
+            "channel": conv.channel,
+            "channel_label": CHANNELS.get(conv.channel, conv.channel),
+            "name": person(account, subscriber),
+            "group": conv.skill_group,
+            "reason": conv.handoff_reason,
+            "operator": {"id": conv.operator_id, "name": names.get(conv.operator_id)}
+            if conv.operator_id is not None
+            else None,
+            "mine": conv.operator_id == who.id,
+            "created_at": iso(conv.created_at),
+            "queued_at": iso(conv.queued_at),
+            "queued_time": local(conv.queued_at, tz, now),
+            "waiting_s": seconds(conv.queued_at, now)
+            if conv.state == ConversationState.QUEUED
+            else None,
+            "assigned_time": local(conv.assigned_at, tz, now),
+            "first_response_time": local(conv.first_response_at, tz, now),
+            "resolution": conv.resolution,
+            "resolution_label": RESOLUTION_LABELS.get(conv.resolution or "", conv.resolution),
+        },
+        "actions": actions(who, conv),
+        "messages": [
+            message_item(
+                m,
+                tz=tz,
+                now=now,
+                operators=names,
+                content=content,
+                uploads=uploads,
+                base=base,
+            )
+            for m in messages
+        ],
+        "slots": _flatten({k: v for k, v in conv.slots.items() if not k.startswith("_")}),
+        "subscriber": {
+            "name": person(account, subscriber),
+            "display_name": subscriber.display_name if subscriber else None,
+            "phone": mask_phone(subscriber.phone) if subscriber else None,
+            "account_number": subscriber.account_number if subscriber else None,
+            "customer": _flatten(customer) if customer else [],
+        },
+        "channels": [
+            {
+                "channel": a.channel,
+                "channel_label": CHANNELS.get(a.channel, a.channel),
+                "name": person(a),
+                "username": a.username,
+                "user_id": a.external_user_id,
+                "unreachable": a.unreachable_at is not None,
+                "since": local(a.created_at, tz, now),
+            }
+            for a in channels
+        ],
+        "history": [
+            {
+                "id": c.id,
+                "channel_label": CHANNELS.get(c.channel, c.channel),
+                "started": local(c.created_at, tz, now),
+                "closed": local(c.closed_at, tz, now),
+                "state_label": STATES.get(ConversationState(c.state), c.state),
+                "group": c.skill_group,
+                "resolution": RESOLUTION_LABELS.get(c.resolution or "", c.resolution),
+                "csat": c.csat,
+            }
+            for c in earlier
+        ],
+        "tickets": [
+            {
+                "number": t.number,
+                "kind": t.kind,
+                "status": t.status,
+                "created": local(t.created_at, tz, now),
+                "due": local(t.due_at, tz, now),
+                "overdue": t.due_at < now,
+            }
+            for t in tickets
+        ],
+        "choices": {
+            "groups": groups,
+            "operators": [
+                {"id": op.id, "name": op.name, "status": op.status}
+                for op in staff
+                if op.id != who.id
+            ],
+            "resolutions": [{"code": r, "label": RESOLUTION_LABELS.get(r, r)} for r in RESOLUTIONS],
+        },
+    }

@@ -357,3 +357,18 @@ async def test_waiting_subscribers_hear_when_the_queue_moves(db: Database) -> No
     assert any("Ты теперь 2-й" in t for t in texts), texts
     await w.desk.tell_positions()
     assert (await w.sent_texts(last)) == texts  # nothing new to tell, nothing sent
+
+
+async def test_nps_is_asked_after_csat_when_turned_on(db: Database) -> None:
+    w = await world(db)
+    w.service.rating = RatingResponder(content_source(), nps=True)
+    conv = await w.queued("1")
+    anna = await w.operator("anna")
+    await w.desk.assign_waiting()
+    await w.desk.close(anna, conv, "solved")
+    asked = await w.say("1", payload="csat:4")
+    assert any("порекомендуешь" in t for t in asked)
+    await w.say("1", "9")  # typed instead of pressed
+    await w.say("1", payload="csat:done")  # «Без комментария»
+    rated = await w.conv(conv)
+    assert (rated.state, rated.csat, rated.nps, rated.csat_comment) == ("closed", 4, 9, None)

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-rasa lint typecheck clean
+.PHONY: demo test test-rasa lint typecheck clean chromium
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: $(STAMP) lint typecheck
+# The console's browser tests drive Debian's headless Chromium (CI: a fresh machine, root, no stdin).
+chromium:
+	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+
+test: $(STAMP) lint typecheck chromium
 	$(BIN)/pytest -q -m "not rasa" || [ $$? -eq 5 ]  # exit 5 = no tests collected
 
 # A real Rasa 3.6 server (own Python 3.10 venv, cached under ~/.cache/supportbot/rasa).

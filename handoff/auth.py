@@ -4,6 +4,7 @@ so a leaked database does not give away live sessions."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
@@ -58,7 +59,7 @@ async def add_operator(
     op = Operator(
         login=login,
         name=name,
-        password_hash=hash_password(password),
+        password_hash=await asyncio.to_thread(hash_password, password),
         role=role,
         groups=list(groups or []),
         max_chats=max_chats,
@@ -71,8 +72,8 @@ async def add_operator(
 
 async def log_in(session: AsyncSession, login: str, password: str) -> Login:
     op = await session.scalar(select(Operator).where(Operator.login == login))
-    try:
-        _hasher.verify(op.password_hash if op else _DUMMY, password)
+    try:  # argon2 is slow on purpose: off the event loop
+        await asyncio.to_thread(_hasher.verify, op.password_hash if op else _DUMMY, password)
     except (VerificationError, InvalidHashError):
         op = None
     if op is None:

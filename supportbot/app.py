@@ -27,10 +27,12 @@ from dialogs.reload import ReloadingContent
 from dialogs.responder import Responder
 from dialogs.tickets import TicketError, resolve_ticket
 from handoff import worker as handoff_worker
+from handoff.console import console_app, seed_canned
 from handoff.desk import Desk
 from handoff.events import make_bus
 from handoff.queue import HandoffQueue
 from handoff.rating import RatingResponder
+from handoff.telegram_group import TelegramGroup
 from storage import migrate, repo
 from storage.db import Database
 from supportbot.nlu_setup import ReloadingEngine
@@ -52,6 +54,7 @@ class App:
             self.db, _NotStarted(), on_outbox=self._wake, on_event=self.bus.publish
         )
         self.desk: Desk | None = None
+        self.telegram_group: TelegramGroup | None = None
         self.web = web.Application()
         self.web.router.add_get("/healthz", self._health)
         self.web.router.add_post("/api/tickets/{number}/resolve", self._resolve_ticket)
@@ -91,6 +94,17 @@ class App:
             publish=self.bus.publish,
             wake=lambda channel: self._wake(Channel(channel)),
         )
+        await seed_canned(self.db)
+        self.web.add_subapp(
+            "/console",
+            console_app(
+                db=self.db,
+                desk=self.desk,
+                bus=self.bus,
+                content=self.content,
+                settings=self.settings,
+            ),
+        )
         self._spawn(handoff_worker.run(self.desk, self.bus), "handoff")
         # Routes must exist before the server starts; webhooks/polling only once it listens.
         go_live = [self._setup_telegram(), self._setup_vk()]
@@ -114,7 +128,23 @@ class App:
         bot = tg.bot_for(cfg.token.get_secret_value(), cfg.api_base)
         # Polling confirms an update with the next fetch: hold it until it is stored.
         handler = self.service if cfg.mode == "webhook" else RetryingHandler(self.service)
-        dispatcher = tg.build_dispatcher(handler)
+        group_id = self.settings.handoff.telegram_group_id
+        if group_id is not None:
+            assert self.desk is not None  # start() builds the desk before the frontends
+            self.telegram_group = TelegramGroup(
+                self.db,
+                self.desk,
+                self.bus,
+                bot,
+                group_id,
+                timezone=self.settings.handoff.timezone,
+            )
+        group = self.telegram_group
+        dispatcher = tg.build_dispatcher(
+            handler,
+            group_handler=group.handle if group is not None else None,
+            group_id=group_id,
+        )
         limits = RateLimits(cfg.rate_per_chat, cfg.burst_per_chat, cfg.rate_overall)
         self.workers[Channel.TELEGRAM] = OutboxWorker(self.db, tg.TelegramSender(bot), limits)
         self._closers.append(bot.session.close)
@@ -125,6 +155,9 @@ class App:
             )
 
         async def go_live() -> None:
+            if group is not None:  # listening before updates flow; stopped before the bot closes
+                await group.start()
+                self._closers.insert(0, group.stop)
             if cfg.mode == "webhook":
                 assert cfg.webhook_url is not None
                 await tg.set_webhook(bot, cfg.webhook_url, secret, dispatcher=dispatcher)

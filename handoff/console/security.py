@@ -20,7 +20,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -46,7 +46,8 @@ HARDENING = {
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "same-origin",
 }
-_ME = "console.me"
+# Where the guard leaves the operator on the request (a typed key where aiohttp has them).
+_ME: Any = web.RequestKey("console_me", object) if hasattr(web, "RequestKey") else "console.me"
 RouteKind = Literal["public", "page", "api"]
 
 
@@ -74,10 +75,15 @@ class Me:
 
 
 def me(request: web.Request) -> Me:
-    found = request.get(_ME)
-    if not isinstance(found, Me):  # only routes behind the guard call this
+    found = maybe_me(request)
+    if found is None:  # only routes behind the guard call this
         raise web.HTTPUnauthorized()
     return found
+
+
+def maybe_me(request: web.Request) -> Me | None:
+    found = request.get(_ME)
+    return found if isinstance(found, Me) else None
 
 
 async def current_operator(db: Database, request: web.Request) -> Me | None:

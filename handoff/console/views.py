@@ -63,6 +63,16 @@ FIELD_LABELS = {
     "area": "Район",
     "id": "ID в биллинге",
 }
+ATTACHMENTS = {
+    "photo": "фото",
+    "sticker": "стикер",
+    "voice": "голосовое",
+    "audio_message": "голосовое",
+    "video": "видео",
+    "document": "файл",
+    "doc": "файл",
+    "audio": "аудио",
+}
 PREVIEW = 140
 
 
@@ -278,11 +288,11 @@ def _nlu(nlu: dict[str, Any] | None, content: Content | None) -> dict[str, Any] 
         return None
     confidence = float(nlu.get("confidence") or 0.0)
     ranking = [
-        {"name": str(r.get("name")), "confidence": round(float(r.get("confidence") or 0), 3)}
+        (str(r.get("name")), float(r.get("confidence") or 0))
         for r in (nlu.get("ranking") or [])[:4]
         if isinstance(r, dict)
     ]
-    alternatives = [r for r in ranking if r["name"] != nlu["intent"]][:3]
+    alternatives = [(name, conf) for name, conf in ranking if name != nlu["intent"]][:3]
     entities = [
         {"entity": str(e.get("entity")), "value": str(e.get("value"))}
         for e in (nlu.get("entities") or [])
@@ -293,9 +303,7 @@ def _nlu(nlu: dict[str, Any] | None, content: Content | None) -> dict[str, Any] 
         "title": _intent_title(content, str(nlu["intent"])),
         "confidence": round(confidence, 3),
         "percent": f"{round(confidence * 100)}%",
-        "alternatives": [
-            f"{r['name']} {round(float(r['confidence']) * 100)}%" for r in alternatives
-        ],
+        "alternatives": [f"{name} {round(conf * 100)}%" for name, conf in alternatives],
         "entities": [
             {**e, "value": (mask_phone(e["value"]) or "") if e["entity"] == "phone" else e["value"]}
             for e in entities
@@ -315,7 +323,7 @@ def _attachments(raw: list[Any], uploads: Path, base: str) -> list[dict[str, Any
             path = Path(ref)
             if path.parent == uploads:
                 url = f"{base}/api/uploads/{path.name}"
-        out.append({"kind": kind, "url": url})
+        out.append({"kind": kind, "label": ATTACHMENTS.get(kind, kind), "url": url})
     return out
 
 
@@ -490,7 +498,12 @@ async def chat_view(
         "choices": {
             "groups": groups,
             "operators": [
-                {"id": op.id, "name": op.name, "status": op.status}
+                {
+                    "id": op.id,
+                    "name": op.name,
+                    "status": op.status,
+                    "status_label": STATUS_LABELS.get(op.status, op.status),
+                }
                 for op in staff
                 if op.id != who.id
             ],

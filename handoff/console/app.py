@@ -1,0 +1,147 @@
+"""Builds the operator console: an aiohttp sub-application mounted at /console, with its routes,
+the guard middleware (session, roles by route class, CSRF, errors as JSON) and the hardening
+headers (a strict Content-Security-Policy: no inline script or style, so subscriber text can
+never run as code even if it slipped past escaping)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import jinja2
+from aiohttp import web
+
+from dialogs.engine import ContentSource
+from handoff.console import api, live, pages
+from handoff.console.canned import CannedError
+from handoff.console.security import (
+    HARDENING,
+    SAFE_METHODS,
+    SESSION_COOKIE,
+    clear_cookie,
+    csrf_given,
+    current_operator,
+    remember,
+    route_kind,
+    tokens_match,
+)
+from handoff.console.state import CONSOLE, ApiError, Console, ConsoleSettings
+from handoff.console.uploads import UploadError
+from handoff.desk import Desk, DeskError
+from handoff.events import Bus
+from storage.db import Database
+
+HERE = Path(__file__).resolve().parent
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+REFUSALS = (ApiError, DeskError, CannedError, UploadError)
+
+
+def _error(message: str, status: int) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+@web.middleware
+async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every route but the public ones needs a live session; POSTs need its CSRF token."""
+    state = request.app[CONSOLE]
+    if request.path == state.prefix:  # "/console" itself: the sub-app's routes all end in "/..."
+        return web.Response(status=302, headers={"Location": f"{state.prefix}/"})
+    kind = route_kind(request)
+    if kind == "public":
+        return await handler(request)
+    who = await current_operator(state.db, request)
+    if who is None:
+        if kind == "page":
+            response: web.StreamResponse = web.Response(
+                status=302, headers={"Location": f"{state.prefix}/login"}
+            )
+        else:
+            response = _error("log in first", 401)
+        if request.cookies.get(SESSION_COOKIE):  # expired or logged out: drop the cookie
+            clear_cookie(response, SESSION_COOKIE, path=state.prefix)
+        return response
+    remember(request, who)
+    if request.method not in SAFE_METHODS and not tokens_match(who.csrf, await csrf_given(request)):
+        return _error("missing or wrong CSRF token", 403)
+    try:
+        return await handler(request)
+    except REFUSALS as exc:
+        return _error(str(exc), exc.status)
+
+
+async def _harden(request: web.Request, response: web.StreamResponse) -> None:
+    for name, value in HARDENING.items():
+        response.headers.setdefault(name, value)
+    if "/static/" not in request.path:
+        response.headers.setdefault("Cache-Control", "no-store")
+
+
+def templates() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(HERE / "templates"),
+        autoescape=True,  # every template, whatever its name
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["duration"] = duration
+    return env
+
+
+def duration(value: float | None) -> str:
+    """Seconds for people: '45 с', '3 мин 05 с', '2 ч 10 мин'."""
+    if value is None:
+        return "—"
+    s = int(value)
+    if s < 60:
+        return f"{s} с"
+    if s < 3600:
+        return f"{s // 60} мин {s % 60:02d} с"
+    return f"{s // 3600} ч {s % 3600 // 60:02d} мин"
+
+
+def console_app(
+    *,
+    db: Database,
+    desk: Desk,
+    bus: Bus,
+    content: ContentSource | None,
+    settings: ConsoleSettings,
+    prefix: str = "/console",
+) -> web.Application:
+    """The console, to mount with `app.add_subapp(prefix, console_app(...))`."""
+    app = web.Application(middlewares=[guard])
+    app[CONSOLE] = Console(
+        db=db,
+        desk=desk,
+        bus=bus,
+        content=content,
+        settings=settings,
+        prefix=prefix.rstrip("/"),
+        templates=templates(),
+        uploads=(Path(settings.data_dir) / "uploads").resolve(),
+    )
+    app.on_response_prepare.append(_harden)
+    app.on_shutdown.append(live.close_all)
+    r = app.router
+    r.add_get("/login", pages.login_form, name="public:login")
+    r.add_post("/login", pages.login, name="public:login-post")
+    r.add_static("/static", HERE / "static", name="public:static")
+    r.add_post("/logout", pages.logout, name="logout")
+    r.add_get("/", pages.index, name="index")
+    r.add_get(r"/chats/{id:\d+}", pages.chat, name="chat")
+    r.add_get("/supervisor", pages.supervisor, name="supervisor")
+    r.add_get("/ws", live.socket, name="ws")
+    r.add_get("/api/queue", api.queue, name="api:queue")
+    r.add_get(r"/api/chats/{id:\d+}", api.chat, name="api:chat")
+    r.add_post(r"/api/chats/{id:\d+}/take", api.take, name="api:take")
+    r.add_post(r"/api/chats/{id:\d+}/reply", api.reply, name="api:reply")
+    r.add_post(r"/api/chats/{id:\d+}/transfer", api.transfer, name="api:transfer")
+    r.add_post(r"/api/chats/{id:\d+}/return", api.return_to_bot, name="api:back-to-bot")
+    r.add_post(r"/api/chats/{id:\d+}/close", api.close, name="api:close")
+    r.add_post("/api/status", api.status, name="api:status")
+    r.add_get("/api/canned", api.canned_search, name="api:canned")
+    r.add_post("/api/canned", api.canned_add, name="api:canned-add")
+    r.add_get("/api/supervisor", api.supervisor_figures, name="api:supervisor")
+    r.add_get("/api/uploads/{name}", api.upload, name="api:upload")
+    return app

@@ -1,0 +1,176 @@
+"""The console's HTML pages: login/logout, the queue with my chats, one chat with its context, the
+supervisor's figures, and the editor's note. Pages render the same dicts the JSON API returns
+(handoff.console.views); the page JS keeps them live from there."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from handoff import auth
+from handoff.console import canned
+from handoff.console.security import (
+    CSRF_FIELD,
+    LOGIN_COOKIE,
+    SESSION_COOKIE,
+    clear_cookie,
+    current_operator,
+    me,
+    new_login_token,
+    same_origin,
+    set_cookie,
+    tokens_match,
+)
+from handoff.console.state import Console, console
+from handoff.console.stats import supervisor_view
+from handoff.console.views import (
+    STATUS_LABELS,
+    Forbidden,
+    NotFound,
+    chat_view,
+    queue_view,
+)
+from storage.models import OperatorStatus
+
+log = logging.getLogger(__name__)
+MAX_LOGIN = 64
+MAX_PASSWORD = 1024
+
+
+def _login_page(
+    state: Console, request: web.Request, *, error: str | None = None, status: int = 200
+) -> web.Response:
+    token = new_login_token()
+    response = state.render(
+        request, "login.html", status=status, error=error, login_token=token, field=CSRF_FIELD
+    )
+    set_cookie(response, LOGIN_COOKIE, token, path=state.prefix, secure=state.secure)
+    return response
+
+
+async def login_form(request: web.Request) -> web.StreamResponse:
+    state = console(request)
+    if await current_operator(state.db, request) is not None:
+        raise web.HTTPFound(f"{state.prefix}/")
+    return _login_page(state, request)
+
+
+async def login(request: web.Request) -> web.StreamResponse:
+    state = console(request)
+    form = await request.post()
+    login_name = str(form.get("login") or "").strip()[:MAX_LOGIN]
+    password = str(form.get("password") or "")[:MAX_PASSWORD]
+    if not same_origin(request) or not tokens_match(
+        request.cookies.get(LOGIN_COOKIE), str(form.get(CSRF_FIELD) or "")
+    ):
+        return _login_page(
+            state,
+            request,
+            error="Форма входа устарела — попробуйте ещё раз.",
+            status=403,
+        )
+    ip = request.remote or "unknown"
+    wait = state.limiter.retry_after(login_name, ip)
+    if wait is not None:
+        response = _login_page(
+            state,
+            request,
+            error=f"Слишком много попыток входа. Подождите {round(wait)} с.",
+            status=429,
+        )
+        response.headers["Retry-After"] = str(round(wait))
+        log.warning("console: login attempts for %r from %s rate-limited", login_name, ip)
+        return response
+    try:
+        async with state.db.session() as session, session.begin():
+            done = await auth.log_in(session, login_name, password)
+    except auth.AuthError:
+        state.limiter.failed(login_name, ip)
+        log.info("console: failed login for %r from %s", login_name, ip)
+        return _login_page(state, request, error="Неверный логин или пароль.", status=401)
+    state.limiter.succeeded(login_name, ip)
+    response = _see_other(f"{state.prefix}/")
+    set_cookie(
+        response,
+        SESSION_COOKIE,
+        done.token,
+        path=state.prefix,
+        secure=state.secure,
+        max_age=auth.SESSION_DAYS * 86400,
+    )
+    clear_cookie(response, LOGIN_COOKIE, path=state.prefix)
+    return response
+
+
+async def logout(request: web.Request) -> web.StreamResponse:
+    """End the session; an operator who leaves goes offline, so no chat is assigned to them."""
+    state = console(request)
+    who = me(request)
+    async with state.db.session() as session, session.begin():
+        await auth.log_out(session, who.token)
+    if not who.editor and who.status != OperatorStatus.OFFLINE:
+        await state.desk.set_status(who.id, OperatorStatus.OFFLINE)
+    response = _see_other(f"{state.prefix}/login")
+    clear_cookie(response, SESSION_COOKIE, path=state.prefix)
+    return response
+
+
+def _see_other(location: str) -> web.Response:
+    return web.Response(status=303, headers={"Location": location})
+
+
+def _error_page(state: Console, request: web.Request, status: int, text: str) -> web.Response:
+    return state.render(request, "error.html", status=status, message=text)
+
+
+async def index(request: web.Request) -> web.StreamResponse:
+    state = console(request)
+    who = me(request)
+    if who.editor:
+        return state.render(request, "editor.html")
+    async with state.db.session() as session:
+        data = await queue_view(session, who, state.tz)
+    return state.render(request, "queue.html", data=data, statuses=STATUS_LABELS)
+
+
+async def chat(request: web.Request) -> web.StreamResponse:
+    state = console(request)
+    who = me(request)
+    if who.editor:
+        return _error_page(state, request, 403, "Редакторам чаты не видны.")
+    try:
+        async with state.db.session() as session:
+            data = await chat_view(
+                session,
+                who,
+                int(request.match_info["id"]),
+                tz=state.tz,
+                content=state.current_content,
+                groups=state.groups,
+                uploads=state.uploads,
+                base=state.prefix,
+            )
+            replies = await canned.search(session, who)
+    except NotFound:
+        return _error_page(state, request, 404, "Такого чата нет.")
+    except Forbidden:
+        return _error_page(
+            state, request, 403, "Это не ваш чат: его ведёт другой оператор или другая группа."
+        )
+    return state.render(request, "chat.html", data=data, canned=replies)
+
+
+async def supervisor(request: web.Request) -> web.StreamResponse:
+    state = console(request)
+    who = me(request)
+    if not who.supervisor:
+        return _error_page(state, request, 403, "Эта страница — для супервизоров.")
+    async with state.db.session() as session:
+        data = await supervisor_view(
+            session,
+            groups=state.groups,
+            timezone=state.settings.handoff.timezone,
+            first_response_target=state.settings.handoff.first_response_target,
+        )
+    return state.render(request, "supervisor.html", data=data, groups=state.groups)

@@ -1,0 +1,382 @@
+// The operator console's page script: live updates over a WebSocket, actions through the JSON API.
+// Subscriber content is only ever inserted as text (textContent / createTextNode), never as HTML.
+"use strict";
+
+(() => {
+  const body = document.body;
+  const base = body.dataset.base || "/console";
+  const page = body.dataset.page;
+  const csrfMeta = document.querySelector('meta[name="csrf-token"]');
+  const csrf = csrfMeta ? csrfMeta.getAttribute("content") : "";
+  const $ = (sel) => document.querySelector(sel);
+
+  // -- DOM helpers ------------------------------------------------------------------------------
+  function el(tag, props, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(props || {})) {
+      if (value === null || value === undefined || value === false) continue;
+      if (key === "class") node.className = value;
+      else if (key === "dataset") Object.assign(node.dataset, value);
+      else if (key === "hidden") node.hidden = true;
+      else node.setAttribute(key, String(value));
+    }
+    for (const child of children) {
+      if (child === null || child === undefined || child === false) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  }
+
+  function duration(total) {
+    if (total === null || total === undefined) return "—";
+    const s = Math.max(0, Math.floor(total));
+    if (s < 60) return `${s} с`;
+    if (s < 3600) return `${Math.floor(s / 60)} мин ${String(s % 60).padStart(2, "0")} с`;
+    return `${Math.floor(s / 3600)} ч ${String(Math.floor((s % 3600) / 60)).padStart(2, "0")} мин`;
+  }
+
+  const pct = (v) => (v === null || v === undefined ? "—" : `${v} %`);
+
+  function flash(text, ok) {
+    const box = $("#flash");
+    if (!box) return;
+    box.textContent = text;
+    box.className = ok ? "flash ok" : "flash";
+    box.hidden = false;
+    clearTimeout(flash.timer);
+    flash.timer = setTimeout(() => { box.hidden = true; }, ok ? 2500 : 8000);
+  }
+
+  // -- the API ----------------------------------------------------------------------------------
+  async function api(method, path, payload) {
+    const opts = { method, headers: { Accept: "application/json" }, credentials: "same-origin" };
+    if (method !== "GET") opts.headers["X-CSRF-Token"] = csrf;
+    if (payload instanceof FormData) opts.body = payload;
+    else if (payload !== undefined) {
+      opts.headers["Content-Type"] = "application/json";
+      opts.body = JSON.stringify(payload);
+    }
+    const resp = await fetch(base + path, opts);
+    if (resp.status === 401) {
+      window.location.assign(base + "/login");
+      throw new Error("сессия закончилась");
+    }
+    let data = {};
+    try { data = await resp.json(); } catch (e) { data = {}; }
+    if (!resp.ok) {
+      const err = new Error(data.error || `${resp.status} ${resp.statusText}`);
+      err.status = resp.status;
+      throw err;
+    }
+    return data;
+  }
+
+  // -- live updates -------------------------------------------------------------------------------
+  function live(onEvent, onOpen) {
+    const dot = $("#live");
+    let delay = 1000;
+    const connect = () => {
+      const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
+      const ws = new WebSocket(`${scheme}//${window.location.host}${base}/ws`);
+      let opened = false;
+      ws.onopen = () => {
+        opened = true;
+        delay = 1000;
+        if (dot) { dot.className = "live on"; dot.title = "Живые обновления: подключено"; }
+        onOpen();
+      };
+      ws.onmessage = (msg) => {
+        let event;
+        try { event = JSON.parse(msg.data); } catch (e) { return; }
+        if (event.type !== "hello") onEvent(event);
+      };
+      ws.onclose = (ev) => {
+        if (ev.code === 4401) { window.location.assign(base + "/login"); return; }
+        // never opened: maybe the session is gone (a 401 answer sends the page to the login)
+        if (!opened) api("GET", "/api/queue").catch(() => {});
+        if (dot) { dot.className = "live off"; dot.title = "Переподключаемся…"; }
+        setTimeout(connect, delay + Math.random() * 300);
+        delay = Math.min(delay * 2, 30000);
+      };
+    };
+    connect();
+  }
+
+  function debounced(fn, ms) {
+    let timer = null;
+    return () => {
+      clearTimeout(timer);
+      timer = setTimeout(fn, ms);
+    };
+  }
+
+  const badge = (channel, label) => el("span", { class: `badge ch-${channel}` }, label);
+
+  // -- queue page ---------------------------------------------------------------------------------
+  function tickWaiting() {
+    for (const span of document.querySelectorAll(".waiting[data-waiting]")) {
+      if (!span.dataset.since) {
+        span.dataset.since = String(Date.now() - Number(span.dataset.waiting) * 1000);
+      }
+      span.textContent = duration((Date.now() - Number(span.dataset.since)) / 1000);
+    }
+  }
+
+  function queueRow(c) {
+    return el("tr", { dataset: { id: c.id } },
+      el("td", {}, badge(c.channel, c.channel_label)),
+      el("td", {}, el("a", { class: "open-chat", href: `${base}/chats/${c.id}` }, c.name)),
+      el("td", {}, c.group || "—"),
+      el("td", {}, el("span", { class: "waiting", dataset: { waiting: c.waiting_s || 0 } },
+        duration(c.waiting_s))),
+      el("td", { class: "reason" }, c.reason || ""),
+      el("td", { class: "preview" }, c.preview));
+  }
+
+  function mineItem(c) {
+    return el("li", { dataset: { id: c.id }, class: c.needs_answer ? "needs-answer" : null },
+      badge(c.channel, c.channel_label), " ",
+      el("a", { class: "open-chat", href: `${base}/chats/${c.id}` }, c.name), " ",
+      el("span", { class: "group" }, c.group || ""),
+      c.needs_answer ? el("span", { class: "flag" }, "ждёт ответа") : null,
+      el("div", { class: "preview" }, c.preview));
+  }
+
+  function renderQueue(data) {
+    $("#queue tbody").replaceChildren(...data.queue.map(queueRow));
+    $("#queue-count").textContent = String(data.queue.length);
+    $("#queue-empty").hidden = data.queue.length > 0;
+    $("#mine").replaceChildren(...data.mine.map(mineItem));
+    $("#mine-count").textContent = String(data.mine.length);
+    $("#mine-empty").hidden = data.mine.length > 0;
+    for (const b of document.querySelectorAll("#status-switch button")) {
+      b.classList.toggle("active", b.dataset.status === data.me.status);
+    }
+    tickWaiting();
+  }
+
+  function queuePage() {
+    const refresh = debounced(async () => {
+      try { renderQueue(await api("GET", "/api/queue")); } catch (e) { flash(e.message); }
+    }, 120);
+    for (const b of document.querySelectorAll("#status-switch button")) {
+      b.addEventListener("click", async () => {
+        try {
+          await api("POST", "/api/status", { status: b.dataset.status });
+          refresh();
+        } catch (e) { flash(e.message); }
+      });
+    }
+    setInterval(tickWaiting, 1000);
+    tickWaiting();
+    live(refresh, refresh);
+  }
+
+  // -- chat page ----------------------------------------------------------------------------------
+  function messageItem(m) {
+    const li = el("li", { class: `msg msg-${m.author}`, dataset: { id: m.id } },
+      el("div", { class: "meta" },
+        el("span", { class: "author" }, m.author_label), " ",
+        el("time", { datetime: m.at }, m.time),
+        m.edited ? el("span", { class: "edited" }, "изменено") : null));
+    if (m.text) li.append(el("div", { class: "text" }, m.text));
+    else if (m.payload) li.append(el("div", { class: "text payload" }, `кнопка: ${m.payload}`));
+    for (const a of m.attachments) {
+      li.append(a.url ? el("img", { class: "attachment", src: a.url, alt: "изображение" })
+        : el("div", { class: "attachment" }, `📎 ${a.label}`));
+    }
+    if (m.buttons.length) {
+      li.append(el("div", { class: "buttons" },
+        ...m.buttons.map((b) => el("span", { class: "button" }, b))));
+    }
+    if (m.nlu) {
+      const alt = m.nlu.alternatives.length ? `Другие варианты: ${m.nlu.alternatives.join(", ")}` : null;
+      li.append(el("div", { class: "nlu", title: alt },
+        el("span", { class: "intent" }, m.nlu.intent),
+        m.nlu.title ? el("span", { class: "intent-title" }, m.nlu.title) : null,
+        el("span", { class: "confidence" }, m.nlu.percent),
+        ...m.nlu.entities.map((e) => el("span", { class: "entity" }, `${e.entity}: ${e.value}`))));
+    }
+    return li;
+  }
+
+  function renderChat(data) {
+    const c = data.conversation;
+    const state = $("#chat-state");
+    state.textContent = c.state_label;
+    state.className = `state state-${c.state}`;
+    $("#chat-group").textContent = c.group ? `группа ${c.group}` : "";
+    $("#chat-operator").textContent = c.operator ? `оператор: ${c.operator.name || ""}` : "";
+    $("#chat-reason").textContent = c.reason ? `Причина передачи: ${c.reason}` : "";
+    const list = $("#transcript");
+    const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
+    list.replaceChildren(...data.messages.map(messageItem));
+    if (atBottom) list.scrollTop = list.scrollHeight;
+    const can = data.actions;
+    $("#take").hidden = !can.take;
+    $("#reply-form").hidden = !can.reply;
+    $("#canned-box").hidden = !can.reply;
+    $("#transfer-form").hidden = !can.transfer;
+    $("#return").hidden = !can.return;
+    $("#close-form").hidden = !can.close;
+    $("#more-actions").hidden = !(can.transfer || can.close);
+  }
+
+  function insertAtCursor(area, text, from, to) {
+    const start = from === undefined ? area.selectionStart : from;
+    const end = to === undefined ? area.selectionEnd : to;
+    area.setRangeText(text, start, end, "end");
+    area.focus();
+  }
+
+  function cannedItem(r) {
+    return el("li", {}, el("button", {
+      type: "button", class: "canned", dataset: { shortcut: r.shortcut, text: r.text },
+    }, el("b", {}, `/${r.shortcut}`), ` ${r.title}`));
+  }
+
+  function chatPage() {
+    const id = body.dataset.chatId;
+    const area = $("#reply-text");
+    let canned = [];
+    let gone = false;
+
+    const refresh = debounced(async () => {
+      if (gone) return;
+      try {
+        renderChat(await api("GET", `/api/chats/${id}`));
+      } catch (e) {
+        if (e.status === 403 || e.status === 404) {
+          gone = true;  // returned to the bot or moved to someone else: back to the queue
+          flash("Чат больше не у вас — возвращаемся к очереди.", true);
+          setTimeout(() => window.location.assign(`${base}/`), 1200);
+        } else flash(e.message);
+      }
+    }, 80);
+
+    async function act(path, payload, done) {
+      try {
+        await api("POST", `/api/chats/${id}/${path}`, payload);
+        if (done) flash(done, true);
+        refresh();
+        return true;
+      } catch (e) {
+        flash(e.message);
+        return false;
+      }
+    }
+
+    $("#take").addEventListener("click", () => act("take", {}, "Чат ваш"));
+    $("#return").addEventListener("click", () => act("return", {}, "Чат вернулся к боту"));
+    $("#close-form").addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      act("close", { resolution: $("#close-resolution").value }, "Чат закрыт, абоненту отправлен опрос");
+    });
+    $("#transfer-form").addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      act("transfer", {
+        group: $("#transfer-group").value || null,
+        operator_id: $("#transfer-operator").value || null,
+        note: $("#transfer-note").value,
+      }, "Чат передан");
+    });
+    $("#reply-form").addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const file = $("#reply-image").files[0];
+      let payload = { text: area.value };
+      if (file) {
+        payload = new FormData();
+        payload.append("text", area.value);
+        payload.append("image", file);
+      }
+      const button = $("#reply-send");
+      button.disabled = true;
+      if (await act("reply", payload)) {
+        area.value = "";
+        $("#reply-image").value = "";
+      }
+      button.disabled = false;
+      area.focus();
+    });
+    area.addEventListener("keydown", (ev) => {
+      if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) {
+        ev.preventDefault();
+        $("#reply-form").requestSubmit();
+        return;
+      }
+      if (ev.key !== "Tab") return;
+      const before = area.value.slice(0, area.selectionStart);
+      const match = before.match(/(^|\s)\/([\w-]+)$/u);
+      if (!match) return;
+      const word = match[2].toLowerCase();
+      const exact = canned.find((r) => r.shortcut === word);
+      const starts = canned.filter((r) => r.shortcut.startsWith(word));
+      const found = exact || (starts.length === 1 ? starts[0] : null);
+      if (!found) return;
+      ev.preventDefault();
+      insertAtCursor(area, found.text, area.selectionStart - word.length - 1, area.selectionStart);
+    });
+    $("#canned-list").addEventListener("click", (ev) => {
+      const button = ev.target.closest("button.canned");
+      if (button) insertAtCursor(area, button.dataset.text);
+    });
+    const search = debounced(async () => {
+      try {
+        const q = encodeURIComponent($("#canned-q").value);
+        const data = await api("GET", `/api/canned?q=${q}`);
+        $("#canned-list").replaceChildren(...data.canned.map(cannedItem));
+      } catch (e) { flash(e.message); }
+    }, 150);
+    $("#canned-q").addEventListener("input", search);
+    api("GET", "/api/canned").then((data) => { canned = data.canned; }).catch(() => {});
+
+    const list = $("#transcript");
+    list.scrollTop = list.scrollHeight;
+    live((event) => {
+      if (String(event.conversation_id) === String(id)) refresh();
+    }, refresh);
+  }
+
+  // -- supervisor page ----------------------------------------------------------------------------
+  function renderSupervisor(data) {
+    $("#sv-waiting").textContent = String(data.waiting_total);
+    $("#sv-online").textContent = String(data.online);
+    $("#sv-queues tbody").replaceChildren(...data.queues.map((q) => el("tr", { dataset: { group: q.group } },
+      el("td", {}, q.group), el("td", { class: "n" }, q.waiting), el("td", {}, duration(q.longest_wait_s)))));
+    $("#sv-operators tbody").replaceChildren(...data.operators.map((op) => el("tr", { dataset: { id: op.id } },
+      el("td", {}, op.name, op.supervisor ? el("small", {}, ` (${op.role})`) : null),
+      el("td", {}, el("span", { class: `st st-${op.status}` }, op.status_label)),
+      el("td", { class: "n" }, `${op.load}/${op.max_chats}`),
+      el("td", {}, op.groups.join(", ")))));
+    const t = data.today;
+    $("#sv-timely").textContent = pct(t.timely_first_response_pct);
+    $("#sv-avg-first").textContent = duration(t.avg_first_response_s);
+    $("#sv-missed").textContent = pct(t.missed_pct);
+    $("#sv-csat").textContent = pct(t.csat_pct);
+    $("#sv-csat-avg").textContent = t.csat_avg === null ? "—" : String(t.csat_avg);
+    $("#sv-counts").textContent = `Первых ответов: ${t.first_responses}, назначений: ${t.assigned}, `
+      + `пропусков: ${t.missed}, оценок: ${t.rated}.`;
+  }
+
+  function supervisorPage() {
+    const refresh = debounced(async () => {
+      try { renderSupervisor(await api("GET", "/api/supervisor")); } catch (e) { flash(e.message); }
+    }, 400);
+    setInterval(refresh, 15000);  // waiting times grow without events
+    $("#canned-form").addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const form = ev.target;
+      const fields = Object.fromEntries(new FormData(form).entries());
+      try {
+        const added = await api("POST", "/api/canned", fields);
+        flash(`Заготовка /${added.shortcut} добавлена`, true);
+        form.reset();
+      } catch (e) { flash(e.message); }
+    });
+    live(refresh, refresh);
+  }
+
+  if (page === "queue") queuePage();
+  else if (page === "chat") chatPage();
+  else if (page === "supervisor") supervisorPage();
+})();

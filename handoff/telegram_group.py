@@ -1,0 +1,652 @@
+"""The operators' Telegram group: every handed-off chat is a forum topic in one supergroup.
+
+A second operator interface for small teams (the web console being the first). With
+`SUPPORTBOT_HANDOFF__TELEGRAM_GROUP_ID` set to a forum supergroup where the bot is an admin:
+
+- a chat that is queued gets a topic `#<id> <name> (<channel>) · <group>` and a context summary
+  (who, channel, masked phone, why, recent intents, form data, the last messages with the bot's
+  turns, open tickets); queued again (a transfer) it keeps its topic; back from the bot it gets
+  its topic reopened with a fresh summary;
+- what the subscriber writes while queued or with an operator is forwarded into the topic (`👤`);
+- what a linked operator (Operator.telegram_user_id) writes in the topic goes to the subscriber
+  through `Desk.reply` (the outbox, Telegram or VK); the first message takes a waiting chat;
+- `/take`, `/close [resolution]`, `/bot` in the topic are the desk's take, close, return to bot;
+  the outcome shows up in the topic as the desk's live events come back (so actions from the web
+  console show there too), and closing or returning the chat closes the topic.
+
+Live events only say "look again": each one re-reads the conversation from the database. They are
+handled in order per conversation, each conversation in its own lane, so a slow or failing Bot API
+call for one chat holds up no other and never the subscriber's handoff itself (that is committed
+before any event is published). Posts into the group go straight to the Bot API (they are not
+subscriber messages, so not the outbox) and honour 429 `retry_after`.
+
+Limits: one app process should run it (in several, each would post into the topics); what the
+subscriber wrote while no process ran it is not forwarded (the next summary shows it); operator
+replies made in the web console are not mirrored into the topic; an operator's photo is refused
+(only text reaches the subscriber).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import logging
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+from aiogram import Bot
+from aiogram.exceptions import (
+    TelegramBadRequest,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+)
+from aiogram.types import Message as TgMessage
+from sqlalchemy import func, select, update
+
+from bots.telegram import split_text
+from handoff.desk import RESOLUTIONS, Desk, DeskError
+from handoff.events import Bus, Event
+from storage import repo
+from storage.db import Database
+from storage.models import (
+    Author,
+    ChannelAccount,
+    Conversation,
+    ConversationState,
+    Message,
+    Operator,
+    Subscriber,
+    Ticket,
+    TicketStatus,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+Job = Callable[[], Awaitable[None]]
+
+ACTIVE = (ConversationState.QUEUED, ConversationState.WITH_OPERATOR)
+HANDLED_EVENTS = {"queued", "assigned", "message", "missed", "closed", "returned"}
+DEDUPE_CHANNEL = "tg-group"  # processed_updates.channel for the group's updates
+SUMMARY_MESSAGES = 10
+MIN_CONFIDENCE = 0.5  # intents shown in a summary
+LINE_LIMIT = 300  # characters of one transcript line in a summary
+TOPIC_NAME_LIMIT = 128
+CHANNEL_LABELS = {"telegram": "Telegram", "vk": "VK"}
+AUTHOR_ICONS: dict[str, str] = {
+    Author.SUBSCRIBER: "👤",
+    Author.BOT: "🤖",
+    Author.OPERATOR: "👩‍💻",
+    Author.SYSTEM: "⚙️",
+}
+MEDIA_NAMES = {
+    "photo": "фото",
+    "sticker": "стикер",
+    "document": "файл",
+    "voice": "голосовое",
+    "audio": "аудио",
+    "video": "видео",
+    "location": "геопозиция",
+    "other": "вложение",
+}
+HELP = (
+    "Пиши сюда — ответ уйдёт абоненту (первое сообщение берёт чат из очереди).\n"
+    "/take — взять чат\n"
+    f"/close [{'|'.join(RESOLUTIONS)}] — закрыть (по умолчанию solved), абоненту уйдёт оценка\n"
+    "/bot — вернуть чат боту"
+)
+_PHONE = re.compile(r"\+?\d[\d\s()-]{9,16}\d")
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def mask_phone(phone: str) -> str:
+    """`+79111234567` -> `+7 *** ***-45-67`: enough to confirm with the subscriber, no more."""
+    digits = re.sub(r"\D", "", phone)
+    if len(digits) < 10:
+        return "***"
+    country = digits[: len(digits) - 10] or "7"
+    return f"+{country} *** ***-{digits[-4:-2]}-{digits[-2:]}"
+
+
+def _mask_one(match: re.Match[str]) -> str:
+    digits = re.sub(r"\D", "", match.group())
+    return mask_phone(match.group()) if 10 <= len(digits) <= 12 else match.group()
+
+
+def _mask_phones(value: Any) -> Any:
+    """Phone numbers in a text (or in JSON-ish data) masked: the group lives in Telegram's cloud."""
+    if isinstance(value, str):
+        return _PHONE.sub(_mask_one, value)
+    if isinstance(value, dict):
+        return {k: _mask_phones(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask_phones(v) for v in value]
+    return value
+
+
+def _clip(text: str, limit: int = LINE_LIMIT) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@dataclass
+class _Snapshot:
+    """A conversation as the group needs it, read in one go."""
+
+    id: int
+    state: str
+    topic_id: str | None
+    channel: str
+    skill_group: str | None
+    handoff_reason: str | None
+    resolution: str | None
+    slots: dict[str, Any]
+    subscriber_id: int
+    name: str
+    username: str | None
+    phone: str | None
+    operator_name: str | None
+    messages: list[Message] = field(default_factory=list)
+    tickets: list[Ticket] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return CHANNEL_LABELS.get(self.channel, self.channel)
+
+    def topic_name(self) -> str:
+        name = f"#{self.id} {self.name} ({self.label}) · {self.skill_group or '—'}"
+        return name if len(name) <= TOPIC_NAME_LIMIT else name[: TOPIC_NAME_LIMIT - 1] + "…"
+
+
+def _message_line(m: Message, tz: ZoneInfo) -> str:
+    icon = AUTHOR_ICONS.get(m.author, "•")
+    parts: list[str] = []
+    for att in m.attachments or []:
+        parts.append(f"[{MEDIA_NAMES.get(str(att.get('kind')), 'вложение')}]")
+    if m.text:
+        parts.append(m.text)
+    elif m.payload:
+        parts.append(f"[кнопка {m.payload}]")
+    when = m.created_at.astimezone(tz).strftime("%H:%M")
+    return f"{icon} {when} {_clip(_mask_phones(' '.join(parts)) or '—')}"
+
+
+def render_summary(snap: _Snapshot, tz: ZoneInfo) -> str:
+    """The context an operator reads before answering (operator-facing, Russian)."""
+    head = f"🆕 #{snap.id} · {snap.name} ({snap.label})"
+    if snap.username:
+        head += f" · @{snap.username}"
+    lines = [head, f"Группа: {snap.skill_group or '—'} · Причина: {snap.handoff_reason or '—'}"]
+    if snap.phone:
+        lines.append(f"Телефон: {mask_phone(snap.phone)}")
+    intents: list[str] = []
+    for m in snap.messages:
+        if m.author != Author.SUBSCRIBER:
+            continue
+        nlu = m.nlu or {}
+        confidence = float(nlu.get("confidence") or 0)
+        if nlu.get("intent") and confidence >= MIN_CONFIDENCE:  # not a form answer's guess
+            intents.append(f"{nlu['intent']} ({confidence:.2f})")
+        elif m.payload and m.payload.startswith("intent:"):
+            intents.append(f"{m.payload.removeprefix('intent:')} (кнопка)")
+    if intents:
+        lines.append("Интенты: " + " → ".join(intents))
+    form = {k: v for k, v in snap.slots.items() if not k.startswith("_")}
+    if form:
+        lines.append("Данные формы:")
+        for key, value in form.items():
+            shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+            lines.append(f"  {key}: {_clip(str(_mask_phones(shown)), 200)}")
+    if snap.tickets:
+        lines.append("Открытые заявки:")
+        for t in snap.tickets:
+            due = t.due_at.astimezone(tz).strftime("%d.%m %H:%M")
+            lines.append(f"  №{t.number} · {t.kind} · срок {due}")
+    if snap.messages:
+        lines.append(f"— Переписка (последние {len(snap.messages)}) —")
+        lines.extend(_message_line(m, tz) for m in snap.messages)
+    lines.append("")
+    lines.append(HELP)
+    return "\n".join(lines)
+
+
+def _display_name(account: ChannelAccount, subscriber: Subscriber | None) -> str:
+    full = " ".join(p for p in (account.first_name, account.last_name) if p)
+    return (
+        (subscriber.display_name if subscriber else None)
+        or full
+        or account.username
+        or f"id{account.external_user_id}"
+    )
+
+
+# --------------------------------------------------------------------------- the group
+
+
+async def _next(events: AsyncIterator[Event]) -> Event:
+    return await anext(events)
+
+
+class TelegramGroup:
+    """Mirror handed-off chats into forum topics and let operators answer from there.
+
+    Wiring (what the composition root does): build the dispatcher with
+    `build_dispatcher(handler, group_handler=group.handle, group_id=group_id)`, then
+    `await group.start()` (or spawn `group.run()`) once the app is up; `await group.stop()`.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        desk: Desk,
+        bus: Bus,
+        bot: Bot,
+        group_id: int,
+        *,
+        timezone: str = "Europe/Moscow",
+        max_attempts: int = 5,
+    ) -> None:
+        self.db = db
+        self.desk = desk
+        self.bus = bus
+        self.bot = bot
+        self.group_id = group_id
+        self.tz = ZoneInfo(timezone)
+        self.max_attempts = max_attempts
+        self._lanes: dict[Hashable, asyncio.Queue[tuple[str, Job]]] = {}
+        self._lane_tasks: dict[Hashable, asyncio.Task[None]] = {}
+        self._cursor: dict[int, int] = {}  # conversation id -> last message id seen in its topic
+        self._start_mark = 0  # messages older than this process were not seen live
+        self._events: AsyncIterator[Event] | None = None
+        self._listener: asyncio.Task[None] | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Subscribe to live events (before returning: nothing published after this is missed)
+        and catch up on chats waiting without a topic (e.g. queued while this was off)."""
+        async with self.db.session() as session:
+            self._start_mark = int(await session.scalar(select(func.max(Message.id))) or 0)
+        events = self.bus.subscribe()
+        first = asyncio.create_task(_next(events))
+        await asyncio.sleep(0)  # the subscription is registered at the generator's first step
+        self._events = events
+        self._listener = asyncio.create_task(self._listen(events, first), name="telegram-group")
+        async with self.db.session() as session:
+            waiting = (
+                await session.scalars(
+                    select(Conversation.id)
+                    .where(Conversation.state.in_(ACTIVE), Conversation.topic_id.is_(None))
+                    .order_by(Conversation.id)
+                )
+            ).all()
+        for conv_id in waiting:
+            self._dispatch({"type": "queued", "conversation_id": conv_id})
+        log.info(
+            "telegram group %s: listening (%d chat(s) to catch up)", self.group_id, len(waiting)
+        )
+
+    async def stop(self) -> None:
+        tasks = [t for t in (self._listener, *self._lane_tasks.values()) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._listener = None
+        if self._events is not None:
+            aclose = getattr(self._events, "aclose", None)
+            if aclose is not None:
+                with contextlib.suppress(Exception):
+                    await aclose()
+            self._events = None
+
+    async def run(self) -> None:
+        """`start`, then wait until cancelled, then `stop` (for an app that spawns tasks)."""
+        await self.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self.stop()
+
+    # -- live events -> topics ---------------------------------------------------------------
+
+    async def _listen(self, events: AsyncIterator[Event], first: Awaitable[Event]) -> None:
+        self._dispatch(await first)
+        async for event in events:
+            self._dispatch(event)
+
+    def _dispatch(self, event: Event) -> None:
+        kind, conv_id = event.get("type"), event.get("conversation_id")
+        if kind not in HANDLED_EVENTS or not isinstance(conv_id, int):
+            return
+        self._enqueue(conv_id, str(kind), functools.partial(self._sync, conv_id, str(kind)))
+
+    def _notice(self, key: Hashable, thread: int, text: str) -> None:
+        """Tell the topic something, off the update's path (a 429 must not hold the polling)."""
+        self._enqueue(key, "notice", functools.partial(self._post, thread, text))
+
+    def _enqueue(self, key: Hashable, label: str, job: Job) -> None:
+        """Run `job` after the earlier ones of its lane (one per conversation, started on
+        demand, gone when drained)."""
+        lane = self._lanes.get(key)
+        if lane is None:
+            lane = self._lanes[key] = asyncio.Queue()
+            self._lane_tasks[key] = asyncio.create_task(
+                self._drain(key, lane), name=f"telegram-group-{key}"
+            )
+        lane.put_nowait((label, job))
+
+    async def _drain(self, key: Hashable, lane: asyncio.Queue[tuple[str, Job]]) -> None:
+        try:
+            while not lane.empty():
+                label, job = lane.get_nowait()
+                try:
+                    await job()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # one chat's failure must not stop the others (or this lane)
+                    log.exception("telegram group: %s of conversation %s failed", label, key)
+        finally:  # no await between the empty check and here: nothing is queued in between
+            self._lanes.pop(key, None)
+            self._lane_tasks.pop(key, None)
+
+    async def _sync(self, conv_id: int, kind: str) -> None:
+        snap = await self._load(conv_id)
+        if snap is None:
+            return
+        active = snap.state in ACTIVE
+        if snap.topic_id is None:
+            if active:  # queued, or an event after a failed topic creation: open it now
+                await self._open_topic(snap)
+            return
+        thread = int(snap.topic_id)
+        if kind == "queued" and active:
+            if await self._reopen(thread):  # it had gone back to the bot: fresh context
+                await self._post_summary(snap, thread)
+                return
+            await self._post(
+                thread,
+                f"🔀 Чат снова в очереди «{snap.skill_group or '—'}»"
+                f" — {snap.handoff_reason or 'без причины'}",
+            )
+        elif kind == "assigned" and snap.state == ConversationState.WITH_OPERATOR:
+            await self._post(thread, f"✅ Чат у оператора {snap.operator_name or '—'}")
+        elif kind == "missed" and snap.state == ConversationState.QUEUED:
+            await self._post(thread, "⏰ Оператор не ответил вовремя — чат снова в очереди")
+        if active:
+            await self._forward(snap, thread)
+        elif kind == "closed":
+            who = f" ({snap.operator_name})" if snap.operator_name else ""
+            await self._post(
+                thread,
+                f"🔒 Чат закрыт{who}: {snap.resolution or '—'}. Абоненту отправлен запрос оценки.",
+            )
+            await self._close_topic(snap.id, thread)
+        elif kind == "returned":
+            await self._post(thread, "🤖 Чат возвращён боту.")
+            await self._close_topic(snap.id, thread)
+
+    async def _load(self, conv_id: int) -> _Snapshot | None:
+        async with self.db.session() as session:
+            conv = await session.get(Conversation, conv_id)
+            if conv is None:
+                return None
+            account = await session.get(ChannelAccount, conv.channel_account_id)
+            if account is None:
+                return None
+            subscriber = await session.get(Subscriber, conv.subscriber_id)
+            operator = await session.get(Operator, conv.operator_id) if conv.operator_id else None
+            slots = dict(conv.slots or {})
+            contract = slots.get("contract")
+            phone = (
+                (subscriber.phone if subscriber else None)
+                or (slots.get("phone") if isinstance(slots.get("phone"), str) else None)
+                or (contract.get("phone") if isinstance(contract, dict) else None)
+            )
+            return _Snapshot(
+                id=conv.id,
+                state=conv.state,
+                topic_id=conv.topic_id,
+                channel=conv.channel,
+                skill_group=conv.skill_group,
+                handoff_reason=conv.handoff_reason,
+                resolution=conv.resolution,
+                slots=slots,
+                subscriber_id=conv.subscriber_id,
+                name=_display_name(account, subscriber),
+                username=account.username,
+                phone=phone,
+                operator_name=operator.name if operator else None,
+            )
+
+    async def _load_context(self, snap: _Snapshot) -> None:
+        async with self.db.session() as session:
+            recent = (
+                await session.scalars(
+                    select(Message)
+                    .where(Message.conversation_id == snap.id)
+                    .order_by(Message.id.desc())
+                    .limit(SUMMARY_MESSAGES)
+                )
+            ).all()
+            snap.messages = list(reversed(recent))
+            snap.tickets = list(
+                (
+                    await session.scalars(
+                        select(Ticket)
+                        .where(
+                            Ticket.subscriber_id == snap.subscriber_id,
+                            Ticket.status == TicketStatus.OPEN,
+                        )
+                        .order_by(Ticket.created_at)
+                    )
+                ).all()
+            )
+
+    async def _open_topic(self, snap: _Snapshot) -> None:
+        try:
+            topic = await self._api(
+                functools.partial(self.bot.create_forum_topic, self.group_id, snap.topic_name())
+            )
+        except Exception as exc:  # the handoff itself is done; the next event retries
+            log.warning("telegram group: no topic for conversation %s: %s", snap.id, exc)
+            return
+        thread = topic.message_thread_id
+        async with self.db.session() as session:
+            async with session.begin():
+                await session.execute(
+                    update(Conversation)
+                    .where(Conversation.id == snap.id)
+                    .values(topic_id=str(thread))
+                )
+        log.info("telegram group: conversation %s -> topic %s", snap.id, thread)
+        await self._post_summary(snap, thread)
+
+    async def _post_summary(self, snap: _Snapshot, thread: int) -> None:
+        await self._load_context(snap)
+        if snap.messages:
+            self._cursor[snap.id] = snap.messages[-1].id
+        await self._post(thread, render_summary(snap, self.tz))
+        # Anything the subscriber wrote after the summary was read comes next, in order.
+        await self._forward(snap, thread)
+
+    async def _forward(self, snap: _Snapshot, thread: int) -> None:
+        """The subscriber's messages the topic has not seen yet, in order."""
+        cursor = self._cursor.get(snap.id, self._start_mark)
+        async with self.db.session() as session:
+            rows = (
+                await session.scalars(
+                    select(Message)
+                    .where(Message.conversation_id == snap.id, Message.id > cursor)
+                    .order_by(Message.id)
+                )
+            ).all()
+        for m in rows:
+            if m.author == Author.SUBSCRIBER:
+                await self._post_subscriber_message(snap, thread, m)
+            self._cursor[snap.id] = m.id  # after the post: a failed one is tried again
+
+    async def _post_subscriber_message(self, snap: _Snapshot, thread: int, m: Message) -> None:
+        text = _mask_phones(m.text) if m.text else (f"[кнопка {m.payload}]" if m.payload else "")
+        prefix = "👤 ✏️ " if m.edited else "👤 "
+        for att in m.attachments or []:
+            kind, ref = str(att.get("kind")), att.get("ref")
+            if kind == "photo" and ref and snap.channel == "telegram":
+                try:  # the same bot's file_id works in the group
+                    caption = (prefix + text)[:1024] if text else prefix.strip()
+                    await self._api(
+                        functools.partial(
+                            self.bot.send_photo,
+                            self.group_id,
+                            ref,
+                            caption=caption,
+                            message_thread_id=thread,
+                            parse_mode=None,
+                        )
+                    )
+                    text = ""
+                    continue
+                except TelegramBadRequest as exc:
+                    log.info("telegram group: photo %s not re-sent (%s); posting a note", ref, exc)
+            note = f"📎 {MEDIA_NAMES.get(kind, 'вложение')}" + (f" ({ref})" if ref else "")
+            await self._post(thread, f"{prefix}{note}" + (f"\n{text}" if text else ""))
+            text = ""
+        if text:
+            await self._post(thread, prefix + text)
+
+    async def _reopen(self, thread: int) -> bool:
+        """Reopen a closed topic; False if it was open."""
+        try:
+            await self._api(functools.partial(self.bot.reopen_forum_topic, self.group_id, thread))
+        except TelegramBadRequest as exc:
+            if "TOPIC_NOT_MODIFIED" in str(exc):
+                return False
+            raise
+        return True
+
+    async def _close_topic(self, conv_id: int, thread: int) -> None:
+        self._cursor.pop(conv_id, None)  # a reopened topic starts with a fresh summary
+        try:
+            await self._api(functools.partial(self.bot.close_forum_topic, self.group_id, thread))
+        except TelegramBadRequest as exc:
+            if "TOPIC_NOT_MODIFIED" not in str(exc):  # already closed is fine
+                raise
+
+    # -- Bot API -----------------------------------------------------------------------------
+
+    async def _api(self, call: Callable[[], Awaitable[T]]) -> T:
+        """One Bot API call, waiting out 429 `retry_after` and retrying network/5xx errors."""
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                return await call()
+            except TelegramRetryAfter as exc:
+                if attempt == self.max_attempts:
+                    raise
+                log.info("telegram group: 429, retrying in %ss", exc.retry_after)
+                await asyncio.sleep(exc.retry_after)
+            except (TelegramNetworkError, TelegramServerError) as exc:
+                if attempt == self.max_attempts:
+                    raise
+                delay = min(0.5 * 2**attempt, 10.0)
+                log.info("telegram group: %s, retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
+
+    async def _post(self, thread: int | None, text: str) -> None:
+        for chunk in split_text(text):
+            await self._api(
+                functools.partial(
+                    self.bot.send_message,
+                    self.group_id,
+                    chunk,
+                    message_thread_id=thread,
+                    parse_mode=None,
+                )
+            )
+
+    # -- operators writing in the group --------------------------------------------------------
+
+    async def handle(self, message: TgMessage, update_id: int) -> None:
+        """A message in the group (the dispatcher's group handler). The desk action happens
+        here; what is said back in the topic is posted in the background. Never raises: a
+        failure is told in the topic, so the operator knows to send it again."""
+        user = message.from_user
+        thread = message.message_thread_id if message.is_topic_message else None
+        text = message.text if message.text is not None else message.caption
+        has_media = bool(
+            message.photo or message.document or message.video or message.voice or message.sticker
+        )
+        if user is None or user.is_bot or thread is None or (text is None and not has_media):
+            return  # the General topic, service messages, other bots
+        try:
+            await self._handle(message, update_id, user.id, thread, text)
+        except Exception:
+            log.exception("telegram group: update %s failed", update_id)
+            self._notice(("topic", thread), thread, "⚠️ Не получилось обработать — отправь ещё раз.")
+
+    async def _handle(
+        self, message: TgMessage, update_id: int, user_id: int, thread: int, text: str | None
+    ) -> None:
+        async with self.db.session() as session:
+            async with session.begin():
+                if not await repo.claim_update(session, DEDUPE_CHANNEL, str(update_id)):
+                    log.info("telegram group: duplicate update %s dropped", update_id)
+                    return
+                row = (
+                    await session.execute(
+                        select(Conversation.id, Conversation.state)
+                        .where(Conversation.topic_id == str(thread))
+                        .order_by(Conversation.id.desc())
+                        .limit(1)
+                    )
+                ).first()
+                operator_id = await session.scalar(
+                    select(Operator.id).where(Operator.telegram_user_id == str(user_id))
+                )
+        if row is None:
+            return  # a topic of the team's own: not a chat
+        conv_id, state = int(row[0]), str(row[1])
+        if operator_id is None:
+            first = message.from_user.first_name if message.from_user else ""
+            self._notice(
+                conv_id,
+                thread,
+                f"⛔ {first}, твой Telegram (id {user_id}) не привязан к оператору, сообщение "
+                "абоненту не отправлено. Попроси администратора завести тебя: "
+                f"supportbot operators add <login> --name <имя> --telegram-user-id {user_id}",
+            )
+            return
+        if text is not None and text.startswith("/"):
+            await self._command(int(operator_id), conv_id, thread, text)
+            return
+        if not text:
+            self._notice(conv_id, thread, "⚠️ Абоненту уходит только текст: опиши словами.")
+            return
+        try:
+            if state == ConversationState.QUEUED:
+                await self.desk.take(int(operator_id), conv_id)
+            await self.desk.reply(int(operator_id), conv_id, text)
+        except DeskError as exc:
+            self._notice(conv_id, thread, f"⚠️ Не отправлено: {exc}")
+
+    async def _command(self, operator_id: int, conv_id: int, thread: int, text: str) -> None:
+        """`/take`, `/close [resolution]`, `/bot`; their confirmations come back as events."""
+        name, _, rest = text.partition(" ")
+        command = name[1:].split("@", 1)[0].lower()
+        try:
+            if command == "take":
+                await self.desk.take(operator_id, conv_id)
+            elif command == "close":
+                await self.desk.close(operator_id, conv_id, rest.strip() or "solved")
+            elif command == "bot":
+                await self.desk.return_to_bot(operator_id, conv_id)
+            else:
+                self._notice(conv_id, thread, HELP)
+        except DeskError as exc:
+            self._notice(conv_id, thread, f"⚠️ /{command}: {exc}")

@@ -66,7 +66,10 @@ async def main() -> None:
             content_dir=ROOT / "content",
             http_port=free_port(),
             telegram=TelegramSettings(
-                token=SecretStr(TOKEN), api_base=emu.base_url, burst_per_chat=5
+                token=SecretStr(TOKEN),
+                api_base=emu.base_url,
+                burst_per_chat=5,  # handoff, queue place, "joined", the reply: one burst
+                rate_overall=1000,  # measure our path, not Telegram's 30 msg/s bot-wide cap
             ),
             handoff=HandoffSettings(hours={}),
         )
@@ -82,7 +85,12 @@ async def main() -> None:
 async def run(app: App, emu: TelegramEmulator, chats: int, concurrency: int) -> None:
     async with app.db.session() as s, s.begin():
         op = await add_operator(
-            s, login="bench", name="Бенч", password="bench-password", max_chats=chats + 1
+            s,
+            login="bench",
+            name="Бенч",
+            password="bench-password",
+            groups=["consult"],
+            max_chats=chats + 1,
         )
         login = await log_in(s, "bench", "bench-password")
         op_id = op.id

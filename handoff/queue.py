@@ -132,9 +132,20 @@ class HandoffQueue:
         )
         return await self._estimate(session, group, int(ahead or 0) + 1)
 
-    async def _estimate(self, session: AsyncSession, group: str, position: int) -> Estimate:
-        seats, free, online = await self.capacity(session, group)
-        handle = await self.average_handle_seconds(session, group)
+    async def _estimate(
+        self,
+        session: AsyncSession,
+        group: str,
+        position: int,
+        cache: dict[str, tuple[int, int, int, float]] | None = None,
+    ) -> Estimate:
+        known = cache.get(group) if cache is not None else None
+        if known is None:
+            seats, free, online = await self.capacity(session, group)
+            known = (seats, free, online, await self.average_handle_seconds(session, group))
+            if cache is not None:
+                cache[group] = known
+        seats, free, online, handle = known
         waiting_for_seat = max(0, position - free)
         eta = math.ceil(waiting_for_seat * handle / max(seats, 1) / 60) + 1
         return Estimate(position, eta, online)
@@ -203,6 +214,7 @@ class HandoffQueue:
         ).all()
         out: list[tuple[Conversation, Outbound]] = []
         positions: dict[str, int] = {}
+        groups: dict[str, tuple[int, int, int, float]] = {}  # one capacity query per group
         for conv in queued:
             group = conv.skill_group or ""
             positions[group] = positions.get(group, 0) + 1
@@ -211,7 +223,7 @@ class HandoffQueue:
             told = conv.slots.get("_queue_told") or {}
             position = positions[group]
             moved = int(told.get("position", position)) - position
-            estimate = await self._estimate(session, group, position)
+            estimate = await self._estimate(session, group, position, groups)
             changed_eta = abs(
                 int(told.get("eta_minutes", estimate.eta_minutes)) - estimate.eta_minutes
             )

@@ -48,6 +48,7 @@ async def run_demo(settings: Settings, *, host: str, port: int, data_dir: Path) 
         loop.add_signal_handler(sig, stop.set)
     try:
         await app.start()
+        await _seed_operator(app)
         tune_gc()
         print(_banner(app.url, tg_url, vk_url), flush=True)
         await stop.wait()
@@ -58,9 +59,33 @@ async def run_demo(settings: Settings, *, host: str, port: int, data_dir: Path) 
         await vk.stop()
 
 
+DEMO_OPERATOR, DEMO_PASSWORD = "operator", "operator-demo"
+
+
+async def _seed_operator(app: App) -> None:
+    """A demo operator (a supervisor in every group), created once."""
+    from sqlalchemy import select
+
+    from handoff.auth import add_operator
+    from storage.models import Operator
+
+    async with app.db.session() as session, session.begin():
+        if await session.scalar(select(Operator.id).where(Operator.login == DEMO_OPERATOR)):
+            return
+        await add_operator(
+            session,
+            login=DEMO_OPERATOR,
+            name="Анна",
+            password=DEMO_PASSWORD,
+            role="supervisor",
+            groups=list(app.settings.skill_groups),
+        )
+
+
 def _banner(app_url: str, tg_url: str, vk_url: str) -> str:
     return f"""
 supportbot demo ready
+  operator console:        {app_url}/console/   (login {DEMO_OPERATOR} / password {DEMO_PASSWORD})
   app (health, webhooks):  {app_url}/healthz
   Telegram API emulator:   {tg_url}   (bot in polling mode)
   VK API emulator:         {vk_url}   (bot in Long Poll mode)

@@ -44,7 +44,7 @@ import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -212,14 +212,15 @@ def build_bot(
     api = make_api(token, api_url=api_url)
     polling = _Polling(api, group_id, state_dir)
     bot = Bot(api=api, polling=polling, skip_old_events=polling.skip_old_events)
+    names = _Names(api)
 
     @bot.on.raw_event(GroupEventType.MESSAGE_NEW, dict)
     async def on_message(event: dict[str, Any]) -> None:
-        await _handle(handler, event)
+        await _handle(handler, event, names)
 
     @bot.on.raw_event(GroupEventType.MESSAGE_EVENT, dict)
     async def on_button(event: dict[str, Any]) -> None:
-        await _handle(handler, event)
+        await _handle(handler, event, names)
         obj = event["object"]
         params = {"event_id": obj["event_id"], "user_id": obj["user_id"], "peer_id": obj["peer_id"]}
         try:  # only stops the spinner: the press is already handled, so never fail for this
@@ -230,10 +231,41 @@ def build_bot(
     return bot
 
 
-async def _handle(handler: InboundHandler, event: dict[str, Any]) -> None:
+class _Names:
+    """Subscribers' names (VK events carry only ids): one `users.get` per user per process,
+    remembered; if VK doesn't answer, the message goes on without a name."""
+
+    LIMIT = 50_000
+
+    def __init__(self, api: API) -> None:
+        self.api = api
+        self.known: dict[str, tuple[str | None, str | None]] = {}
+
+    async def of(self, user_id: str) -> tuple[str | None, str | None]:
+        if user_id in self.known:
+            return self.known[user_id]
+        try:
+            response = await self.api.request("users.get", {"user_ids": user_id})
+            user = (response.get("response") or [{}])[0]
+        except (VKAPIError, VKBadResponse, aiohttp.ClientError, TimeoutError, IndexError) as e:
+            log.warning("vk: users.get failed: %r", e)
+            return None, None
+        if len(self.known) >= self.LIMIT:
+            self.known.pop(next(iter(self.known)))
+        name = (user.get("first_name") or None, user.get("last_name") or None)
+        self.known[user_id] = name
+        return name
+
+
+async def _handle(
+    handler: InboundHandler, event: dict[str, Any], names: _Names | None = None
+) -> None:
     inbound = event_to_inbound(event)
     if inbound is None:
         return
+    if names is not None and int(inbound.user_id) > 0:
+        first, last = await names.of(inbound.user_id)
+        inbound = replace(inbound, first_name=first, last_name=last)
     try:
         await handler.handle(inbound)
     except Exception as e:

@@ -56,9 +56,10 @@ async def test_a_conversation_with_callback_buttons_and_media(
 ) -> None:
     await start_bot(start_app, vk, mode)
 
+    vk.set_user(USER, "Мария", "Петрова")
     vk.send_text(USER, "Начать", payload='{"command":"start"}')
     [welcome] = await vk.wait_sent(USER, 1)
-    assert welcome["text"].startswith("Привет")
+    assert welcome["text"].startswith("Привет, Мария!")  # VK sends ids only: users.get
     assert ("💳 Оплата", "intent:payment_methods") in buttons(welcome)
 
     press = vk.press_callback(USER, {"p": "intent:payment_methods"}, cmid(welcome))

@@ -6,6 +6,8 @@ Definitions (also printed on the supervisor page; "today" starts at midnight in
 - timely first response: of the chats whose first operator reply came today, the share where
   `first_response_at - queued_at <= handoff.first_response_target`;
 - average first response: the mean of `first_response_at - queued_at` over the same chats;
+- response inside the session: after a chat's first operator reply, the mean time from a
+  subscriber message to the next operator reply (the gaps whose reply came today);
 - missed chats: chats with a "missed" event today (an assigned operator did not answer within
   `handoff.missed_after`) / chats assigned to an operator today (auto-assigned, taken or
   transferred to a person);
@@ -25,9 +27,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from handoff.console.views import STATUS_LABELS, seconds
 from handoff.desk import SUPERVISORS
 from storage.models import (
+    Author,
     Conversation,
     ConversationEvent,
     ConversationState,
+    Message,
     Operator,
     OperatorRole,
     utcnow,
@@ -115,6 +119,8 @@ async def supervisor_view(
     spans = [(fr - q).total_seconds() for q, fr in responses if q is not None and fr is not None]
     timely = sum(1 for s in spans if s <= first_response_target)
 
+    inside = await _inside_session_gaps(session, start)
+
     assigned = await session.scalar(
         select(func.count(func.distinct(ConversationEvent.conversation_id))).where(
             ConversationEvent.at >= start,
@@ -148,6 +154,8 @@ async def supervisor_view(
             "timely_first_response_pct": _pct(timely, len(spans)),
             "first_response_target_s": first_response_target,
             "avg_first_response_s": round(sum(spans) / len(spans), 1) if spans else None,
+            "avg_response_in_session_s": round(sum(inside) / len(inside), 1) if inside else None,
+            "responses_in_session": len(inside),
             "assigned": int(assigned or 0),
             "missed": int(missed or 0),
             "missed_pct": _pct(int(missed or 0), int(assigned or 0)),
@@ -156,3 +164,29 @@ async def supervisor_view(
             "csat_avg": round(sum(scores) / len(scores), 2) if scores else None,
         },
     }
+
+
+async def _inside_session_gaps(session: AsyncSession, start: datetime) -> list[float]:
+    """Seconds from a subscriber message to the operator's next reply, after the first reply."""
+    rows = (
+        await session.execute(
+            select(Message.conversation_id, Message.author, Message.created_at)
+            .join(Conversation, Conversation.id == Message.conversation_id)
+            .where(
+                Conversation.operator_replied_at >= start,
+                Conversation.first_response_at.is_not(None),
+                Message.created_at >= Conversation.first_response_at,
+            )
+            .order_by(Message.conversation_id, Message.created_at, Message.id)
+        )
+    ).all()
+    gaps: list[float] = []
+    pending: dict[int, datetime] = {}
+    for conv_id, author, at in rows:
+        if author == Author.SUBSCRIBER:
+            pending.setdefault(conv_id, at)
+        elif author == Author.OPERATOR and conv_id in pending:
+            asked = pending.pop(conv_id)
+            if at >= start:
+                gaps.append((at - asked).total_seconds())
+    return gaps

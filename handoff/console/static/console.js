@@ -351,6 +351,7 @@
     const t = data.today;
     $("#sv-timely").textContent = pct(t.timely_first_response_pct);
     $("#sv-avg-first").textContent = duration(t.avg_first_response_s);
+    $("#sv-avg-inside").textContent = duration(t.avg_response_in_session_s);
     $("#sv-missed").textContent = pct(t.missed_pct);
     $("#sv-csat").textContent = pct(t.csat_pct);
     $("#sv-csat-avg").textContent = t.csat_avg === null ? "—" : String(t.csat_avg);

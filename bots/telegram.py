@@ -98,6 +98,23 @@ def bot_for(token: str, api_base: str | None = None) -> Bot:
     return Bot(token, session=AiohttpSession(api=TelegramAPIServer.from_base(api_base)))
 
 
+class TokenRefused(Exception):
+    """Telegram answered 401 to the bot token."""
+
+
+async def check_token(bot: Bot) -> str | None:
+    """The bot's @username, or None if the Bot API can't be reached right now (polling and
+    webhooks retry by themselves). Raises TokenRefused when Telegram rejects the token."""
+    try:
+        me = await bot.get_me()
+    except TelegramUnauthorizedError as exc:
+        raise TokenRefused(str(exc)) from exc
+    except (TelegramNetworkError, TelegramServerError, aiohttp.ClientError, TimeoutError) as exc:
+        log.warning("telegram: Bot API unreachable at start-up (%s); will keep trying", exc)
+        return None
+    return me.username
+
+
 def _attachment(message: Message) -> Attachment | None:
     kind = _MEDIA_KINDS.get(message.content_type)
     if kind is None:

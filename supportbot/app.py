@@ -36,7 +36,7 @@ from handoff.telegram_group import TelegramGroup
 from storage import migrate, repo
 from storage.db import Database
 from supportbot.nlu_setup import ReloadingEngine
-from supportbot.settings import Settings
+from supportbot.settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +155,12 @@ class App:
             )
 
         async def go_live() -> None:
+            try:
+                await tg.check_token(bot)
+            except tg.TokenRefused as exc:
+                raise ConfigError(
+                    f"SUPPORTBOT_TELEGRAM__TOKEN: Telegram refused the bot token ({exc})"
+                ) from exc
             if group is not None:  # listening before updates flow; stopped before the bot closes
                 await group.start()
                 self._closers.insert(0, group.stop)

@@ -14,6 +14,8 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError
+
 from dialogs.yamlsrc import ContentError
 from nlu.data import TrainingDataError
 from storage.db import DatabaseConfigError
@@ -107,7 +109,15 @@ async def _run(settings: Settings, _args: argparse.Namespace) -> int:
             "(or try `supportbot demo`)"
         )
     app = App(settings)
-    await app.start()
+    try:
+        await app.start()
+    except ConfigError:
+        await app.stop()
+        raise
+    except (OSError, DBAPIError) as exc:  # the database is down, unknown, or refuses us
+        await app.stop()
+        reason = getattr(exc, "orig", None) or exc
+        raise ConfigError(f"SUPPORTBOT_DATABASE_URL: cannot use the database: {reason}") from exc
     tune_gc()
     try:
         await asyncio.Event().wait()

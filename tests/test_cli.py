@@ -71,3 +71,41 @@ def test_configuration_mistakes_are_one_clear_line(tmp_path: Path) -> None:
         "run", cwd=tmp_path, SUPPORTBOT_TELEGRAM__TOKEN="1:x", SUPPORTBOT_TELEGRAM__MODE="webhook"
     )
     assert webhook.returncode == 2 and "SUPPORTBOT_TELEGRAM__WEBHOOK_URL" in webhook.stderr
+
+
+def test_unreachable_database_and_refused_token_are_one_line_each(tmp_path: Path) -> None:
+    down = supportbot(
+        "run", cwd=tmp_path,
+        SUPPORTBOT_TELEGRAM__TOKEN="1:x",
+        SUPPORTBOT_DATABASE_URL="postgresql://nobody@127.0.0.1:1/nowhere",
+    )  # fmt: skip
+    assert down.returncode == 2, down.stderr
+    [line] = down.stderr.strip().splitlines()
+    assert line.startswith("supportbot: SUPPORTBOT_DATABASE_URL: cannot use the database")
+    assert "refused" in line.lower()
+
+
+async def test_a_token_telegram_refuses_is_one_line(tmp_path: Path) -> None:
+    import asyncio
+
+    from bots.emulator.telegram import TelegramEmulator
+
+    emu = TelegramEmulator("7000000123:the-right-token")
+    await emu.start()
+    try:
+        out = await asyncio.to_thread(
+            supportbot,
+            "run",
+            cwd=tmp_path,
+            SUPPORTBOT_TELEGRAM__TOKEN="7000000123:a-wrong-token",
+            SUPPORTBOT_TELEGRAM__API_BASE=emu.base_url,
+            SUPPORTBOT_CONTENT_DIR=str(CONTENT),
+            SUPPORTBOT_DATABASE_URL=f"sqlite:///{tmp_path / 'bot.db'}",
+            SUPPORTBOT_HTTP_PORT="0",
+        )
+    finally:
+        await emu.stop()
+    assert out.returncode == 2, out.stderr[-2000:]
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("supportbot: SUPPORTBOT_TELEGRAM__TOKEN: Telegram refused the bot token")
+    assert "Traceback" not in out.stderr

@@ -73,7 +73,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
 
-    run = sub.add_parser("run", help="run the bots with the configured tokens")
+    run = sub.add_parser(
+        "run",
+        help="run the bots with the configured tokens",
+        description=(
+            "Migrate the database, then serve the bots (SUPPORTBOT_TELEGRAM__TOKEN and/or "
+            "SUPPORTBOT_VK__TOKEN + SUPPORTBOT_VK__GROUP_ID; polling/Long Poll or webhooks), the "
+            "operator console at /console/, /healthz and the integration API on "
+            "SUPPORTBOT_HTTP_HOST:SUPPORTBOT_HTTP_PORT, until Ctrl-C or SIGTERM. Every setting: "
+            "README, Configuration."
+        ),
+    )
     run.set_defaults(func=_run)
 
     demo = sub.add_parser(

@@ -57,9 +57,9 @@ class RatingResponder:
         responses = self.content.current.responses
         if step == "nps":
             ask = render(responses["nps_ask"], scope, channel)
-            rows = (
-                tuple(Button(str(n), f"{NPS_PAYLOAD}{n}") for n in range(0, 6)),
-                tuple(Button(str(n), f"{NPS_PAYLOAD}{n}") for n in range(6, 11)),
+            rows = tuple(  # VK allows 5 buttons in a row: 0-3, 4-7, 8-10
+                tuple(Button(str(n), f"{NPS_PAYLOAD}{n}") for n in span)
+                for span in (range(0, 4), range(4, 8), range(8, 11))
             )
             return [Outbound(ask.text, rows + ask.buttons, ask.image, ask.sticker)], True
         ask = render(responses["csat_comment_ask"], scope, channel)

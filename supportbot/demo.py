@@ -1,23 +1,28 @@
 """`supportbot demo`: the whole product on one machine with no tokens.
 
 Starts the local Telegram and VK API emulators, then the real app (aiogram polling + vkbottle
-Long Poll against them, SQLite, the content in content/), and prints how to talk to the bots
-through the emulators' control API. Ctrl-C stops everything cleanly.
+Long Poll against them, SQLite, the content in content/, the operator console with a seeded
+supervisor) plus the sandbox page at /sandbox/ where a person chats with both bots as a
+subscriber (supportbot/sandbox/), and prints the addresses. Ctrl-C stops everything cleanly.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 from pathlib import Path
 
+from aiohttp import web
 from pydantic import SecretStr
 
 from bots.emulator.telegram import TelegramEmulator
 from bots.emulator.vk import VKEmulator
 from supportbot.app import App, tune_gc
+from supportbot.sandbox import sandbox_app
 from supportbot.settings import Settings, TelegramSettings, VKSettings
 
+log = logging.getLogger(__name__)
 DEMO_TG_TOKEN = "7000000001:DEMO-local-emulator-token"
 DEMO_VK_TOKEN = "vk1.a.demo-local-emulator-token"
 DEMO_VK_GROUP = 229000001
@@ -42,6 +47,18 @@ async def run_demo(settings: Settings, *, host: str, port: int, data_dir: Path) 
         }
     )
     app = App(demo_settings)
+    # App.web is a plain aiohttp Application: routes can be added until app.start() runs it.
+    app.web.add_subapp(
+        "/sandbox",
+        sandbox_app(
+            db=app.db,
+            telegram=telegram,
+            vk=vk,
+            console="/console/",
+            console_login=(DEMO_OPERATOR, DEMO_PASSWORD),
+        ),
+    )
+    app.web.router.add_get("/", _to_sandbox)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -49,8 +66,14 @@ async def run_demo(settings: Settings, *, host: str, port: int, data_dir: Path) 
     try:
         await app.start()
         await _seed_operator(app)
+        # VK, like the real one, drops events sent before the bot's first long-poll request:
+        # "ready" only once the bot listens, so the first message typed is never lost.
+        try:
+            await vk.wait_listening(timeout=30)
+        except TimeoutError:
+            log.warning("the VK bot is not listening yet: its first messages may be lost")
         tune_gc()
-        print(_banner(app.url, tg_url, vk_url), flush=True)
+        print(_banner(app.url, tg_url, vk_url, host), flush=True)
         await stop.wait()
         print("\nstopping…", flush=True)
     finally:
@@ -82,23 +105,26 @@ async def _seed_operator(app: App) -> None:
         )
 
 
-def _banner(app_url: str, tg_url: str, vk_url: str) -> str:
+async def _to_sandbox(_request: web.Request) -> web.StreamResponse:
+    raise web.HTTPFound("/sandbox/")
+
+
+def _banner(app_url: str, tg_url: str, vk_url: str, host: str) -> str:
+    local = host in ("127.0.0.1", "localhost", "::1")
+    exposure = (
+        "The sandbox and the emulators have no login: they listen on this machine only."
+        if local
+        else f"WARNING: the sandbox and the emulators have no login and listen on {host}."
+    )
     return f"""
 supportbot demo ready
-  operator console:        {app_url}/console/   (login {DEMO_OPERATOR} / password {DEMO_PASSWORD})
-  app (health, webhooks):  {app_url}/healthz
-  Telegram API emulator:   {tg_url}   (bot in polling mode)
-  VK API emulator:         {vk_url}   (bot in Long Poll mode)
+  sandbox:           {app_url}/sandbox/   chat as a Telegram and a VK subscriber
+  operator console:  {app_url}/console/   login {DEMO_OPERATOR}, password {DEMO_PASSWORD}
+  health:            {app_url}/healthz
+  emulators:         Telegram {tg_url} (polling), VK {vk_url} (Long Poll)
 
-Talk to the bots as a subscriber:
-  curl -s {tg_url}/_control/send_text -d '{{"user_id": 1001, "text": "/start"}}'
-  curl -s {tg_url}/_control/send_text -d '{{"user_id": 1001, "text": "где оплатить?"}}'
-  curl -s '{tg_url}/_control/history?chat_id=1001'
-  curl -s {vk_url}/_control/send_text -d '{{"user_id": 2001, "text": "Начать"}}'
-  curl -s '{vk_url}/_control/history?peer_id=2001'
-Press a button: take its callback data / payload from the history, then
-  curl -s {tg_url}/_control/press_button -d '{{"user_id": 1001, "message_id": N, "data": "intent:payment_methods"}}'
-  curl -s {vk_url}/_control/press_callback -d '{{"user_id": 2001, "payload": "{{\\"p\\": \\"intent:payment_methods\\"}}", "conversation_message_id": N}}'
-Demo subscribers for billing answers: phone 8 911 000-00-01 .. 06 (see content/README.md).
+Try «где оплатить?», «какой у меня баланс?» (demo phone 8 911 000-00-01), «позовите оператора».
+Scripted: curl -s {tg_url}/_control/send_text -d '{{"user_id": 9001, "text": "где оплатить?"}}'
+{exposure}
 Ctrl-C stops everything.
 """

@@ -48,7 +48,12 @@ async def _parse(settings: Settings, args: argparse.Namespace) -> int:
     from supportbot.nlu_setup import build_engine
 
     engine = await build_engine(_settings_for(settings, args.engine))
-    result = await engine.parse(args.text)
+    try:
+        result = await engine.parse(args.text)
+    finally:
+        close = getattr(engine, "close", None)  # the Rasa client's HTTP session
+        if close is not None:
+            await close()
     print(json.dumps(result.to_json(), ensure_ascii=False, indent=2))
     return 0
 

@@ -34,6 +34,15 @@ async def build_engine(settings: Settings, data: TrainingData | None = None) -> 
     cfg = settings.nlu
     token = cfg.rasa_token.get_secret_value() if cfg.rasa_token else None
     rasa = RasaServerEngine(cfg.rasa_url, token=token, timeout=cfg.rasa_timeout)
+    try:  # say it once, naming the setting, rather than only when the first subscriber writes
+        await rasa.parse("привет")
+    except Exception as exc:
+        log.warning(
+            "SUPPORTBOT_NLU__RASA_URL: Rasa at %s is not answering (%s); the embedded engine "
+            "answers until it does",
+            cfg.rasa_url,
+            exc,
+        )
     return FailoverEngine(rasa, embedded)
 
 

@@ -109,3 +109,19 @@ async def test_a_token_telegram_refuses_is_one_line(tmp_path: Path) -> None:
     last = out.stderr.strip().splitlines()[-1]
     assert last.startswith("supportbot: SUPPORTBOT_TELEGRAM__TOKEN: Telegram refused the bot token")
     assert "Traceback" not in out.stderr
+
+
+def test_unreachable_rasa_is_one_line_naming_the_setting_and_the_bot_still_answers(
+    tmp_path: Path,
+) -> None:
+    out = supportbot(
+        "nlu", "parse", "где оплатить?", cwd=tmp_path,
+        SUPPORTBOT_CONTENT_DIR=str(CONTENT),
+        SUPPORTBOT_NLU__ENGINE="rasa",
+        SUPPORTBOT_NLU__RASA_URL="http://127.0.0.1:1",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    named = [line for line in out.stderr.splitlines() if "SUPPORTBOT_NLU__RASA_URL" in line]
+    assert len(named) == 1 and "is not answering" in named[0]
+    assert json.loads(out.stdout)["intent"] == "payment_methods"  # the embedded engine answered
+    assert "Unclosed client session" not in out.stderr

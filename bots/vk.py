@@ -231,6 +231,23 @@ def build_bot(
     return bot
 
 
+class TokenRefused(Exception):
+    """VK refused the community token (error 5) or the group id (error 100/15/27)."""
+
+
+async def check_token(api: API, group_id: int) -> None:
+    """Raise TokenRefused if VK rejects the token for this community; network trouble only logs
+    (Long Poll retries by itself)."""
+    try:
+        await api.request("groups.getById", {"group_id": group_id})
+    except VKAPIError as exc:
+        if getattr(exc, "code", None) in (5, 15, 27, 100):
+            raise TokenRefused(f"error {exc.code}: {exc.error_msg}") from exc
+        log.warning("vk: groups.getById failed at start-up: %r", exc)
+    except (VKBadResponse, aiohttp.ClientError, TimeoutError) as exc:
+        log.warning("vk: API unreachable at start-up (%r); will keep trying", exc)
+
+
 class _Names:
     """Subscribers' names (VK events carry only ids): one `users.get` per user per process,
     remembered; if VK doesn't answer, the message goes on without a name."""
@@ -490,10 +507,12 @@ class VKSender:
 
 
 __all__ = [
+    "TokenRefused",
     "VKBadResponse",
     "VKSender",
     "build_bot",
     "callback_handler",
+    "check_token",
     "event_to_inbound",
     "make_api",
     "map_error",

@@ -199,6 +199,12 @@ class App:
             return None
 
         async def go_live() -> None:
+            try:
+                await vk.check_token(bot.api, cfg.group_id or 0)
+            except vk.TokenRefused as exc:
+                raise ConfigError(
+                    f"SUPPORTBOT_VK__TOKEN / SUPPORTBOT_VK__GROUP_ID: VK refused them ({exc})"
+                ) from exc
             self._spawn(vk.run_long_poll(bot), "vk-long-poll")
 
         return go_live

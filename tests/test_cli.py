@@ -125,3 +125,30 @@ def test_unreachable_rasa_is_one_line_naming_the_setting_and_the_bot_still_answe
     assert len(named) == 1 and "is not answering" in named[0]
     assert json.loads(out.stdout)["intent"] == "payment_methods"  # the embedded engine answered
     assert "Unclosed client session" not in out.stderr
+
+
+async def test_a_token_vk_refuses_is_one_line(tmp_path: Path) -> None:
+    import asyncio
+
+    from bots.emulator.vk import VKEmulator
+
+    emu = VKEmulator("vk1.a.the-right-token", 229000555)
+    await emu.start()
+    try:
+        out = await asyncio.to_thread(
+            supportbot,
+            "run",
+            cwd=tmp_path,
+            SUPPORTBOT_VK__TOKEN="vk1.a.a-wrong-token",
+            SUPPORTBOT_VK__GROUP_ID="229000555",
+            SUPPORTBOT_VK__API_URL=emu.api_url,
+            SUPPORTBOT_CONTENT_DIR=str(CONTENT),
+            SUPPORTBOT_DATABASE_URL=f"sqlite:///{tmp_path / 'bot.db'}",
+            SUPPORTBOT_HTTP_PORT="0",
+        )
+    finally:
+        await emu.stop()
+    assert out.returncode == 2, out.stderr[-2000:]
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("supportbot: SUPPORTBOT_VK__TOKEN / SUPPORTBOT_VK__GROUP_ID: VK refused")
+    assert "Traceback" not in out.stderr

@@ -17,7 +17,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from dialogs.backends import to_json
 from dialogs.content import Content
 from dialogs.engine import render
-from dialogs.messages import Channel
 from storage import repo
 from storage.db import Database
 from storage.models import (
@@ -136,4 +135,4 @@ async def _reply_account(session: AsyncSession, ticket: Ticket) -> ChannelAccoun
     return account
 
 
-__all__ = ["Channel", "Resolved", "TicketError", "list_tickets", "resolve_ticket", "ticket_json"]
+__all__ = ["Resolved", "TicketError", "list_tickets", "resolve_ticket", "ticket_json"]

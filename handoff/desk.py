@@ -109,9 +109,10 @@ class Desk:
         )
         return account.channel
 
-    def _say(self, name: str, account_channel: str, **scope: Any) -> Outbound:
-        content = self.content.current
-        return render(content.responses[name], {"first_name": "друг", **scope}, account_channel)
+    def _say(self, name: str, account: ChannelAccount, **scope: Any) -> Outbound:
+        """A content response for this subscriber (their first name and channel)."""
+        base = {"first_name": account.first_name or "друг", "channel": account.channel}
+        return render(self.content.current.responses[name], {**base, **scope}, account.channel)
 
     # -- assignment ------------------------------------------------------------------------
 
@@ -212,12 +213,7 @@ class Desk:
         )
         account = await session.get(ChannelAccount, conv.channel_account_id)
         assert account is not None
-        joined = self._say(
-            "operator_joined",
-            account.channel,
-            operator={"name": op.name},
-            first_name=account.first_name or "друг",
-        )
+        joined = self._say("operator_joined", account, operator={"name": op.name})
         return await self._tell(session, conv, [joined])
 
     async def missed(self) -> list[Assignment]:
@@ -375,12 +371,7 @@ class Desk:
                         session,
                         {"type": "assigned", "conversation_id": conv.id, "operator_id": target.id},
                     )
-                    joined = self._say(
-                        "operator_joined",
-                        account.channel,
-                        operator={"name": target.name},
-                        first_name=account.first_name or "друг",
-                    )
+                    joined = self._say("operator_joined", account, operator={"name": target.name})
                     channels.add(await self._tell(session, conv, [joined]))
                 else:
                     assert group is not None
@@ -396,9 +387,7 @@ class Desk:
                         reason=f"transfer from {op.name}",
                         note=note,
                     )
-                    moved = self._say(
-                        "transferred", account.channel, first_name=account.first_name or "друг"
-                    )
+                    moved = self._say("transferred", account)
                     channels.add(await self._tell(session, conv, [moved, *replies]))
             await self._commit(session, channels)
 
@@ -418,9 +407,7 @@ class Desk:
                 conv.slots = {k: v for k, v in conv.slots.items() if k not in ("_flow", "_misses")}
                 account = await session.get(ChannelAccount, conv.channel_account_id)
                 assert account is not None
-                back = self._say(
-                    "returned_to_bot", account.channel, first_name=account.first_name or "друг"
-                )
+                back = self._say("returned_to_bot", account)
                 channel = await self._tell(session, conv, [back])
                 repo.note_event(session, {"type": "returned", "conversation_id": conv.id})
             await self._commit(session, {channel})
@@ -449,9 +436,7 @@ class Desk:
                 account = await session.get(ChannelAccount, conv.channel_account_id)
                 assert account is not None
                 scores = tuple(Button(str(n), f"{CSAT_PAYLOAD}{n}") for n in range(1, 6))
-                ask = self._say(
-                    "csat_ask", account.channel, first_name=account.first_name or "друг"
-                )
+                ask = self._say("csat_ask", account)
                 ask = Outbound(ask.text, (scores, *ask.buttons), ask.image, ask.sticker)
                 channel = await self._tell(session, conv, [ask])
                 repo.note_event(session, {"type": "closed", "conversation_id": conv.id})

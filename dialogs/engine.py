@@ -129,6 +129,7 @@ class _Run:
         state = self.slots.get("_flow")
         if state and state.get("awaiting"):
             if self._is_cancel(text):
+                self.turn.handled_as = "cancel"
                 self._clear_flow()
                 self.say("cancelled")
                 return
@@ -191,6 +192,7 @@ class _Run:
         parse = self.turn.parse
         value = self._parse_answer(slot, text)
         if value is not None:
+            self.turn.handled_as = f"form:{slot.name}"
             await self._fill(state, slot.name, value)
             return
         if parse is not None and parse.confidence >= self.e.threshold:

@@ -80,11 +80,14 @@ class ConversationService:
                     replies, consumed = await self.rating.respond(turn)
                     if not consumed:  # the rating is over; this message is a new request
                         conv, created = await repo.open_conversation(session, account)
+                handled_as = None
                 if conv.state == ConversationState.BOT:
-                    replies = await self.responder.respond(
-                        Turn(inbound, conv, account, created, session, parse)
-                    )
-                await self._store_turn(session, conv.id, account.id, inbound, parse, replies)
+                    turn = Turn(inbound, conv, account, created, session, parse)
+                    replies = await self.responder.respond(turn)
+                    handled_as = turn.handled_as
+                await self._store_turn(
+                    session, conv.id, account.id, inbound, parse, replies, handled_as
+                )
                 if conv.state in (ConversationState.QUEUED, ConversationState.WITH_OPERATOR):
                     repo.note_event(
                         session,
@@ -107,8 +110,12 @@ class ConversationService:
         inbound: Inbound,
         parse: Parse | None,
         replies: list[Outbound],
+        handled_as: str | None = None,
     ) -> None:
         """The subscriber's message and the replies, stored; the replies queued for delivery."""
+        nlu = parse.to_json() if parse is not None else None
+        if nlu is not None and handled_as:
+            nlu["handled_as"] = handled_as
         incoming = {
             "conversation_id": conv_id,
             "direction": Direction.IN,
@@ -119,7 +126,7 @@ class ConversationService:
             "edited": inbound.edited,
             "platform_update_id": inbound.update_id,
             "platform_message_id": inbound.platform_message_id,
-            "nlu": parse.to_json() if parse is not None else None,
+            "nlu": nlu,
         }
         ids = await repo.add_messages(
             session, [incoming, *(_bot_message(conv_id, r) for r in replies)]

@@ -23,6 +23,9 @@ class Turn:
     new_conversation: bool
     session: AsyncSession
     parse: Parse | None = None  # what the NLU engine understood of a text (None for buttons/media)
+    # What the text turned out to be, when not a request for its intent: "form:<slot>" (an answer
+    # to the form's question) or "cancel". Stored with the message for operators and editors.
+    handled_as: str | None = None
 
 
 class Responder(Protocol):

@@ -11,7 +11,7 @@ from dialogs.pipeline import ConversationService
 from storage import repo
 from storage.db import Database
 from storage.models import ConversationState, Message, OutboxItem
-from tests.support import dialog_engine
+from tests.support import dialog_engine, trained_nlu
 
 
 def service(db: Database, woken: list[Channel] | None = None) -> ConversationService:
@@ -113,3 +113,25 @@ async def test_edited_message_is_stored_and_later_messages_still_work(db: Databa
     async with db.session() as s:
         edited = await s.scalar(select(Message).where(Message.edited.is_(True)))
         assert edited is not None and edited.text == "где оплатиь"
+
+
+async def test_a_text_that_answers_a_form_is_marked_so_operators_read_it_right(
+    db: Database,
+) -> None:
+    from dialogs.backends.demo import DemoBackend
+
+    await DemoBackend().prepare(db)
+    svc = ConversationService(db, dialog_engine(), engine=await trained_nlu())
+    await svc.handle(text("1", "какой у меня баланс?"))
+    await svc.handle(text("2", "8 911 000-00-01"))  # the number the form asked for
+    await svc.handle(text("3", "сменить тариф"))
+    await svc.handle(text("4", "отмена"))
+    async with db.session() as s:
+        nlu = list(
+            await s.scalars(
+                select(Message.nlu).where(Message.direction == "in").order_by(Message.id)
+            )
+        )
+    assert nlu[0]["intent"] == "balance" and "handled_as" not in nlu[0]
+    assert nlu[1]["handled_as"] == "form:contract"  # not "out_of_scope 23%"
+    assert nlu[3]["handled_as"] == "cancel"

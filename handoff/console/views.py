@@ -298,6 +298,24 @@ def _nlu(nlu: dict[str, Any] | None, content: Content | None) -> dict[str, Any] 
         for e in (nlu.get("entities") or [])
         if isinstance(e, dict)
     ]
+    handled = str(nlu.get("handled_as") or "")
+    if handled.startswith("form:") or handled == "cancel":  # the NLU's guess didn't matter here
+        return {
+            "intent": "ответ в форме" if handled != "cancel" else "отмена формы",
+            "title": handled.removeprefix("form:") if handled != "cancel" else None,
+            "confidence": None,
+            "percent": "",
+            "alternatives": [],
+            "entities": [
+                {
+                    **e,
+                    "value": (mask_phone(e["value"]) or "")
+                    if e["entity"] == "phone"
+                    else e["value"],
+                }
+                for e in entities
+            ],
+        }
     return {
         "intent": str(nlu["intent"]),
         "title": _intent_title(content, str(nlu["intent"])),

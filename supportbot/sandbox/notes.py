@@ -42,10 +42,15 @@ class Note:
 def cause_of(
     payload: str | None, nlu: dict[str, Any] | None, attachments: Any
 ) -> dict[str, Any] | None:
-    """What a subscriber message meant to the bot: a button's payload, else the NLU parse (intent
-    and confidence), else the kind of attachment (a photo, a sticker)."""
+    """What a subscriber message meant to the bot: a button's payload, an answer to a form's
+    question (then the NLU's guess didn't matter), else the NLU parse (intent and confidence),
+    else the kind of attachment (a photo, a sticker)."""
     if payload:
         return {"kind": "button", "payload": payload}
+    if nlu and str(nlu.get("handled_as", "")).startswith("form:"):
+        return {"kind": "form", "slot": str(nlu["handled_as"]).removeprefix("form:")}
+    if nlu and nlu.get("handled_as") == "cancel":
+        return {"kind": "form", "slot": "отмена"}
     if nlu and nlu.get("intent"):
         confidence = float(nlu.get("confidence") or 0.0)
         return {

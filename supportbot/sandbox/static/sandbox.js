@@ -88,6 +88,8 @@
     box.title = "что бот понял из сообщения, на которое отвечает";
     if (found.kind === "intent") {
       box.append(el("span", "intent", found.intent), el("span", "confidence", found.percent));
+    } else if (found.kind === "form") {
+      box.append(el("span", "form", `ответ в форме: ${found.slot}`));
     } else if (found.kind === "button") {
       box.append(el("span", "button", `button: ${found.payload}`));
     } else if (found.kind === "attachment") {

@@ -166,12 +166,12 @@ def resolve(path: str, scope: Mapping[str, Any]) -> Any:
 
 
 def template_names(text: str) -> list[tuple[str, str | None]]:
-    """(root name, filter) for each `{placeholder}` in the text."""
+    """(root name, filter) for each `{name}` template in the text."""
     return [(m.group(1).split(".")[0], m.group(2)) for m in _TEMPLATE.finditer(text) if m.group(1)]
 
 
 def template_spans(text: str) -> list[tuple[str, str | None, int]]:
-    """(root name, filter, character offset) for each `{placeholder}`."""
+    """(root name, filter, character offset) for each `{name}` template."""
     return [
         (m.group(1).split(".")[0], m.group(2), m.start())
         for m in _TEMPLATE.finditer(text)

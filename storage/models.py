@@ -297,7 +297,7 @@ class DemoCustomer(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     name: Mapped[str] = mapped_column(String(100))
-    phone: Mapped[str] = mapped_column(String(16), unique=True)  # +7XXXXXXXXXX
+    phone: Mapped[str] = mapped_column(String(16), unique=True)  # e.g. +79161234567
     account: Mapped[str] = mapped_column(String(20), unique=True)  # digits
     address: Mapped[str | None] = mapped_column(String(200))  # home connection, if any
     area: Mapped[str | None] = mapped_column(String(100))  # outage area key of the address

@@ -3,6 +3,7 @@ line (never a traceback) for the mistakes a person can make."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -11,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bots.emulator.telegram import TelegramEmulator
+from bots.emulator.vk import VKEmulator
 from tests.support import CONTENT, ROOT
 
 
@@ -85,30 +88,33 @@ def test_unreachable_database_and_refused_token_are_one_line_each(tmp_path: Path
     assert "refused" in line.lower()
 
 
+def run_until_refused(tmp_path: Path, **env: str) -> str:
+    """`supportbot run` with a token the emulator refuses: exit 2 and no traceback; the last line."""
+    out = supportbot(
+        "run", cwd=tmp_path,
+        SUPPORTBOT_CONTENT_DIR=str(CONTENT),
+        SUPPORTBOT_DATABASE_URL=f"sqlite:///{tmp_path / 'bot.db'}",
+        SUPPORTBOT_HTTP_PORT="0",
+        **env,
+    )  # fmt: skip
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert "Traceback" not in out.stderr
+    return out.stderr.strip().splitlines()[-1]
+
+
 async def test_a_token_telegram_refuses_is_one_line(tmp_path: Path) -> None:
-    import asyncio
-
-    from bots.emulator.telegram import TelegramEmulator
-
     emu = TelegramEmulator("7000000123:the-right-token")
     await emu.start()
     try:
-        out = await asyncio.to_thread(
-            supportbot,
-            "run",
-            cwd=tmp_path,
+        last = await asyncio.to_thread(
+            run_until_refused,
+            tmp_path,
             SUPPORTBOT_TELEGRAM__TOKEN="7000000123:a-wrong-token",
             SUPPORTBOT_TELEGRAM__API_BASE=emu.base_url,
-            SUPPORTBOT_CONTENT_DIR=str(CONTENT),
-            SUPPORTBOT_DATABASE_URL=f"sqlite:///{tmp_path / 'bot.db'}",
-            SUPPORTBOT_HTTP_PORT="0",
         )
     finally:
         await emu.stop()
-    assert out.returncode == 2, out.stderr[-2000:]
-    last = out.stderr.strip().splitlines()[-1]
     assert last.startswith("supportbot: SUPPORTBOT_TELEGRAM__TOKEN: Telegram refused the bot token")
-    assert "Traceback" not in out.stderr
 
 
 def test_unreachable_rasa_is_one_line_naming_the_setting_and_the_bot_still_answers(
@@ -128,27 +134,16 @@ def test_unreachable_rasa_is_one_line_naming_the_setting_and_the_bot_still_answe
 
 
 async def test_a_token_vk_refuses_is_one_line(tmp_path: Path) -> None:
-    import asyncio
-
-    from bots.emulator.vk import VKEmulator
-
     emu = VKEmulator("vk1.a.the-right-token", 229000555)
     await emu.start()
     try:
-        out = await asyncio.to_thread(
-            supportbot,
-            "run",
-            cwd=tmp_path,
+        last = await asyncio.to_thread(
+            run_until_refused,
+            tmp_path,
             SUPPORTBOT_VK__TOKEN="vk1.a.a-wrong-token",
             SUPPORTBOT_VK__GROUP_ID="229000555",
             SUPPORTBOT_VK__API_URL=emu.api_url,
-            SUPPORTBOT_CONTENT_DIR=str(CONTENT),
-            SUPPORTBOT_DATABASE_URL=f"sqlite:///{tmp_path / 'bot.db'}",
-            SUPPORTBOT_HTTP_PORT="0",
         )
     finally:
         await emu.stop()
-    assert out.returncode == 2, out.stderr[-2000:]
-    last = out.stderr.strip().splitlines()[-1]
     assert last.startswith("supportbot: SUPPORTBOT_VK__TOKEN / SUPPORTBOT_VK__GROUP_ID: VK refused")
-    assert "Traceback" not in out.stderr

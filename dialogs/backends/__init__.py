@@ -57,7 +57,7 @@ class Customer:
 
     id: str
     name: str  # first name for a friendly greeting ("Анна")
-    phone: str  # +7XXXXXXXXXX
+    phone: str  # normalised, e.g. +79161234567
     account: str  # лицевой счёт
     address: str | None = None  # home connection address, if any
     area: str | None = None  # outage area key for that address (street, district)

@@ -357,6 +357,7 @@ class _Run:
     # -- misses ---------------------------------------------------------------------------
 
     async def _miss(self, *, suggest: bool = True) -> None:
+        self.turn.handled_as = self.turn.handled_as or "miss"  # analytics: the fallback rate
         misses = int(self.slots.get("_misses", 0)) + 1
         self.slots["_misses"] = misses
         if misses >= self.c.bot.max_misses:

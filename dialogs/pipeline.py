@@ -127,9 +127,10 @@ class ConversationService:
             "platform_update_id": inbound.update_id,
             "platform_message_id": inbound.platform_message_id,
             "nlu": nlu,
+            "channel": inbound.channel,
         }
         ids = await repo.add_messages(
-            session, [incoming, *(_bot_message(conv_id, r) for r in replies)]
+            session, [incoming, *(_bot_message(conv_id, r, inbound.channel) for r in replies)]
         )
         if replies:
             await repo.enqueue(
@@ -151,9 +152,10 @@ def _attachment_json(att: Attachment) -> dict[str, object]:
     return {k: v for k, v in asdict(att).items() if v is not None}
 
 
-def _bot_message(conversation_id: int, reply: Outbound) -> dict[str, object]:
+def _bot_message(conversation_id: int, reply: Outbound, channel: str) -> dict[str, object]:
     return {
         "conversation_id": conversation_id,
+        "channel": channel,
         "direction": Direction.OUT,
         "author": Author.BOT,
         "text": reply.text,

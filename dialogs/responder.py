@@ -24,7 +24,8 @@ class Turn:
     session: AsyncSession
     parse: Parse | None = None  # what the NLU engine understood of a text (None for buttons/media)
     # What the text turned out to be, when not a request for its intent: "form:<slot>" (an answer
-    # to the form's question) or "cancel". Stored with the message for operators and editors.
+    # to the form's question), "cancel", or "miss" (the bot did not understand it: a fallback).
+    # Stored with the message (`nlu.handled_as`) for operators, editors and analytics.
     handled_as: str | None = None
 
 

@@ -88,6 +88,7 @@ async def resolve_ticket(
                 [
                     {
                         "conversation_id": ticket.conversation_id,
+                        "channel": account.channel,
                         "direction": Direction.OUT,
                         "author": Author.BOT,
                         "text": reply.text,

@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -121,6 +122,10 @@ class Subscriber(Base):
     account_number: Mapped[str | None] = mapped_column(String(32))
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Proactive messages (outage over, announcements) are not sent while this is set.
+    notifications_off_at: Mapped[datetime | None] = mapped_column()
+    # Set when this person proved they are also another subscriber: their accounts moved there.
+    merged_into: Mapped[int | None] = mapped_column(BigInteger)
 
     accounts: Mapped[list[ChannelAccount]] = relationship(back_populates="subscriber")
 
@@ -213,6 +218,9 @@ class Message(Base):
     platform_update_id: Mapped[str | None] = mapped_column(String(64))
     platform_message_id: Mapped[str | None] = mapped_column(String(64))
     nlu: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The channel it was written or delivered in: a conversation can move between a linked
+    # subscriber's channels ("продолжим здесь"), so the timeline marks each message.
+    channel: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -373,3 +381,98 @@ class CannedReply(Base):
     title: Mapped[str] = mapped_column(String(100))
     text: Mapped[str] = mapped_column(Text)
     groups: Mapped[list[Any]] = mapped_column(default=list)  # empty = every group
+
+
+class LinkCode(Base):
+    """A one-time code proving one person owns two channel accounts: sent to `target_account`
+    (the other channel), typed back in `account`. Only a hash is stored."""
+
+    __tablename__ = "link_codes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("channel_accounts.id"), index=True)
+    target_account_id: Mapped[int] = mapped_column(ForeignKey("channel_accounts.id"))
+    code_hash: Mapped[str] = mapped_column(String(64))
+    attempts: Mapped[int] = mapped_column(default=0)  # wrong codes typed against it
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    used_at: Mapped[datetime | None] = mapped_column()
+
+
+class IncidentStatus(StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class Incident(Base):
+    """A known outage in an area: opened by detection (many contacts from one area), by a
+    supervisor, or closed by one. While open, the bot tells subscribers there about it first."""
+
+    __tablename__ = "incidents"
+    __table_args__ = (
+        Index("ix_incidents_status_area", "status", "area"),
+        # One open incident per area, even when two app processes detect it at once.
+        Index(
+            "uq_incidents_open_area",
+            "area",
+            unique=True,
+            sqlite_where=text("status = 'open'"),
+            postgresql_where=text("status = 'open'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    area: Mapped[str] = mapped_column(String(100))  # normalised area key (a street, a district)
+    area_title: Mapped[str] = mapped_column(String(200))  # as people write it
+    status: Mapped[str] = mapped_column(String(16), default=IncidentStatus.OPEN)
+    source: Mapped[str] = mapped_column(String(16))  # "detected" | "declared"
+    description: Mapped[str] = mapped_column(Text)
+    eta: Mapped[datetime | None] = mapped_column()
+    reports: Mapped[int] = mapped_column(default=0)  # contacts that opened it or came later
+    opened_at: Mapped[datetime] = mapped_column(default=utcnow)
+    opened_by: Mapped[int | None] = mapped_column(BigInteger)  # operator id; None = detection
+    closed_at: Mapped[datetime | None] = mapped_column()
+    closed_by: Mapped[int | None] = mapped_column(BigInteger)
+    resolution: Mapped[str | None] = mapped_column(Text)  # what subscribers were told
+    notified: Mapped[int] = mapped_column(default=0)  # subscribers messaged on close
+
+
+class OutageReport(Base):
+    """One subscriber's contact about no internet / no TV at an area: the detector counts these."""
+
+    __tablename__ = "outage_reports"
+    __table_args__ = (Index("ix_outage_reports_area_at", "area", "at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id"), index=True)
+    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id"))
+    area: Mapped[str] = mapped_column(String(100))
+    area_title: Mapped[str] = mapped_column(String(200))
+    problem: Mapped[str] = mapped_column(String(32))  # the intent: internet_down, tv_down
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class IncidentSubscriber(Base):
+    """Who is told when an incident closes; `notify` False = they said not to."""
+
+    __tablename__ = "incident_subscribers"
+
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id"), primary_key=True)
+    notify: Mapped[bool] = mapped_column(default=True)
+    joined_at: Mapped[datetime] = mapped_column(default=utcnow)
+    notified_at: Mapped[datetime | None] = mapped_column()
+
+
+class NluReview(Base):
+    """An editor's verdict on a subscriber message the NLU got wrong or was unsure of: the right
+    intent (added to the training data) or None (ignored: not a useful example)."""
+
+    __tablename__ = "nlu_reviews"
+
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), primary_key=True)
+    intent: Mapped[str | None] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
+    operator_id: Mapped[int | None] = mapped_column(BigInteger)
+    at: Mapped[datetime] = mapped_column(default=utcnow)

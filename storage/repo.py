@@ -174,6 +174,7 @@ _MESSAGE_DEFAULTS: dict[str, Any] = {
     "platform_update_id": None,
     "platform_message_id": None,
     "nlu": None,
+    "channel": None,
 }
 
 
@@ -256,6 +257,7 @@ async def send(
     rows = [
         {
             "conversation_id": conv.id,
+            "channel": account.channel,
             "direction": "out",
             "author": author,
             "operator_id": operator_id,

@@ -12,7 +12,7 @@ import jinja2
 from aiohttp import web
 
 from dialogs.engine import ContentSource
-from handoff.console import api, live, pages
+from handoff.console import analytics_page, api, incidents_page, live, pages, training
 from handoff.console.canned import CannedError
 from handoff.console.security import (
     HARDENING,
@@ -144,4 +144,7 @@ def console_app(
     r.add_post("/api/canned", api.canned_add, name="api:canned-add")
     r.add_get("/api/supervisor", api.supervisor_figures, name="api:supervisor")
     r.add_get("/api/uploads/{name}", api.upload, name="api:upload")
+    analytics_page.add_routes(r)
+    incidents_page.add_routes(r)
+    training.add_routes(r)
     return app

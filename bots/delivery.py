@@ -2,9 +2,11 @@
 
 One worker per channel. Each round it (1) writes the results of finished sends in one
 transaction, (2) claims the next due message of every chat that has nothing in flight (the head
-of that chat's queue, so per-chat order holds even across processes), and (3) starts a send per
-claimed row. Sends wait for a per-chat and a global token bucket, so we stay under the platform's
-limits instead of hammering into 429s. Failures:
+of that chat's queue, so per-chat order holds even across processes), keeping at most `batch`
+rows in flight, and (3) starts a send per claimed row. Every platform request of a send (a
+message may take several: long text, sticker + text, a VK photo upload) waits for a per-chat
+token bucket and the channel's `Pacer`, so we stay under the platform's limits instead of
+hammering into 429s; a broadcast to thousands drains at the channel's rate. Failures:
 
 - RetryAfter (Telegram 429, VK 6/9): the whole channel pauses for the time asked, the row waits.
 - Blocked (403 / VK 901): the chat's account is marked unreachable and its pending rows stop.
@@ -18,14 +20,16 @@ lease expires (at-least-once; VK drops the resend itself thanks to `random_id`).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, exists, func, or_, select, update
+from sqlalchemy import Integer, and_, bindparam, exists, func, or_, select, update
 
 from bots.errors import Blocked, PartialSend, PermanentError, RetryAfter
 from bots.sender import ChannelSender
@@ -43,16 +47,34 @@ MAX_BACKOFF = 60.0
 
 @dataclass(frozen=True, slots=True)
 class RateLimits:
-    """Messages per second: per chat (with a small burst) and for the whole bot/token.
-
-    The overall bucket has no burst, so no 1-second window ever holds more than `overall`
-    sends (a burst would let a broadcast start with twice the platform's limit). Defaults sit a
+    """Platform requests per second (each message part, each VK photo-upload call is one): per
+    chat (with a small burst) and for the whole bot/token (no burst, see `Pacer`). Defaults sit a
     little under Telegram's ~30 msg/s and 1 msg/s per chat so network jitter never adds a 429."""
 
     per_chat: float = 1.0
     per_chat_burst: int = 2
     overall: float = 25.0
-    overall_burst: int = 1
+
+
+class Pacer:
+    """Lets callers through one at a time, at least 1/rate seconds apart, measured from when the
+    previous one actually went. Unlike a reserve-ahead token bucket, callers that were due while
+    the event loop was busy do not all go at once afterwards, so no 1-second window holds more
+    than about `rate` requests (a broadcast of thousands showed 429s / VK error 6 otherwise)."""
+
+    def __init__(self, rate: float) -> None:
+        self.interval = 1.0 / rate
+        self._next = 0.0
+        self._lock = asyncio.Lock()
+
+    async def wait(self, paused_until: Callable[[], float] = lambda: 0.0) -> None:
+        """Return when it is this caller's turn and the channel is not paused (`paused_until`,
+        a monotonic time, is read again after every sleep: a 429 may come meanwhile)."""
+        async with self._lock:  # FIFO: callers go in the order they asked
+            # Waiting for a time, not an event:
+            while (delay := max(self._next, paused_until()) - time.monotonic()) > 0:  # noqa: ASYNC110
+                await asyncio.sleep(delay)
+            self._next = time.monotonic() + self.interval
 
 
 class TokenBucket:
@@ -114,8 +136,9 @@ class OutboxWorker:
         self.channel = sender.channel
         self.limits = limits or RateLimits()
         self.batch = batch
+        self._refill = max(1, batch // 4)  # claim again once this many slots are free
         self.poll_interval = poll_interval
-        self._overall = TokenBucket(self.limits.overall, self.limits.overall_burst)
+        self._overall = Pacer(self.limits.overall)
         self._chats: dict[str, TokenBucket] = {}
         self._paused_until = 0.0
         self._wake = asyncio.Event()
@@ -135,7 +158,10 @@ class OutboxWorker:
                 self._wake.clear()
                 try:
                     await self._flush_results()
-                    claimed = await self._claim()
+                    # At most `batch` rows in flight: a claimed row waits for its turn under the
+                    # lease, and a lease that ran out before the send would send it twice.
+                    room = self.batch - len(self._tasks)
+                    claimed = await self._claim(room) if room >= self._refill else []
                 except Exception as exc:
                     log.warning("outbox %s: database unavailable (%r); retrying", self.channel, exc)
                     await asyncio.sleep(1.0)
@@ -144,11 +170,10 @@ class OutboxWorker:
                     task = asyncio.create_task(self._deliver(item))
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
-                if len(claimed) < self.batch:
-                    try:
-                        await asyncio.wait_for(self._wake.wait(), self.poll_interval)
-                    except TimeoutError:
-                        pass
+                try:
+                    await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+                except TimeoutError:
+                    pass
         finally:
             await self._drain()
 
@@ -182,7 +207,7 @@ class OutboxWorker:
             .where(t.c.channel == self.channel, ready, t.c.not_before <= bindparam("now"))
             .where(head_of_chat)
             .order_by(t.c.id)
-            .limit(self.batch)
+            .limit(bindparam("room", type_=Integer))
         )
         self._take = (
             update(t)
@@ -219,10 +244,10 @@ class OutboxWorker:
             .values(status=OutboxStatus.UNREACHABLE, last_error=bindparam("b_error"))
         )
 
-    async def _claim(self) -> list[_Claimed]:
+    async def _claim(self, room: int) -> list[_Claimed]:
         now = utcnow()
         async with self.db.session() as session, session.begin():
-            rows = (await session.execute(self._select_due, {"now": now})).all()
+            rows = (await session.execute(self._select_due, {"now": now, "room": room})).all()
             if not rows:
                 return []
             params = {"ids": [r.id for r in rows], "now": now, "lease": now + LEASE}
@@ -266,10 +291,13 @@ class OutboxWorker:
         parts = item.parts_sent
         ids: list[str] = list(item.platform_message_ids or [])
         try:
-            await self._wait_turn(item.chat_id)
             try:
                 new_ids = await self.sender.send(
-                    item.chat_id, Outbound.from_json(item.body), key=item.id, skip_parts=parts
+                    item.chat_id,
+                    Outbound.from_json(item.body),
+                    key=item.id,
+                    skip_parts=parts,
+                    pace=functools.partial(self._wait_turn, item.chat_id),
                 )
             except PartialSend as partial:
                 parts = partial.done
@@ -310,7 +338,8 @@ class OutboxWorker:
         self._wake.set()
 
     async def _wait_turn(self, chat_id: str) -> None:
-        """Sleep until this chat and the channel as a whole may send again."""
+        """Sleep until this chat and the channel as a whole may make one more request (the
+        sender awaits this before each request: a message may take several)."""
         bucket = self._chats.get(chat_id)
         if bucket is None:
             if len(self._chats) > 10_000:
@@ -321,14 +350,4 @@ class OutboxWorker:
         delay = bucket.reserve()
         if delay:
             await asyncio.sleep(delay)
-        while True:
-            pause = self._paused_until - time.monotonic()
-            if pause > 0:
-                await asyncio.sleep(pause)
-                continue
-            delay = self._overall.reserve()
-            if not delay:
-                return
-            await asyncio.sleep(delay)
-            if self._paused_until <= time.monotonic():
-                return
+        await self._overall.wait(lambda: self._paused_until)

@@ -53,6 +53,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from bots.errors import Blocked, PartialSend, PermanentError, RetryAfter, SendError, TransientError
+from bots.sender import Pace
 from dialogs.messages import (
     Attachment,
     AttachmentKind,
@@ -417,7 +418,13 @@ class TelegramSender:
         return parts
 
     async def send(
-        self, chat_id: str, message: Outbound, *, key: int, skip_parts: int = 0
+        self,
+        chat_id: str,
+        message: Outbound,
+        *,
+        key: int,
+        skip_parts: int = 0,
+        pace: Pace | None = None,
     ) -> list[str]:
         parts = self.plan(message)
         if not parts:
@@ -431,6 +438,8 @@ class TelegramSender:
             if index < skip_parts:
                 continue
             last = index == len(parts) - 1
+            if pace is not None:
+                await pace()
             try:
                 sent = await self._send_part(chat_id, part, markup if last else None)
             except Exception as exc:

@@ -58,6 +58,7 @@ from vkbottle.tools import PhotoMessageUploader
 from vkbottle_types.events import GroupEventType
 
 from bots.errors import Blocked, PartialSend, PermanentError, RetryAfter, SendError, TransientError
+from bots.sender import Pace
 from dialogs.messages import Attachment, Button, Channel, Inbound, InboundHandler, Outbound
 
 log = logging.getLogger(__name__)
@@ -446,6 +447,25 @@ async def _download(url: str) -> bytes:
         return await resp.read()
 
 
+class _PacedAPI:
+    """The `API` as the photo uploader sees it: each method call (photos.getMessagesUploadServer,
+    photos.saveMessagesPhoto) waits its turn first. The file upload itself goes to the upload
+    server through `http_client` and is no API request."""
+
+    def __init__(self, api: API, pace: Pace) -> None:
+        self._api = api
+        self._pace = pace
+
+    async def request(
+        self, method: str, data: dict[str, Any], version: str | None = None
+    ) -> dict[str, Any]:
+        await self._pace()
+        return await self._api.request(method, data, version)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._api, name)
+
+
 class VKSender:
     """`ChannelSender` for VK through the real vkbottle `API`."""
 
@@ -456,7 +476,13 @@ class VKSender:
         self._photos: dict[str, str] = {}  # image path/URL -> "photo{owner}_{id}_{key}"
 
     async def send(
-        self, chat_id: str, message: Outbound, *, key: int, skip_parts: int = 0
+        self,
+        chat_id: str,
+        message: Outbound,
+        *,
+        key: int,
+        skip_parts: int = 0,
+        pace: Pace | None = None,
     ) -> list[str]:
         try:
             peer_id = int(chat_id)
@@ -468,7 +494,8 @@ class VKSender:
             if index < skip_parts:
                 continue
             try:
-                ids.append(str(await self._send_part(peer_id, part, key * PARTS_PER_KEY + index)))
+                random_id = key * PARTS_PER_KEY + index
+                ids.append(str(await self._send_part(peer_id, part, random_id, pace)))
             except Exception as e:
                 error = map_error(e)
                 if index > skip_parts:
@@ -476,27 +503,30 @@ class VKSender:
                 raise error from e
         return ids
 
-    async def _send_part(self, peer_id: int, part: _Part, random_id: int) -> int:
+    async def _send_part(self, peer_id: int, part: _Part, random_id: int, pace: Pace | None) -> int:
         params: dict[str, Any] = {"peer_id": peer_id, "random_id": random_id}
         if part.text:
             params["message"] = part.text
         if part.image:
-            params["attachment"] = await self._photo(part.image, peer_id)
+            params["attachment"] = await self._photo(part.image, peer_id, pace)
         if part.sticker_id is not None:
             params["sticker_id"] = part.sticker_id
         if part.keyboard:
             params["keyboard"] = part.keyboard
+        if pace is not None:
+            await pace()
         response = await self.api.request("messages.send", params)
         return int(response["response"])
 
-    async def _photo(self, image: str, peer_id: int) -> str:
+    async def _photo(self, image: str, peer_id: int, pace: Pace | None) -> str:
         if image in self._photos:
             return self._photos[image]
         source: str | bytes = image
         if image.startswith(("http://", "https://")):
             source = await _download(image)
+        api: Any = self.api if pace is None else _PacedAPI(self.api, pace)
         try:
-            attachment = await PhotoMessageUploader(self.api).upload(source, peer_id=peer_id)
+            attachment = await PhotoMessageUploader(api).upload(source, peer_id=peer_id)
         except (FileNotFoundError, IsADirectoryError) as e:
             raise PermanentError(f"image file not found: {image}") from e
         self._photos[image] = attachment

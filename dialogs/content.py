@@ -52,6 +52,9 @@ RESERVED = {
     "nps_ask": "after the rating, if NPS is on, above the 0-10 buttons",
     "csat_comment_ask": "after the rating: an optional comment",
     "csat_thanks": "the last word after a rating",
+    "incident_closed": "to subscribers of an outage when it is fixed ({outage.area_title}, {outage.resolution})",
+    "link_code": "sent to the OTHER channel when linking: the one-time {code} ({minutes} min)",
+    "continued_here": "when a chat from the subscriber's other channel continues here",
 }
 # Backend calls a flow can make (`call:`): the slots each one needs, and what it stores.
 ACTIONS: dict[str, tuple[str, ...]] = {
@@ -63,10 +66,17 @@ ACTIONS: dict[str, tuple[str, ...]] = {
     "promised_payment_offer": (),
     "promised_payment": (),
     "outage": ("address",),
+    "incident_mute": (),  # dialogs/incidents.py: no closing notice for this outage
+    "notifications_off": (),  # no proactive messages at all (Subscriber.notifications_off_at)
+    "notifications_on": (),
+    "link_send": (),  # dialogs.identity: a one-time code to the subscriber's other channel
+    "link_confirm": ("link_code",),
+    "unlink": (),
 }
 REMEMBERED_TYPES = {"phone", "account", "phone_or_account", "address"}  # never asked twice
 ACTION_RESULT = {"identify": "customer"}  # where a result goes when the step has no `as:`
 BUILTIN_NAMES = {"channel", "first_name", "customer", "error", "ticket", "queue", "operator"}
+BUILTIN_NAMES |= {"code", "minutes", "from_channel"}  # link_code, continued_here
 STEP_KEYS = {
     "say",
     "ask",
@@ -279,6 +289,17 @@ class Content:
     fingerprint: str
     warnings: tuple[Problem, ...] = ()
     content_dir: Path = field(default=Path("content"))
+    command_flows: dict[str, str] = field(default_factory=dict)  # command_key(text) -> flow
+
+
+def command_key(text: str) -> str:
+    """How a typed command is matched: case, edge punctuation, repeated spaces and a Telegram
+    "@botname" suffix don't matter ("/link@my_bot", "Связать аккаунты!" both match)."""
+    low = " ".join(text.lower().replace("ё", "е").split()).strip(" !.?,")
+    if low.startswith("/"):
+        head, _, rest = low.partition(" ")
+        low = " ".join(p for p in (head.split("@", 1)[0], rest) if p)
+    return low
 
 
 # -- loading --------------------------------------------------------------------------------
@@ -323,6 +344,7 @@ def load_content(
         fingerprint=digest.hexdigest()[:16],
         warnings=tuple(p for p in problems if p.warning),
         content_dir=content_dir,
+        command_flows=compiler.command_flows,
     )
 
 
@@ -355,6 +377,7 @@ class _Compiler:
         self.slots: dict[str, SlotDef] = {}
         self.flows: dict[str, Flow] = {}
         self.intent_flows: dict[str, str] = {}
+        self.command_flows: dict[str, str] = {}
         self.bot = BotSettings()
         self.result_names: set[str] = set()
         self.pending = _Pending()
@@ -802,12 +825,13 @@ class _Compiler:
             self.err(src, path, "a flow needs `steps` (and usually `intent` and `title`)")
             return None
         for key in raw:
-            if key not in ("intent", "intents", "title", "steps"):
+            if key not in ("intent", "intents", "title", "commands", "steps"):
                 self.err(
                     src,
                     (*path, key),
-                    f"unknown flow key {key!r} (allowed: intent, intents, title, steps)",
+                    f"unknown flow key {key!r} (allowed: intent, intents, title, commands, steps)",
                 )
+        self._commands(src, name, raw.get("commands"))
         intents = raw.get("intents") or ([raw["intent"]] if "intent" in raw else [])
         key = "intents" if "intents" in raw else "intent"
         for i, intent in enumerate(intents):
@@ -839,6 +863,27 @@ class _Compiler:
         return Flow(
             name, str(title), tuple(str(i) for i in intents), tuple(builder.program), builder.labels
         )
+
+    def _commands(self, src: Source, name: str, raw: Any) -> None:
+        """`commands:` exact texts ("/link", "связать аккаунты") that start the flow, even mid-form."""
+        if raw is None:
+            return
+        path: PathKey = ("flows", name, "commands")
+        if not isinstance(raw, list) or not raw:
+            self.err(src, path, "`commands` must be a non-empty list of texts")
+            return
+        for i, text in enumerate(raw):
+            key = command_key(str(text)) if isinstance(text, str | int) else ""
+            if not key:
+                self.err(src, (*path, i), "a command must be a non-empty text")
+            elif key in self.command_flows and self.command_flows[key] != name:
+                self.err(
+                    src,
+                    (*path, i),
+                    f"command {text!r} already starts flow {self.command_flows[key]!r}",
+                )
+            else:
+                self.command_flows[key] = name
 
     def _check_pending(self) -> None:
         p = self.pending
@@ -940,6 +985,7 @@ class _Compiler:
                 and not flow.intents
                 and name not in self.flow_refs
                 and name not in self.entry_labels
+                and name not in self.command_flows.values()
             ):
                 self.warn(src, path, f"flow {name!r} has no intent and nothing leads to it")
 

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import select
 
-from dialogs import expr
+from dialogs import expr, identity, incidents
 from dialogs.backends import Backend, BackendContext, BackendError, Customer, to_json
 from dialogs.content import (
     FLOW_PAYLOAD,
@@ -46,6 +46,7 @@ from dialogs.content import (
     SlotDef,
     StartFlow,
     UseFlow,
+    command_key,
 )
 from dialogs.messages import Button, Outbound
 from dialogs.responder import Escalator, Turn
@@ -93,6 +94,12 @@ class DialogEngine:
             turn.conversation.slots = run.slots  # a new dict, so SQLAlchemy sees the change
         return run.out
 
+    def notice(self, name: str, turn: Turn, **scope: object) -> Outbound:
+        """A reserved response said outside a flow (e.g. "continued_here" when a chat moves in
+        from the subscriber's other channel)."""
+        run = _Run(self, self.content.current, turn)
+        return render(run.c.responses[name], {**run.scope(), **scope}, str(turn.inbound.channel))
+
 
 class _Run:
     """One turn's work: the content version, a copy of the slots, and the replies so far."""
@@ -125,6 +132,12 @@ class _Run:
                 self.say("welcome" if self.turn.new_conversation else "fallback")
             else:
                 self.say(kind if kind in ("photo", "sticker") else "media")
+            return
+        command = self.c.command_flows.get(command_key(text))
+        if command is not None:  # an exact command ("/link") starts its flow, even mid-form
+            self.turn.handled_as = "command"
+            self._clear_flow()
+            await self.start(command)
             return
         state = self.slots.get("_flow")
         if state and state.get("awaiting"):
@@ -410,6 +423,11 @@ class _Run:
         return Customer(**data)
 
     async def _call(self, action: str) -> Any:
+        if action in identity.ACTIONS:
+            t = self.turn
+            return await identity.act(
+                action, t.session, t.account, self.slots, self._render, now=self.e.clock()
+            )
         b, ctx = self.e.backend, self._ctx()
         if action == "identify":
             contract = self.slots.get("contract") or {}
@@ -438,8 +456,44 @@ class _Run:
             address = self.slots.get("address") or (self.slots.get("customer") or {}).get("address")
             if not address:
                 raise BackendError("no address to check for outages", "no_address")
-            return to_json(await b.outage_at(ctx, str(address)))
+            return await self._outage(ctx, str(address))
+        if action in incidents.ACTIONS:
+            t = self.turn
+            desk = incidents.attached(self.e, b)
+            return await desk.act(
+                action, t.session, t.account.subscriber_id, self.slots, now=self.e.clock()
+            )
         raise BackendError(f"unknown action {action}", "unknown_action")
+
+    async def _outage(self, ctx: BackendContext, address: str) -> Any:
+        """`outage`: our open incident for the area, told before any troubleshooting, else the
+        backend's outage. The contact is recorded and may open an incident (dialogs/incidents.py)."""
+        return await incidents.attached(self.e, self.e.backend).check(
+            ctx,
+            address=address,
+            customer=self.slots.get("customer"),
+            problem=self._problem(),
+            now=self.e.clock(),
+        )
+
+    def _problem(self) -> str:
+        """The intent a contact is about (internet_down, tv_down, ...): of the flow that asked
+        the form question this text answered, else of the button pressed, else of the text."""
+        names: list[str] = []
+        state = self.slots.get("_flow") or {}
+        if (self.turn.handled_as or "").startswith("form:"):
+            names += [str(frame[0]) for frame in state.get("stack", [])]
+            names.append(str(state.get("name", "")))
+        payload = self.turn.inbound.payload or ""
+        if payload.startswith(INTENT_PAYLOAD):
+            return payload.removeprefix(INTENT_PAYLOAD)
+        names.append(payload.removeprefix(STEP_PAYLOAD).removeprefix(FLOW_PAYLOAD).split(":")[0])
+        for name in names:
+            flow = self.c.flows.get(name)
+            if flow is not None and flow.intents:
+                return flow.intents[0]
+        parse = self.turn.parse
+        return parse.intent if parse is not None else "unknown"
 
     async def _store_customer(self, customer: Customer) -> None:
         """Remember who the subscriber is, so a later conversation doesn't ask again."""
@@ -505,6 +559,9 @@ class _Run:
         inbound = self.turn.inbound
         name = inbound.first_name or self.turn.account.first_name or "друг"
         return {**self.slots, "channel": str(inbound.channel), "first_name": name}
+
+    def _render(self, name: str, scope: dict[str, Any], channel: str) -> Outbound:
+        return render(self.c.responses[name], scope, channel)
 
     def say(self, response: str) -> None:
         self.emit(self.c.responses[response])

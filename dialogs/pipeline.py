@@ -36,6 +36,12 @@ class RatingResponder(Protocol):
     async def respond(self, turn: Turn) -> tuple[list[Outbound], bool]: ...
 
 
+class Notices(Protocol):
+    """Renders a content response outside the bot's turn (dialogs.engine.DialogEngine)."""
+
+    def notice(self, name: str, turn: Turn, **scope: object) -> Outbound: ...
+
+
 class ConversationService:
     def __init__(
         self,
@@ -46,6 +52,7 @@ class ConversationService:
         on_outbox: Callable[[Channel], None] | None = None,
         on_event: Callable[[dict[str, Any]], None] | None = None,
         rating: RatingResponder | None = None,
+        notices: Notices | None = None,
     ) -> None:
         self.db = db
         self.responder = responder
@@ -53,6 +60,7 @@ class ConversationService:
         self.on_outbox = on_outbox
         self.on_event = on_event
         self.rating = rating
+        self.notices = notices
 
     async def handle(self, inbound: Inbound) -> HandleResult:
         # Understand the text before the transaction: a Rasa round trip must not hold a DB connection.
@@ -73,8 +81,16 @@ class ConversationService:
                     last_name=inbound.last_name,
                     username=inbound.username,
                 )
-                conv, created = await repo.open_conversation(session, account)
                 replies: list[Outbound] = []
+                moved = await repo.continue_here(session, account)
+                if moved is not None:  # their chat in the other channel continues here
+                    conv, created = moved[0], False
+                    if self.notices is not None:
+                        turn = Turn(inbound, conv, account, created, session, parse)
+                        note = self.notices.notice("continued_here", turn, from_channel=moved[1])
+                        replies.append(note)
+                else:
+                    conv, created = await repo.open_conversation(session, account)
                 if conv.state == ConversationState.RATING and self.rating is not None:
                     turn = Turn(inbound, conv, account, created, session, parse)
                     replies, consumed = await self.rating.respond(turn)
@@ -83,7 +99,7 @@ class ConversationService:
                 handled_as = None
                 if conv.state == ConversationState.BOT:
                     turn = Turn(inbound, conv, account, created, session, parse)
-                    replies = await self.responder.respond(turn)
+                    replies += await self.responder.respond(turn)
                     handled_as = turn.handled_as
                 await self._store_turn(
                     session, conv.id, account.id, inbound, parse, replies, handled_as
@@ -95,8 +111,12 @@ class ConversationService:
                     )
                 conv_id = conv.id
             events = repo.take_events(session)
-        if replies and self.on_outbox is not None:
-            self.on_outbox(inbound.channel)
+            wakes = repo.take_wakes(session)
+        if replies:
+            wakes.add(inbound.channel)
+        if self.on_outbox is not None:
+            for channel in wakes:
+                self.on_outbox(Channel(channel))
         if self.on_event is not None:
             for event in events:
                 self.on_event(event)

@@ -12,6 +12,7 @@ Values by kind:
 - phone_or_account: {"phone": "+7..."} or {"account": "..."};
 - address: the text tidied (whitespace collapsed, trailing punctuation stripped), not rewritten;
 - yes_no: True / False; choice: the chosen `Choice.value`; number: float;
+- code: a one-time code of 4-8 digits as a string ("482 913" -> "482913"; leading zeros kept);
 - time_window: {"date": "YYYY-MM-DD", "from": "HH:MM", "to": "HH:MM", "label": "завтра, 10:00–14:00"}.
 """
 
@@ -33,6 +34,7 @@ __all__ = [
     "parse_account",
     "parse_address",
     "parse_choice",
+    "parse_code",
     "parse_number",
     "parse_phone",
     "parse_phone_or_account",
@@ -52,6 +54,7 @@ SLOT_TYPES = (
     "choice",
     "time_window",
     "number",
+    "code",
 )
 
 TEXT_MAX = 1000
@@ -396,6 +399,17 @@ def parse_number(text: str) -> float | None:
     return value
 
 
+_CODE = re.compile(r"(?<!\d)(\d(?:[ -]?\d){3,7})(?!\d)")
+
+
+def parse_code(text: str) -> str | None:
+    """A one-time code typed back: the one group of 4-8 digits ("код 482 913" -> "482913")."""
+    found = _CODE.findall(text)
+    if len(found) != 1:
+        return None
+    return re.sub(r"[ -]", "", found[0])
+
+
 # --------------------------------------------------------------------------- time window
 
 DAY_START = 8 * 60  # minutes: a visit window must lie within 08:00..22:00
@@ -716,4 +730,6 @@ def parse_value(
         return parse_time_window(text, now if now is not None else datetime.now(UTC), tz)
     if kind == "number":
         return parse_number(text)
+    if kind == "code":
+        return parse_code(text)
     raise ValueError(f"unknown slot kind {kind!r}; expected one of {', '.join(SLOT_TYPES)}")

@@ -1,8 +1,9 @@
 """Tickets after the chat: resolving one tells the subscriber the result ("жалоба как подарок").
 
 The CRM (or an operator, or `supportbot tickets resolve`) resolves a ticket with a result text;
-the subscriber gets the content's `ticket_resolved` response in the channel they wrote from,
-through the outbox (rate limits, retries, exactly-once delivery).
+the subscriber gets the content's `ticket_resolved` response in the channel they wrote from most
+recently (dialogs.notify: one message even with linked Telegram and VK accounts), through the
+outbox (rate limits, retries, exactly-once delivery).
 """
 
 from __future__ import annotations
@@ -16,17 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialogs.backends import to_json
 from dialogs.content import Content
-from dialogs.engine import render
-from storage import repo
+from dialogs.notify import notify
 from storage.db import Database
-from storage.models import (
-    Author,
-    ChannelAccount,
-    Conversation,
-    Direction,
-    Ticket,
-    utcnow,
-)
+from storage.models import Subscriber, Ticket, utcnow
 
 
 class TicketError(ValueError):
@@ -40,8 +33,7 @@ class TicketError(ValueError):
 @dataclass(frozen=True, slots=True)
 class Resolved:
     number: str
-    channel: str
-    chat_id: str
+    channel: str  # where the subscriber is told: wake that channel's sender
 
 
 def ticket_json(ticket: Ticket) -> dict[str, Any]:
@@ -78,62 +70,37 @@ async def resolve_ticket(
             raise TicketError(f"no ticket {number!r}", 404)
         if ticket.status == "resolved":
             raise TicketError(f"ticket {number} is already resolved", 409)
-        account = await _reply_account(session, ticket)
         ticket.status, ticket.result, ticket.resolved_at = "resolved", result, at or utcnow()
-        scope = {"ticket": ticket_json(ticket), "first_name": account.first_name or "друг"}
-        reply = render(content.responses["ticket_resolved"], scope, account.channel)
-        if ticket.conversation_id is not None:
-            (message_id,) = await repo.add_messages(
-                session,
-                [
-                    {
-                        "conversation_id": ticket.conversation_id,
-                        "channel": account.channel,
-                        "direction": Direction.OUT,
-                        "author": Author.BOT,
-                        "text": reply.text,
-                        "buttons": [[b.title for b in row] for row in reply.buttons],
-                    }
-                ],
-            )
-        else:
-            message_id = None
-        await repo.enqueue(
+        subscriber_id = await _current_subscriber(session, ticket.subscriber_id)
+        told = await notify(
             session,
-            [
-                {
-                    "channel": account.channel,
-                    "chat_id": account.chat_id,
-                    "channel_account_id": account.id,
-                    "message_id": message_id,
-                    "body": reply.to_json(),
-                }
-            ],
+            [subscriber_id],
+            content.responses["ticket_resolved"],
+            {"ticket": ticket_json(ticket)},
+            proactive=False,  # they asked for this answer: opting out of news does not stop it
+            conversation_ids=(
+                {subscriber_id: ticket.conversation_id} if ticket.conversation_id else None
+            ),
         )
-        return Resolved(number, account.channel, account.chat_id)
+        if not told.queued:  # raising rolls the resolution back: it can be retried later
+            raise TicketError(
+                f"ticket {ticket.number}: the subscriber has no reachable channel", 409
+            )
+        (channel,) = told.channels
+        return Resolved(number, channel)
 
 
-async def _reply_account(session: AsyncSession, ticket: Ticket) -> ChannelAccount:
-    """The channel the subscriber opened the ticket from (else their latest reachable one)."""
-    if ticket.conversation_id is not None:
-        account = await session.scalar(
-            select(ChannelAccount)
-            .join(Conversation, Conversation.channel_account_id == ChannelAccount.id)
-            .where(Conversation.id == ticket.conversation_id)
+async def _current_subscriber(session: AsyncSession, subscriber_id: int) -> int:
+    """Follow `merged_into`: a ticket of someone who since linked their accounts reaches them."""
+    seen = {subscriber_id}
+    while True:
+        merged_into = await session.scalar(
+            select(Subscriber.merged_into).where(Subscriber.id == subscriber_id)
         )
-        if account is not None and account.unreachable_at is None:
-            return account
-    account = await session.scalar(
-        select(ChannelAccount)
-        .where(
-            ChannelAccount.subscriber_id == ticket.subscriber_id,
-            ChannelAccount.unreachable_at.is_(None),
-        )
-        .order_by(ChannelAccount.id.desc())
-    )
-    if account is None:
-        raise TicketError(f"ticket {ticket.number}: the subscriber has no reachable channel", 409)
-    return account
+        if merged_into is None or merged_into in seen:
+            return subscriber_id
+        subscriber_id = merged_into
+        seen.add(merged_into)
 
 
 __all__ = ["Resolved", "TicketError", "list_tickets", "resolve_ticket", "ticket_json"]

@@ -5,7 +5,7 @@ Callers own the transaction (`async with db.session() as s, s.begin(): ...`); no
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, update
@@ -55,7 +55,12 @@ _OPEN_CONVERSATION = (
     .order_by(Conversation.id.desc())
     .limit(1)
 )
-_INSERT_MESSAGES = insert(_MESSAGES).returning(_MESSAGES.c.id, sort_by_parameter_order=True)
+_INSERT_MESSAGES = {
+    "postgresql": insert(_MESSAGES).returning(_MESSAGES.c.id, sort_by_parameter_order=True),
+    # SQLAlchemy can't order SQLite's RETURNING rows, so with sort_by_parameter_order it sends one
+    # INSERT per row; add_messages sorts the ids instead (see there).
+    "sqlite": insert(_MESSAGES).returning(_MESSAGES.c.id),
+}
 _INSERT_OUTBOX = insert(Base.metadata.tables["outbox"])
 
 
@@ -141,6 +146,50 @@ async def open_conversation(
     return conv, True
 
 
+CONTINUE_WITHIN = timedelta(hours=24)
+_HANDOFF_STATES = (ConversationState.QUEUED, ConversationState.WITH_OPERATOR)
+
+
+async def continue_here(
+    session: AsyncSession, account: ChannelAccount
+) -> tuple[Conversation, str] | None:
+    """ "Продолжим здесь": a person with linked accounts writes in this channel while a chat of
+    theirs is still going on in another one (queued or with an operator, or in the middle of a
+    bot form, active in the last 24 h). That chat moves to this account and channel, so replies
+    come here and nothing is asked again; this account's own idle chat is closed. A busy chat in
+    this channel wins. Returns (the moved conversation, the channel it came from), or None."""
+    other = await session.scalar(
+        select(Conversation)
+        .where(
+            Conversation.subscriber_id == account.subscriber_id,
+            Conversation.channel_account_id != account.id,
+            Conversation.state.in_([*_HANDOFF_STATES, ConversationState.BOT]),
+            Conversation.updated_at > utcnow() - CONTINUE_WITHIN,
+        )
+        .order_by(Conversation.updated_at.desc(), Conversation.id.desc())
+        .limit(1)
+    )
+    if other is None or (other.state == ConversationState.BOT and not other.slots.get("_flow")):
+        return None
+    own = (await session.execute(_OPEN_CONVERSATION, {"account_id": account.id})).scalar()
+    if own is not None:
+        if own.state != ConversationState.BOT or own.slots.get("_flow"):
+            return None
+        await set_state(session, own, ConversationState.CLOSED, data={"continued_in": other.id})
+    came_from = other.channel
+    other.channel_account_id, other.channel = account.id, account.channel
+    session.add(
+        ConversationEvent(
+            conversation_id=other.id,
+            kind="continued",
+            from_state=other.state,
+            to_state=other.state,
+            data={"from": came_from, "to": account.channel},
+        )
+    )
+    return other, came_from
+
+
 async def set_state(
     session: AsyncSession,
     conv: Conversation,
@@ -182,8 +231,12 @@ async def add_messages(session: AsyncSession, rows: list[dict[str, Any]]) -> lis
     """Insert messages (dicts of Message columns) in one statement; returns their ids in order."""
     now = utcnow()
     params = [{**_MESSAGE_DEFAULTS, "created_at": now, **row} for row in rows]
-    result = await session.execute(_INSERT_MESSAGES, params)
-    return [row[0] for row in result]
+    dialect = session.get_bind().dialect.name
+    result = await session.execute(_INSERT_MESSAGES[dialect], params)
+    ids = [row[0] for row in result]
+    # SQLite numbers the rows of an INSERT one after another in VALUES order (writers are
+    # serialised by its lock), so ascending ids are the rows' order.
+    return sorted(ids) if dialect == "sqlite" else ids
 
 
 async def enqueue(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
@@ -234,6 +287,17 @@ def note_event(session: AsyncSession, event: dict[str, Any]) -> None:
     """Remember a live event to publish once this transaction commits (see dialogs.pipeline and
     handoff.events): publishing before the commit would show consoles state not yet visible."""
     session.info.setdefault("events", []).append(event)
+
+
+def note_wake(session: AsyncSession, channel: str) -> None:
+    """Remember to wake `channel`'s outbox worker once this transaction commits (a message was
+    queued for a chat other than the one being answered, e.g. a code sent to the other channel)."""
+    session.info.setdefault("wake", set()).add(channel)
+
+
+def take_wakes(session: AsyncSession) -> set[str]:
+    wakes: set[str] = session.info.pop("wake", set())
+    return wakes
 
 
 def take_events(session: AsyncSession) -> list[dict[str, Any]]:

@@ -21,6 +21,7 @@ from bots.delivery import OutboxWorker, RateLimits
 from bots.retry import RetryingHandler
 from dialogs.backends import Backend, load_backend
 from dialogs.engine import DialogEngine
+from dialogs.incidents import Incidents, Rules, attach
 from dialogs.messages import Channel
 from dialogs.pipeline import ConversationService
 from dialogs.reload import ReloadingContent
@@ -28,6 +29,8 @@ from dialogs.responder import Responder
 from dialogs.tickets import TicketError, resolve_ticket
 from handoff import worker as handoff_worker
 from handoff.console import console_app, seed_canned
+from handoff.console.incidents_page import INCIDENTS
+from handoff.console.training import REVIEW_MARGIN, Training
 from handoff.desk import Desk
 from handoff.events import make_bus
 from handoff.queue import HandoffQueue
@@ -56,6 +59,9 @@ class App:
         self.desk: Desk | None = None
         self.telegram_group: TelegramGroup | None = None
         self.web = web.Application()
+        # Outage incidents: detected by the dialog engine, managed in the console and the CLI.
+        self.incidents = Incidents(Rules(**settings.incidents.model_dump()), self.backend)
+        self.web[INCIDENTS] = self.incidents
         self.web.router.add_get("/healthz", self._health)
         self.web.router.add_post("/api/tickets/{number}/resolve", self._resolve_ticket)
         self._tasks: list[asyncio.Task[Any]] = []
@@ -83,7 +89,11 @@ class App:
         self.service.responder = self._responder or DialogEngine(
             self.content, self.backend, threshold=self.settings.nlu.threshold, escalator=queue
         )
+        if isinstance(self.service.responder, DialogEngine):
+            attach(self.service.responder, self.incidents)
         self.service.rating = RatingResponder(self.content, nps=self.settings.handoff.nps)
+        if isinstance(self.service.responder, DialogEngine):  # "продолжим здесь" notices
+            self.service.notices = self.service.responder
         self._spawn(self.content.watch(), "dialogs-reload")
         await self.bus.start()
         self.desk = Desk(
@@ -103,6 +113,11 @@ class App:
                 bus=self.bus,
                 content=self.content,
                 settings=self.settings,
+                training_setup=Training(
+                    self.settings.content_dir / "nlu",
+                    engine,
+                    review_below=self.settings.nlu.threshold + REVIEW_MARGIN,
+                ),
             ),
         )
         self._spawn(handoff_worker.run(self.desk, self.bus), "handoff")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,7 @@ class ReloadingEngine:
         self.current = engine
         self.name = engine.name
         self.fingerprint = data.fingerprint()
+        self.live_since = datetime.now(UTC)  # when the answering model went live
         self._intents = tuple(data.intents)
         self._stamp = _stamp(settings.content_dir / "nlu")
 
@@ -85,6 +87,7 @@ class ReloadingEngine:
             return False
         engine = await build_engine(self.settings, data)
         old, self.current, self.fingerprint = self.current, engine, data.fingerprint()
+        self.live_since = datetime.now(UTC)
         self._intents = tuple(data.intents)
         log.info(
             "nlu: new model live (%d examples, %d intents)", len(data.examples), len(data.intents)

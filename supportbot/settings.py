@@ -7,11 +7,21 @@ one is refused, so a config file can be committed or shared safely.
 from __future__ import annotations
 
 import os
+import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from handoff.config import HandoffSettings
@@ -76,6 +86,47 @@ class NLUSettings(BaseModel):
     rasa_timeout: float = 2.0  # seconds; past it the embedded engine answers instead
 
 
+_DURATION = re.compile(r"(-?\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d)?", re.IGNORECASE)
+_UNIT_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
+
+
+def _duration(value: Any) -> Any:
+    """A duration setting: 900 or "900" (seconds), "15m", "4h", "1d" become a timedelta; other
+    text goes to pydantic (ISO 8601 "PT15M" works too)."""
+    if isinstance(value, int | float):
+        return timedelta(seconds=value)
+    if isinstance(value, str) and (m := _DURATION.fullmatch(value.strip())):
+        unit = _UNIT_SECONDS[(m.group(2) or "s").lower()]
+        return timedelta(seconds=float(m.group(1)) * unit)
+    if isinstance(value, str) and not value.strip().upper().startswith("P"):
+        raise ValueError(f"{value!r} is not a duration: write e.g. 900, 15m or 4h")
+    return value
+
+
+class IncidentSettings(BaseModel):
+    """Outage detection (dialogs/incidents.py): `threshold` distinct subscribers reporting no
+    internet / no TV from one area within `window` open an incident, expected fixed in
+    `default_eta`. Durations: seconds or "15m", "4h"."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    threshold: int = Field(default=5, ge=1)
+    window: timedelta = timedelta(minutes=15)
+    default_eta: timedelta = timedelta(hours=4)
+
+    @field_validator("window", "default_eta", mode="before")
+    @classmethod
+    def _parse_duration(cls, value: Any) -> Any:
+        return _duration(value)
+
+    @field_validator("window", "default_eta")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be a positive duration, e.g. 900, 15m or 4h")
+        return value
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SUPPORTBOT_", env_nested_delimiter="__", extra="forbid"
@@ -95,6 +146,7 @@ class Settings(BaseSettings):
     # Operator skill groups a flow can hand off to (`handoff: <group>` in content).
     skill_groups: list[str] = ["consult", "tech", "finance", "complaints"]
     handoff: HandoffSettings = HandoffSettings()
+    incidents: IncidentSettings = IncidentSettings()
     # Bearer token for the integration API (/api/...: the CRM resolves tickets); unset = API off.
     api_token: SecretStr | None = None
 

@@ -237,6 +237,14 @@ class TelegramEmulator(BotApi):
         self._record_history(message["chat"]["id"], "subscriber", message)
         return self._add_update({key: message})
 
+    def add_user(
+        self, user_id: int, *, first_name: str = "Иван", username: str | None = None
+    ) -> dict[str, Any]:
+        """A subscriber who started the bot some time ago: their private chat exists (the bot may
+        write to it), but no update is queued. For broadcasts to many known chats."""
+        self._subscriber(user_id, first_name, username)
+        return self._s.chats[user_id]
+
     def send_text(
         self,
         user_id: int,

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # POST /_control/<name> with a JSON object of keyword arguments -> the method's return value.
 ACTIONS = (
+    "add_user",
     "send_text",
     "press_button",
     "send_photo",

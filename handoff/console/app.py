@@ -108,9 +108,13 @@ def console_app(
     content: ContentSource | None,
     settings: ConsoleSettings,
     prefix: str = "/console",
+    training_setup: training.Training | None = None,
 ) -> web.Application:
-    """The console, to mount with `app.add_subapp(prefix, console_app(...))`."""
+    """The console, to mount with `app.add_subapp(prefix, console_app(...))`.
+    `training_setup` wires the NLU improvement loop (its page answers 503 without it)."""
     app = web.Application(middlewares=[guard])
+    if training_setup is not None:
+        app[training.TRAINING] = training_setup
     app[CONSOLE] = Console(
         db=db,
         desk=desk,

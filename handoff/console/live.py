@@ -23,7 +23,8 @@ from storage.models import Conversation
 
 log = logging.getLogger(__name__)
 RECHECK_SECONDS = 60.0
-FORWARDED = ("type", "conversation_id", "operator_id", "status")
+# `incident` (a dict: id, action, area_title, source, reports) reaches supervisors only.
+FORWARDED = ("type", "conversation_id", "operator_id", "status", "incident")
 SESSION_GONE = 4401
 
 

@@ -34,6 +34,7 @@ from storage.models import (
 )
 
 CHANNELS = {"telegram": "Telegram", "vk": "VK"}
+EARLIER_MESSAGES = 30  # of a person's earlier chats, shown above the current one
 STATES = {
     ConversationState.BOT: "с ботом",
     ConversationState.QUEUED: "в очереди",
@@ -354,6 +355,8 @@ def message_item(
     content: Content | None,
     uploads: Path,
     base: str,
+    channel: str | None = None,
+    earlier: bool = False,
 ) -> dict[str, Any]:
     label = AUTHORS.get(Author(m.author), m.author) if m.author in tuple(Author) else m.author
     if m.author == Author.OPERATOR and m.operator_id in operators:
@@ -371,6 +374,10 @@ def message_item(
         "at": iso(m.created_at),
         "time": local(m.created_at, tz, now),
         "nlu": _nlu(m.nlu, content) if m.author == Author.SUBSCRIBER else None,
+        "channel": m.channel or channel,
+        "channel_label": CHANNELS.get(m.channel or channel or "", m.channel or channel),
+        "conversation_id": m.conversation_id,
+        "earlier": earlier,  # from another chat of this person (any of their channels)
     }
 
 
@@ -399,6 +406,20 @@ async def chat_view(
             select(Message)
             .where(Message.conversation_id == conv.id)
             .order_by(Message.created_at, Message.id)
+        )
+    ).all()
+    # One timeline per person: the latest messages of their other chats, in every channel,
+    # interleaved by time with this one's.
+    before = (
+        await session.execute(
+            select(Message, Conversation.channel)
+            .join(Conversation, Conversation.id == Message.conversation_id)
+            .where(
+                Conversation.subscriber_id == conv.subscriber_id,
+                Conversation.id != conv.id,
+            )
+            .order_by(Message.created_at.desc(), Message.id.desc())
+            .limit(EARLIER_MESSAGES)
         )
     ).all()
     staff = (
@@ -457,18 +478,36 @@ async def chat_view(
             "resolution_label": RESOLUTION_LABELS.get(conv.resolution or "", conv.resolution),
         },
         "actions": actions(who, conv),
-        "messages": [
-            message_item(
-                m,
-                tz=tz,
-                now=now,
-                operators=names,
-                content=content,
-                uploads=uploads,
-                base=base,
-            )
-            for m in messages
-        ],
+        "messages": sorted(
+            [
+                message_item(
+                    m,
+                    tz=tz,
+                    now=now,
+                    operators=names,
+                    content=content,
+                    uploads=uploads,
+                    base=base,
+                    channel=channel,
+                    earlier=True,
+                )
+                for m, channel in reversed(before)
+            ]
+            + [
+                message_item(
+                    m,
+                    tz=tz,
+                    now=now,
+                    operators=names,
+                    content=content,
+                    uploads=uploads,
+                    base=base,
+                    channel=conv.channel,
+                )
+                for m in messages
+            ],
+            key=lambda item: (item["at"] or "", item["id"]),
+        ),
         "slots": _flatten({k: v for k, v in conv.slots.items() if not k.startswith("_")}),
         "subscriber": {
             "name": person(account, subscriber),

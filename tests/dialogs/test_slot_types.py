@@ -46,7 +46,25 @@ def test_slot_types_list() -> None:
         "choice",
         "time_window",
         "number",
+        "code",
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("482913", "482913"),
+        ("код 482 913", "482913"),
+        ("Мой код: 048-213", "048213"),  # leading zero kept: it's a code, not a number
+        ("0123", "0123"),
+        ("12", None),  # too short
+        ("1234567890", None),  # too long: a phone, not a code
+        ("12 34 и 5678", None),  # two candidates: ask again
+        ("не пришёл код", None),
+    ],
+)
+def test_code(text: str, expected: str | None) -> None:
+    assert parse_value("code", text) == expected
 
 
 # --------------------------------------------------------------------------- phone

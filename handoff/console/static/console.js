@@ -174,8 +174,10 @@
 
   // -- chat page ----------------------------------------------------------------------------------
   function messageItem(m) {
-    const li = el("li", { class: `msg msg-${m.author}`, dataset: { id: m.id } },
+    const cls = `msg msg-${m.author}${m.earlier ? " msg-earlier" : ""}`;
+    const li = el("li", { class: cls, dataset: { id: m.id } },
       el("div", { class: "meta" },
+        m.channel ? el("span", { class: `badge ch-${m.channel}` }, m.channel_label) : null,
         el("span", { class: "author" }, m.author_label), " ",
         el("time", { datetime: m.at }, m.time),
         m.edited ? el("span", { class: "edited" }, "изменено") : null));

@@ -144,9 +144,11 @@ async def main(count: int) -> None:
                     lives.append(time.perf_counter() - started)
                     print(f"  {text!r} -> {intent}: POST {posts[-1] * 1000:.0f} ms, live after "
                           f"{lives[-1]:.2f} s")  # fmt: skip
+            engine = app.service.engine
+            assert engine is not None
             right = 0
             for text, intent in pairs:
-                right += (await app.service.engine.parse(text)).intent == intent
+                right += (await engine.parse(text)).intent == intent
         finally:
             await app.stop()
     print(

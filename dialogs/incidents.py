@@ -477,11 +477,17 @@ class Incidents:
         where = await self.area(area.strip()[:MAX_TITLE])
         text = description.strip()
         if where is None:
-            raise IncidentError("укажите улицу или район: «Октябрьский бульвар»", 400, "no_area")
+            raise IncidentError(
+                "the area must name a street or district, e.g. «Октябрьский бульвар»",
+                400,
+                "no_area",
+            )
         if not text or len(text) > MAX_TEXT:
-            raise IncidentError(f"описание: от 1 до {MAX_TEXT} символов", 400, "bad_text")
+            raise IncidentError(
+                f"the description must have 1 to {MAX_TEXT} characters", 400, "bad_text"
+            )
         if eta is not None and eta <= now:
-            raise IncidentError("время устранения должно быть в будущем", 400, "bad_eta")
+            raise IncidentError("the expected fix time (eta) must be in the future", 400, "bad_eta")
         incident, opened = await _open(
             session,
             {
@@ -497,7 +503,7 @@ class Incidents:
         )
         if not opened:
             raise IncidentError(
-                f"по адресу «{incident.area_title}» уже открыта авария №{incident.id}", 409, "open"
+                f"incident {incident.id} is already open in «{incident.area_title}»", 409, "open"
             )
         # Who reported this area within the window hears when it is fixed, too.
         since = now - self.rules.window
@@ -530,11 +536,15 @@ class Incidents:
         if description is not None:
             text = description.strip()
             if not text or len(text) > MAX_TEXT:
-                raise IncidentError(f"описание: от 1 до {MAX_TEXT} символов", 400, "bad_text")
+                raise IncidentError(
+                    f"the description must have 1 to {MAX_TEXT} characters", 400, "bad_text"
+                )
             incident.description = text
         if eta is not None:
             if eta <= now:
-                raise IncidentError("время устранения должно быть в будущем", 400, "bad_eta")
+                raise IncidentError(
+                    "the expected fix time (eta) must be in the future", 400, "bad_eta"
+                )
             incident.eta = eta
         await session.flush()
         repo.note_event(session, _event(incident, "updated"))
@@ -554,7 +564,7 @@ class Incidents:
         who didn't say not to. Once: a second close is refused (409)."""
         text = (resolution or "").strip() or DEFAULT_RESOLUTION
         if len(text) > MAX_TEXT:
-            raise IncidentError(f"текст для абонентов: до {MAX_TEXT} символов", 400, "bad_text")
+            raise IncidentError(f"the resolution is at most {MAX_TEXT} characters", 400, "bad_text")
         incident = await self._locked_open(session, incident_id)
         incident.status, incident.closed_at = IncidentStatus.CLOSED, now
         incident.closed_by, incident.resolution = operator_id, text
@@ -590,9 +600,9 @@ class Incidents:
             select(Incident).where(Incident.id == incident_id).with_for_update()
         )
         if incident is None:
-            raise IncidentError(f"аварии №{incident_id} нет", 404, "no_incident")
+            raise IncidentError(f"no incident {incident_id}", 404, "no_incident")
         if incident.status != IncidentStatus.OPEN:
-            raise IncidentError(f"авария №{incident_id} уже закрыта", 409, "closed")
+            raise IncidentError(f"incident {incident_id} is already closed", 409, "closed")
         return incident
 
     # -- the subscribers' own actions ------------------------------------------------------

@@ -4,7 +4,8 @@ An incident closes, a ticket is resolved: the people concerned are told. `notify
 response for each subscriber (their name, their channel), stores it as a bot message in their
 conversation and puts it in the outbox in the same transaction, in bulk (a few statements per 500
 subscribers), so a broadcast to thousands is written in well under a second and then goes out
-at the pace the outbox workers keep (bots/delivery.py: per-chat and per-bot token buckets).
+at the pace the outbox workers keep (bots/delivery.py: per chat and per bot, counted in
+platform requests).
 
 A linked subscriber (a Telegram and a VK account) gets ONE message, to the reachable account they
 wrote from most recently. Proactive messages skip subscribers who opted out
@@ -52,18 +53,19 @@ async def notify(
     """Queue `response` for each subscriber (duplicates count once) in their preferred channel.
 
     `scope` fills the templates; `first_name` and `channel` are added per subscriber. The message
-    is stored in `conversation_ids[subscriber]` if given, else in the latest conversation of the
-    chosen account; a subscriber with no conversation there counts as unreachable (none is made)."""
+    is stored in `conversation_ids[subscriber]` if given, else in the conversation holding their
+    latest message from the chosen account (else that account's latest conversation); someone
+    with no conversation at all counts as unreachable (none is made for them)."""
     ids = list(dict.fromkeys(subscriber_ids))
     wanted: list[int] = []
     opted_out = 0
     for chunk in _chunks(ids):
-        rows = await session.execute(
+        found = await session.execute(
             select(Subscriber.id, Subscriber.notifications_off_at).where(
                 Subscriber.id.in_(chunk), Subscriber.merged_into.is_(None)
             )
         )
-        for sub_id, off_at in rows:
+        for sub_id, off_at in found:
             if proactive and off_at is not None:
                 opted_out += 1
             else:
@@ -93,10 +95,10 @@ async def notify(
         )
     for start in range(0, len(messages), CHUNK):
         message_ids = await repo.add_messages(session, messages[start : start + CHUNK])
-        rows = outbox[start : start + CHUNK]
-        for row, message_id in zip(rows, message_ids, strict=True):
+        queue = outbox[start : start + CHUNK]
+        for row, message_id in zip(queue, message_ids, strict=True):
             row["message_id"] = message_id
-        await repo.enqueue(session, rows)
+        await repo.enqueue(session, queue)
     return NotifyResult(
         queued=len(outbox),
         opted_out=opted_out,
@@ -137,25 +139,25 @@ async def _choose(
     elsewhere: dict[tuple[int, str], int] = {}
     latest_conversation: dict[int, int] = {}  # account id -> its latest conversation id
     for chunk in _chunks(list(by_id)):
-        rows = await session.execute(
+        latest = await session.execute(
             select(Conversation.channel_account_id, written, func.max(Message.id))
             .join(Message, Message.conversation_id == Conversation.id)
             .where(Conversation.channel_account_id.in_(chunk), Message.direction == Direction.IN)
             .group_by(Conversation.channel_account_id, written)
         )
-        for account_id, channel, message_id in rows:
+        for account_id, channel, message_id in latest:
             account = by_id[account_id]
             if channel == account.channel:
                 last_in[account_id] = max(last_in.get(account_id, 0), message_id)
             else:
                 key = (account.subscriber_id, channel)
                 elsewhere[key] = max(elsewhere.get(key, 0), message_id)
-        rows = await session.execute(
+        newest = await session.execute(
             select(Conversation.channel_account_id, func.max(Conversation.id))
             .where(Conversation.channel_account_id.in_(chunk))
             .group_by(Conversation.channel_account_id)
         )
-        latest_conversation.update({account_id: conv_id for account_id, conv_id in rows})
+        latest_conversation.update({account_id: conv_id for account_id, conv_id in newest})
 
     def wrote(account: ChannelAccount) -> int:
         """The id of the latest message written from this account, 0 if none."""
@@ -175,10 +177,10 @@ async def _choose(
     holding: dict[int, int] = {}  # message id -> its conversation
     if conversations:
         for chunk in _chunks(sorted({wrote(a) for a in best.values()} - {0})):
-            rows = await session.execute(
+            held = await session.execute(
                 select(Message.id, Message.conversation_id).where(Message.id.in_(chunk))
             )
-            holding.update({message_id: conv_id for message_id, conv_id in rows})
+            holding.update({message_id: conv_id for message_id, conv_id in held})
     return {
         sub: (acc, holding.get(wrote(acc)) or latest_conversation.get(acc.id))
         for sub, acc in best.items()

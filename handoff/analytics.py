@@ -60,7 +60,19 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, and_, case, exists, func, literal, not_, or_, select
+from sqlalchemy import (
+    String,
+    case,
+    exists,
+    func,
+    literal,
+    literal_column,
+    not_,
+    null,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -329,7 +341,7 @@ async def service_report(
     period = Period(start, end, ZoneInfo(timezone))
     cells: dict[Cell, Figures] = defaultdict(Figures)
     escalations = await _escalations(session, period)
-    await _bot_figures(session, period, channel, escalations, cells)
+    work = await _bot_figures(session, period, channel, escalations, cells)
     operator = await operator_figures(
         session,
         period.since,
@@ -361,8 +373,8 @@ async def service_report(
         group=group,
         first_response_target=first_response_target,
         rows=rows,
-        top_intents=await _top_intents(session, period, channel, top) if bot_side else [],
-        top_fallback_texts=await _top_misses(session, period, channel, top) if bot_side else [],
+        top_intents=_top(work.intents, top) if bot_side else [],
+        top_fallback_texts=_top(work.miss_texts, top) if bot_side else [],
         handoff_reasons=[
             Reason(reason, g, n)
             for (reason, g), n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0][0]))[:top]
@@ -408,8 +420,9 @@ async def _escalations(session: AsyncSession, period: Period) -> list[_Escalatio
 
 
 def _bot_answered(session: AsyncSession, period: Period, channel: str | None) -> Any:
-    """Subscriber messages of the period the bot answered (a subquery: cid, day, channel,
-    text, intent, handled_as), by the turn rule in the module docstring."""
+    """Subscriber messages of the period the bot answered (the turn rule in the module
+    docstring), as a materialized CTE: cid, day, channel, text, intent, handled_as. Read once,
+    with each JSON field extracted once per row (the costly part), by every aggregate below."""
     m, c, reply = Message, Conversation, aliased(Message)
     written_in = func.coalesce(m.channel, c.channel)
     query = (
@@ -431,17 +444,20 @@ def _bot_answered(session: AsyncSession, period: Period, channel: str | None) ->
                 reply.conversation_id == m.conversation_id,
                 reply.created_at == m.created_at,
                 reply.author == Author.BOT,
+                reply.created_at >= period.since,  # implied; lets the planner narrow it down
+                reply.created_at < period.until,
             ),
         )
     )
     if channel is not None:
         query = query.where(written_in == channel)
-    return query.subquery("answered")
+    return query.cte("answered").prefix_with("MATERIALIZED")
 
 
-def _parsed(s: Any) -> ColumnElement[bool]:
-    """A text that went through the NLU, not a /command."""
-    return and_(s.c.intent.is_not(None), not_(s.c.text.startswith("/")))
+@dataclass(slots=True)
+class _BotWork:
+    intents: Counter[str] = field(default_factory=Counter)
+    miss_texts: Counter[str] = field(default_factory=Counter)
 
 
 async def _bot_figures(
@@ -450,76 +466,74 @@ async def _bot_figures(
     channel: str | None,
     escalations: list[_Escalation],
     cells: dict[Cell, Figures],
-) -> None:
-    s = _bot_answered(session, period, channel)
-    parsed = _parsed(s)
-    counts = select(
-        s.c.day,
-        s.c.channel,
-        func.count(func.distinct(s.c.cid)),
-        func.coalesce(func.sum(case((parsed, 1), else_=0)), 0),
-        func.coalesce(func.sum(case((and_(parsed, s.c.handled_as == MISS), 1), else_=0)), 0),
-    ).group_by(s.c.day, s.c.channel)
-    for day, ch, contacts, texts, misses in (await session.execute(counts)).all():
-        f = cells[(_as_date(day), str(ch), None)]
-        f.contacts += int(contacts)
-        f.bot_texts += int(texts)
-        f.misses += int(misses)
-    # Contacts handed off that day move from the bot's row to the group's.
-    sent_to = {(e.conversation_id, e.day): e.group for e in escalations}  # the day's last
-    if not sent_to:
-        return
-    escalated_ids = (
-        select(ConversationEvent.conversation_id)
-        .where(
-            ConversationEvent.kind == "escalated",
-            ConversationEvent.at >= period.since,
-            ConversationEvent.at < period.until,
+) -> _BotWork:
+    """Contacts, texts and misses into `cells`; the requests' intents and the misses' texts
+    (normalised here: SQLite's lower() knows only ASCII) counted for the top lists. One
+    statement: three aggregates of the answered messages, told apart by their first column."""
+    a = _bot_answered(session, period, channel)
+    none = null().cast(String)
+    contacts = select(
+        literal_column("'contacts'"), a.c.day, a.c.channel, none, none, none,
+        func.count(func.distinct(a.c.cid)),
+    ).group_by(a.c.day, a.c.channel)  # fmt: skip
+    miss_text = case((a.c.handled_as == MISS, a.c.text), else_=None)
+    texts = (
+        select(
+            literal_column("'texts'"),
+            a.c.day,
+            a.c.channel,
+            a.c.intent,
+            a.c.handled_as,
+            miss_text,
+            func.count(),
         )
-        .scalar_subquery()
+        .where(a.c.intent.is_not(None), not_(a.c.text.startswith("/")))  # NLU, not a /command
+        .group_by(a.c.day, a.c.channel, a.c.intent, a.c.handled_as, miss_text)
     )
-    handed = select(s.c.cid, s.c.day, s.c.channel).where(s.c.cid.in_(escalated_ids)).distinct()
-    for cid, day, ch in (await session.execute(handed)).all():
-        key = (int(cid), _as_date(day))
-        if key not in sent_to:
-            continue
-        cells[(key[1], str(ch), None)].contacts -= 1
-        f = cells[(key[1], str(ch), sent_to[key])]
-        f.contacts += 1
-        f.handed_off += 1
-
-
-async def _top_intents(
-    session: AsyncSession, period: Period, channel: str | None, top: int
-) -> list[Count]:
-    s = _bot_answered(session, period, channel)
-    n = func.count().label("n")
-    query = (
-        select(s.c.intent, n)
-        .where(_parsed(s), s.c.handled_as.is_(None))
-        .group_by(s.c.intent)
-        .order_by(n.desc(), s.c.intent)
-        .limit(top)
+    e = ConversationEvent
+    escalated_ids = select(e.conversation_id).where(
+        e.kind == "escalated", e.at >= period.since, e.at < period.until
     )
-    return [Count(str(i), int(k)) for i, k in (await session.execute(query)).all()]
-
-
-async def _top_misses(
-    session: AsyncSession, period: Period, channel: str | None, top: int
-) -> list[Count]:
-    """Texts grouped in SQL, then merged by their normalised form here (SQLite's lower() only
-    knows ASCII: Cyrillic case is folded in Python)."""
-    s = _bot_answered(session, period, channel)
-    query = (
-        select(s.c.text, func.count()).where(_parsed(s), s.c.handled_as == MISS).group_by(s.c.text)
+    handed = (
+        select(
+            literal_column("'handed'"),
+            a.c.day,
+            a.c.channel,
+            a.c.cid.cast(String),
+            none,
+            none,
+            func.count(),
+        )
+        .where(a.c.cid.in_(escalated_ids))
+        .group_by(a.c.cid, a.c.day, a.c.channel)
     )
-    merged: Counter[str] = Counter()
-    for text, n in (await session.execute(query)).all():
-        key = normalise(str(text or ""))
-        if key:
-            merged[key] += int(n)
-    ordered = sorted(merged.items(), key=lambda kv: (-kv[1], kv[0]))
-    return [Count(t, n) for t, n in ordered[:top]]
+    sent_to = {(e.conversation_id, e.day): e.group for e in escalations}  # the day's last
+    work = _BotWork()
+    for kind, day, ch, key, handled_as, text, n in (
+        await session.execute(union_all(contacts, texts, handed))
+    ).all():
+        day = _as_date(day)
+        bot = cells[(day, str(ch), None)]
+        if kind == "contacts":
+            bot.contacts += int(n)
+        elif kind == "texts":
+            bot.bot_texts += int(n)
+            if handled_as == MISS:
+                bot.misses += int(n)
+                if normalised := normalise(str(text or "")):
+                    work.miss_texts[normalised] += int(n)
+            elif handled_as is None:
+                work.intents[str(key)] += int(n)
+        elif (int(key), day) in sent_to:  # a contact handed off that day: to the group's row
+            bot.contacts -= 1
+            group = cells[(day, str(ch), sent_to[(int(key), day)])]
+            group.contacts += 1
+            group.handed_off += 1
+    return work
+
+
+def _top(counts: Counter[str], top: int) -> list[Count]:
+    return [Count(k, n) for k, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:top]]
 
 
 # -- operators (also the supervisor's "today") -------------------------------------------------

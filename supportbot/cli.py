@@ -20,6 +20,7 @@ from dialogs.yamlsrc import ContentError
 from nlu.data import TrainingDataError
 from storage.db import DatabaseConfigError
 from supportbot.cli_dialogs import add_dialogs_commands
+from supportbot.cli_incidents import add_incident_commands
 from supportbot.cli_nlu import add_nlu_commands
 from supportbot.cli_operators import add_operator_commands
 from supportbot.cli_rasa import add_rasa_commands
@@ -98,6 +99,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add_dialogs_commands(sub)
     add_operator_commands(sub)
+    add_incident_commands(sub)
     add_nlu_commands(sub)
     add_rasa_commands(sub)
 

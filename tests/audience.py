@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import func, insert, select
 
 from storage.db import Database
 from storage.models import (
@@ -114,6 +114,20 @@ async def seed(db: Database, people: Sequence[Person]) -> list[int]:
             ],
         )
     return subscribers
+
+
+async def conversation_of(db: Database, channel: str, user_id: int) -> int:
+    """The latest conversation of the account `user_id` in `channel`."""
+    async with db.session() as s:
+        conv_id = await s.scalar(
+            select(func.max(Conversation.id))
+            .join(ChannelAccount, ChannelAccount.id == Conversation.channel_account_id)
+            .where(
+                ChannelAccount.channel == channel, ChannelAccount.external_user_id == str(user_id)
+            )
+        )
+    assert conv_id is not None, f"no conversation of {channel} user {user_id}"
+    return int(conv_id)
 
 
 async def _insert(session: Any, model: type[Any], rows: list[dict[str, Any]]) -> list[int]:

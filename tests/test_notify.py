@@ -18,7 +18,7 @@ from storage.models import (
     OutboxItem,
     Subscriber,
 )
-from tests.audience import Person, seed
+from tests.audience import Person, conversation_of, seed
 
 NEWS = Response(
     "incident_closed",
@@ -52,19 +52,6 @@ async def queued(db: Database) -> list[tuple[str, str, str | None, int | None, s
             .order_by(OutboxItem.id)
         )
         return [tuple(r) for r in rows]  # type: ignore[misc]
-
-
-async def conversation_of(db: Database, channel: str, user_id: int) -> int:
-    async with db.session() as s:
-        conv_id = await s.scalar(
-            select(func.max(Conversation.id))
-            .join(ChannelAccount, ChannelAccount.id == Conversation.channel_account_id)
-            .where(
-                ChannelAccount.channel == channel, ChannelAccount.external_user_id == str(user_id)
-            )
-        )
-    assert conv_id is not None
-    return int(conv_id)
 
 
 async def test_one_message_per_person_in_the_channel_they_wrote_from_last(db: Database) -> None:

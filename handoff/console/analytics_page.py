@@ -24,7 +24,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from handoff.analytics import NO_GROUP, Count, Figures, Reason, Report, Row, service_report
+from handoff.analytics import NO_GROUP, Figures, Report, Row, service_report
 from handoff.console.security import Me, me
 from handoff.console.state import ApiError, Console, console
 from handoff.console.views import CHANNELS
@@ -114,13 +114,20 @@ async def page(request: web.Request) -> web.StreamResponse:
         return state.render(
             request, "error.html", status=403, message="Эта страница — для супервизоров."
         )
+    context: dict[str, Any] = {
+        "channels": list(CHANNELS.items()),
+        "groups": [*((g, g) for g in state.groups), (NO_GROUP, NO_GROUP_LABEL)],
+        "group_label": group_label,
+        "no_group_label": NO_GROUP_LABEL,
+    }
     try:
         query, report = await _report(state, request)
     except ApiError as exc:
-        raw = {k: request.query.get(k, "") for k in ("from", "to", "channel", "group")}
+        form = {k: request.query.get(k, "") for k in ("from", "to", "channel", "group")}
         return state.render(
-            request, "analytics.html", status=400, error=str(exc), form=raw, **_choices(state)
-        )
+            request, "analytics.html", status=400, error=str(exc), form=form, report=None,
+            **context,
+        )  # fmt: skip
     return state.render(
         request,
         "analytics.html",
@@ -129,8 +136,7 @@ async def page(request: web.Request) -> web.StreamResponse:
         query=urlencode(query.params()),
         report=report,
         charts=charts(report),
-        group_label=group_label,
-        **_choices(state),
+        **context,
     )
 
 
@@ -166,13 +172,6 @@ def add_routes(r: web.UrlDispatcher) -> None:
     r.add_get("/analytics", page, name="analytics")
     r.add_get("/analytics.csv", csv_export, name="analytics-csv")
     r.add_get("/api/analytics", api_report, name="api:analytics")
-
-
-def _choices(state: Console) -> dict[str, Any]:
-    return {
-        "channels": list(CHANNELS.items()),
-        "groups": [*((g, g) for g in state.groups), (NO_GROUP, NO_GROUP_LABEL)],
-    }
 
 
 def group_label(group: str | None) -> str:
@@ -233,8 +232,8 @@ def to_csv(rows: list[Row]) -> str:
 
 # -- charts (inline SVG geometry; templates/analytics.html draws it) ----------------------------
 
-WIDTH = 760
-LEFT, RIGHT, TOP, BOTTOM = 44, 44, 14, 34
+WIDTH = 560  # viewBox units: the charts sit two abreast, so text stays legible when scaled
+LEFT, RIGHT, TOP, BOTTOM = 48, 44, 14, 34
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,8 +269,10 @@ class Chart:
     bars: list[Bar]
     series: list[Series]
     labels: list[Label]
-    grid: list[float]  # y of horizontal lines
+    grid: list[float]  # y of horizontal lines from `left` to `right`
     empty: bool
+    left: int = LEFT
+    right: int = WIDTH - RIGHT
 
 
 def _nice(top: float) -> int:
@@ -284,7 +285,7 @@ def _nice(top: float) -> int:
 
 def _day_axis(days: list[date], height: int) -> tuple[float, list[Label]]:
     slot = (WIDTH - LEFT - RIGHT) / max(len(days), 1)
-    every = max(1, math.ceil(len(days) / 16))
+    every = max(1, math.ceil(len(days) / 10))
     labels = [
         Label(LEFT + slot * (i + 0.5), height - BOTTOM + 16, d.strftime("%d.%m"))
         for i, d in enumerate(days)
@@ -334,15 +335,23 @@ def contacts_chart(report: Report, height: int = 240) -> Chart:
             f"{d:%d.%m}: обращений {f.contacts}, решено ботом {f.contained}, "
             f"передано оператору {f.handed_off}"
         )
-        base = TOP + plot
+        base = float(TOP + plot)
         for count, css in ((f.contained, "bar-bot"), (f.handed_off, "bar-op")):
             h = plot * count / top
             if count:
-                bars.append(Bar(round(x, 1), round(base - h, 1), round(width, 1), round(h, 1), css, title))
+                bars.append(
+                    Bar(round(x, 1), round(base - h, 1), round(width, 1), round(h, 1), css, title)
+                )
             base -= h
-    labels += [Label(LEFT - 6, TOP + plot * (1 - k / 2) + 4, str(top * k // 2), "end") for k in range(3)]
-    labels += [Label(WIDTH - RIGHT + 6, TOP + plot * (1 - k / 2) + 4, f"{50 * k} %", "start") for k in range(3)]
-    line = _percent_series(days, slot, height, "line-containment", "удержание", lambda f: f.containment_pct)
+    ticks = (0, top // 2, top) if top % 2 == 0 else (0, top)
+    labels += [Label(LEFT - 6, TOP + plot * (1 - n / top) + 4, str(n), "end") for n in ticks]
+    labels += [
+        Label(WIDTH - RIGHT + 6, TOP + plot * (1 - k / 2) + 4, f"{50 * k} %", "start")
+        for k in range(3)
+    ]
+    line = _percent_series(
+        days, slot, height, "line-containment", "удержание", lambda f: f.containment_pct
+    )
     return Chart(
         WIDTH, height, bars, [line], labels, [TOP + plot * k / 2 for k in range(3)],
         empty=not any(f.contacts for _, f in days),
@@ -359,7 +368,9 @@ def quality_chart(report: Report, height: int = 220) -> Chart:
         _percent_series(days, slot, height, "line-timely", "своевременный первый ответ", lambda f: f.timely_pct),
         _percent_series(days, slot, height, "line-csat", "CSAT", lambda f: f.csat_pct),
     ]  # fmt: skip
-    labels += [Label(LEFT - 6, TOP + plot * (1 - k / 2) + 4, f"{50 * k} %", "end") for k in range(3)]
+    labels += [
+        Label(LEFT - 6, TOP + plot * (1 - k / 2) + 4, f"{50 * k} %", "end") for k in range(3)
+    ]
     return Chart(
         WIDTH, height, [], series, labels, [TOP + plot * k / 2 for k in range(3)],
         empty=not any(s.dots for s in series),
@@ -368,35 +379,28 @@ def quality_chart(report: Report, height: int = 220) -> Chart:
 
 def ranking_chart(items: list[tuple[str, int, str]], css: str) -> Chart:
     """Horizontal bars: (label, count, tooltip) best first."""
-    row, label_w = 24, 250
+    row, label_w = 24, 210
     height = TOP + row * len(items) + 6
     top = max((n for _, n, _ in items), default=1)
-    span = WIDTH - label_w - 60
+    span = WIDTH - label_w - 40
     bars, labels = [], []
     for i, (text, n, title) in enumerate(items):
         y = TOP + row * i
         w = max(span * n / top, 2.0)
         bars.append(Bar(label_w, y + 3, round(w, 1), row - 8, css, title))
-        short = text if len(text) <= 34 else text[:33] + "…"
+        short = text if len(text) <= 30 else text[:29] + "…"
         labels.append(Label(label_w - 8, y + row / 2 + 3, short, "end"))
         labels.append(Label(label_w + w + 6, y + row / 2 + 3, str(n), "start"))
     return Chart(WIDTH, height, bars, [], labels, [], empty=not items)
 
 
 def charts(report: Report) -> dict[str, Chart]:
-    intents: list[Count] = report.top_intents
-    reasons: list[Reason] = report.handoff_reasons
+    reasons = [(f"{r.reason} → {group_label(r.group)}", r.count) for r in report.handoff_reasons]
     return {
         "contacts": contacts_chart(report),
         "quality": quality_chart(report),
         "intents": ranking_chart(
-            [(c.key, c.count, f"{c.key}: {c.count}") for c in intents], "bar-intent"
+            [(c.key, c.count, f"{c.key}: {c.count}") for c in report.top_intents], "bar-intent"
         ),
-        "reasons": ranking_chart(
-            [
-                (f"{r.reason} → {group_label(r.group)}", r.count, f"{r.reason} → {group_label(r.group)}: {r.count}")
-                for r in reasons
-            ],
-            "bar-reason",
-        ),  # fmt: skip
+        "reasons": ranking_chart([(r, n, f"{r}: {n}") for r, n in reasons], "bar-reason"),
     }

@@ -121,7 +121,7 @@ def _text(body: dict[str, Any], key: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise ApiError(f"{key}: нужен текст")
+        raise ApiError(f"{key} must be text")
     return value
 
 
@@ -133,7 +133,7 @@ def _eta(body: dict[str, Any], tz: ZoneInfo) -> datetime | None:
     try:
         value = datetime.fromisoformat(raw.strip())
     except ValueError as exc:
-        raise ApiError("eta: дата и время вида 2026-11-22T18:30") from exc
+        raise ApiError("eta must be a date and time like 2026-11-22T18:30") from exc
     return value.replace(tzinfo=tz) if value.tzinfo is None else value
 
 
@@ -202,7 +202,7 @@ async def close(request: web.Request) -> web.Response:
     body = await json_body(request)
     content = state.current_content
     if content is None:
-        raise ApiError("контент бота не загружен: некому писать", 503)
+        raise ApiError("the bot's content is not loaded: nothing to send", 503)
     try:
         async with state.db.session() as session:
             async with session.begin():

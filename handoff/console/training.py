@@ -39,6 +39,7 @@ from handoff.console.security import Me, me
 from handoff.console.state import ApiError, console, json_body
 from handoff.console.views import CHANNELS, iso, local
 from nlu import learned
+from storage.db import Database
 from storage.models import (
     Author,
     Conversation,
@@ -89,7 +90,10 @@ class Training:
         since = getattr(self.model, "live_since", None)
         if not isinstance(since, datetime):
             since = self.seen.setdefault(fingerprint, utcnow())
-        return {"fingerprint": fingerprint, "live_since": iso(since)}
+        # "rasa": the console's examples retrain the embedded fallback here; the Rasa server
+        # learns them when it is retrained from content/nlu (`supportbot rasa serve`).
+        engine = str(getattr(self.model, "name", "embedded"))
+        return {"fingerprint": fingerprint, "live_since": iso(since), "engine": engine}
 
 
 TRAINING = web.AppKey("training", Training)
@@ -196,7 +200,7 @@ async def api_review(request: web.Request) -> web.Response:
     )
 
 
-async def _store(db: Any, message_id: int, intent: str | None, text: str, who: int) -> None:
+async def _store(db: Database, message_id: int, intent: str | None, text: str, who: int) -> None:
     try:
         async with db.session() as session, session.begin():
             session.add(NluReview(message_id=message_id, intent=intent, text=text, operator_id=who))

@@ -34,6 +34,7 @@ from storage.models import (
 )
 
 CHANNELS = {"telegram": "Telegram", "vk": "VK"}
+HANDLED_LABELS = {"cancel": "отмена формы", "command": "команда"}
 EARLIER_MESSAGES = 30  # of a person's earlier chats, shown above the current one
 STATES = {
     ConversationState.BOT: "с ботом",
@@ -300,10 +301,10 @@ def _nlu(nlu: dict[str, Any] | None, content: Content | None) -> dict[str, Any] 
         if isinstance(e, dict)
     ]
     handled = str(nlu.get("handled_as") or "")
-    if handled.startswith("form:") or handled == "cancel":  # the NLU's guess didn't matter here
+    if handled.startswith("form:") or handled in HANDLED_LABELS:  # the NLU's guess didn't matter
         return {
-            "intent": "ответ в форме" if handled != "cancel" else "отмена формы",
-            "title": handled.removeprefix("form:") if handled != "cancel" else None,
+            "intent": HANDLED_LABELS.get(handled, "ответ в форме"),
+            "title": handled.removeprefix("form:") if handled.startswith("form:") else None,
             "confidence": None,
             "percent": "",
             "alternatives": [],

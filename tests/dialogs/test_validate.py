@@ -135,6 +135,26 @@ def test_cli_validates_the_shipped_content(capsys: pytest.CaptureFixture[str]) -
 MISTAKES = [
     pytest.param(
         Mistake(
+            "omni.yml",
+            'commands: ["/unlink", "отвязать аккаунт",',
+            'commands: ["/unlink", "Связать!",',
+            '"Связать!"',
+            ("command", "Связать!", "link_accounts"),
+        ),
+        id="command-taken-by-another-flow",
+    ),
+    pytest.param(
+        Mistake(
+            "omni.yml",
+            'commands: ["/unlink", "отвязать аккаунт", "отвязать", "отвязать аккаунты"]',
+            'commands: "/unlink"',
+            'commands: "/unlink"',
+            ("commands", "list"),
+        ),
+        id="commands-not-a-list",
+    ),
+    pytest.param(
+        Mistake(
             "smalltalk.yml",
             '    intent: deny\n    title: "👎 Нет"\n',
             '    intent: deny\n     title: "👎 Нет"\n',

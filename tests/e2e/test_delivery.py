@@ -1,23 +1,30 @@
-"""The outbox worker with the real aiogram sender against the Telegram emulator: limits, retries,
-long texts, ordering. Rows are put in the outbox directly, as the pipeline would."""
+"""The outbox worker with the real aiogram / vkbottle senders against the emulators: limits,
+retries, long texts, ordering, long backlogs. Rows are put in the outbox directly, as the
+pipeline would."""
 
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
+from bots import delivery
 from bots.delivery import OutboxWorker, RateLimits
 from bots.emulator.telegram import TelegramEmulator
+from bots.emulator.vk import VKEmulator
 from bots.telegram import TelegramSender, bot_for
+from bots.vk import VKSender, make_api
 from dialogs.messages import Button, Outbound
 from storage import repo
 from storage.db import Database
 from storage.models import OutboxItem
 from tests.conftest import fresh_sqlite
+from tests.support import ROOT
 
 TOKEN = "7000000002:delivery-test"
 
@@ -113,3 +120,82 @@ async def test_long_reply_is_split_and_a_failure_mid_way_sends_no_part_twice(
         item = await s.scalar(select(OutboxItem))
     assert item is not None and item.parts_sent == 3
     assert item.platform_message_ids == [str(p["message_id"]) for p in parts]
+
+
+async def test_a_long_backlog_is_never_sent_twice_when_it_outlasts_the_lease(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A broadcast bigger than `rate x lease` once claimed every row at once: rows still waiting
+    for their turn when the lease ran out were claimed again and sent twice. Now at most `batch`
+    rows are in flight (here: 1 s lease, 60 chats at 20/s = 3 s, 10 in flight)."""
+    monkeypatch.setattr(delivery, "LEASE", timedelta(seconds=1))
+    emu = TelegramEmulator(TOKEN, enforce_limits=True)
+    await emu.start()
+    db = await fresh_sqlite(tmp_path / "lease.db")
+    bot = bot_for(TOKEN, emu.base_url)
+    worker = OutboxWorker(
+        db, TelegramSender(bot), RateLimits(overall=20), batch=10, poll_interval=0.1
+    )
+    task = asyncio.create_task(worker.run())
+    try:
+        chats = [7000 + i for i in range(60)]
+        for chat in chats:
+            emu.add_user(chat)
+        async with db.session() as s, s.begin():
+            await repo.enqueue(
+                s,
+                [
+                    {"channel": "telegram", "chat_id": str(c), "body": {"text": "новость"}}
+                    for c in chats
+                ],
+            )
+        worker.wake()
+        await emu.wait_sent(None, len(chats), timeout=30)
+        assert await statuses(db) == ["sent"] * len(chats)
+        assert Counter(s["chat_id"] for s in emu.sent()) == dict.fromkeys(chats, 1)
+    finally:
+        await worker.stop()
+        await task
+        await bot.session.close()
+        await db.dispose()
+        await emu.stop()
+
+
+async def test_vk_limit_counts_requests_not_messages(tmp_path: Path) -> None:
+    """A long text is several messages.send calls, a photo two more API calls: each one waits
+    its turn, so the token's requests per second stay at the configured rate."""
+    emu = VKEmulator(enforce_limits=True)
+    await emu.start()
+    db = await fresh_sqlite(tmp_path / "vk.db")
+    sender = VKSender(make_api(emu.token, api_url=emu.api_url))
+    worker = OutboxWorker(db, sender, RateLimits(5, 1, 5), poll_interval=0.1)
+    task = asyncio.create_task(worker.run())
+    long_text = "\n\n".join(["Подробности об аварии и работах. " * 40] * 7)  # 3 parts
+    bodies = [Outbound(text=long_text).to_json() for _ in range(3)]
+    bodies.append(
+        Outbound(text="Схема проезда", image=str(ROOT / "content/media/sbp.png")).to_json()
+    )
+    try:
+        async with db.session() as s, s.begin():
+            await repo.enqueue(
+                s,
+                [
+                    {"channel": "vk", "chat_id": str(9000 + i), "body": b}
+                    for i, b in enumerate(bodies)
+                ],
+            )
+        worker.wake()
+        for i, parts in enumerate([3, 3, 3, 1]):
+            await emu.wait_sent(9000 + i, parts, timeout=30)
+        assert await statuses(db) == ["sent"] * 4
+        requests = [c["method"] for c in emu.calls]
+        assert requests.count("messages.send") == 10
+        assert {"photos.getMessagesUploadServer", "photos.saveMessagesPhoto"} <= set(requests)
+        assert [c for c in emu.calls if c["error"] is not None] == []
+        assert emu.max_rate_per_second() <= 5  # 12 requests for 4 messages, 5 a second
+    finally:
+        await worker.stop()
+        await task
+        await sender.close()
+        await db.dispose()
+        await emu.stop()

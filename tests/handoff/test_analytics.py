@@ -142,7 +142,9 @@ async def seed(db: Database) -> dict[str, int]:
         # C1, Telegram, with the bot only, on the 20th and the 21st (one conversation: a bot
         # conversation stays open until an operator closes it).
         c1 = await conv("c1", "telegram", state="bot")
-        w.bot_turn(c1, msk(20, 0, 0), "где оплатить?", intent="payment_methods")  # the first instant
+        w.bot_turn(
+            c1, msk(20, 0, 0), "где оплатить?", intent="payment_methods"
+        )  # the first instant
         w.bot_turn(c1, msk(20, 10, 1), "  Хочу   КОТИКА ", intent="out_of_scope", handled_as="miss")
         w.bot_turn(c1, msk(20, 10, 2), None, payload="intent:payment_methods")  # a button
         w.bot_turn(c1, msk(21, 9, 0), "где оплатить?", intent="payment_methods")
@@ -157,7 +159,9 @@ async def seed(db: Database) -> dict[str, int]:
             closed_at=msk(20, 11, 5), resolution="solved", csat=5, nps=10,
         )  # fmt: skip
         w.bot_turn(c2, msk(20, 11, 0), "баланс", intent="balance")
-        w.bot_turn(c2, msk(20, 11, 1), "+7 916 123-45-67", intent="balance", handled_as="form:phone")
+        w.bot_turn(
+            c2, msk(20, 11, 1), "+7 916 123-45-67", intent="balance", handled_as="form:phone"
+        )
         w.bot_turn(c2, msk(20, 11, 2), "позовите оператора", intent="operator")
         w.escalated(c2, msk(20, 11, 2), "consult", "asked for a human")
         w.event(c2, "assigned", msk(20, 11, 2, 10), "with_operator", "queued", operator_id=1)

@@ -109,7 +109,7 @@ def test_examples_land_in_their_own_file_grouped_by_intent(content: Path) -> Non
 
 TRICKY = [
     ("key: value # not a comment", "key: value # not a comment"),
-    ('- "quoted" \'single\' & *alias ! % @ `tick`', '- "quoted" \'single\' & *alias ! % @ `tick`'),
+    ("- \"quoted\" 'single' & *alias ! % @ `tick`", "- \"quoted\" 'single' & *alias ! % @ `tick`"),
     ("line one\nline two\r\n\tthree", "line one line two three"),
     ("\u2028split\x85by\u2029yaml breaks", "split by yaml breaks"),
     ("nul\x00and\x1bescape\ufeffbom", "nul and escape bom"),
@@ -167,7 +167,9 @@ def test_refusals_name_the_reason_and_touch_nothing(content: Path) -> None:
     assert dup.value.source.startswith("content/nlu/billing.yml:")
     # the held-out evaluation set is never trained on
     heldout = load_training_data([content / "nlu_test"]).examples[0]
-    with pytest.raises(learned.HeldOutExample, match=r"held-out evaluation set \(content/nlu_test/"):
+    with pytest.raises(
+        learned.HeldOutExample, match=r"held-out evaluation set \(content/nlu_test/"
+    ):
         learned.add_example(nlu, heldout.text, heldout.intent)
     with pytest.raises(learned.EmptyExample):
         learned.add_example(nlu, " \n\t ", "balance")
@@ -193,7 +195,7 @@ def test_a_hand_edited_file_of_another_shape_is_not_rewritten(content: Path) -> 
 def test_broken_training_data_is_reported_not_written_around(content: Path) -> None:
     billing = content / "nlu" / "billing.yml"
     billing.write_text(billing.read_text("utf-8") + "\n  oops: [unclosed\n", "utf-8")
-    with pytest.raises(learned.BrokenTrainingData, match="billing.yml"):
+    with pytest.raises(learned.BrokenTrainingData, match=r"billing\.yml"):
         learned.add_example(content / "nlu", MISSED, "offices")
     assert not (content / "nlu" / learned.FILE_NAME).exists()
 
@@ -336,7 +338,9 @@ async def test_the_review_list(db: Database, tmp_path: Path) -> None:
     d = await seed.conversation()
     await seed.says(d, "missed_again", "Куда к вам   ногами дойти!", parsed("deny", 0.3, "miss"))
     await seed.says(d, "trained", "где оплатить?", parsed("payment_methods", 0.3, "miss"))
-    await seed.says(d, "old", "давнее сообщение", parsed("balance", 0.2, "miss"), ago=timedelta(days=20))
+    await seed.says(
+        d, "old", "давнее сообщение", parsed("balance", 0.2, "miss"), ago=timedelta(days=20)
+    )
     await seed.says(d, "reviewed", "уже разобрано", parsed("balance", 0.2, "miss"))
     await seed.says(d, "skipped_text", "спам спам спам", parsed("balance", 0.2, "miss"))
     await seed.says(d, "skipped_again", "Спам, спам, спам", parsed("balance", 0.2, "miss"))
@@ -498,10 +502,13 @@ async def test_an_editor_teaches_the_bot_a_message_it_missed(env: Env) -> None:
         await asyncio.sleep(0.05)
     took = time.perf_counter() - started
     assert model["fingerprint"] == expected, "the new model never went live"
+    assert model["engine"] == "embedded"
     print(f"\nadd -> new model live: {took:.2f} s")
     assert datetime.fromisoformat(model["live_since"]) > datetime.now(UTC) - timedelta(seconds=60)
 
-    parse = await env.app.service.engine.parse(MISSED)
+    engine = env.app.service.engine
+    assert engine is not None
+    parse = await engine.parse(MISSED)
     assert parse.intent == "offices" and parse.confidence >= 0.4
     again = await env.says(user, MISSED)  # the subscriber asks the same again
     assert again[-1]["text"].startswith(OFFICES_ANSWER)

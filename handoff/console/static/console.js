@@ -71,8 +71,28 @@
     return data;
   }
 
+  // -- incidents: a live alert on every supervisor page (BEGIN incidents) ------------------------
+  // Page scripts follow the socket too: "console:event" (detail: the event) and "console:live".
+  function incidentAlert(event) {
+    const i = event.incident || {};
+    if (i.action !== "opened" || i.source !== "detected") return;
+    if (!document.querySelector('link[href$="/static/incidents.css"]')) {
+      document.head.append(el("link", { rel: "stylesheet", href: `${base}/static/incidents.css` }));
+    }
+    const box = el("div", { class: "incident-alert", role: "alert", dataset: { id: i.id } },
+      `🚧 Похоже на аварию: ${i.area_title} — обращений: ${i.reports}. `,
+      el("a", { href: `${base}/incidents` }, "Открыть «Аварии»"),
+      el("button", { type: "button" }, "✕"));
+    box.querySelector("button").addEventListener("click", () => box.remove());
+    for (const old of document.querySelectorAll(`.incident-alert[data-id="${i.id}"]`)) old.remove();
+    body.append(box);
+  }
+  let liveStarted = false;
+  // -- (END incidents) ----------------------------------------------------------------------------
+
   // -- live updates -------------------------------------------------------------------------------
   function live(onEvent, onOpen) {
+    liveStarted = true;  // (incidents)
     const dot = $("#live");
     let delay = 1000;
     const connect = () => {
@@ -83,12 +103,16 @@
         opened = true;
         delay = 1000;
         if (dot) { dot.className = "live on"; dot.title = "Живые обновления: подключено"; }
+        document.dispatchEvent(new CustomEvent("console:live"));  // (incidents)
         onOpen();
       };
       ws.onmessage = (msg) => {
         let event;
         try { event = JSON.parse(msg.data); } catch (e) { return; }
-        if (event.type !== "hello") onEvent(event);
+        if (event.type === "hello") return;
+        if (event.type === "incident") incidentAlert(event);  // (incidents)
+        document.dispatchEvent(new CustomEvent("console:event", { detail: event }));  // (incidents)
+        onEvent(event);
       };
       ws.onclose = (ev) => {
         if (ev.code === 4401) { window.location.assign(base + "/login"); return; }
@@ -382,4 +406,6 @@
   if (page === "queue") queuePage();
   else if (page === "chat") chatPage();
   else if (page === "supervisor") supervisorPage();
+  // (incidents) pages without live updates of their own still get the outage alert
+  if (!liveStarted && $("#live") && page !== "error") live(() => {}, () => {});
 })();

@@ -73,7 +73,10 @@
       poller = null;
       const took = ((Date.now() - addedAt) / 1000).toFixed(1);
       if (status) status.dataset.fingerprint = model.fingerprint;
-      showStatus(`Новая модель работает с ${clock(model.live_since)} (через ${took} с после добавления).`, "live");
+      const rasa = model.engine === "rasa"
+        ? " Это встроенная модель (запасная); сервер Rasa выучит пример, когда его переобучат (supportbot rasa serve)."
+        : "";
+      showStatus(`Новая модель работает с ${clock(model.live_since)} (через ${took} с после добавления).${rasa}`, "live");
     } else if (Date.now() - addedAt > GIVE_UP_MS) {
       clearInterval(poller);
       poller = null;

@@ -31,13 +31,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from dialogs.backends import Backend, BackendContext, BackendError, to_json
 from dialogs.content import Response
 from storage import repo
 from storage.models import (
+    Base,
     Incident,
     IncidentStatus,
     IncidentSubscriber,
@@ -210,10 +213,49 @@ def incident_json(incident: Incident) -> dict[str, Any]:
     }
 
 
-async def open_for(session: AsyncSession, area: str) -> Incident | None:
-    found: Incident | None = await session.scalar(
-        select(Incident).where(Incident.area == area, Incident.status == IncidentStatus.OPEN)
+# Hot-path statements (every outage check), built once: building SQL expressions costs more
+# than running them on SQLite (bench/incidents.py).
+_OPEN_FOR = select(Incident).where(
+    Incident.area == bindparam("area"), Incident.status == IncidentStatus.OPEN
+)
+_SEEN = (  # this subscriber's report for the area in the window, not of an incident closed since
+    select(OutageReport.id)
+    .where(
+        OutageReport.subscriber_id == bindparam("subscriber_id"),
+        OutageReport.area == bindparam("area"),
+        OutageReport.at > bindparam("since"),
+        or_(OutageReport.incident_id.is_(None), OutageReport.incident_id == bindparam("current")),
     )
+    .limit(1)
+)
+_RECENT = select(OutageReport.subscriber_id, OutageReport.problem).where(
+    OutageReport.area == bindparam("area"),
+    OutageReport.at > bindparam("since"),
+    OutageReport.incident_id.is_(None),  # a closed incident's reports don't open the next one
+)
+_REPORTS = Base.metadata.tables["outage_reports"]
+_REPORT = _REPORTS.insert()
+_COUNT_ONE_MORE = (  # atomic: several processes count into one incident
+    update(Base.metadata.tables["incidents"])
+    .where(Incident.__table__.c.id == bindparam("incident_id"))
+    .values(reports=Incident.__table__.c.reports + 1)
+)
+_SUBSCRIBE = {
+    name: dialect.insert(IncidentSubscriber).on_conflict_do_nothing()
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+}
+_WILL_TELL = (
+    select(IncidentSubscriber.notify, Subscriber.notifications_off_at)
+    .join(Subscriber, Subscriber.id == IncidentSubscriber.subscriber_id)
+    .where(
+        IncidentSubscriber.incident_id == bindparam("incident_id"),
+        IncidentSubscriber.subscriber_id == bindparam("subscriber_id"),
+    )
+)
+
+
+async def open_for(session: AsyncSession, area: str) -> Incident | None:
+    found: Incident | None = await session.scalar(_OPEN_FOR, {"area": area})
     return found
 
 
@@ -288,36 +330,19 @@ async def _open(session: AsyncSession, values: dict[str, Any]) -> tuple[Incident
 async def _subscribe(
     session: AsyncSession, incident_id: int, subscriber_ids: list[int], now: datetime
 ) -> None:
-    if subscriber_ids:
-        await session.execute(
-            _insert(session, IncidentSubscriber)
-            .values(
-                [
-                    {
-                        "incident_id": incident_id,
-                        "subscriber_id": s,
-                        "notify": True,
-                        "joined_at": now,
-                    }
-                    for s in subscriber_ids
-                ]
-            )
-            .on_conflict_do_nothing()
-        )
+    """Subscribe them to the closing notice; who is subscribed already keeps their choice."""
+    rows = [
+        {"incident_id": incident_id, "subscriber_id": s, "notify": True, "joined_at": now}
+        for s in subscriber_ids
+    ]
+    if rows:
+        await session.execute(_SUBSCRIBE[session.get_bind().dialect.name], rows)
 
 
 async def _will_tell(session: AsyncSession, incident_id: int, subscriber_id: int) -> bool:
     """Will this subscriber get the closing notice (subscribed, not muted, not opted out)?"""
-    row = (
-        await session.execute(
-            select(IncidentSubscriber.notify, Subscriber.notifications_off_at)
-            .join(Subscriber, Subscriber.id == IncidentSubscriber.subscriber_id)
-            .where(
-                IncidentSubscriber.incident_id == incident_id,
-                IncidentSubscriber.subscriber_id == subscriber_id,
-            )
-        )
-    ).first()
+    params = {"incident_id": incident_id, "subscriber_id": subscriber_id}
+    row = (await session.execute(_WILL_TELL, params)).first()
     return row is not None and bool(row[0]) and row[1] is None
 
 
@@ -389,44 +414,37 @@ class Incidents:
     ) -> bool:
         """Record the contact unless this subscriber reported this area within the window."""
         seen = await s.scalar(
-            select(OutageReport.id)
-            .where(
-                OutageReport.subscriber_id == ctx.subscriber_id,
-                OutageReport.area == area.key,
-                OutageReport.at > now - self.rules.window,
-            )
-            .limit(1)
+            _SEEN,
+            {
+                "subscriber_id": ctx.subscriber_id,
+                "area": area.key,
+                "since": now - self.rules.window,
+                "current": incident.id if incident else None,
+            },
         )
         if seen is not None:
             return False
-        s.add(
-            OutageReport(
-                subscriber_id=ctx.subscriber_id,
-                conversation_id=ctx.conversation_id,
-                area=area.key,
-                area_title=area.title,
-                problem=problem[:32],
-                incident_id=incident.id if incident else None,
-                at=now,
-            )
+        await s.execute(
+            _REPORT,
+            {
+                "subscriber_id": ctx.subscriber_id,
+                "conversation_id": ctx.conversation_id,
+                "area": area.key,
+                "area_title": area.title,
+                "problem": problem[:32],
+                "incident_id": incident.id if incident else None,
+                "at": now,
+            },
         )
         if incident is not None:
-            await s.execute(
-                update(Incident)
-                .where(Incident.id == incident.id)
-                .values(reports=Incident.reports + 1)
-                .execution_options(synchronize_session="fetch")
-            )
-        await s.flush()
+            await s.execute(_COUNT_ONE_MORE, {"incident_id": incident.id})
+            set_committed_value(incident, "reports", incident.reports + 1)
         return True
 
     async def _detect(self, s: AsyncSession, area: Area, now: datetime) -> Incident | None:
         """Open an incident if enough distinct subscribers reported the area within the window."""
         since = now - self.rules.window
-        recent = (OutageReport.area == area.key, OutageReport.at > since)
-        rows = (
-            await s.execute(select(OutageReport.subscriber_id, OutageReport.problem).where(*recent))
-        ).all()
+        rows = (await s.execute(_RECENT, {"area": area.key, "since": since})).all()
         reporters = sorted({r[0] for r in rows})
         if len(reporters) < self.rules.threshold:
             return None
@@ -444,7 +462,11 @@ class Incidents:
         )
         linked = await s.execute(
             update(OutageReport)
-            .where(*recent, OutageReport.incident_id.is_(None))
+            .where(
+                OutageReport.area == area.key,
+                OutageReport.at > since,
+                OutageReport.incident_id.is_(None),
+            )
             .values(incident_id=incident.id)
             .execution_options(synchronize_session=False)
         )
@@ -507,14 +529,18 @@ class Incidents:
             )
         # Who reported this area within the window hears when it is fixed, too.
         since = now - self.rules.window
-        recent = (OutageReport.area == where.key, OutageReport.at > since)
+        recent = (
+            OutageReport.area == where.key,
+            OutageReport.at > since,
+            OutageReport.incident_id.is_(None),
+        )
         reporters = list(
             (await session.scalars(select(OutageReport.subscriber_id).where(*recent))).all()
         )
         await _subscribe(session, incident.id, sorted(set(reporters)), now)
         linked = await session.execute(
             update(OutageReport)
-            .where(*recent, OutageReport.incident_id.is_(None))
+            .where(*recent)
             .values(incident_id=incident.id)
             .execution_options(synchronize_session=False)
         )

@@ -11,7 +11,9 @@ included.
   The pipeline (dialogs/pipeline.py) inserts a subscriber message and the replies of its turn in
   one statement with one `created_at`, and only the bot (or the rating step) replies there; so
   messages to a queued chat or an operator (no bot reply) and rating answers (written after the
-  chat's `closed_at`) are not the bot's. Button presses and media count too.
+  chat's `closed_at`) are not the bot's. Button presses and media count too. (One known
+  exception: when a linked subscriber's queued chat follows them to the channel they now write
+  in, the «продолжим здесь» notice is a reply of that turn, so that one message counts.)
 - **Contact** (обращение): a conversation on a day its subscriber wrote to the bot (at least one
   message the bot answered that day), per channel the messages were written in. A bot
   conversation stays open until an operator closes it, so one conversation can span weeks: the
@@ -48,6 +50,10 @@ included.
   sent to). What the bot did by itself (contained contacts, fallback rate, intents, fallback
   texts) belongs to no group (`None`, filter value `NO_GROUP`).
 Totals are sums of the rows' counts, so a chat assigned on two days counts on both.
+
+Cost: the messages of the period are read once (one statement over a materialized CTE; the NLU
+JSON is the expensive part), everything else is aggregated in SQL or reads handed-off chats
+only. bench/analytics.py measures it.
 """
 
 from __future__ import annotations
@@ -340,21 +346,18 @@ async def service_report(
         raise ValueError("the period ends before it starts")
     period = Period(start, end, ZoneInfo(timezone))
     cells: dict[Cell, Figures] = defaultdict(Figures)
-    escalations = await _escalations(session, period)
-    work = await _bot_figures(session, period, channel, escalations, cells)
-    operator = await operator_figures(
-        session,
-        period.since,
-        period.until,
-        timezone=timezone,
-        first_response_target=first_response_target,
-        channel=channel,
-    )
-    for cell, figures in operator.items():
-        cells[cell].add(figures)
 
     def wanted(g: str | None) -> bool:
         return group is None or g == (None if group == NO_GROUP else group)
+
+    bot_side = wanted(None)
+    escalations = await _escalations(session, period)
+    work = await _bot_figures(session, period, channel, escalations, cells, bot_side=bot_side)
+    operator = await operator_figures(
+        session, period, first_response_target=first_response_target, channel=channel
+    )
+    for cell, figures in operator.items():
+        cells[cell].add(figures)
 
     rows = [
         Row(day, ch, g, f)
@@ -363,7 +366,6 @@ async def service_report(
         )
         if wanted(g)
     ]
-    bot_side = wanted(None)
     reasons = Counter(
         (e.reason, e.group) for e in escalations if wanted(e.group) and channel in (None, e.channel)
     )
@@ -399,41 +401,54 @@ async def _escalations(session: AsyncSession, period: Period) -> list[_Escalatio
     """The period's "escalated" events, oldest first."""
     e, c = ConversationEvent, Conversation
     query = (
-        select(e.conversation_id, e.at, e.data, c.channel, c.skill_group)
+        select(
+            e.conversation_id,
+            e.at,
+            e.data["group"].as_string(),
+            e.data["reason"].as_string(),
+            c.channel,
+            c.skill_group,
+        )
         .join(c, c.id == e.conversation_id)
         .where(e.kind == "escalated", e.at >= period.since, e.at < period.until)
         .order_by(e.at, e.id)
     )
-    out = []
-    for conv_id, at, data, channel, current_group in (await session.execute(query)).all():
-        data = data if isinstance(data, dict) else {}
-        out.append(
-            _Escalation(
-                conversation_id=int(conv_id),
-                day=period.day_of(at),
-                channel=str(channel),
-                group=str(data.get("group") or current_group or "") or None,
-                reason=str(data.get("reason") or "—"),
-            )
+    return [
+        _Escalation(
+            conversation_id=int(conv_id),
+            day=period.day_of(at),
+            channel=str(channel),
+            group=sent_to or current_group or None,
+            reason=reason or "—",
         )
-    return out
+        for conv_id, at, sent_to, reason, channel, current_group in (
+            await session.execute(query)
+        ).all()
+    ]
 
 
-def _bot_answered(session: AsyncSession, period: Period, channel: str | None) -> Any:
+def _bot_answered(
+    session: AsyncSession, period: Period, channel: str | None, *, escalated_only: Any = None
+) -> Any:
     """Subscriber messages of the period the bot answered (the turn rule in the module
     docstring), as a materialized CTE: cid, day, channel, text, intent, handled_as. Read once,
-    with each JSON field extracted once per row (the costly part), by every aggregate below."""
+    with each JSON field extracted once per row (the costly part), by every aggregate below.
+    `escalated_only`: a select of conversation ids; then just cid, day, channel of those."""
     m, c, reply = Message, Conversation, aliased(Message)
     written_in = func.coalesce(m.channel, c.channel)
-    query = (
-        select(
-            m.conversation_id.label("cid"),
-            local_day(session, m.created_at, period).label("day"),
-            written_in.label("channel"),
+    columns = [
+        m.conversation_id.label("cid"),
+        local_day(session, m.created_at, period).label("day"),
+        written_in.label("channel"),
+    ]
+    if escalated_only is None:
+        columns += [
             m.text.label("text"),
             m.nlu["intent"].as_string().label("intent"),
             m.nlu["handled_as"].as_string().label("handled_as"),
-        )
+        ]
+    query = (
+        select(*columns)
         .join(c, c.id == m.conversation_id)
         .where(
             m.author == Author.SUBSCRIBER,
@@ -451,6 +466,8 @@ def _bot_answered(session: AsyncSession, period: Period, channel: str | None) ->
     )
     if channel is not None:
         query = query.where(written_in == channel)
+    if escalated_only is not None:
+        query = query.where(m.conversation_id.in_(escalated_only))
     return query.cte("answered").prefix_with("MATERIALIZED")
 
 
@@ -466,34 +483,19 @@ async def _bot_figures(
     channel: str | None,
     escalations: list[_Escalation],
     cells: dict[Cell, Figures],
+    *,
+    bot_side: bool = True,
 ) -> _BotWork:
     """Contacts, texts and misses into `cells`; the requests' intents and the misses' texts
     (normalised here: SQLite's lower() knows only ASCII) counted for the top lists. One
-    statement: three aggregates of the answered messages, told apart by their first column."""
-    a = _bot_answered(session, period, channel)
-    none = null().cast(String)
-    contacts = select(
-        literal_column("'contacts'"), a.c.day, a.c.channel, none, none, none,
-        func.count(func.distinct(a.c.cid)),
-    ).group_by(a.c.day, a.c.channel)  # fmt: skip
-    miss_text = case((a.c.handled_as == MISS, a.c.text), else_=None)
-    texts = (
-        select(
-            literal_column("'texts'"),
-            a.c.day,
-            a.c.channel,
-            a.c.intent,
-            a.c.handled_as,
-            miss_text,
-            func.count(),
-        )
-        .where(a.c.intent.is_not(None), not_(a.c.text.startswith("/")))  # NLU, not a /command
-        .group_by(a.c.day, a.c.channel, a.c.intent, a.c.handled_as, miss_text)
-    )
+    statement: three aggregates of the answered messages, told apart by their first column.
+    Without `bot_side` (a group's report) only the contacts handed off to groups."""
     e = ConversationEvent
     escalated_ids = select(e.conversation_id).where(
         e.kind == "escalated", e.at >= period.since, e.at < period.until
     )
+    a = _bot_answered(session, period, channel, escalated_only=None if bot_side else escalated_ids)
+    none = null().cast(String)
     handed = (
         select(
             literal_column("'handed'"),
@@ -507,11 +509,30 @@ async def _bot_figures(
         .where(a.c.cid.in_(escalated_ids))
         .group_by(a.c.cid, a.c.day, a.c.channel)
     )
+    statement: Any = handed
+    if bot_side:
+        contacts = select(
+            literal_column("'contacts'"), a.c.day, a.c.channel, none, none, none,
+            func.count(func.distinct(a.c.cid)),
+        ).group_by(a.c.day, a.c.channel)  # fmt: skip
+        miss_text = case((a.c.handled_as == MISS, a.c.text), else_=None)
+        texts = (
+            select(
+                literal_column("'texts'"),
+                a.c.day,
+                a.c.channel,
+                a.c.intent,
+                a.c.handled_as,
+                miss_text,
+                func.count(),
+            )
+            .where(a.c.intent.is_not(None), not_(a.c.text.startswith("/")))  # NLU, no /command
+            .group_by(a.c.day, a.c.channel, a.c.intent, a.c.handled_as, miss_text)
+        )
+        statement = union_all(contacts, texts, handed)
     sent_to = {(e.conversation_id, e.day): e.group for e in escalations}  # the day's last
     work = _BotWork()
-    for kind, day, ch, key, handled_as, text, n in (
-        await session.execute(union_all(contacts, texts, handed))
-    ).all():
+    for kind, day, ch, key, handled_as, text, n in (await session.execute(statement)).all():
         day = _as_date(day)
         bot = cells[(day, str(ch), None)]
         if kind == "contacts":
@@ -541,26 +562,23 @@ def _top(counts: Counter[str], top: int) -> list[Count]:
 
 async def operator_figures(
     session: AsyncSession,
-    since: datetime,
-    until: datetime,
+    period: Period,
     *,
-    timezone: str,
     first_response_target: float,
     channel: str | None = None,
 ) -> dict[Cell, Figures]:
     """First responses, responses inside the session, assignments and misses, CSAT and NPS of
-    [since, until), per local day x channel x the chat's current group."""
-    tz = ZoneInfo(timezone)
-    c = Conversation
+    the period, per local day x channel x the chat's current group."""
+    since, until = period.since, period.until
+    c, e = Conversation, ConversationEvent
     cells: dict[Cell, Figures] = defaultdict(Figures)
 
     def cell(at: datetime, ch: str, group: str | None) -> Figures:
-        return cells[(at.astimezone(tz).date(), ch, group)]
+        return cells[(period.day_of(at), ch, group)]
 
     def of_channel(query: Any) -> Any:
         return query if channel is None else query.where(c.channel == channel)
 
-    e = ConversationEvent
     # When the subscriber started waiting: the chat's last handoff from the bot before the first
     # reply. `queued_at` alone is not it: a transfer to another group restarts it.
     waiting_since = (
@@ -591,42 +609,56 @@ async def operator_figures(
         f.session_responses += 1
         f.session_response_total_s += gap
 
+    day = local_day(session, e.at, period).label("day")
+    missed = (e.kind == "missed").label("missed")
     handovers = of_channel(
-        select(e.conversation_id, e.kind, e.at, c.channel, c.skill_group)
+        select(day, c.channel, c.skill_group, missed, e.conversation_id)
         .join(c, c.id == e.conversation_id)
         .where(
             e.at >= since,
             e.at < until,
             or_(e.kind == "missed", e.to_state == ConversationState.WITH_OPERATOR),
         )
+    ).subquery()
+    h = handovers.c
+    per_day = select(
+        h.day, h.channel, h.skill_group, h.missed, func.count(func.distinct(h.conversation_id))
     )
-    assigned: set[tuple[Cell, int]] = set()
-    missed: set[tuple[Cell, int]] = set()
-    for conv_id, kind, at, ch, group in (await session.execute(handovers)).all():
-        key = (at.astimezone(tz).date(), ch, group)
-        (missed if kind == "missed" else assigned).add((key, conv_id))
-    for key, _ in assigned:
-        cells[key].assigned += 1
-    for key, _ in missed:
-        cells[key].missed += 1
+    for d, ch, group, was_missed, n in (
+        await session.execute(per_day.group_by(h.day, h.channel, h.skill_group, h.missed))
+    ).all():
+        f = cells[(_as_date(d), ch, group)]
+        if was_missed:
+            f.missed += n
+        else:
+            f.assigned += n
 
-    ratings = of_channel(
-        select(c.channel, c.skill_group, c.closed_at, c.csat, c.nps).where(
+    def count_if(condition: Any) -> Any:
+        return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+    closed = local_day(session, c.closed_at, period).label("day")
+    rated = of_channel(
+        select(closed, c.channel, c.skill_group, c.csat, c.nps).where(
             c.closed_at >= since,
             c.closed_at < until,
             or_(c.csat.is_not(None), c.nps.is_not(None)),
         )
-    )
-    for ch, group, closed, csat, nps in (await session.execute(ratings)).all():
-        f = cell(closed, ch, group)
-        if csat is not None:
-            f.rated += 1
-            f.csat_good += csat >= 4
-            f.csat_total += csat
-        if nps is not None:
-            f.nps_answers += 1
-            f.promoters += nps >= 9
-            f.detractors += nps <= 6
+    ).subquery()
+    r = rated.c
+    ratings = select(
+        r.day, r.channel, r.skill_group, func.count(r.csat), count_if(r.csat >= 4),
+        func.coalesce(func.sum(r.csat), 0), func.count(r.nps), count_if(r.nps >= 9),
+        count_if(r.nps <= 6),
+    ).group_by(r.day, r.channel, r.skill_group)  # fmt: skip
+    for d, ch, group, *counts in (await session.execute(ratings)).all():
+        f = cells[(_as_date(d), ch, group)]
+        n, good, total, answers, promoters, detractors = (int(x) for x in counts)
+        f.rated += n
+        f.csat_good += good
+        f.csat_total += total
+        f.nps_answers += answers
+        f.promoters += promoters
+        f.detractors += detractors
     return cells
 
 
@@ -636,23 +668,24 @@ async def _session_gaps(
     """(channel, group, reply time, seconds) from a subscriber message to the operator's next
     reply, after the chat's first reply; the earliest unanswered message counts."""
     m, c = Message, Conversation
+    chats = select(c.id).where(c.operator_replied_at >= since, c.first_response_at < until)
+    if channel is not None:
+        chats = chats.where(c.channel == channel)
     query = (
-        select(m.conversation_id, m.author, m.created_at, c.channel, c.skill_group)
+        select(m.conversation_id, m.created_at, m.id, m.author, c.channel, c.skill_group)
         .join(c, c.id == m.conversation_id)
         .where(
-            c.operator_replied_at >= since,
-            c.first_response_at < until,
+            m.conversation_id.in_(chats),  # SQLite starts from these chats, not all messages
             m.created_at >= c.first_response_at,
             m.created_at < until,
             m.author.in_([Author.SUBSCRIBER, Author.OPERATOR]),
         )
-        .order_by(m.conversation_id, m.created_at, m.id)
     )
-    if channel is not None:
-        query = query.where(c.channel == channel)
+    # Sorted here: asked to sort, SQLite walks every message in conversation order.
+    rows = sorted((await session.execute(query)).all(), key=lambda r: (r[0], r[1], r[2]))
     gaps = []
     pending: dict[int, datetime] = {}
-    for conv_id, author, at, ch, group in (await session.execute(query)).all():
+    for conv_id, at, _, author, ch, group in rows:
         if author == Author.SUBSCRIBER:
             pending.setdefault(conv_id, at)
         elif conv_id in pending:

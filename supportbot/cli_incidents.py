@@ -10,12 +10,15 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dialogs.backends import load_backend
 from dialogs.content import load_content
 from nlu.data import load_training_data
 from supportbot.settings import ConfigError, Settings
+
+if TYPE_CHECKING:
+    from storage.db import Database
 
 
 def add_incident_commands(sub: Any) -> None:
@@ -52,6 +55,20 @@ def _desk(settings: Settings) -> Any:
     return Incidents(Rules(**settings.incidents.model_dump()), backend)
 
 
+async def _database(settings: Settings) -> Database:
+    """The database, migrated (like `supportbot run` does at start)."""
+    from storage import migrate
+    from storage.db import Database
+
+    db = Database(settings.database_url)
+    try:
+        await migrate.upgrade(db)
+    except OSError as exc:
+        await db.dispose()
+        raise ConfigError(f"SUPPORTBOT_DATABASE_URL: cannot connect: {exc}") from exc
+    return db
+
+
 async def _publish(settings: Settings, events: list[dict[str, Any]]) -> None:
     """Tell open consoles (only possible across processes through Redis)."""
     if not settings.handoff.redis_url or not events:
@@ -69,10 +86,9 @@ async def _publish(settings: Settings, events: list[dict[str, Any]]) -> None:
 
 async def _list(settings: Settings, args: argparse.Namespace) -> int:
     from dialogs.incidents import audience, list_incidents
-    from storage.db import Database
     from storage.models import IncidentStatus
 
-    db = Database(settings.database_url)
+    db = await _database(settings)
     try:
         async with db.session() as s:
             found = await list_incidents(s)
@@ -96,12 +112,11 @@ async def _list(settings: Settings, args: argparse.Namespace) -> int:
 async def _declare(settings: Settings, args: argparse.Namespace) -> int:
     from dialogs.incidents import IncidentError
     from storage import repo
-    from storage.db import Database
     from storage.models import utcnow
 
     now = utcnow()
     eta = now + timedelta(hours=args.eta_hours) if args.eta_hours is not None else None
-    db = Database(settings.database_url)
+    db = await _database(settings)
     try:
         async with db.session() as s:
             async with s.begin():
@@ -129,7 +144,6 @@ async def _declare(settings: Settings, args: argparse.Namespace) -> int:
 async def _close(settings: Settings, args: argparse.Namespace) -> int:
     from dialogs.incidents import IncidentError
     from storage import repo
-    from storage.db import Database
     from storage.models import utcnow
 
     content_dir = settings.content_dir
@@ -138,7 +152,7 @@ async def _close(settings: Settings, args: argparse.Namespace) -> int:
         load_training_data([content_dir / "nlu"]).intents,
         groups=settings.skill_groups,
     )
-    db = Database(settings.database_url)
+    db = await _database(settings)
     try:
         async with db.session() as s:
             async with s.begin():

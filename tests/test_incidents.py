@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from datetime import timedelta
+import os
+import subprocess
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,7 +33,7 @@ from storage.models import (
     Subscriber,
     utcnow,
 )
-from tests.support import content_source, dialog_engine, trained_nlu
+from tests.support import CONTENT, ROOT, content_source, dialog_engine, trained_nlu
 
 STREET = "Лесная"
 _updates = itertools.count(1)
@@ -180,10 +184,15 @@ async def test_reports_older_than_the_window_do_not_count(db: Database) -> None:
     now = utcnow()
     async with db.session() as s, s.begin():
         subs = [await _subscriber(s, str(n)) for n in range(3)]
-        check = desk.check
-        assert await check(_ctx(s, subs[0]), address="Лесная 1", customer=None, problem="internet_down", now=now - timedelta(minutes=20)) is None  # fmt: skip
-        assert await check(_ctx(s, subs[1]), address="Лесная 2", customer=None, problem="internet_down", now=now) is None  # fmt: skip
-        found = await check(_ctx(s, subs[2]), address="Лесная 3", customer=None, problem="tv_down", now=now)  # fmt: skip
+
+        async def report(who: tuple[int, int], at: datetime) -> dict[str, Any] | None:
+            return await desk.check(
+                _ctx(s, who), address="Лесная 1", customer=None, problem="tv_down", now=at
+            )
+
+        assert await report(subs[0], now - timedelta(minutes=20)) is None
+        assert await report(subs[1], now) is None  # the first one is too old to make it two
+        found = await report(subs[2], now)
     assert found is not None and found["area"] == "лесная" and found["notify"] is True
     assert found["reports"] == 2  # the old report stays out of it
 
@@ -199,6 +208,36 @@ async def _subscriber(session: AsyncSession, user: str) -> tuple[int, int]:
 
 def _ctx(session: AsyncSession, who: tuple[int, int]) -> BackendContext:
     return BackendContext(session, "telegram", *who)
+
+
+async def test_after_a_close_only_new_reports_open_the_next_one(db: Database) -> None:
+    desk = Incidents(Rules(threshold=2))
+    content = content_source().current
+    async with db.session() as s, s.begin():
+        who = [await _subscriber(s, str(n)) for n in range(5)]
+
+    async def report(person: tuple[int, int]) -> dict[str, Any] | None:
+        async with db.session() as s, s.begin():
+            return await desk.check(
+                _ctx(s, person), address="Лесная 1", customer=None, problem="tv_down", now=utcnow()
+            )
+
+    assert await report(who[0]) is None
+    first = await report(who[1])
+    assert first is not None and "Не работает ТВ" in first["description"]
+    async with db.session() as s, s.begin():
+        await desk.close(
+            s,
+            first["incident"],
+            content.responses["incident_closed"],
+            resolution=None,
+            operator_id=None,
+            now=utcnow(),
+        )
+    assert await report(who[0]) is None  # reported before the close: counts again, as one
+    second = await report(who[2])
+    assert second is not None and second["incident"] != first["incident"]
+    assert second["reports"] == 2
 
 
 async def _check(session: AsyncSession, who: tuple[int, int], house: int) -> dict[str, Any] | None:
@@ -319,3 +358,37 @@ async def test_declare_close_tells_everyone_once_and_honours_opt_outs(db: Databa
     late = await bot.report("6", f"{STREET} 1")  # closed: troubleshooting again
     assert any("Выключи роутер" in t for t in late)
     assert "Эта авария уже устранена" in (await bot.press("2", "flow:incident_mute"))[0]
+
+
+def test_the_cli_declares_lists_and_closes(tmp_path: Path) -> None:
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("SUPPORTBOT_")},
+        "PYTHONPATH": str(ROOT),
+        "SUPPORTBOT_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
+        "SUPPORTBOT_CONTENT_DIR": str(CONTENT),
+    }
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "supportbot", "incidents", *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    made = cli("declare", "Октябрьский бульвар 20", "Обрыв кабеля", "--eta-hours", "2")
+    assert made.returncode == 0, made.stderr
+    assert "incident 1 open: Октябрьский бульвар [октябрьский]" in made.stdout
+    again = cli("declare", "октябрьский б-р, 14", "ещё раз")
+    assert again.returncode == 2 and "incident 1 is already open" in again.stderr
+    assert "Traceback" not in again.stderr
+    listed = cli("list")
+    assert "\tdeclared\tОктябрьский бульвар [октябрьский]" in listed.stdout
+    closed = cli("close", "1", "Починили")
+    assert closed.returncode == 0 and "incident 1 closed; queued 0 messages" in closed.stdout
+    assert cli("list").stdout.strip() == "no open incidents"
+    twice = cli("close", "1")
+    assert twice.returncode == 2 and "already closed" in twice.stderr

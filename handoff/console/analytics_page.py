@@ -5,34 +5,42 @@ Query parameters (all optional): `from`, `to` (ISO dates, both included; default
 days in `handoff.timezone`), `channel` (telegram | vk | all), `group` (a skill group, `none` for
 the bot's own work, or all). A bad value is a 400 naming the parameter.
 
+On SQLite the report is computed on its own connection in a worker thread, so the event loop
+(where SQLite statements otherwise run) stays free for the bots.
+
 The charts are inline SVG drawn here on the server (no script, no library): the console's CSP
-forbids inline styles, so shapes carry classes (console.css) and presentation attributes only.
+forbids inline styles, so shapes carry classes (static/analytics.css) and presentation
+attributes only.
 The CSV is for Excel as Russian offices have it: UTF-8 with a BOM, `;` between fields and a
 decimal comma; one row per day x channel x group with every figure.
 """
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
+from sqlalchemy.engine import make_url
 
 from handoff.analytics import NO_GROUP, Figures, Report, Row, service_report
-from handoff.console.security import Me, me
+from handoff.console.security import me
 from handoff.console.state import ApiError, Console, console
 from handoff.console.views import CHANNELS
+from storage.db import Database
 from storage.models import utcnow
 
 DEFAULT_DAYS = 14
 MAX_DAYS = 366
 NO_GROUP_LABEL = "без группы (бот)"
+FOR_SUPERVISORS = "Эта страница — для супервизоров."
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,26 +91,46 @@ def parse_query(params: Mapping[str, str], *, today: date, groups: list[str]) ->
     )
 
 
-def _forbidden(who: Me) -> bool:
-    return not who.supervisor
-
-
 async def _report(state: Console, request: web.Request) -> tuple[Query, Report]:
-    handoff = state.settings.handoff
     query = parse_query(
         request.query, today=utcnow().astimezone(state.tz).date(), groups=state.groups
     )
-    async with state.db.session() as session:
-        report = await service_report(
-            session,
-            start=query.start,
-            end=query.end,
-            timezone=handoff.timezone,
-            first_response_target=handoff.first_response_target,
-            channel=query.channel,
-            group=query.group,
-        )
-    return query, report
+    handoff = state.settings.handoff
+
+    async def compute(db: Database) -> Report:
+        async with db.session() as session:
+            return await service_report(
+                session,
+                start=query.start,
+                end=query.end,
+                timezone=handoff.timezone,
+                first_response_target=handoff.first_response_target,
+                channel=query.channel,
+                group=query.group,
+            )
+
+    file = make_url(state.db.url).database if state.db.is_sqlite else None
+    if file and file != ":memory:":
+        # SQLite runs statements on the event loop (storage/sqlite_inline.py): right for the
+        # bots' tiny statements, not for reading two weeks of messages. The report gets its own
+        # connection in a worker thread (WAL: readers never block the writer), so both bots
+        # keep answering while it is computed.
+        return query, await asyncio.to_thread(in_worker_thread, state.db.url, compute)
+    return query, await compute(state.db)
+
+
+def in_worker_thread(url: str, compute: Callable[[Database], Awaitable[Report]]) -> Report:
+    """Runs `compute` on a fresh connection to the database at `url`, on this thread's own
+    event loop (call it through asyncio.to_thread)."""
+
+    async def run() -> Report:
+        db = Database(url)
+        try:
+            return await compute(db)
+        finally:
+            await db.dispose()
+
+    return asyncio.run(run())
 
 
 # -- handlers -------------------------------------------------------------------------------------
@@ -110,15 +138,14 @@ async def _report(state: Console, request: web.Request) -> tuple[Query, Report]:
 
 async def page(request: web.Request) -> web.StreamResponse:
     state = console(request)
-    if _forbidden(me(request)):
-        return state.render(
-            request, "error.html", status=403, message="Эта страница — для супервизоров."
-        )
+    if not me(request).supervisor:
+        return state.render(request, "error.html", status=403, message=FOR_SUPERVISORS)
     context: dict[str, Any] = {
         "channels": list(CHANNELS.items()),
         "groups": [*((g, g) for g in state.groups), (NO_GROUP, NO_GROUP_LABEL)],
         "group_label": group_label,
         "no_group_label": NO_GROUP_LABEL,
+        "target": state.settings.handoff.first_response_target,
     }
     try:
         query, report = await _report(state, request)
@@ -142,7 +169,7 @@ async def page(request: web.Request) -> web.StreamResponse:
 
 async def api_report(request: web.Request) -> web.StreamResponse:
     state = console(request)
-    if _forbidden(me(request)):
+    if not me(request).supervisor:
         raise ApiError("supervisors only", 403)
     _, report = await _report(state, request)
     return web.json_response(report.to_json())
@@ -150,10 +177,8 @@ async def api_report(request: web.Request) -> web.StreamResponse:
 
 async def csv_export(request: web.Request) -> web.StreamResponse:
     state = console(request)
-    if _forbidden(me(request)):
-        return state.render(
-            request, "error.html", status=403, message="Эта страница — для супервизоров."
-        )
+    if not me(request).supervisor:
+        return state.render(request, "error.html", status=403, message=FOR_SUPERVISORS)
     try:
         query, report = await _report(state, request)
     except ApiError as exc:

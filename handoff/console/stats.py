@@ -19,14 +19,14 @@ These are handoff.analytics' operator figures for today: the analytics page coun
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handoff.analytics import Figures, local_midnight, operator_figures
+from handoff.analytics import Figures, Period, operator_figures
 from handoff.console.views import STATUS_LABELS, seconds
 from handoff.desk import SUPERVISORS
 from storage.models import (
@@ -47,8 +47,8 @@ async def supervisor_view(
     now: datetime | None = None,
 ) -> dict[str, Any]:
     now = now or utcnow()
-    today = now.astimezone(ZoneInfo(timezone)).date()
-    start = local_midnight(today, ZoneInfo(timezone))
+    tz = ZoneInfo(timezone)
+    today = Period(now.astimezone(tz).date(), now.astimezone(tz).date(), tz)
 
     waiting = (
         await session.execute(
@@ -103,9 +103,7 @@ async def supervisor_view(
 
     figures = await operator_figures(
         session,
-        start,
-        local_midnight(today + timedelta(days=1), ZoneInfo(timezone)),
-        timezone=timezone,
+        today,
         first_response_target=first_response_target,
     )
     t = Figures.total(figures.values())
@@ -115,7 +113,7 @@ async def supervisor_view(
         "operators": operators,
         "online": sum(1 for op in operators if op["status"] == "online"),
         "today": {
-            "since": start.isoformat(),
+            "since": today.since.isoformat(),
             "first_responses": t.first_responses,
             "timely_first_response_pct": t.timely_pct,
             "first_response_target_s": first_response_target,

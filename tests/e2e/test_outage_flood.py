@@ -11,6 +11,7 @@ import asyncio
 import json
 import re
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -148,10 +149,25 @@ async def test_a_flood_from_one_street_opens_an_incident_and_its_close_reaches_e
         [incident] = listed["open"]
         assert incident["id"] == alert["id"] and incident["subscribers"] == THRESHOLD
 
+        later = (datetime.now(UTC) + timedelta(hours=6)).isoformat(timespec="minutes")
+        async with http.post(
+            f"{base}/api/incidents/{incident['id']}",
+            json={"eta": later, "description": "Обрыв кабеля, бригада уже едет"},
+            headers={"X-CSRF-Token": csrf},
+        ) as resp:
+            assert resp.status == 200, await resp.text()
+            assert (await resp.json())["eta"] != incident["eta"]
+        async with http.post(
+            f"{base}/api/incidents/{incident['id']}",
+            json={"eta": "2020-01-01T10:00"},
+            headers={"X-CSRF-Token": csrf},
+        ) as resp:
+            assert resp.status == 400  # a fix time in the past is refused
+
         newcomer = Subscriber("telegram", 810_003, telegram)
         told = await newcomer.report("Лесная 20")
         assert "авария" in told["text"] and "починим к" in told["text"]
-        assert "Нет интернета у нескольких абонентов" in told["text"]
+        assert "Обрыв кабеля, бригада уже едет" in told["text"]  # the supervisor's update
         assert "напишу сюда" in told["text"]
         muting = Subscriber("vk", 910_003, vk)
         told_vk = await muting.report("ул. Лесная, 22")

@@ -204,6 +204,8 @@ class Message(Base):
     """Every turn of a conversation, both directions, whoever wrote it."""
 
     __tablename__ = "messages"
+    # Analytics and the NLU review list read recent messages by time.
+    __table_args__ = (Index("ix_messages_created_at", "created_at"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id"), index=True)

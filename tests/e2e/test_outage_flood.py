@@ -93,10 +93,11 @@ async def supervisor_client(app: App) -> tuple[aiohttp.ClientSession, str]:
     return http, csrf.group(1)
 
 
-async def next_incident_event(ws: aiohttp.ClientWebSocketResponse) -> dict[str, Any]:
+async def incident_event(ws: aiohttp.ClientWebSocketResponse, action: str) -> dict[str, Any]:
+    """The next live `incident` event with this action (opened, updated, closed)."""
     while True:
         event = await ws.receive_json(timeout=10)
-        if event.get("type") == "incident":
+        if event.get("type") == "incident" and event["incident"]["action"] == action:
             return dict(event["incident"])
 
 
@@ -141,8 +142,8 @@ async def test_a_flood_from_one_street_opens_an_incident_and_its_close_reaches_e
             assert TROUBLESHOOTING in answer["text"]
         assert "сейчас авария" in answers[-1]["text"]  # the one who crossed it is told at once
 
-        alert = await next_incident_event(ws)
-        assert alert["action"] == "opened" and alert["source"] == "detected"
+        alert = await incident_event(ws, "opened")
+        assert alert["source"] == "detected"
         assert alert["reports"] == THRESHOLD and "Лесная" in alert["area_title"]
         async with http.get(f"{base}/api/incidents") as resp:
             listed = await resp.json()
@@ -186,7 +187,7 @@ async def test_a_flood_from_one_street_opens_an_incident_and_its_close_reaches_e
             assert resp.status == 200, await resp.text()
             closed = await resp.json()
         assert closed["status"] == "closed" and closed["queued"] == THRESHOLD + 1
-        assert (await next_incident_event(ws))["action"] == "closed"
+        assert (await incident_event(ws, "closed"))["id"] == incident["id"]
         async with http.post(
             f"{base}/api/incidents/{incident['id']}/close",
             json={},

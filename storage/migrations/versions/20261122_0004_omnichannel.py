@@ -155,6 +155,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.add_column(sa.Column("channel", sa.String(length=16), nullable=True))
+        batch_op.create_index("ix_messages_created_at", ["created_at"], unique=False)
 
     with op.batch_alter_table("subscribers", schema=None) as batch_op:
         batch_op.add_column(
@@ -172,6 +173,7 @@ def downgrade() -> None:
         batch_op.drop_column("notifications_off_at")
 
     with op.batch_alter_table("messages", schema=None) as batch_op:
+        batch_op.drop_index("ix_messages_created_at")
         batch_op.drop_column("channel")
 
     op.drop_table("nlu_reviews")

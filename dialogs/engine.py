@@ -48,6 +48,7 @@ from dialogs.content import (
     UseFlow,
     command_key,
 )
+from dialogs.incidents import Incidents, Rules
 from dialogs.messages import Button, Outbound
 from dialogs.responder import Escalator, Turn
 from dialogs.slot_types import Choice, parse_value, window_options
@@ -80,10 +81,13 @@ class DialogEngine:
         threshold: float = 0.4,
         clock: Callable[[], datetime] = utcnow,
         escalator: Escalator | None = None,
+        incidents: Incidents | None = None,
     ) -> None:
         self.content = content
         self.backend = backend
         self.escalator = escalator
+        # Outage incidents (dialogs/incidents.py); default rules when none are given (dialog tests).
+        self.incidents = incidents or Incidents(Rules(), backend)
         self.threshold = threshold
         self.clock = clock
 
@@ -459,8 +463,7 @@ class _Run:
             return await self._outage(ctx, str(address))
         if action in incidents.ACTIONS:
             t = self.turn
-            desk = incidents.attached(self.e, b)
-            return await desk.act(
+            return await self.e.incidents.act(
                 action, t.session, t.account.subscriber_id, self.slots, now=self.e.clock()
             )
         raise BackendError(f"unknown action {action}", "unknown_action")
@@ -468,7 +471,7 @@ class _Run:
     async def _outage(self, ctx: BackendContext, address: str) -> Any:
         """`outage`: our open incident for the area, told before any troubleshooting, else the
         backend's outage. The contact is recorded and may open an incident (dialogs/incidents.py)."""
-        return await incidents.attached(self.e, self.e.backend).check(
+        return await self.e.incidents.check(
             ctx,
             address=address,
             customer=self.slots.get("customer"),

@@ -700,19 +700,6 @@ class Incidents:
         return {**incident_json(found[0]), "notify": False}
 
 
-def attach(engine: object, incidents: Incidents) -> None:
-    """Give a `DialogEngine` this app's incident desk (its `outage` action reads it)."""
-    vars(engine)[ENGINE_ATTR] = incidents
-
-
-def attached(engine: object, backend: Backend) -> Incidents:
-    """The engine's incident desk; default rules when the app attached none (dialog tests)."""
-    found = vars(engine).get(ENGINE_ATTR)
-    return found if isinstance(found, Incidents) else Incidents(Rules(), backend)
-
-
-ENGINE_ATTR = "incidents"
-
 __all__ = [
     "ACTIONS",
     "Area",
@@ -722,8 +709,6 @@ __all__ = [
     "Rules",
     "area_for",
     "area_key",
-    "attach",
-    "attached",
     "audience",
     "incident_json",
     "list_incidents",

@@ -21,7 +21,7 @@ from bots.delivery import OutboxWorker, RateLimits
 from bots.retry import RetryingHandler
 from dialogs.backends import Backend, load_backend
 from dialogs.engine import DialogEngine
-from dialogs.incidents import Incidents, Rules, attach
+from dialogs.incidents import Incidents, Rules
 from dialogs.messages import Channel
 from dialogs.pipeline import ConversationService
 from dialogs.reload import ReloadingContent
@@ -87,10 +87,12 @@ class App:
         )
         queue = HandoffQueue(self.content, self.settings.handoff, groups=self.settings.skill_groups)
         self.service.responder = self._responder or DialogEngine(
-            self.content, self.backend, threshold=self.settings.nlu.threshold, escalator=queue
+            self.content,
+            self.backend,
+            threshold=self.settings.nlu.threshold,
+            escalator=queue,
+            incidents=self.incidents,
         )
-        if isinstance(self.service.responder, DialogEngine):
-            attach(self.service.responder, self.incidents)
         self.service.rating = RatingResponder(self.content, nps=self.settings.handoff.nps)
         if isinstance(self.service.responder, DialogEngine):  # "продолжим здесь" notices
             self.service.notices = self.service.responder

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialogs.backends import BackendContext
 from dialogs.backends.demo import DemoBackend
-from dialogs.incidents import IncidentError, Incidents, Rules, area_for, attach, parse_area
+from dialogs.incidents import IncidentError, Incidents, Rules, area_for, parse_area
 from dialogs.messages import Channel, Inbound, Outbound
 from dialogs.pipeline import ConversationService
 from storage import repo
@@ -93,7 +93,7 @@ class Bot:
         self.events: list[dict[str, object]] = []
         self.engine = dialog_engine()
         self.incidents = Incidents(rules, self.engine.backend)
-        attach(self.engine, self.incidents)
+        self.engine.incidents = self.incidents
         self.service = ConversationService(db, self.engine, on_event=self.events.append)
 
     async def start(self) -> None:

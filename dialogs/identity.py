@@ -31,6 +31,7 @@ from dialogs.backends import BackendError
 from dialogs.messages import Outbound
 from storage import repo
 from storage.models import (
+    Author,
     ChannelAccount,
     Conversation,
     IncidentSubscriber,
@@ -159,32 +160,9 @@ async def _deliver(session: AsyncSession, target: ChannelAccount, reply: Outboun
         .order_by(Conversation.id.desc())
         .limit(1)
     )
-    message_id = None
-    if conv is not None:
-        (message_id,) = await repo.add_messages(
-            session,
-            [
-                {
-                    "conversation_id": conv.id,
-                    "channel": target.channel,
-                    "direction": "out",
-                    "author": "bot",
-                    "text": reply.text,
-                }
-            ],
-        )
-    await repo.enqueue(
-        session,
-        [
-            {
-                "channel": target.channel,
-                "chat_id": target.chat_id,
-                "channel_account_id": target.id,
-                "message_id": message_id,
-                "body": reply.to_json(),
-            }
-        ],
-    )
+    if conv is None:  # candidates have written to us, so they have a conversation
+        raise LinkError("no_other_account")
+    await repo.send(session, conv, target, [reply.to_json()], author=Author.BOT)
     repo.note_wake(session, target.channel)
 
 

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialogs.content import Response
 from dialogs.engine import render
-from dialogs.pipeline import _bot_message
+from dialogs.pipeline import bot_message
 from storage import repo
 from storage.models import ChannelAccount, Conversation, Direction, Message, Subscriber
 
@@ -84,7 +84,7 @@ async def notify(
             continue
         values = {**scope, "first_name": account.first_name or "друг", "channel": account.channel}
         reply = render(response, values, account.channel)
-        messages.append(_bot_message(conversation_id, reply, account.channel))
+        messages.append(bot_message(conversation_id, reply, account.channel))
         outbox.append(
             {
                 "channel": account.channel,

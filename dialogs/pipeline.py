@@ -150,7 +150,7 @@ class ConversationService:
             "channel": inbound.channel,
         }
         ids = await repo.add_messages(
-            session, [incoming, *(_bot_message(conv_id, r, inbound.channel) for r in replies)]
+            session, [incoming, *(bot_message(conv_id, r, inbound.channel) for r in replies)]
         )
         if replies:
             await repo.enqueue(
@@ -172,7 +172,7 @@ def _attachment_json(att: Attachment) -> dict[str, object]:
     return {k: v for k, v in asdict(att).items() if v is not None}
 
 
-def _bot_message(conversation_id: int, reply: Outbound, channel: str) -> dict[str, object]:
+def bot_message(conversation_id: int, reply: Outbound, channel: str) -> dict[str, object]:
     return {
         "conversation_id": conversation_id,
         "channel": channel,

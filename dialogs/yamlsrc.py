@@ -3,6 +3,7 @@ to its `line:col`, so every problem an editor causes is reported where it is in 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,10 @@ class ContentError(ValueError):
         self.problems = problems
 
 
+# libyaml's composer when present (about 5x faster; the same nodes and marks), else pure Python.
+LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def load(path: Path, display: str | None = None) -> Source:
     """Parse one YAML file; a syntax error raises ContentError with its position."""
     name = display or str(path)
@@ -74,13 +79,16 @@ def load(path: Path, display: str | None = None) -> Source:
     except (OSError, UnicodeDecodeError) as exc:
         raise ContentError([Problem(name, 1, 1, f"cannot read: {exc}")]) from exc
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=LOADER)
     except yaml.MarkedYAMLError as exc:
         # An unclosed quote or bracket is reported where it was opened, not at the end of the file.
         opened = exc.context and ("quoted scalar" in exc.context or "flow" in exc.context)
         mark = (exc.context_mark if opened else None) or exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         message = f"YAML syntax: {exc.problem or exc.context}"
+        if mark and "undefined alias" in message and "*" not in message:  # libyaml omits it
+            found = re.match(r"\*?([^\s,\]}]+)", text.splitlines()[mark.line][mark.column :])
+            message += f" *{found.group(1)}" if found else ""
         if opened:
             message = f"YAML syntax: {exc.context} that is never closed ({exc.problem})"
         raise ContentError([Problem(name, line, col, message)]) from exc

@@ -82,15 +82,11 @@ class ConversationService:
                     username=inbound.username,
                 )
                 replies: list[Outbound] = []
-                moved = await repo.continue_here(session, account)
-                if moved is not None:  # their chat in the other channel continues here
-                    conv, created = moved[0], False
-                    if self.notices is not None:
-                        turn = Turn(inbound, conv, account, created, session, parse)
-                        note = self.notices.notice("continued_here", turn, from_channel=moved[1])
-                        replies.append(note)
-                else:
-                    conv, created = await repo.open_conversation(session, account)
+                conv, created, came_from = await repo.open_or_continue(session, account)
+                if came_from is not None and self.notices is not None:  # "продолжим здесь"
+                    turn = Turn(inbound, conv, account, created, session, parse)
+                    note = self.notices.notice("continued_here", turn, from_channel=came_from)
+                    replies.append(note)
                 if conv.state == ConversationState.RATING and self.rating is not None:
                     turn = Turn(inbound, conv, account, created, session, parse)
                     replies, consumed = await self.rating.respond(turn)

@@ -122,13 +122,15 @@ async def get_or_create_account(
 
 
 async def open_conversation(
-    session: AsyncSession, account: ChannelAccount
+    session: AsyncSession, account: ChannelAccount, *, known_none: bool = False
 ) -> tuple[Conversation, bool]:
-    """The account's conversation that is not closed, or a new one with the bot. (conv, created)."""
-    params = {"account_id": account.id}
-    conv = (await session.execute(_OPEN_CONVERSATION, params)).scalar_one_or_none()
-    if conv is not None:
-        return conv, False
+    """The account's conversation that is not closed, or a new one with the bot. (conv, created).
+    `known_none`: the caller already looked and found none."""
+    if not known_none:
+        params = {"account_id": account.id}
+        conv = (await session.execute(_OPEN_CONVERSATION, params)).scalar_one_or_none()
+        if conv is not None:
+            return conv, False
     conv = Conversation(
         subscriber_id=account.subscriber_id,
         channel_account_id=account.id,
@@ -148,33 +150,55 @@ async def open_conversation(
 
 CONTINUE_WITHIN = timedelta(hours=24)
 _HANDOFF_STATES = (ConversationState.QUEUED, ConversationState.WITH_OPERATOR)
-
-
-async def continue_here(
-    session: AsyncSession, account: ChannelAccount
-) -> tuple[Conversation, str] | None:
-    """ "Продолжим здесь": a person with linked accounts writes in this channel while a chat of
-    theirs is still going on in another one (queued or with an operator, or in the middle of a
-    bot form, active in the last 24 h). That chat moves to this account and channel, so replies
-    come here and nothing is asked again; this account's own idle chat is closed. A busy chat in
-    this channel wins. Returns (the moved conversation, the channel it came from), or None."""
-    other = await session.scalar(
-        select(Conversation)
-        .where(
-            Conversation.subscriber_id == account.subscriber_id,
-            Conversation.channel_account_id != account.id,
-            Conversation.state.in_([*_HANDOFF_STATES, ConversationState.BOT]),
-            Conversation.updated_at > utcnow() - CONTINUE_WITHIN,
-        )
-        .order_by(Conversation.updated_at.desc(), Conversation.id.desc())
-        .limit(1)
+# A person's chats that are not closed, in any of their channels (usually one row): built once.
+_PERSON_OPEN = (
+    select(Conversation)
+    .where(
+        Conversation.subscriber_id == bindparam("subscriber_id"),
+        Conversation.state != ConversationState.CLOSED,
     )
-    if other is None or (other.state == ConversationState.BOT and not other.slots.get("_flow")):
-        return None
-    own = (await session.execute(_OPEN_CONVERSATION, {"account_id": account.id})).scalar()
+    .order_by(Conversation.id.desc())
+    .limit(10)
+)
+
+
+async def open_or_continue(
+    session: AsyncSession, account: ChannelAccount
+) -> tuple[Conversation, bool, str | None]:
+    """Like `open_conversation`, for a person who may have linked accounts: (conv, created,
+    the channel it came from when it moved here).
+
+    "Продолжим здесь": when this person writes in this channel while a chat of theirs is still
+    going on in another one (queued or with an operator, or in the middle of a bot form, active
+    in the last 24 h), that chat moves to this account and channel, so replies come here and
+    nothing is asked again; this account's own idle chat is closed. A busy chat in this channel
+    wins. One query either way: the person's open chats in every channel."""
+    rows = (await session.execute(_PERSON_OPEN, {"subscriber_id": account.subscriber_id})).scalars()
+    convs = list(rows)
+    own = next((c for c in convs if c.channel_account_id == account.id), None)
+    since = utcnow() - CONTINUE_WITHIN
+    others = sorted(
+        (
+            c
+            for c in convs
+            if c.channel_account_id != account.id
+            and c.updated_at > since
+            and (
+                c.state in _HANDOFF_STATES
+                or (c.state == ConversationState.BOT and c.slots.get("_flow"))
+            )
+        ),
+        key=lambda c: (c.updated_at, c.id),
+        reverse=True,
+    )
+    busy = own is not None and (own.state != ConversationState.BOT or own.slots.get("_flow"))
+    if not others or busy:
+        if own is not None:
+            return own, False, None
+        conv, created = await open_conversation(session, account, known_none=True)
+        return conv, created, None
+    other = others[0]
     if own is not None:
-        if own.state != ConversationState.BOT or own.slots.get("_flow"):
-            return None
         await set_state(session, own, ConversationState.CLOSED, data={"continued_in": other.id})
     came_from = other.channel
     other.channel_account_id, other.channel = account.id, account.channel
@@ -187,7 +211,7 @@ async def continue_here(
             data={"from": came_from, "to": account.channel},
         )
     )
-    return other, came_from
+    return other, False, came_from
 
 
 async def set_state(

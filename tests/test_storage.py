@@ -136,3 +136,54 @@ def test_database_urls_people_paste_are_accepted(url: str, expected: str) -> Non
 def test_bad_database_url_names_the_setting(url: str) -> None:
     with pytest.raises(DatabaseConfigError, match="SUPPORTBOT_DATABASE_URL"):
         normalize_url(url)
+
+
+async def _linked_person(db: Database) -> tuple[int, int]:
+    """One subscriber with a Telegram and a VK account (as after linking): (tg id, vk id)."""
+    async with db.session() as s, s.begin():
+        tg = await repo.get_or_create_account(s, channel="telegram", user_id="1", chat_id="1")
+        vk = await repo.get_or_create_account(s, channel="vk", user_id="2", chat_id="2")
+        vk.subscriber_id = tg.subscriber_id
+        return tg.id, vk.id
+
+
+async def test_a_chat_in_a_form_continues_in_the_other_channel(db: Database) -> None:
+    tg_id, vk_id = await _linked_person(db)
+    async with db.session() as s, s.begin():
+        tg = await s.get(ChannelAccount, tg_id)
+        assert tg is not None
+        conv, created, came_from = await repo.open_or_continue(s, tg)
+        assert created and came_from is None
+        conv.slots = {"_flow": {"name": "technician_visit", "pc": 2, "awaiting": "address"}}
+        started = conv.id
+    async with db.session() as s, s.begin():
+        vk = await s.get(ChannelAccount, vk_id)
+        assert vk is not None
+        moved, created, came_from = await repo.open_or_continue(s, vk)
+        assert (moved.id, created, came_from) == (started, False, "telegram")
+        assert (moved.channel, moved.channel_account_id) == ("vk", vk_id)
+    async with db.session() as s:
+        kinds = (
+            await s.scalars(
+                select(ConversationEvent.kind).where(ConversationEvent.conversation_id == started)
+            )
+        ).all()
+        assert "continued" in kinds
+
+
+async def test_an_idle_chat_stays_and_a_busy_one_here_wins(db: Database) -> None:
+    tg_id, vk_id = await _linked_person(db)
+    async with db.session() as s, s.begin():
+        tg = await s.get(ChannelAccount, tg_id)
+        vk = await s.get(ChannelAccount, vk_id)
+        assert tg is not None and vk is not None
+        idle, _, _ = await repo.open_or_continue(s, tg)  # with the bot, nothing pending
+        mine, _, came_from = await repo.open_or_continue(s, vk)
+        assert came_from is None and mine.id != idle.id and mine.channel == "vk"
+        idle.state = ConversationState.QUEUED  # Telegram's chat waits for an operator...
+        mine.slots = {"_flow": {"name": "complaint", "pc": 1, "awaiting": "complaint_text"}}
+    async with db.session() as s, s.begin():
+        vk = await s.get(ChannelAccount, vk_id)
+        assert vk is not None
+        same, _, came_from = await repo.open_or_continue(s, vk)  # ...but VK's own form is busy
+        assert (same.id, came_from) == (mine.id, None)

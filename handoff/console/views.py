@@ -451,6 +451,20 @@ async def chat_view(
             .order_by(Ticket.created_at.desc())
         )
     ).all()
+
+    def item(m: Message, channel: str | None, *, earlier: bool = False) -> dict[str, Any]:
+        return message_item(
+            m,
+            tz=tz,
+            now=now,
+            operators=names,
+            content=content,
+            uploads=uploads,
+            base=base,
+            channel=channel,
+            earlier=earlier,
+        )
+
     data = subscriber.data if subscriber is not None else {}
     customer = data.get("customer") if isinstance(data.get("customer"), dict) else None
     return {
@@ -480,34 +494,9 @@ async def chat_view(
         },
         "actions": actions(who, conv),
         "messages": sorted(
-            [
-                message_item(
-                    m,
-                    tz=tz,
-                    now=now,
-                    operators=names,
-                    content=content,
-                    uploads=uploads,
-                    base=base,
-                    channel=channel,
-                    earlier=True,
-                )
-                for m, channel in reversed(before)
-            ]
-            + [
-                message_item(
-                    m,
-                    tz=tz,
-                    now=now,
-                    operators=names,
-                    content=content,
-                    uploads=uploads,
-                    base=base,
-                    channel=conv.channel,
-                )
-                for m in messages
-            ],
-            key=lambda item: (item["at"] or "", item["id"]),
+            [item(m, channel, earlier=True) for m, channel in before]
+            + [item(m, conv.channel) for m in messages],
+            key=lambda m: (m["at"] or "", m["id"]),
         ),
         "slots": _flatten({k: v for k, v in conv.slots.items() if not k.startswith("_")}),
         "subscriber": {

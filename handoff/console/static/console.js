@@ -71,6 +71,9 @@
     return data;
   }
 
+  // Page scripts (incidents.js, training.js) run after this one and share these helpers.
+  window.SupportbotConsole = Object.freeze({ el, api, flash, base });
+
   // -- incidents: a live alert on every supervisor page (BEGIN incidents) ------------------------
   // Page scripts follow the socket too: "console:event" (detail: the event) and "console:live".
   function incidentAlert(event) {

@@ -5,52 +5,8 @@
 (() => {
   const body = document.body;
   if (body.dataset.page !== "incidents") return;
-  const base = body.dataset.base || "/console";
-  const csrf = (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
+  const { el, api, flash } = window.SupportbotConsole;  // console.js
   const $ = (sel) => document.querySelector(sel);
-
-  function el(tag, props, ...children) {
-    const node = document.createElement(tag);
-    for (const [key, value] of Object.entries(props || {})) {
-      if (value === null || value === undefined || value === false) continue;
-      if (key === "class") node.className = value;
-      else if (key === "dataset") Object.assign(node.dataset, value);
-      else node.setAttribute(key, String(value));
-    }
-    for (const child of children) {
-      if (child === null || child === undefined || child === false) continue;
-      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-    }
-    return node;
-  }
-
-  function flash(text, ok) {
-    const box = $("#flash");
-    if (!box) return;
-    box.textContent = text;
-    box.className = ok ? "flash ok" : "flash";
-    box.hidden = false;
-    clearTimeout(flash.timer);
-    flash.timer = setTimeout(() => { box.hidden = true; }, ok ? 4000 : 8000);
-  }
-
-  async function api(method, path, payload) {
-    const opts = { method, credentials: "same-origin", headers: { Accept: "application/json" } };
-    if (method !== "GET") {
-      opts.headers["X-CSRF-Token"] = csrf;
-      opts.headers["Content-Type"] = "application/json";
-      opts.body = JSON.stringify(payload || {});
-    }
-    const resp = await fetch(base + path, opts);
-    if (resp.status === 401) {
-      window.location.assign(base + "/login");
-      throw new Error("сессия закончилась");
-    }
-    let data = {};
-    try { data = await resp.json(); } catch (e) { data = {}; }
-    if (!resp.ok) throw new Error(data.error || `${resp.status} ${resp.statusText}`);
-    return data;
-  }
 
   function openRow(i) {
     const muted = i.muted ? el("small", {}, ` (+${i.muted} не сообщать)`) : null;

@@ -5,45 +5,11 @@
 (() => {
   const body = document.body;
   if (body.dataset.page !== "training") return;
-  const base = body.dataset.base || "/console";
-  const csrfMeta = document.querySelector('meta[name="csrf-token"]');
-  const csrf = csrfMeta ? csrfMeta.getAttribute("content") : "";
+  const { api, flash } = window.SupportbotConsole;  // console.js
   const status = document.getElementById("model-status");
   const table = document.getElementById("training-list");
   const POLL_MS = 500;
   const GIVE_UP_MS = 180000;  // Rasa-sized retraining plus slack; the embedded engine takes ~2 s
-
-  function flash(text, ok) {
-    const box = document.getElementById("flash");
-    if (!box) return;
-    box.textContent = text;
-    box.className = ok ? "flash ok" : "flash";
-    box.hidden = false;
-    clearTimeout(flash.timer);
-    flash.timer = setTimeout(() => { box.hidden = true; }, ok ? 4000 : 9000);
-  }
-
-  async function api(method, path, payload) {
-    const opts = { method, headers: { Accept: "application/json" }, credentials: "same-origin" };
-    if (method !== "GET") {
-      opts.headers["X-CSRF-Token"] = csrf;
-      opts.headers["Content-Type"] = "application/json";
-      opts.body = JSON.stringify(payload || {});
-    }
-    const resp = await fetch(base + path, opts);
-    if (resp.status === 401) {
-      window.location.assign(base + "/login");
-      throw new Error("сессия закончилась");
-    }
-    let data = {};
-    try { data = await resp.json(); } catch (e) { data = {}; }
-    if (!resp.ok) {
-      const err = new Error(data.error || `${resp.status} ${resp.statusText}`);
-      err.status = resp.status;
-      throw err;
-    }
-    return data;
-  }
 
   const clock = (iso) => (iso ? new Date(iso).toLocaleTimeString("ru-RU") : "—");
 

@@ -1,4 +1,4 @@
-"""Broadcast benchmark: a proactive notice to N subscribers, from `dialogs.notify` to delivery.
+"""Broadcast benchmark: a proactive notice to N subscribers, from `services.notify` to delivery.
 
 The real app runs in this process (outbox workers, aiogram, vkbottle) against the Telegram and VK
 emulators, both enforcing the platforms' limits (Telegram: 429 above 30 msg/s; VK: error 6 above
@@ -34,8 +34,8 @@ from bots.emulator.telegram import TelegramEmulator  # noqa: E402
 from bots.emulator.vk import VKEmulator  # noqa: E402
 from dialogs.content import Response, Variant  # noqa: E402
 from dialogs.messages import Channel  # noqa: E402
-from dialogs.notify import notify  # noqa: E402
 from handoff.config import HandoffSettings  # noqa: E402
+from services.notify import notify  # noqa: E402
 from storage.models import OutboxItem, OutboxStatus  # noqa: E402
 from supportbot.app import App  # noqa: E402
 from supportbot.settings import Settings, TelegramSettings, VKSettings  # noqa: E402

@@ -26,14 +26,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dialogs.backends.demo import DemoBackend  # noqa: E402
 from dialogs.content import load_content  # noqa: E402
-from dialogs.engine import DialogEngine, StaticContent  # noqa: E402
+from dialogs.engine import DialogEngine  # noqa: E402
 from dialogs.messages import Channel, Inbound  # noqa: E402
 from dialogs.pipeline import ConversationService  # noqa: E402
 from dialogs.reload import ReloadingContent  # noqa: E402
+from dialogs.responses import StaticContent  # noqa: E402
 from nlu.data import load_training_data  # noqa: E402
 from nlu.embedded import EmbeddedEngine  # noqa: E402
+from services.backend.demo import DemoBackend  # noqa: E402
 from storage import migrate  # noqa: E402
 from storage.db import Database  # noqa: E402
 

@@ -6,7 +6,7 @@
   (the 5th opens an incident, the rest take the open-incident path); p50/p99 per contact. The
   baseline is the demo backend's `outage_at` alone (what the action cost before incidents);
 - close: closing an incident with K subscribers: render + store + enqueue every closing message
-  (dialogs.notify), one transaction, wall time.
+  (services.notify), one transaction, wall time.
 
     .venv/bin/python bench/incidents.py [--db sqlite|postgres] [--contacts 2000] [--subscribers 2000]
 """
@@ -24,11 +24,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dialogs.backends import BackendContext  # noqa: E402
-from dialogs.backends.demo import DemoBackend  # noqa: E402
 from dialogs.content import load_content  # noqa: E402
-from dialogs.incidents import Incidents, Rules  # noqa: E402
 from nlu.data import load_training_data  # noqa: E402
+from services.backend import BackendContext  # noqa: E402
+from services.backend.demo import DemoBackend  # noqa: E402
+from services.outages import Incidents, Rules  # noqa: E402
 from storage import migrate, repo  # noqa: E402
 from storage.db import Database  # noqa: E402
 from storage.models import utcnow  # noqa: E402

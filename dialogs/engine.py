@@ -15,15 +15,13 @@ restart or another app process continues the same conversation. Content comes fr
 from __future__ import annotations
 
 import logging
-import random
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import select
 
-from dialogs import expr, identity, incidents
-from dialogs.backends import Backend, BackendContext, BackendError, Customer, to_json
+from dialogs import expr
 from dialogs.content import (
     FLOW_PAYLOAD,
     INTENT_PAYLOAD,
@@ -31,7 +29,6 @@ from dialogs.content import (
     REMEMBERED_TYPES,
     SLOT_PAYLOAD,
     STEP_PAYLOAD,
-    VK_ROWS,
     Ask,
     Call,
     Content,
@@ -48,10 +45,14 @@ from dialogs.content import (
     UseFlow,
     command_key,
 )
-from dialogs.incidents import Incidents, Rules
 from dialogs.messages import Button, Outbound
 from dialogs.responder import Escalator, Turn
+from dialogs.responses import ContentSource, render
 from dialogs.slot_types import Choice, parse_value, window_options
+from services import identity
+from services import outages as incidents
+from services.backend import Backend, BackendContext, BackendError, Customer, to_json
+from services.outages import Incidents, Rules
 from storage import repo
 from storage.models import ConversationState, Subscriber, Ticket, utcnow
 
@@ -60,16 +61,6 @@ log = logging.getLogger(__name__)
 NOT_A_DIGRESSION = {"affirm", "deny"}  # answers inside a form, never a new request
 NO_SUGGEST = {"out_of_scope", "affirm", "deny"}
 MAX_STEPS = 200  # per turn: a goto loop in content must not hang the bot
-
-
-class ContentSource(Protocol):
-    @property
-    def current(self) -> Content: ...
-
-
-class StaticContent:
-    def __init__(self, content: Content) -> None:
-        self.current = content
 
 
 class DialogEngine:
@@ -86,7 +77,7 @@ class DialogEngine:
         self.content = content
         self.backend = backend
         self.escalator = escalator
-        # Outage incidents (dialogs/incidents.py); default rules when none are given (dialog tests).
+        # Outage incidents (services/outages.py); default rules when none are given (dialog tests).
         self.incidents = incidents or Incidents(Rules(), backend)
         self.threshold = threshold
         self.clock = clock
@@ -470,7 +461,7 @@ class _Run:
 
     async def _outage(self, ctx: BackendContext, address: str) -> Any:
         """`outage`: our open incident for the area, told before any troubleshooting, else the
-        backend's outage. The contact is recorded and may open an incident (dialogs/incidents.py)."""
+        backend's outage. The contact is recorded and may open an incident (services/outages.py)."""
         return await self.e.incidents.check(
             ctx,
             address=address,
@@ -603,29 +594,3 @@ class _Run:
 
 def _window_key(option: dict[str, Any]) -> str:
     return f"{option['date']} {option['from']}-{option['to']}"
-
-
-def render(
-    response: Response,
-    scope: dict[str, Any],
-    channel: str,
-    extra: tuple[tuple[Button, ...], ...] = (),
-) -> Outbound:
-    """One reply from a response: a random variant, the channel's override, templates filled."""
-    variant = random.choice(response.variants).for_channel(channel)
-    text = expr.render(variant.text, scope) if variant.text is not None else None
-    if variant.lines is not None:
-        items = expr.resolve(variant.lines.of, scope)
-        lines = [
-            expr.render(variant.lines.text, {**scope, **item})
-            for item in (items if isinstance(items, list) else [])
-            if isinstance(item, dict)
-        ]
-        text = "\n".join([text, *lines] if text else lines)
-    rows = extra + tuple(
-        tuple(Button(b.title, b.payload, b.url) for b in row) for row in variant.buttons
-    )
-    if channel == "vk" and len(rows) > VK_ROWS:  # automatic buttons + the response's own
-        flat = [b for row in rows for b in row][: VK_ROWS * 2]
-        rows = tuple(tuple(flat[i : i + 2]) for i in range(0, len(flat), 2))
-    return Outbound(text=text, buttons=rows, image=variant.image, sticker=variant.sticker)

@@ -2,9 +2,10 @@
 
 In one transaction it drops a redelivered update, finds or creates the subscriber and the
 conversation, stores the message, lets the responder decide (only while the bot owns the chat;
-a closed chat asking for its rating goes to the rating responder) and writes the replies to the
-outbox. After commit it wakes the channel's outbox worker and publishes the live events noted in
-the transaction (operators' consoles see a queued chat's new message at once).
+a closed chat asking for its rating goes to the rating responder) and writes the replies through
+dialogs/outgoing.py. The transaction is the database's unit of work: once it commits, the
+channel's outbox sender is woken and the live events noted in it are published (operators'
+consoles see a queued chat's new message at once).
 Persist first, acknowledge after: if anything here fails, the frontend answers the platform
 with an error and the platform redelivers; the dedupe row makes that redelivery exactly-once.
 """
@@ -12,18 +13,19 @@ with an error and the platform redelivers; the dedupe row makes that redelivery 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import asdict
-from typing import Any, Protocol
+from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dialogs.messages import Attachment, Channel, HandleResult, Inbound, Outbound
+from dialogs import outgoing
+from dialogs.messages import Attachment, HandleResult, Inbound, Outbound
+from dialogs.outgoing import Outgoing, Recipient
 from dialogs.responder import Responder, Turn
 from nlu.types import IntentEngine, Parse
 from storage import repo
-from storage.db import Database
-from storage.models import Author, ConversationState, Direction
+from storage.db import Database, note_event
+from storage.models import Author, ChannelAccount, ConversationState, Direction
 
 log = logging.getLogger(__name__)
 
@@ -49,16 +51,12 @@ class ConversationService:
         responder: Responder,
         *,
         engine: IntentEngine | None = None,
-        on_outbox: Callable[[Channel], None] | None = None,
-        on_event: Callable[[dict[str, Any]], None] | None = None,
         rating: RatingResponder | None = None,
         notices: Notices | None = None,
     ) -> None:
         self.db = db
         self.responder = responder
         self.engine = engine
-        self.on_outbox = on_outbox
-        self.on_event = on_event
         self.rating = rating
         self.notices = notices
 
@@ -67,62 +65,49 @@ class ConversationService:
         parse = None
         if self.engine is not None and inbound.text and not inbound.payload:
             parse = await self.engine.parse(inbound.text)
-        async with self.db.session() as session:
-            async with session.begin():
-                if not await repo.claim_update(session, inbound.channel, inbound.update_id):
-                    log.info("duplicate update %s:%s dropped", inbound.channel, inbound.update_id)
-                    return HandleResult(duplicate=True)
-                account = await repo.get_or_create_account(
+        async with self.db.transaction() as session:
+            if not await repo.claim_update(session, inbound.channel, inbound.update_id):
+                log.info("duplicate update %s:%s dropped", inbound.channel, inbound.update_id)
+                return HandleResult(duplicate=True)
+            account = await repo.get_or_create_account(
+                session,
+                channel=inbound.channel,
+                user_id=inbound.user_id,
+                chat_id=inbound.chat_id,
+                first_name=inbound.first_name,
+                last_name=inbound.last_name,
+                username=inbound.username,
+            )
+            replies: list[Outbound] = []
+            conv, created, came_from = await repo.open_or_continue(session, account)
+            if came_from is not None and self.notices is not None:  # "продолжим здесь"
+                turn = Turn(inbound, conv, account, created, session, parse)
+                note = self.notices.notice("continued_here", turn, from_channel=came_from)
+                replies.append(note)
+            if conv.state == ConversationState.RATING and self.rating is not None:
+                turn = Turn(inbound, conv, account, created, session, parse)
+                replies, consumed = await self.rating.respond(turn)
+                if not consumed:  # the rating is over; this message is a new request
+                    conv, created = await repo.open_conversation(session, account)
+            handled_as = None
+            if conv.state == ConversationState.BOT:
+                turn = Turn(inbound, conv, account, created, session, parse)
+                replies += await self.responder.respond(turn)
+                handled_as = turn.handled_as
+            await self._store_turn(session, conv.id, account, inbound, parse, replies, handled_as)
+            if conv.state in (ConversationState.QUEUED, ConversationState.WITH_OPERATOR):
+                note_event(
                     session,
-                    channel=inbound.channel,
-                    user_id=inbound.user_id,
-                    chat_id=inbound.chat_id,
-                    first_name=inbound.first_name,
-                    last_name=inbound.last_name,
-                    username=inbound.username,
+                    {"type": "message", "conversation_id": conv.id, "state": conv.state},
                 )
-                replies: list[Outbound] = []
-                conv, created, came_from = await repo.open_or_continue(session, account)
-                if came_from is not None and self.notices is not None:  # "продолжим здесь"
-                    turn = Turn(inbound, conv, account, created, session, parse)
-                    note = self.notices.notice("continued_here", turn, from_channel=came_from)
-                    replies.append(note)
-                if conv.state == ConversationState.RATING and self.rating is not None:
-                    turn = Turn(inbound, conv, account, created, session, parse)
-                    replies, consumed = await self.rating.respond(turn)
-                    if not consumed:  # the rating is over; this message is a new request
-                        conv, created = await repo.open_conversation(session, account)
-                handled_as = None
-                if conv.state == ConversationState.BOT:
-                    turn = Turn(inbound, conv, account, created, session, parse)
-                    replies += await self.responder.respond(turn)
-                    handled_as = turn.handled_as
-                await self._store_turn(
-                    session, conv.id, account.id, inbound, parse, replies, handled_as
-                )
-                if conv.state in (ConversationState.QUEUED, ConversationState.WITH_OPERATOR):
-                    repo.note_event(
-                        session,
-                        {"type": "message", "conversation_id": conv.id, "state": conv.state},
-                    )
-                conv_id = conv.id
-            events = repo.take_events(session)
-            wakes = repo.take_wakes(session)
-        if replies:
-            wakes.add(inbound.channel)
-        if self.on_outbox is not None:
-            for channel in wakes:
-                self.on_outbox(Channel(channel))
-        if self.on_event is not None:
-            for event in events:
-                self.on_event(event)
+            conv_id = conv.id
         return HandleResult(conversation_id=conv_id, replies=replies)
 
     @staticmethod
     async def _store_turn(
         session: AsyncSession,
         conv_id: int,
-        account_id: int,
+        account: ChannelAccount,
         inbound: Inbound,
         parse: Parse | None,
         replies: list[Outbound],
@@ -145,45 +130,10 @@ class ConversationService:
             "nlu": nlu,
             "channel": inbound.channel,
         }
-        ids = await repo.add_messages(
-            session, [incoming, *(bot_message(conv_id, r, inbound.channel) for r in replies)]
-        )
-        if replies:
-            await repo.enqueue(
-                session,
-                [
-                    {
-                        "channel": inbound.channel,
-                        "chat_id": inbound.chat_id,
-                        "channel_account_id": account_id,
-                        "message_id": message_id,
-                        "body": reply.to_json(),
-                    }
-                    for message_id, reply in zip(ids[1:], replies, strict=True)
-                ],
-            )
+        # The reply goes to the chat the message came from (the account row may lag an edit).
+        to = Recipient(conv_id, inbound.channel, inbound.chat_id, account.id)
+        await outgoing.write(session, [Outgoing(to, r) for r in replies], incoming=incoming)
 
 
 def _attachment_json(att: Attachment) -> dict[str, object]:
     return {k: v for k, v in asdict(att).items() if v is not None}
-
-
-def bot_message(conversation_id: int, reply: Outbound, channel: str) -> dict[str, object]:
-    return {
-        "conversation_id": conversation_id,
-        "channel": channel,
-        "direction": Direction.OUT,
-        "author": Author.BOT,
-        "text": reply.text,
-        "buttons": [[b.title for b in row] for row in reply.buttons],
-        "attachments": _reply_attachments(reply),
-    }
-
-
-def _reply_attachments(reply: Outbound) -> list[dict[str, str]]:
-    out = []
-    if reply.image:
-        out.append({"kind": "photo", "ref": reply.image})
-    if reply.sticker:
-        out.append({"kind": "sticker", "ref": reply.sticker})
-    return out

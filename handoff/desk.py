@@ -23,12 +23,13 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dialogs.engine import ContentSource, render
+from dialogs import outgoing
 from dialogs.messages import Button, Outbound
+from dialogs.responses import ContentSource, say
 from handoff.config import HandoffSettings
 from handoff.queue import HandoffQueue
 from storage import repo
-from storage.db import Database
+from storage.db import Database, note_event
 from storage.models import (
     Author,
     ChannelAccount,
@@ -68,80 +69,51 @@ class Desk:
         content: ContentSource,
         settings: HandoffSettings,
         *,
-        publish: Callable[[dict[str, Any]], None],
-        wake: Callable[[str], None],
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.db = db
         self.queue = queue
         self.content = content
         self.settings = settings
-        self.publish = publish
-        self.wake = wake
         self.clock = clock
 
-    # -- transactions with their effects ------------------------------------------------------
-
-    async def _commit(self, session: AsyncSession, channels: set[str]) -> None:
-        for event in repo.take_events(session):
-            self.publish(event)
-        for channel in channels:
-            self.wake(channel)
+    # -- telling the subscriber --------------------------------------------------------------
 
     async def _tell(
-        self,
-        session: AsyncSession,
-        conv: Conversation,
-        replies: list[Outbound],
-        *,
-        author: str = Author.SYSTEM,
-        operator_id: int | None = None,
-    ) -> str:
+        self, session: AsyncSession, conv: Conversation, replies: list[Outbound]
+    ) -> None:
+        """System messages to the chat's subscriber (sent once the transaction commits)."""
         account = await session.get(ChannelAccount, conv.channel_account_id)
         assert account is not None
-        await repo.send(
-            session,
-            conv,
-            account,
-            [r.to_json() for r in replies],
-            author=author,
-            operator_id=operator_id,
-        )
-        return account.channel
+        await outgoing.reply(session, conv, account, replies, author=Author.SYSTEM)
 
     def _say(self, name: str, account: ChannelAccount, **scope: Any) -> Outbound:
         """A content response for this subscriber (their first name and channel)."""
-        base = {"first_name": account.first_name or "друг", "channel": account.channel}
-        return render(self.content.current.responses[name], {**base, **scope}, account.channel)
+        return say(self.content.current, name, account, **scope)
 
     # -- assignment ------------------------------------------------------------------------
 
     async def assign_waiting(self) -> list[Assignment]:
         """One pass of automatic assignment over every group with waiting chats."""
         done: list[Assignment] = []
-        channels: set[str] = set()
-        async with self.db.session() as session:
-            async with session.begin():
-                now = self.clock()
-                groups = (
-                    await session.scalars(
-                        select(Conversation.skill_group)
-                        .where(Conversation.state == ConversationState.QUEUED)
-                        .distinct()
-                    )
-                ).all()
-                for group in groups:
-                    if group is None or not self.queue.hours(group).is_open(now):
-                        continue
-                    for a, channel in await self._assign_group(session, group, now):
-                        done.append(a)
-                        channels.add(channel)
-            await self._commit(session, channels)
+        async with self.db.transaction() as session:
+            now = self.clock()
+            groups = (
+                await session.scalars(
+                    select(Conversation.skill_group)
+                    .where(Conversation.state == ConversationState.QUEUED)
+                    .distinct()
+                )
+            ).all()
+            for group in groups:
+                if group is None or not self.queue.hours(group).is_open(now):
+                    continue
+                done += await self._assign_group(session, group, now)
         return done
 
     async def _assign_group(
         self, session: AsyncSession, group: str, now: datetime
-    ) -> list[tuple[Assignment, str]]:
+    ) -> list[Assignment]:
         online = (
             await session.scalars(
                 select(Operator)
@@ -180,8 +152,8 @@ class Desk:
                 continue
             op = min(candidates, key=lambda o: (loads.get(o.id, 0) / o.max_chats, o.id))
             loads[op.id] = loads.get(op.id, 0) + 1
-            channel = await self._assign(session, conv, op, now, kind="assigned")
-            out.append((Assignment(conv.id, op.id), channel))
+            await self._assign(session, conv, op, now, kind="assigned")
+            out.append(Assignment(conv.id, op.id))
         return out
 
     async def _loads(self, session: AsyncSession, operator_ids: list[int]) -> dict[int, int]:
@@ -197,7 +169,7 @@ class Desk:
 
     async def _assign(
         self, session: AsyncSession, conv: Conversation, op: Operator, now: datetime, *, kind: str
-    ) -> str:
+    ) -> None:
         await repo.set_state(
             session,
             conv,
@@ -207,73 +179,69 @@ class Desk:
         )
         conv.operator_id = op.id
         conv.assigned_at = now
-        repo.note_event(
+        note_event(
             session,
             {"type": "assigned", "conversation_id": conv.id, "operator_id": op.id},
         )
         account = await session.get(ChannelAccount, conv.channel_account_id)
         assert account is not None
         joined = self._say("operator_joined", account, operator={"name": op.name})
-        return await self._tell(session, conv, [joined])
+        await self._tell(session, conv, [joined])
 
     async def missed(self) -> list[Assignment]:
         """Assigned chats whose operator hasn't answered in time go back to the queue (they keep
         their place) and to another operator; the miss is recorded for SLA figures."""
         limit = timedelta(seconds=self.settings.missed_after)
         out: list[Assignment] = []
-        async with self.db.session() as session:
-            async with session.begin():
-                now = self.clock()
-                stale = (
-                    await session.scalars(
-                        select(Conversation)
-                        .where(
-                            Conversation.state == ConversationState.WITH_OPERATOR,
-                            Conversation.assigned_at < now - limit,
-                            (Conversation.operator_replied_at.is_(None))
-                            | (Conversation.operator_replied_at < Conversation.assigned_at),
-                        )
-                        .with_for_update(skip_locked=True)
+        async with self.db.transaction() as session:
+            now = self.clock()
+            stale = (
+                await session.scalars(
+                    select(Conversation)
+                    .where(
+                        Conversation.state == ConversationState.WITH_OPERATOR,
+                        Conversation.assigned_at < now - limit,
+                        (Conversation.operator_replied_at.is_(None))
+                        | (Conversation.operator_replied_at < Conversation.assigned_at),
                     )
-                ).all()
-                for conv in stale:
-                    operator_id = conv.operator_id
-                    if operator_id is None:
-                        continue
-                    await repo.set_state(
-                        session,
-                        conv,
-                        ConversationState.QUEUED,
-                        kind="missed",
-                        data={
-                            "operator_id": operator_id,
-                            "after_s": round((now - conv.assigned_at).total_seconds())
-                            if conv.assigned_at
-                            else None,
-                        },
-                    )
-                    conv.declined_by = [*conv.declined_by, operator_id]
-                    conv.operator_id = None
-                    conv.assigned_at = None
-                    repo.note_event(
-                        session,
-                        {"type": "missed", "conversation_id": conv.id, "operator_id": operator_id},
-                    )
-                    out.append(Assignment(conv.id, operator_id))
-            await self._commit(session, set())
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            for conv in stale:
+                operator_id = conv.operator_id
+                if operator_id is None:
+                    continue
+                await repo.set_state(
+                    session,
+                    conv,
+                    ConversationState.QUEUED,
+                    kind="missed",
+                    data={
+                        "operator_id": operator_id,
+                        "after_s": round((now - conv.assigned_at).total_seconds())
+                        if conv.assigned_at
+                        else None,
+                    },
+                )
+                conv.declined_by = [*conv.declined_by, operator_id]
+                conv.operator_id = None
+                conv.assigned_at = None
+                note_event(
+                    session,
+                    {"type": "missed", "conversation_id": conv.id, "operator_id": operator_id},
+                )
+                out.append(Assignment(conv.id, operator_id))
         if out:
             log.info("handoff: %d missed chat(s) re-offered", len(out))
         return out
 
     async def tell_positions(self) -> int:
-        """Tell waiting subscribers whose place in the queue changed materially."""
-        channels: set[str] = set()
-        async with self.db.session() as session:
-            async with session.begin():
-                for conv, reply in await self.queue.updates(session):
-                    channels.add(await self._tell(session, conv, [reply]))
-            await self._commit(session, channels)
-        return len(channels)
+        """Tell waiting subscribers whose place in the queue changed materially; how many."""
+        async with self.db.transaction() as session:
+            updates = await self.queue.updates(session)
+            for conv, reply in updates:
+                await self._tell(session, conv, [reply])
+        return len(updates)
 
     # -- operator actions ------------------------------------------------------------------
 
@@ -296,15 +264,13 @@ class Desk:
 
     async def take(self, operator_id: int, conv_id: int) -> None:
         """Take a waiting chat from the queue (or, for a supervisor, any chat)."""
-        async with self.db.session() as session:
-            async with session.begin():
-                op, conv = await self._load(session, operator_id, conv_id)
-                if conv.state == ConversationState.WITH_OPERATOR and op.role in SUPERVISORS:
-                    pass
-                elif conv.state != ConversationState.QUEUED:
-                    raise DeskError(f"the chat is {conv.state}; only waiting chats can be taken")
-                channel = await self._assign(session, conv, op, self.clock(), kind="taken")
-            await self._commit(session, {channel})
+        async with self.db.transaction() as session:
+            op, conv = await self._load(session, operator_id, conv_id)
+            if conv.state == ConversationState.WITH_OPERATOR and op.role in SUPERVISORS:
+                pass
+            elif conv.state != ConversationState.QUEUED:
+                raise DeskError(f"the chat is {conv.state}; only waiting chats can be taken")
+            await self._assign(session, conv, op, self.clock(), kind="taken")
 
     async def reply(
         self, operator_id: int, conv_id: int, text: str, *, image: str | None = None
@@ -314,26 +280,23 @@ class Desk:
             raise DeskError("an empty reply", 400)
         if len(text) > 4096:
             raise DeskError("a reply is at most 4096 characters", 400)
-        async with self.db.session() as session:
-            async with session.begin():
-                op, conv = await self._load(session, operator_id, conv_id)
-                self._own(op, conv)
-                now = self.clock()
-                if conv.first_response_at is None:
-                    conv.first_response_at = now
-                conv.operator_replied_at = now
-                account = await session.get(ChannelAccount, conv.channel_account_id)
-                assert account is not None
-                body = Outbound(text=text or None, image=image).to_json()
-                (message_id,) = await repo.send(
-                    session, conv, account, [body], author=Author.OPERATOR, operator_id=op.id
-                )
-                repo.note_event(
-                    session,
-                    {"type": "message", "conversation_id": conv.id, "operator_id": op.id},
-                )
-                channel = account.channel
-            await self._commit(session, {channel})
+        async with self.db.transaction() as session:
+            op, conv = await self._load(session, operator_id, conv_id)
+            self._own(op, conv)
+            now = self.clock()
+            if conv.first_response_at is None:
+                conv.first_response_at = now
+            conv.operator_replied_at = now
+            account = await session.get(ChannelAccount, conv.channel_account_id)
+            assert account is not None
+            message = Outbound(text=text or None, image=image)
+            (message_id,) = await outgoing.reply(
+                session, conv, account, [message], author=Author.OPERATOR, operator_id=op.id
+            )
+            note_event(
+                session,
+                {"type": "message", "conversation_id": conv.id, "operator_id": op.id},
+            )
         return message_id
 
     async def transfer(
@@ -347,111 +310,100 @@ class Desk:
     ) -> None:
         if (group is None) == (to_operator is None):
             raise DeskError("transfer to a group or to an operator", 400)
-        async with self.db.session() as session:
-            async with session.begin():
-                op, conv = await self._load(session, operator_id, conv_id)
-                self._own(op, conv)
-                channels: set[str] = set()
-                account = await session.get(ChannelAccount, conv.channel_account_id)
-                assert account is not None
-                if to_operator is not None:
-                    target = await session.get(Operator, to_operator, with_for_update=True)
-                    if target is None:
-                        raise DeskError(f"no operator {to_operator}", 404)
-                    await repo.set_state(
-                        session,
-                        conv,
-                        ConversationState.WITH_OPERATOR,
-                        kind="transferred",
-                        data={"from": op.id, "to_operator": target.id, "note": note},
-                    )
-                    conv.operator_id = target.id
-                    conv.assigned_at = self.clock()
-                    repo.note_event(
-                        session,
-                        {"type": "assigned", "conversation_id": conv.id, "operator_id": target.id},
-                    )
-                    joined = self._say("operator_joined", account, operator={"name": target.name})
-                    channels.add(await self._tell(session, conv, [joined]))
-                else:
-                    assert group is not None
-                    if group not in self.queue.groups:
-                        raise DeskError(f"unknown group {group!r}", 400)
-                    conv.queued_at = self.clock()  # a new line, but ahead of new arrivals:
-                    conv.priority = max(conv.priority, 1)  # they already waited once
-                    replies = await self.queue.escalate(
-                        session,
-                        conv,
-                        account,
-                        group=group,
-                        reason=f"transfer from {op.name}",
-                        note=note,
-                    )
-                    moved = self._say("transferred", account)
-                    channels.add(await self._tell(session, conv, [moved, *replies]))
-            await self._commit(session, channels)
-
-    async def return_to_bot(self, operator_id: int, conv_id: int) -> None:
-        async with self.db.session() as session:
-            async with session.begin():
-                op, conv = await self._load(session, operator_id, conv_id)
-                self._own(op, conv)
+        async with self.db.transaction() as session:
+            op, conv = await self._load(session, operator_id, conv_id)
+            self._own(op, conv)
+            account = await session.get(ChannelAccount, conv.channel_account_id)
+            assert account is not None
+            if to_operator is not None:
+                target = await session.get(Operator, to_operator, with_for_update=True)
+                if target is None:
+                    raise DeskError(f"no operator {to_operator}", 404)
                 await repo.set_state(
                     session,
                     conv,
-                    ConversationState.BOT,
-                    kind="returned",
-                    data={"operator_id": op.id},
+                    ConversationState.WITH_OPERATOR,
+                    kind="transferred",
+                    data={"from": op.id, "to_operator": target.id, "note": note},
                 )
-                conv.operator_id = None
-                conv.slots = {k: v for k, v in conv.slots.items() if k not in ("_flow", "_misses")}
-                account = await session.get(ChannelAccount, conv.channel_account_id)
-                assert account is not None
-                back = self._say("returned_to_bot", account)
-                channel = await self._tell(session, conv, [back])
-                repo.note_event(session, {"type": "returned", "conversation_id": conv.id})
-            await self._commit(session, {channel})
+                conv.operator_id = target.id
+                conv.assigned_at = self.clock()
+                note_event(
+                    session,
+                    {"type": "assigned", "conversation_id": conv.id, "operator_id": target.id},
+                )
+                joined = self._say("operator_joined", account, operator={"name": target.name})
+                await self._tell(session, conv, [joined])
+            else:
+                assert group is not None
+                if group not in self.queue.groups:
+                    raise DeskError(f"unknown group {group!r}", 400)
+                conv.queued_at = self.clock()  # a new line, but ahead of new arrivals:
+                conv.priority = max(conv.priority, 1)  # they already waited once
+                replies = await self.queue.escalate(
+                    session,
+                    conv,
+                    account,
+                    group=group,
+                    reason=f"transfer from {op.name}",
+                    note=note,
+                )
+                moved = self._say("transferred", account)
+                await self._tell(session, conv, [moved, *replies])
+
+    async def return_to_bot(self, operator_id: int, conv_id: int) -> None:
+        async with self.db.transaction() as session:
+            op, conv = await self._load(session, operator_id, conv_id)
+            self._own(op, conv)
+            await repo.set_state(
+                session,
+                conv,
+                ConversationState.BOT,
+                kind="returned",
+                data={"operator_id": op.id},
+            )
+            conv.operator_id = None
+            conv.slots = {k: v for k, v in conv.slots.items() if k not in ("_flow", "_misses")}
+            account = await session.get(ChannelAccount, conv.channel_account_id)
+            assert account is not None
+            back = self._say("returned_to_bot", account)
+            await self._tell(session, conv, [back])
+            note_event(session, {"type": "returned", "conversation_id": conv.id})
 
     async def close(self, operator_id: int, conv_id: int, resolution: str) -> None:
         if resolution not in RESOLUTIONS:
             raise DeskError(f"resolution must be one of {', '.join(RESOLUTIONS)}", 400)
-        async with self.db.session() as session:
-            async with session.begin():
-                op, conv = await self._load(session, operator_id, conv_id)
-                if conv.state == ConversationState.QUEUED and op.role in SUPERVISORS:
-                    pass  # a supervisor may close spam straight from the queue
-                else:
-                    self._own(op, conv)
-                now = self.clock()
-                await repo.set_state(
-                    session,
-                    conv,
-                    ConversationState.RATING,
-                    kind="closed",
-                    data={"operator_id": op.id, "resolution": resolution},
-                )
-                conv.resolution = resolution
-                conv.closed_at = now
-                conv.slots = {**conv.slots, "_rating": {"step": "score"}}
-                account = await session.get(ChannelAccount, conv.channel_account_id)
-                assert account is not None
-                scores = tuple(Button(str(n), f"{CSAT_PAYLOAD}{n}") for n in range(1, 6))
-                ask = self._say("csat_ask", account)
-                ask = Outbound(ask.text, (scores, *ask.buttons), ask.image, ask.sticker)
-                channel = await self._tell(session, conv, [ask])
-                repo.note_event(session, {"type": "closed", "conversation_id": conv.id})
-            await self._commit(session, {channel})
+        async with self.db.transaction() as session:
+            op, conv = await self._load(session, operator_id, conv_id)
+            if conv.state == ConversationState.QUEUED and op.role in SUPERVISORS:
+                pass  # a supervisor may close spam straight from the queue
+            else:
+                self._own(op, conv)
+            now = self.clock()
+            await repo.set_state(
+                session,
+                conv,
+                ConversationState.RATING,
+                kind="closed",
+                data={"operator_id": op.id, "resolution": resolution},
+            )
+            conv.resolution = resolution
+            conv.closed_at = now
+            conv.slots = {**conv.slots, "_rating": {"step": "score"}}
+            account = await session.get(ChannelAccount, conv.channel_account_id)
+            assert account is not None
+            scores = tuple(Button(str(n), f"{CSAT_PAYLOAD}{n}") for n in range(1, 6))
+            ask = self._say("csat_ask", account)
+            ask = Outbound(ask.text, (scores, *ask.buttons), ask.image, ask.sticker)
+            await self._tell(session, conv, [ask])
+            note_event(session, {"type": "closed", "conversation_id": conv.id})
 
     async def set_status(self, operator_id: int, status: str) -> None:
         if status not in tuple(OperatorStatus):
             raise DeskError(f"status must be one of {', '.join(OperatorStatus)}", 400)
-        async with self.db.session() as session:
-            async with session.begin():
-                op = await session.get(Operator, operator_id)
-                if op is None:
-                    raise DeskError("unknown operator", 403)
-                op.status, op.status_at = status, self.clock()
-                repo.note_event(
-                    session, {"type": "operator", "operator_id": op.id, "status": status}
-                )
-            await self._commit(session, set())
+        async with self.db.transaction() as session:
+            op = await session.get(Operator, operator_id)
+            if op is None:
+                raise DeskError("unknown operator", 403)
+            op.status, op.status_at = status, self.clock()
+            note_event(session, {"type": "operator", "operator_id": op.id, "status": status})

@@ -23,11 +23,12 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialogs.content import Content
-from dialogs.engine import ContentSource, render
 from dialogs.messages import Outbound
+from dialogs.responses import ContentSource, render
 from handoff.config import HandoffSettings
 from handoff.hours import Hours
 from storage import repo
+from storage.db import note_event
 from storage.models import (
     ChannelAccount,
     Conversation,
@@ -97,7 +98,7 @@ class HandoffQueue:
         conv.operator_id = None
         conv.assigned_at = None
         await session.flush()
-        repo.note_event(session, {"type": "queued", "conversation_id": conv.id, "group": group})
+        note_event(session, {"type": "queued", "conversation_id": conv.id, "group": group})
         content = self.content.current
         hours = self.hours(group)
         if not hours.is_open(now):

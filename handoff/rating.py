@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from dialogs.engine import ContentSource, render
 from dialogs.messages import Button, Outbound
 from dialogs.responder import Turn
+from dialogs.responses import ContentSource, render
 from handoff.desk import CSAT_PAYLOAD, NPS_PAYLOAD
 from storage import repo
+from storage.db import note_event
 from storage.models import ConversationState
 
 
@@ -71,7 +72,7 @@ class RatingResponder:
         conv.slots = {k: v for k, v in conv.slots.items() if k != "_rating"}
         data = {"csat": conv.csat, "nps": conv.nps, "comment": bool(conv.csat_comment)}
         await repo.set_state(turn.session, conv, ConversationState.CLOSED, kind="rated", data=data)
-        repo.note_event(turn.session, {"type": "rated", "conversation_id": conv.id, **data})
+        note_event(turn.session, {"type": "rated", "conversation_id": conv.id, **data})
         if not consumed:
             return [], False
         scope = {"first_name": turn.account.first_name or "друг"}

@@ -1,8 +1,16 @@
-"""Engine and session factory for SQLite (embedded default) and PostgreSQL, with the same models."""
+"""The database: engine and sessions for SQLite (embedded default) and PostgreSQL, same models.
+
+`Database.transaction()` is the unit of work every writer uses: a session inside one
+transaction that also collects what must happen once it commits — live events for the
+operators' consoles (`note_event`) and wake-ups of the channels' outbox senders (`note_wake`).
+After the commit they are handed, once each, to the hooks the composition root installed
+(`Database.on_commit`); after a rollback they are dropped with the transaction, so nobody
+is told about a change that did not happen.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -43,8 +51,28 @@ def normalize_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+Event = dict[str, Any]  # a live event (handoff/events.py)
+
+
+def _ignore(_what: Any) -> None:
+    return None
+
+
+def note_event(session: AsyncSession, event: Event) -> None:
+    """Publish `event` (a live event for consoles, see handoff/events.py) once this session's
+    transaction commits: publishing earlier would show consoles state not yet visible."""
+    session.info.setdefault("events", []).append(event)
+
+
+def note_wake(session: AsyncSession, channel: str) -> None:
+    """Wake `channel`'s outbox sender once this session's transaction commits (dialogs/outgoing.py
+    notes it for every message it queues)."""
+    session.info.setdefault("wake", set()).add(channel)
+
+
 class Database:
-    """Owns the engine; `session()` gives a unit of work (`async with db.session() as s, s.begin()`)."""
+    """Owns the engine. `transaction()` is the unit of work for writes; `session()` a bare
+    session for reads (or for a caller that manages transactions itself)."""
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = normalize_url(url)
@@ -63,11 +91,44 @@ class Database:
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._publish: Callable[[Event], None] = _ignore
+        self._wake: Callable[[str], None] = _ignore
+
+    def on_commit(
+        self,
+        *,
+        publish: Callable[[Event], None] | None = None,
+        wake: Callable[[str], None] | None = None,
+    ) -> None:
+        """Install what receives the noted events (the event bus) and wake-ups (the outbox
+        workers) after each committed `transaction()`. Both must return at once."""
+        if publish is not None:
+            self._publish = publish
+        if wake is not None:
+            self._wake = wake
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
         async with self._sessions() as session:
             yield session
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """`async with db.transaction() as session:` commits at the end (rolls back on an
+        exception), then publishes the events and wake-ups noted during it."""
+        async with self._sessions() as session:
+            async with session.begin():
+                yield session
+            self.after_commit(session)
+
+    def after_commit(self, session: AsyncSession) -> None:
+        """Hand what `session` noted to the hooks; for a caller that committed it itself."""
+        events: list[Event] = session.info.pop("events", [])
+        wakes: set[str] = session.info.pop("wake", set())
+        for channel in sorted(wakes):
+            self._wake(channel)
+        for noted in events:
+            self._publish(noted)
 
     async def dispose(self) -> None:
         await self.engine.dispose()

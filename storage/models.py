@@ -286,7 +286,7 @@ class Ticket(Base):
     result: Mapped[str | None] = mapped_column(Text)
 
 
-# --- The DEMO billing/CRM (dialogs/backends/demo.py) ------------------------------------------
+# --- The DEMO billing/CRM (services/backend/demo.py) ------------------------------------------
 # Stand-ins for the operator's own systems, kept in the bot's database so the sandbox and the
 # tests have subscribers to talk about. A real deployment's backend does not use these tables.
 

@@ -19,14 +19,11 @@ from bots import telegram as tg
 from bots import vk
 from bots.delivery import OutboxWorker, RateLimits
 from bots.retry import RetryingHandler
-from dialogs.backends import Backend, load_backend
 from dialogs.engine import DialogEngine
-from dialogs.incidents import Incidents, Rules
 from dialogs.messages import Channel
 from dialogs.pipeline import ConversationService
 from dialogs.reload import ReloadingContent
 from dialogs.responder import Responder
-from dialogs.tickets import TicketError, resolve_ticket
 from handoff import worker as handoff_worker
 from handoff.console import console_app, seed_canned
 from handoff.console.incidents_page import INCIDENTS
@@ -36,6 +33,9 @@ from handoff.events import make_bus
 from handoff.queue import HandoffQueue
 from handoff.rating import RatingResponder
 from handoff.telegram_group import TelegramGroup
+from services.backend import Backend, load_backend
+from services.outages import Incidents, Rules
+from services.tickets import TicketError, resolve_ticket
 from storage import migrate, repo
 from storage.db import Database
 from supportbot.nlu_setup import ReloadingEngine
@@ -53,9 +53,10 @@ class App:
         self.content: ReloadingContent | None = None
         self._responder = responder
         self.bus = make_bus(settings.handoff.redis_url)
-        self.service = ConversationService(
-            self.db, _NotStarted(), on_outbox=self._wake, on_event=self.bus.publish
-        )
+        # The unit of work's effects: after each commit, the live events go to the bus and
+        # the channels written to wake their outbox workers.
+        self.db.on_commit(publish=self.bus.publish, wake=self._wake)
+        self.service = ConversationService(self.db, _NotStarted())
         self.desk: Desk | None = None
         self.telegram_group: TelegramGroup | None = None
         self.web = web.Application()
@@ -69,8 +70,8 @@ class App:
         self._closers: list[Callable[[], Awaitable[Any]]] = []
         self.url = f"http://{settings.http_host}:{settings.http_port}"
 
-    def _wake(self, channel: Channel) -> None:
-        worker = self.workers.get(channel)
+    def _wake(self, channel: str) -> None:
+        worker = self.workers.get(Channel(channel))
         if worker is not None:
             worker.wake()
 
@@ -103,8 +104,6 @@ class App:
             queue,
             self.content,
             self.settings.handoff,
-            publish=self.bus.publish,
-            wake=lambda channel: self._wake(Channel(channel)),
         )
         await seed_canned(self.db)
         self.web.add_subapp(
@@ -271,7 +270,6 @@ class App:
             )
         except TicketError as exc:
             return web.json_response({"error": str(exc)}, status=exc.status)
-        self._wake(Channel(done.channel))
         return web.json_response({"number": done.number, "notified": done.channel})
 
     def _dialogs_health(self) -> dict[str, Any] | None:

@@ -93,7 +93,7 @@ async def _test(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _tickets_list(settings: Settings, args: argparse.Namespace) -> int:
-    from dialogs.tickets import list_tickets
+    from services.tickets import list_tickets
     from storage.db import Database
 
     db = Database(settings.database_url)
@@ -110,7 +110,7 @@ async def _tickets_list(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _tickets_resolve(settings: Settings, args: argparse.Namespace) -> int:
-    from dialogs.tickets import TicketError, resolve_ticket
+    from services.tickets import TicketError, resolve_ticket
     from storage.db import Database
 
     content_dir = settings.content_dir

@@ -12,9 +12,9 @@ import sys
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from dialogs.backends import load_backend
 from dialogs.content import load_content
 from nlu.data import load_training_data
+from services.backend import load_backend
 from supportbot.settings import ConfigError, Settings
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ def add_incident_commands(sub: Any) -> None:
 
 
 def _desk(settings: Settings) -> Any:
-    from dialogs.incidents import Incidents, Rules
+    from services.outages import Incidents, Rules
 
     try:
         backend = load_backend(settings.backend)
@@ -85,7 +85,7 @@ async def _publish(settings: Settings, events: list[dict[str, Any]]) -> None:
 
 
 async def _list(settings: Settings, args: argparse.Namespace) -> int:
-    from dialogs.incidents import audience, list_incidents
+    from services.outages import audience, list_incidents
     from storage.models import IncidentStatus
 
     db = await _database(settings)
@@ -110,25 +110,24 @@ async def _list(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _declare(settings: Settings, args: argparse.Namespace) -> int:
-    from dialogs.incidents import IncidentError
-    from storage import repo
+    from services.outages import IncidentError
     from storage.models import utcnow
 
     now = utcnow()
     eta = now + timedelta(hours=args.eta_hours) if args.eta_hours is not None else None
     db = await _database(settings)
+    events: list[dict[str, Any]] = []
+    db.on_commit(publish=events.append)  # handed to the consoles below, through Redis
     try:
-        async with db.session() as s:
-            async with s.begin():
-                made = await _desk(settings).declare(
-                    s,
-                    area=args.area,
-                    description=args.description,
-                    eta=eta,
-                    operator_id=None,
-                    now=now,
-                )
-            events = repo.take_events(s)
+        async with db.transaction() as s:
+            made = await _desk(settings).declare(
+                s,
+                area=args.area,
+                description=args.description,
+                eta=eta,
+                operator_id=None,
+                now=now,
+            )
     except IncidentError as exc:
         print(f"supportbot: {exc}", file=sys.stderr)
         return 2
@@ -142,8 +141,7 @@ async def _declare(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _close(settings: Settings, args: argparse.Namespace) -> int:
-    from dialogs.incidents import IncidentError
-    from storage import repo
+    from services.outages import IncidentError
     from storage.models import utcnow
 
     content_dir = settings.content_dir
@@ -153,18 +151,18 @@ async def _close(settings: Settings, args: argparse.Namespace) -> int:
         groups=settings.skill_groups,
     )
     db = await _database(settings)
+    events: list[dict[str, Any]] = []
+    db.on_commit(publish=events.append)  # handed to the consoles below, through Redis
     try:
-        async with db.session() as s:
-            async with s.begin():
-                done = await _desk(settings).close(
-                    s,
-                    args.id,
-                    content.responses["incident_closed"],
-                    resolution=args.resolution,
-                    operator_id=None,
-                    now=utcnow(),
-                )
-            events = repo.take_events(s)
+        async with db.transaction() as s:
+            done = await _desk(settings).close(
+                s,
+                args.id,
+                content.responses["incident_closed"],
+                resolution=args.resolution,
+                operator_id=None,
+                now=utcnow(),
+            )
     except IncidentError as exc:
         print(f"supportbot: {exc}", file=sys.stderr)
         return 2

@@ -104,7 +104,7 @@ def _duration(value: Any) -> Any:
 
 
 class IncidentSettings(BaseModel):
-    """Outage detection (dialogs/incidents.py): `threshold` distinct subscribers reporting no
+    """Outage detection (services/outages.py): `threshold` distinct subscribers reporting no
     internet / no TV from one area within `window` open an incident, expected fixed in
     `default_eta`. Durations: seconds or "15m", "4h"."""
 
@@ -141,8 +141,8 @@ class Settings(BaseSettings):
     telegram: TelegramSettings = TelegramSettings()
     vk: VKSettings = VKSettings()
     nlu: NLUSettings = NLUSettings()
-    # The billing/CRM integration (dialogs/backends): `package.module:ClassName`.
-    backend: str = "dialogs.backends.demo:DemoBackend"
+    # The billing/CRM integration (services/backend): `package.module:ClassName`.
+    backend: str = "services.backend.demo:DemoBackend"
     # Operator skill groups a flow can hand off to (`handoff: <group>` in content).
     skill_groups: list[str] = ["consult", "tech", "finance", "complaints"]
     handoff: HandoffSettings = HandoffSettings()

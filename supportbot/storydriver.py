@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 from bots.emulator.telegram import TelegramEmulator
 from bots.emulator.vk import VKEmulator
 from dialogs.storytests import Outcome, Reply, Story, TurnResult, run_story
-from dialogs.tickets import resolve_ticket
+from services.tickets import resolve_ticket
 from storage.models import (
     ChannelAccount,
     Conversation,

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from dialogs.backends.demo import DemoBackend
 from dialogs.content import load_content
-from dialogs.engine import DialogEngine, StaticContent
+from dialogs.engine import DialogEngine
+from dialogs.responses import StaticContent
 from nlu.data import load_training_data
 from nlu.embedded import EmbeddedEngine
+from services.backend.demo import DemoBackend
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTENT = ROOT / "content"

@@ -10,8 +10,8 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy import func, select, update
 
-from dialogs.backends import BackendContext, BackendError, Customer, to_json
-from dialogs.backends.demo import MOSCOW, DemoBackend, area_of
+from services.backend import BackendContext, BackendError, Customer, to_json
+from services.backend.demo import MOSCOW, DemoBackend, area_of
 from storage.db import Database
 from storage.models import DemoCustomer, DemoOutage, DemoTariff, DemoTicket
 

@@ -1,4 +1,4 @@
-"""Outage incidents (dialogs/incidents.py) on SQLite and PostgreSQL: the area rule, detection by
+"""Outage incidents (services/outages.py) on SQLite and PostgreSQL: the area rule, detection by
 threshold and window through the real pipeline, one incident across processes, declare/close and
 the closing notice with opt-outs honoured."""
 
@@ -17,11 +17,11 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dialogs.backends import BackendContext
-from dialogs.backends.demo import DemoBackend
-from dialogs.incidents import IncidentError, Incidents, Rules, area_for, parse_area
 from dialogs.messages import Channel, Inbound, Outbound
 from dialogs.pipeline import ConversationService
+from services.backend import BackendContext
+from services.backend.demo import DemoBackend
+from services.outages import IncidentError, Incidents, Rules, area_for, parse_area
 from storage import repo
 from storage.db import Database
 from storage.models import (
@@ -94,7 +94,8 @@ class Bot:
         self.engine = dialog_engine()
         self.incidents = Incidents(rules, self.engine.backend)
         self.engine.incidents = self.incidents
-        self.service = ConversationService(db, self.engine, on_event=self.events.append)
+        db.on_commit(publish=self.events.append)
+        self.service = ConversationService(db, self.engine)
 
     async def start(self) -> None:
         self.service.engine = await trained_nlu()

@@ -1,4 +1,4 @@
-"""dialogs.notify on SQLite and PostgreSQL: one message per person in their preferred channel,
+"""services.notify on SQLite and PostgreSQL: one message per person in their preferred channel,
 stored and queued in bulk; opt-outs, unreachable, merged and chat-less subscribers are skipped."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import event, func, select, update
 
 from dialogs.content import ButtonSpec, Response, Variant
-from dialogs.notify import NotifyResult, notify, preferred_accounts
+from services.notify import NotifyResult, notify, preferred_accounts
 from storage.db import Database
 from storage.models import (
     ChannelAccount,

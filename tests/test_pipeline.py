@@ -15,8 +15,9 @@ from tests.support import dialog_engine, trained_nlu
 
 
 def service(db: Database, woken: list[Channel] | None = None) -> ConversationService:
-    hook = woken.append if woken is not None else None
-    return ConversationService(db, dialog_engine(), on_outbox=hook)
+    if woken is not None:
+        db.on_commit(wake=lambda channel: woken.append(Channel(channel)))
+    return ConversationService(db, dialog_engine())
 
 
 def text(
@@ -118,7 +119,7 @@ async def test_edited_message_is_stored_and_later_messages_still_work(db: Databa
 async def test_a_text_that_answers_a_form_is_marked_so_operators_read_it_right(
     db: Database,
 ) -> None:
-    from dialogs.backends.demo import DemoBackend
+    from services.backend.demo import DemoBackend
 
     await DemoBackend().prepare(db)
     svc = ConversationService(db, dialog_engine(), engine=await trained_nlu())

@@ -1,4 +1,4 @@
-"""Resolving a ticket tells the subscriber once, through dialogs.notify: in the channel they wrote
+"""Resolving a ticket tells the subscriber once, through services.notify: in the channel they wrote
 from last, stored in the ticket's conversation; on SQLite and PostgreSQL."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import select, update
 
 from dialogs.content import Content, load_content
-from dialogs.tickets import TicketError, resolve_ticket
 from nlu.data import load_training_data
+from services.tickets import TicketError, resolve_ticket
 from storage.db import Database
 from storage.models import ChannelAccount, Message, OutboxItem, Subscriber, Ticket, utcnow
 from tests.audience import Person, conversation_of, seed

@@ -11,7 +11,7 @@ from pathlib import Path
 import jinja2
 from aiohttp import web
 
-from dialogs.engine import ContentSource
+from dialogs.responses import ContentSource
 from handoff.console import analytics_page, api, incidents_page, live, pages, training
 from handoff.console.canned import CannedError
 from handoff.console.security import (

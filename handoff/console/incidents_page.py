@@ -3,7 +3,7 @@
 Routes (supervisors only): `GET /incidents` (the page), `GET /api/incidents` (open ones and the
 latest closed), `POST /api/incidents` (declare: area, description, eta), `POST
 /api/incidents/{id}` (new eta / description), `POST /api/incidents/{id}/close` (resolution: the
-text subscribers get in the content's `incident_closed`). The core is dialogs/incidents.py; this
+text subscribers get in the content's `incident_closed`). The core is services/outages.py; this
 module parses requests, commits, then wakes the outbox senders and publishes the live event.
 An ETA without a timezone is in the line's timezone (`SUPPORTBOT_HANDOFF__TIMEZONE`).
 """
@@ -18,16 +18,15 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dialogs.incidents import (
+from handoff.console.security import me
+from handoff.console.state import ApiError, Console, console, json_body, supervisor
+from services.outages import (
     IncidentError,
     Incidents,
     audience,
     incident_json,
     list_incidents,
 )
-from handoff.console.security import me
-from handoff.console.state import ApiError, Console, console, json_body, supervisor
-from storage import repo
 from storage.models import Incident, IncidentStatus, Operator, utcnow
 
 # The app's incident desk (rules, backend), set on the root aiohttp app by supportbot/app.py;
@@ -137,16 +136,6 @@ def _eta(body: dict[str, Any], tz: ZoneInfo) -> datetime | None:
     return value.replace(tzinfo=tz) if value.tzinfo is None else value
 
 
-async def _finish(
-    state: Console, session: AsyncSession, channels: frozenset[str] = frozenset()
-) -> None:
-    """After the commit: the outbox senders wake, consoles hear about it."""
-    for event in repo.take_events(session):
-        state.bus.publish(event)
-    for channel in channels:
-        state.desk.wake(channel)
-
-
 async def _one(
     state: Console, session: AsyncSession, incident: Incident, request: web.Request
 ) -> dict[str, Any]:
@@ -170,7 +159,7 @@ async def declare(request: web.Request) -> web.Response:
                     operator_id=who.id,
                     now=utcnow(),
                 )
-            await _finish(state, session)
+            state.db.after_commit(session)  # senders wake, consoles hear
             return web.json_response(await _one(state, session, incident, request), status=201)
     except IncidentError as exc:
         raise ApiError(str(exc), exc.status) from exc
@@ -190,7 +179,7 @@ async def change(request: web.Request) -> web.Response:
                     eta=_eta(body, state.tz),
                     now=utcnow(),
                 )
-            await _finish(state, session)
+            state.db.after_commit(session)  # senders wake, consoles hear
             return web.json_response(await _one(state, session, incident, request))
     except IncidentError as exc:
         raise ApiError(str(exc), exc.status) from exc
@@ -214,7 +203,7 @@ async def close(request: web.Request) -> web.Response:
                     operator_id=who.id,
                     now=utcnow(),
                 )
-            await _finish(state, session, done.told.channels)
+            state.db.after_commit(session)  # senders wake, consoles hear
             data = await _one(state, session, done.incident, request)
     except IncidentError as exc:
         raise ApiError(str(exc), exc.status) from exc

@@ -12,7 +12,7 @@ import jinja2
 from aiohttp import web
 
 from dialogs.content import Content
-from dialogs.engine import ContentSource
+from dialogs.responses import ContentSource
 from handoff.config import HandoffSettings
 from handoff.console.security import LoginLimiter, Me, maybe_me, me
 from handoff.desk import Desk

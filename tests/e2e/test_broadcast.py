@@ -18,7 +18,7 @@ from bots.emulator.telegram import TelegramEmulator
 from bots.emulator.vk import VKEmulator
 from dialogs.content import ButtonSpec, Response, Variant
 from dialogs.messages import Channel
-from dialogs.notify import NotifyResult, notify
+from services.notify import NotifyResult, notify
 from storage.db import Database
 from storage.models import OutboxItem, OutboxStatus
 from tests.audience import Person, seed

@@ -9,7 +9,6 @@ from typing import Any
 
 from sqlalchemy import select
 
-from dialogs.backends.demo import DemoBackend
 from dialogs.engine import DialogEngine
 from dialogs.messages import Channel, Inbound
 from dialogs.pipeline import ConversationService
@@ -18,6 +17,7 @@ from handoff.config import HandoffSettings
 from handoff.desk import Desk, DeskError
 from handoff.queue import HandoffQueue
 from handoff.rating import RatingResponder
+from services.backend.demo import DemoBackend
 from storage.db import Database
 from storage.models import (
     ChannelAccount,
@@ -57,22 +57,14 @@ class World:
         settings = HandoffSettings(hours=hours if hours is not None else {})
         self.queue = HandoffQueue(content, settings, clock=self.clock)
         self.events: list[dict[str, Any]] = []
-        self.desk = Desk(
-            db,
-            self.queue,
-            content,
-            settings,
-            publish=self.events.append,
-            wake=lambda _channel: None,
-            clock=self.clock,
-        )
+        db.on_commit(publish=self.events.append)
+        self.desk = Desk(db, self.queue, content, settings, clock=self.clock)
         engine = DialogEngine(content, DemoBackend(), escalator=self.queue)
         self.service = ConversationService(
             db,
             engine,
             engine=nlu,
             rating=RatingResponder(content),
-            on_event=self.events.append,
         )
         self._n = 0
 

@@ -17,7 +17,7 @@
   subscribes the subscriber; `incident_mute` unsubscribes them ("🔕 Не сообщать"), and
   `notifications_off` / `notifications_on` switch all proactive messages off and on.
 - **Closing** (a supervisor in the console, or the CLI) sends the content's `incident_closed`
-  response to every subscriber still subscribed, once, through `dialogs.notify` and the outbox.
+  response to every subscriber still subscribed, once, through `services.notify` and the outbox.
 
 Nothing here commits: callers own the transaction (the pipeline's, the console's, the CLI's).
 """
@@ -36,9 +36,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
-from dialogs.backends import Backend, BackendContext, BackendError, to_json
 from dialogs.content import Response
-from storage import repo
+from services.backend import Backend, BackendContext, BackendError, to_json
+from storage.db import note_event
 from storage.models import (
     Base,
     Incident,
@@ -49,8 +49,8 @@ from storage.models import (
 )
 from storage.repo import _insert  # INSERT ... ON CONFLICT DO NOTHING on SQLite and PostgreSQL
 
-if TYPE_CHECKING:  # dialogs.notify renders with dialogs.engine, which uses this module
-    from dialogs.notify import NotifyResult
+if TYPE_CHECKING:  # services.notify renders with dialogs.engine, which uses this module
+    from services.notify import NotifyResult
 
 ACTIONS = ("incident_mute", "notifications_off", "notifications_on")
 DEFAULT_RESOLUTION = "Всё починили — связь снова работает 🙌"
@@ -479,7 +479,7 @@ class Incidents:
         await _subscribe(s, incident.id, reporters, now)
         await s.refresh(incident)
         if opened:
-            repo.note_event(s, _event(incident, "opened"))  # published after the commit
+            note_event(s, _event(incident, "opened"))  # published after the commit
         return incident
 
     # -- supervisors ----------------------------------------------------------------------
@@ -546,7 +546,7 @@ class Incidents:
         )
         incident.reports = linked.rowcount  # type: ignore[attr-defined]
         await session.flush()
-        repo.note_event(session, _event(incident, "opened"))
+        note_event(session, _event(incident, "opened"))
         return incident
 
     async def update(
@@ -573,7 +573,7 @@ class Incidents:
                 )
             incident.eta = eta
         await session.flush()
-        repo.note_event(session, _event(incident, "updated"))
+        note_event(session, _event(incident, "updated"))
         return incident
 
     async def close(
@@ -605,7 +605,7 @@ class Incidents:
             ).all()
         )
         await session.flush()
-        from dialogs.notify import notify  # see the TYPE_CHECKING import above
+        from services.notify import notify  # see the TYPE_CHECKING import above
 
         told = await notify(session, told_ids, response, {"outage": incident_json(incident)})
         await session.execute(
@@ -618,7 +618,7 @@ class Incidents:
         )
         incident.notified = told.queued
         await session.flush()
-        repo.note_event(session, _event(incident, "closed"))
+        note_event(session, _event(incident, "closed"))
         return Closed(incident, told)
 
     async def _locked_open(self, session: AsyncSession, incident_id: int) -> Incident:

@@ -27,11 +27,10 @@ from typing import Any
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dialogs.backends import BackendError
+from dialogs import outgoing
 from dialogs.messages import Outbound
-from storage import repo
+from services.backend import BackendError
 from storage.models import (
-    Author,
     ChannelAccount,
     Conversation,
     IncidentSubscriber,
@@ -162,8 +161,7 @@ async def _deliver(session: AsyncSession, target: ChannelAccount, reply: Outboun
     )
     if conv is None:  # candidates have written to us, so they have a conversation
         raise LinkError("no_other_account")
-    await repo.send(session, conv, target, [reply.to_json()], author=Author.BOT)
-    repo.note_wake(session, target.channel)
+    await outgoing.reply(session, conv, target, [reply])
 
 
 async def confirm(

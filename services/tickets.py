@@ -2,7 +2,7 @@
 
 The CRM (or an operator, or `supportbot tickets resolve`) resolves a ticket with a result text;
 the subscriber gets the content's `ticket_resolved` response in the channel they wrote from most
-recently (dialogs.notify: one message even with linked Telegram and VK accounts), through the
+recently (services.notify: one message even with linked Telegram and VK accounts), through the
 outbox (rate limits, retries, exactly-once delivery).
 """
 
@@ -15,9 +15,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dialogs.backends import to_json
 from dialogs.content import Content
-from dialogs.notify import notify
+from services.backend import to_json
+from services.notify import notify
 from storage.db import Database
 from storage.models import Subscriber, Ticket, utcnow
 
@@ -33,7 +33,7 @@ class TicketError(ValueError):
 @dataclass(frozen=True, slots=True)
 class Resolved:
     number: str
-    channel: str  # where the subscriber is told: wake that channel's sender
+    channel: str  # the channel the subscriber is told in
 
 
 def ticket_json(ticket: Ticket) -> dict[str, Any]:

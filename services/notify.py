@@ -2,15 +2,16 @@
 
 An incident closes, a ticket is resolved: the people concerned are told. `notify` renders the
 response for each subscriber (their name, their channel), stores it as a bot message in their
-conversation and puts it in the outbox in the same transaction, in bulk (a few statements per 500
-subscribers), so a broadcast to thousands is written in well under a second and then goes out
+conversation and puts it in the outbox in the same transaction, in bulk (dialogs/outgoing.py: a few
+statements per 500 subscribers), so a broadcast to thousands is written in well under a second and then goes out
 at the pace the outbox workers keep (bots/delivery.py: per chat and per bot, counted in
 platform requests).
 
 A linked subscriber (a Telegram and a VK account) gets ONE message, to the reachable account they
 wrote from most recently. Proactive messages skip subscribers who opted out
 (`Subscriber.notifications_off_at`); a reply they are owed (a ticket result) does not.
-The caller owns the transaction and, after the commit, wakes the senders of `result.channels`.
+The caller owns the transaction (`Database.transaction()`); the senders of the channels written
+to are woken once it commits.
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ from typing import Any, TypeVar
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from dialogs import outgoing
 from dialogs.content import Response
-from dialogs.engine import render
-from dialogs.pipeline import bot_message
-from storage import repo
+from dialogs.outgoing import Outgoing, Recipient
+from dialogs.responses import account_scope, render
 from storage.models import ChannelAccount, Conversation, Direction, Message, Subscriber
 
 CHUNK = 500  # ids per IN-list and rows per INSERT
@@ -72,8 +73,7 @@ async def notify(
                 wanted.append(sub_id)
     chosen = await _choose(session, wanted)
     given = conversation_ids or {}
-    messages: list[dict[str, Any]] = []
-    outbox: list[dict[str, Any]] = []
+    messages: list[Outgoing] = []
     for sub_id in wanted:
         pick = chosen.get(sub_id)
         if pick is None:
@@ -82,28 +82,14 @@ async def notify(
         conversation_id = given.get(sub_id, their_conversation)
         if conversation_id is None:
             continue
-        values = {**scope, "first_name": account.first_name or "друг", "channel": account.channel}
-        reply = render(response, values, account.channel)
-        messages.append(bot_message(conversation_id, reply, account.channel))
-        outbox.append(
-            {
-                "channel": account.channel,
-                "chat_id": account.chat_id,
-                "channel_account_id": account.id,
-                "body": reply.to_json(),
-            }
-        )
-    for start in range(0, len(messages), CHUNK):
-        message_ids = await repo.add_messages(session, messages[start : start + CHUNK])
-        queue = outbox[start : start + CHUNK]
-        for row, message_id in zip(queue, message_ids, strict=True):
-            row["message_id"] = message_id
-        await repo.enqueue(session, queue)
+        reply = render(response, {**scope, **account_scope(account)}, account.channel)
+        messages.append(Outgoing(Recipient.of(conversation_id, account), reply))
+    await outgoing.write(session, messages)
     return NotifyResult(
-        queued=len(outbox),
+        queued=len(messages),
         opted_out=opted_out,
-        unreachable=len(ids) - opted_out - len(outbox),
-        channels=frozenset(row["channel"] for row in outbox),
+        unreachable=len(ids) - opted_out - len(messages),
+        channels=frozenset(m.to.channel for m in messages),
     )
 
 

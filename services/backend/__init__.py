@@ -2,7 +2,7 @@
 
 Like Rasa's custom actions, flows call these methods by name (`call: balance`) and use the result
 in their replies. An integrator implements `Backend` against their own systems and names the class
-in settings (`SUPPORTBOT_BACKEND=package.module:ClassName`); `dialogs.backends.demo.DemoBackend`
+in settings (`SUPPORTBOT_BACKEND=package.module:ClassName`); `services.backend.demo.DemoBackend`
 is the shipped demo with seeded subscribers, used by the sandbox and the tests.
 
 Every method gets a `BackendContext` (who is asking, and the pipeline's database session for

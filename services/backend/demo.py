@@ -15,7 +15,7 @@ inside the pipeline's transaction (`ctx.session`): it executes and flushes, neve
 Changes made through the bot (tariff changes, promised payments) stay until the tables are
 emptied; `prepare` only inserts what is missing and keeps Мария's promise and the outage current.
 
-An integrator replaces all of this with their own `Backend` (dialogs/backends/__init__.py) and
+An integrator replaces all of this with their own `Backend` (services/backend/__init__.py) and
 names it in `SUPPORTBOT_BACKEND=package.module:ClassName`.
 """
 
@@ -30,7 +30,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dialogs.backends import (
+from nlu.entities import normalise_phone
+from services.backend import (
     BackendContext,
     BackendError,
     Balance,
@@ -42,7 +43,6 @@ from dialogs.backends import (
     TariffChange,
     TicketReceipt,
 )
-from nlu.entities import normalise_phone
 from storage.db import Database
 from storage.models import DemoCustomer, DemoOutage, DemoTariff, DemoTicket, utcnow
 from storage.repo import _insert  # INSERT ... ON CONFLICT DO NOTHING on SQLite and PostgreSQL

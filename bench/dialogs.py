@@ -34,6 +34,7 @@ from dialogs.reload import ReloadingContent  # noqa: E402
 from dialogs.responses import StaticContent  # noqa: E402
 from nlu.data import load_training_data  # noqa: E402
 from nlu.embedded import EmbeddedEngine  # noqa: E402
+from services.actions import flow_actions  # noqa: E402
 from services.backend.demo import DemoBackend  # noqa: E402
 from storage import migrate  # noqa: E402
 from storage.db import Database  # noqa: E402
@@ -72,7 +73,7 @@ async def bench_turns(subscribers: int, intents: list[str], tmp: Path) -> None:
     backend = DemoBackend()
     await backend.prepare(db)
     nlu = await EmbeddedEngine.train(load_training_data([CONTENT / "nlu"]), tmp / "nlu-cache")
-    engine = DialogEngine(StaticContent(load_content(CONTENT, intents)), backend)
+    engine = DialogEngine(StaticContent(load_content(CONTENT, intents)), flow_actions(backend))
     service = ConversationService(db, engine, engine=nlu)
     latencies: list[float] = []
     replies = 0

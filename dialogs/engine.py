@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import select
 
 from dialogs import expr
+from dialogs.actions import ActionContext, ActionError, Actions
 from dialogs.content import (
     FLOW_PAYLOAD,
     INTENT_PAYLOAD,
@@ -49,12 +50,8 @@ from dialogs.messages import Button, Outbound
 from dialogs.responder import Escalator, Turn
 from dialogs.responses import ContentSource, render
 from dialogs.slot_types import Choice, parse_value, window_options
-from services import identity
-from services import outages as incidents
-from services.backend import Backend, BackendContext, BackendError, Customer, to_json
-from services.outages import Incidents, Rules
 from storage import repo
-from storage.models import ConversationState, Subscriber, Ticket, utcnow
+from storage.models import ConversationState, Subscriber, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -67,18 +64,15 @@ class DialogEngine:
     def __init__(
         self,
         content: ContentSource,
-        backend: Backend,
+        actions: Actions,
         *,
         threshold: float = 0.4,
         clock: Callable[[], datetime] = utcnow,
         escalator: Escalator | None = None,
-        incidents: Incidents | None = None,
     ) -> None:
         self.content = content
-        self.backend = backend
+        self.actions = actions  # what `call:` and `ticket:` run (dialogs/actions.py)
         self.escalator = escalator
-        # Outage incidents (services/outages.py); default rules when none are given (dialog tests).
-        self.incidents = incidents or Incidents(Rules(), backend)
         self.threshold = threshold
         self.clock = clock
 
@@ -304,8 +298,8 @@ class _Run:
                     self.slots[ins.into] = await self._call(ins.action)
                     self.slots.pop("error", None)
                     pc += 1
-                except BackendError as exc:
-                    log.warning("backend %s failed (%s): %s", ins.action, exc.reason, exc)
+                except ActionError as exc:
+                    log.warning("action %s failed (%s): %s", ins.action, exc.reason, exc)
                     self.slots["error"] = {"reason": exc.reason, "action": ins.action}
                     if ins.on_error is None:
                         self._clear_flow()
@@ -327,9 +321,11 @@ class _Run:
                 return
             elif isinstance(ins, MakeTicket):
                 try:
-                    self.slots[ins.into] = await self._ticket(ins)
-                except BackendError as exc:
-                    log.warning("backend ticket %s failed (%s): %s", ins.kind, exc.reason, exc)
+                    details = {name: self.slots.get(name) for name in ins.details}
+                    args = {"kind": ins.kind, "details": details}
+                    self.slots[ins.into] = await self._call("ticket", args)
+                except ActionError as exc:
+                    log.warning("ticket %s failed (%s): %s", ins.kind, exc.reason, exc)
                     self.slots["error"] = {"reason": exc.reason, "action": "ticket"}
                     self._clear_flow()
                     self.say("error")
@@ -405,70 +401,23 @@ class _Run:
 
     # -- effects --------------------------------------------------------------------------
 
-    def _ctx(self) -> BackendContext:
+    async def _call(self, name: str, args: dict[str, Any] | None = None) -> Any:
+        action = self.e.actions.get(name)
+        if action is None:
+            raise ActionError(f"unknown action {name}", "unknown_action")
         t = self.turn
-        return BackendContext(
-            t.session, t.inbound.channel, t.account.subscriber_id, t.conversation.id
-        )
-
-    def _customer(self) -> Customer:
-        data = self.slots.get("customer")
-        if not isinstance(data, dict):
-            raise BackendError("no customer identified in this conversation", "no_customer")
-        return Customer(**data)
-
-    async def _call(self, action: str) -> Any:
-        if action in identity.ACTIONS:
-            t = self.turn
-            return await identity.act(
-                action, t.session, t.account, self.slots, self._render, now=self.e.clock()
-            )
-        b, ctx = self.e.backend, self._ctx()
-        if action == "identify":
-            contract = self.slots.get("contract") or {}
-            customer = await b.find_customer(
-                ctx, phone=contract.get("phone"), account=contract.get("account")
-            )
-            if customer is not None:
-                await self._store_customer(customer)
-            return to_json(customer)
-        if action == "balance":
-            return to_json(await b.balance(ctx, self._customer()))
-        if action == "tariff_current":
-            return to_json(await b.current_tariff(ctx, self._customer()))
-        if action == "tariffs":
-            return to_json(await b.tariffs(ctx))
-        if action == "tariff_change":
-            code = self.slots.get("tariff")
-            if not code:
-                raise BackendError("tariff_change without a chosen `tariff`", "no_tariff")
-            return to_json(await b.change_tariff(ctx, self._customer(), str(code)))
-        if action == "promised_payment_offer":
-            return to_json(await b.promised_payment_offer(ctx, self._customer()))
-        if action == "promised_payment":
-            return to_json(await b.take_promised_payment(ctx, self._customer()))
-        if action == "outage":
-            address = self.slots.get("address") or (self.slots.get("customer") or {}).get("address")
-            if not address:
-                raise BackendError("no address to check for outages", "no_address")
-            return await self._outage(ctx, str(address))
-        if action in incidents.ACTIONS:
-            t = self.turn
-            return await self.e.incidents.act(
-                action, t.session, t.account.subscriber_id, self.slots, now=self.e.clock()
-            )
-        raise BackendError(f"unknown action {action}", "unknown_action")
-
-    async def _outage(self, ctx: BackendContext, address: str) -> Any:
-        """`outage`: our open incident for the area, told before any troubleshooting, else the
-        backend's outage. The contact is recorded and may open an incident (services/outages.py)."""
-        return await self.e.incidents.check(
-            ctx,
-            address=address,
-            customer=self.slots.get("customer"),
-            problem=self._problem(),
+        call = ActionContext(
+            session=t.session,
+            channel=str(t.inbound.channel),
+            account=t.account,
+            conversation_id=t.conversation.id,
+            slots=self.slots,
+            render=self._render,
             now=self.e.clock(),
+            topic=self._problem(),
+            args=args or {},
         )
+        return await action.run(call)
 
     def _problem(self) -> str:
         """The intent a contact is about (internet_down, tv_down, ...): of the flow that asked
@@ -488,13 +437,6 @@ class _Run:
                 return flow.intents[0]
         parse = self.turn.parse
         return parse.intent if parse is not None else "unknown"
-
-    async def _store_customer(self, customer: Customer) -> None:
-        """Remember who the subscriber is, so a later conversation doesn't ask again."""
-        sub = await self.turn.session.get(Subscriber, self.turn.account.subscriber_id)
-        if sub is not None:
-            sub.phone, sub.account_number = customer.phone, customer.account
-            sub.data = {**sub.data, "customer": to_json(customer)}
 
     async def _remember_customer(self) -> None:
         if "customer" in self.slots:
@@ -527,25 +469,6 @@ class _Run:
             data={"group": group, "reason": why},
         )
         conv.skill_group = group
-
-    async def _ticket(self, ins: MakeTicket) -> dict[str, Any]:
-        customer = None
-        if isinstance(self.slots.get("customer"), dict):
-            customer = Customer(**self.slots["customer"])
-        details = {name: self.slots.get(name) for name in ins.details}
-        receipt = await self.e.backend.create_ticket(self._ctx(), ins.kind, customer, details)
-        self.turn.session.add(
-            Ticket(
-                number=receipt.number,
-                kind=receipt.kind,
-                subscriber_id=self.turn.account.subscriber_id,
-                conversation_id=self.turn.conversation.id,
-                details=to_json(receipt.details),
-                due_at=receipt.due_at,
-            )
-        )
-        result: dict[str, Any] = to_json(receipt)
-        return result
 
     # -- rendering ------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ gives the account a fresh subscriber again and takes its own conversations with 
 Limits: a code lives CODE_TTL; an account may ask for MAX_REQUESTS codes per hour; a code
 accepts MAX_ATTEMPTS wrong tries and is then burned. Only a hash of the code is stored.
 
-The dialog engine calls `act()` for the flow actions `link_send`, `link_confirm` and `unlink`;
+Flows run it through the actions `link_send`, `link_confirm` and `unlink` (`actions()`);
 failures are `LinkError`s whose `reason` the content branches on (`error.reason`).
 """
 
@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,8 +27,8 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialogs import outgoing
+from dialogs.actions import Action, ActionContext, ActionError, Render
 from dialogs.messages import Outbound
-from services.backend import BackendError
 from storage.models import (
     ChannelAccount,
     Conversation,
@@ -44,12 +43,9 @@ CODE_TTL = timedelta(minutes=10)
 MAX_REQUESTS = 3  # codes asked for per account per hour
 MAX_ATTEMPTS = 5  # wrong codes typed against one code before it is burned
 CHANNEL_TITLES = {"telegram": "Telegram", "vk": "ВКонтакте"}
-ACTIONS = ("link_send", "link_confirm", "unlink")
-
-Render = Callable[[str, dict[str, Any], str], Outbound]  # response name, scope, channel
 
 
-class LinkError(BackendError):
+class LinkError(ActionError):
     """Linking refused; `reason` is one of: no_customer, no_other_account, already_linked,
     rate_limited,
     no_code, expired, wrong_code, too_many_attempts, not_linked."""
@@ -276,29 +272,29 @@ async def unlink(session: AsyncSession, account: ChannelAccount) -> list[str]:
     return sorted(set(others))
 
 
-async def act(
-    action: str,
-    session: AsyncSession,
-    account: ChannelAccount,
-    slots: dict[str, Any],
-    render: Render,
-    *,
-    now: datetime,
-) -> dict[str, Any]:
-    """Run a linking action for the dialog engine; the result goes into the flow's slots."""
-    if action == "link_send":
-        customer = slots.get("customer")
+def actions() -> list[Action]:
+    """The linking steps flows run (`call: link_send` ...), for the action registry."""
+
+    async def link_send(call: ActionContext) -> dict[str, Any]:
+        customer = call.slots.get("customer")
         if not isinstance(customer, dict):
             raise LinkError("no_customer")
-        sent = await send_codes(session, account, customer, render, now=now)
+        sent = await send_codes(call.session, call.account, customer, call.render, now=call.now)
         return {"channels": channel_titles(sent.channels), "minutes": sent.minutes}
-    if action == "link_confirm":
-        code = str(slots.get("link_code") or "")
-        channels = await confirm(session, account, code, now=now)
+
+    async def link_confirm(call: ActionContext) -> dict[str, Any]:
+        code = str(call.slots.get("link_code") or "")
+        channels = await confirm(call.session, call.account, code, now=call.now)
         return {"channels": channel_titles(channels)}
-    if action == "unlink":
-        return {"channels": channel_titles(await unlink(session, account))}
-    raise LinkError("unknown_action", f"unknown linking action {action}")
+
+    async def unlink_account(call: ActionContext) -> dict[str, Any]:
+        return {"channels": channel_titles(await unlink(call.session, call.account))}
+
+    return [
+        Action("link_send", link_send, doc="a one-time code to the subscriber's other channel"),
+        Action("link_confirm", link_confirm, needs=("link_code",), doc="check the typed code"),
+        Action("unlink", unlink_account, doc="separate this account from the linked ones"),
+    ]
 
 
-__all__ = ["ACTIONS", "CHANNEL_TITLES", "LinkError", "act", "confirm", "merge", "unlink"]
+__all__ = ["CHANNEL_TITLES", "LinkError", "actions", "confirm", "merge", "unlink"]

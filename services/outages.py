@@ -36,6 +36,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
+from dialogs.actions import Action, ActionContext, ActionError
 from dialogs.content import Response
 from services.backend import Backend, BackendContext, BackendError, to_json
 from storage.db import note_event
@@ -52,7 +53,6 @@ from storage.repo import _insert  # INSERT ... ON CONFLICT DO NOTHING on SQLite 
 if TYPE_CHECKING:  # services.notify renders with dialogs.engine, which uses this module
     from services.notify import NotifyResult
 
-ACTIONS = ("incident_mute", "notifications_off", "notifications_on")
 DEFAULT_RESOLUTION = "Всё починили — связь снова работает 🙌"
 DETECTED_DESCRIPTION = {
     "internet_down": "Нет интернета у нескольких абонентов, уже разбираемся",
@@ -77,7 +77,7 @@ class Area:
     title: str  # as people write it: "Октябрьский бульвар"
 
 
-class IncidentError(BackendError):
+class IncidentError(ActionError):
     """An incident action refused; `status` is the HTTP status the console answers with and
     `reason` what a flow can branch on (`error.reason`): no_incident, no_area, closed, bad_eta."""
 
@@ -633,40 +633,71 @@ class Incidents:
 
     # -- the subscribers' own actions ------------------------------------------------------
 
-    async def act(
-        self,
-        action: str,
-        session: AsyncSession,
-        subscriber_id: int,
-        slots: Mapping[str, Any],
-        *,
-        now: datetime,
+    def actions(self) -> list[Action]:
+        """The flow actions of outages and notifications, for the action registry."""
+
+        async def outage(call: ActionContext) -> Any:
+            customer = call.slots.get("customer")
+            home = customer.get("address") if isinstance(customer, dict) else None
+            address = call.slots.get("address") or home
+            if not address:
+                raise BackendError("no address to check for outages", "no_address")
+            ctx = BackendContext(
+                call.session, call.channel, call.subscriber_id, call.conversation_id
+            )
+            return await self.check(
+                ctx,
+                address=str(address),
+                customer=customer if isinstance(customer, dict) else None,
+                problem=call.topic,
+                now=call.now,
+            )
+
+        async def mute(call: ActionContext) -> Any:
+            return await self._mute(call.session, call.subscriber_id, call.slots)
+
+        async def notifications_off(call: ActionContext) -> Any:
+            return await self.notifications(call.session, call.subscriber_id, False, call.now)
+
+        async def notifications_on(call: ActionContext) -> Any:
+            return await self.notifications(call.session, call.subscriber_id, True, call.now)
+
+        return [
+            Action(
+                "outage",
+                outage,
+                needs=("address",),
+                doc="our open incident at the address (before any troubleshooting), else the "
+                "backend's outage; the contact is counted for detection",
+            ),
+            Action("incident_mute", mute, doc="no closing notice for the outage told about"),
+            Action("notifications_off", notifications_off, doc="no proactive messages at all"),
+            Action("notifications_on", notifications_on, doc="proactive messages again"),
+        ]
+
+    async def notifications(
+        self, session: AsyncSession, subscriber_id: int, on: bool, now: datetime
     ) -> dict[str, Any]:
-        """`incident_mute`, `notifications_off`, `notifications_on` for the dialog engine."""
-        if action == "incident_mute":
-            return await self._mute(session, subscriber_id, slots)
-        if action in ("notifications_off", "notifications_on"):
-            off = action == "notifications_off"
+        """Switch all proactive messages off or back on for a subscriber."""
+        await session.execute(
+            update(Subscriber)
+            .where(Subscriber.id == subscriber_id)
+            .values(notifications_off_at=None if on else now)
+            .execution_options(synchronize_session=False)
+        )
+        if on:  # back on: the outages they are waiting for count again
             await session.execute(
-                update(Subscriber)
-                .where(Subscriber.id == subscriber_id)
-                .values(notifications_off_at=now if off else None)
+                update(IncidentSubscriber)
+                .where(
+                    IncidentSubscriber.subscriber_id == subscriber_id,
+                    IncidentSubscriber.incident_id.in_(
+                        select(Incident.id).where(Incident.status == IncidentStatus.OPEN)
+                    ),
+                )
+                .values(notify=True)
                 .execution_options(synchronize_session=False)
             )
-            if not off:  # back on: the outages they are waiting for count again
-                await session.execute(
-                    update(IncidentSubscriber)
-                    .where(
-                        IncidentSubscriber.subscriber_id == subscriber_id,
-                        IncidentSubscriber.incident_id.in_(
-                            select(Incident.id).where(Incident.status == IncidentStatus.OPEN)
-                        ),
-                    )
-                    .values(notify=True)
-                    .execution_options(synchronize_session=False)
-                )
-            return {"off": off}
-        raise IncidentError(f"unknown incident action {action}", 400, "unknown_action")
+        return {"off": not on}
 
     async def _mute(
         self, session: AsyncSession, subscriber_id: int, slots: Mapping[str, Any]
@@ -701,7 +732,6 @@ class Incidents:
 
 
 __all__ = [
-    "ACTIONS",
     "Area",
     "Closed",
     "IncidentError",

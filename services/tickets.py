@@ -1,4 +1,8 @@
-"""Tickets after the chat: resolving one tells the subscriber the result ("жалоба как подарок").
+"""Tickets: opened by a flow's `ticket:` step, resolved later with the subscriber told the result
+("жалоба как подарок").
+
+The `ticket` action asks the backend (CRM) to open the ticket and keeps our own row of it (for
+the console, the CRM's resolve API and the subscriber's later questions).
 
 The CRM (or an operator, or `supportbot tickets resolve`) resolves a ticket with a result text;
 the subscriber gets the content's `ticket_resolved` response in the channel they wrote from most
@@ -15,8 +19,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from dialogs.actions import Action, ActionContext
 from dialogs.content import Content
-from services.backend import to_json
+from services.backend import Backend, Customer, to_json
+from services.backend.actions import context
 from services.notify import notify
 from storage.db import Database
 from storage.models import Subscriber, Ticket, utcnow
@@ -34,6 +40,30 @@ class TicketError(ValueError):
 class Resolved:
     number: str
     channel: str  # the channel the subscriber is told in
+
+
+def ticket_action(backend: Backend) -> Action:
+    """The `ticket: <kind>` step: `args` are the kind and the details (slot values) it lists."""
+
+    async def open_ticket(call: ActionContext) -> dict[str, Any]:
+        data = call.slots.get("customer")
+        customer = Customer(**data) if isinstance(data, dict) else None
+        kind, details = str(call.args["kind"]), dict(call.args.get("details") or {})
+        receipt = await backend.create_ticket(context(call), kind, customer, details)
+        call.session.add(
+            Ticket(
+                number=receipt.number,
+                kind=receipt.kind,
+                subscriber_id=call.subscriber_id,
+                conversation_id=call.conversation_id,
+                details=to_json(receipt.details),
+                due_at=receipt.due_at,
+            )
+        )
+        result: dict[str, Any] = to_json(receipt)
+        return result
+
+    return Action("ticket", open_ticket, into="ticket", step="ticket", doc="open a ticket")
 
 
 def ticket_json(ticket: Ticket) -> dict[str, Any]:
@@ -103,4 +133,11 @@ async def _current_subscriber(session: AsyncSession, subscriber_id: int) -> int:
         seen.add(merged_into)
 
 
-__all__ = ["Resolved", "TicketError", "list_tickets", "resolve_ticket", "ticket_json"]
+__all__ = [
+    "Resolved",
+    "TicketError",
+    "list_tickets",
+    "resolve_ticket",
+    "ticket_action",
+    "ticket_json",
+]

@@ -33,6 +33,7 @@ from handoff.events import make_bus
 from handoff.queue import HandoffQueue
 from handoff.rating import RatingResponder
 from handoff.telegram_group import TelegramGroup
+from services.actions import flow_actions
 from services.backend import Backend, load_backend
 from services.outages import Incidents, Rules
 from services.tickets import TicketError, resolve_ticket
@@ -62,6 +63,7 @@ class App:
         self.web = web.Application()
         # Outage incidents: detected by the dialog engine, managed in the console and the CLI.
         self.incidents = Incidents(Rules(**settings.incidents.model_dump()), self.backend)
+        self.actions = flow_actions(self.backend, self.incidents)  # what flows can `call:`
         self.web[INCIDENTS] = self.incidents
         self.web.router.add_get("/healthz", self._health)
         self.web.router.add_post("/api/tickets/{number}/resolve", self._resolve_ticket)
@@ -89,10 +91,9 @@ class App:
         queue = HandoffQueue(self.content, self.settings.handoff, groups=self.settings.skill_groups)
         self.service.responder = self._responder or DialogEngine(
             self.content,
-            self.backend,
+            self.actions,
             threshold=self.settings.nlu.threshold,
             escalator=queue,
-            incidents=self.incidents,
         )
         self.service.rating = RatingResponder(self.content, nps=self.settings.handoff.nps)
         if isinstance(self.service.responder, DialogEngine):  # "продолжим здесь" notices

@@ -10,7 +10,9 @@ from dialogs.engine import DialogEngine
 from dialogs.responses import StaticContent
 from nlu.data import load_training_data
 from nlu.embedded import EmbeddedEngine
+from services.actions import flow_actions
 from services.backend.demo import DemoBackend
+from services.outages import Incidents
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTENT = ROOT / "content"
@@ -85,8 +87,12 @@ def content_source() -> StaticContent:
     return StaticContent(load_content(CONTENT, intents))
 
 
-def dialog_engine() -> DialogEngine:
+def dialog_engine(incidents: Incidents | None = None) -> DialogEngine:
     """The dialog engine on the reference content and the demo backend (seed it with
-    `await DemoBackend().prepare(db)` where a test needs the demo subscribers)."""
+    `await DemoBackend().prepare(db)` where a test needs the demo subscribers); `incidents`:
+    an outage desk with its own rules (default: the default rules)."""
     intents = load_training_data([CONTENT / "nlu"]).intents
-    return DialogEngine(StaticContent(load_content(CONTENT, intents)), DemoBackend())
+    backend = incidents.backend if incidents is not None else DemoBackend()
+    assert backend is not None
+    actions = flow_actions(backend, incidents)
+    return DialogEngine(StaticContent(load_content(CONTENT, intents)), actions)

@@ -160,7 +160,7 @@ async def test_double_tap_on_promised_payment_credits_once(db: Database) -> None
             return (await backend.take_promised_payment(ctx, igor)).amount
 
     results = await asyncio.gather(take(), take(), return_exceptions=True)
-    assert sorted(map(type, results), key=str) == [BackendError, float], results
+    assert sorted(map(type, results), key=lambda t: t.__name__) == [BackendError, float], results
     async with turn(db) as ctx:
         assert (await backend.balance(ctx, igor)).amount == 380.0
 

@@ -91,9 +91,8 @@ class Bot:
     def __init__(self, db: Database, rules: Rules) -> None:
         self.db = db
         self.events: list[dict[str, object]] = []
-        self.engine = dialog_engine()
-        self.incidents = Incidents(rules, self.engine.backend)
-        self.engine.incidents = self.incidents
+        self.incidents = Incidents(rules, DemoBackend())
+        self.engine = dialog_engine(self.incidents)
         db.on_commit(publish=self.events.append)
         self.service = ConversationService(db, self.engine)
 

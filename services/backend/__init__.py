@@ -1,9 +1,10 @@
 """The backend integration point: what the dialogs ask of the operator's billing, CRM and network.
 
-Like Rasa's custom actions, flows call these methods by name (`call: balance`) and use the result
-in their replies. An integrator implements `Backend` against their own systems and names the class
-in settings (`SUPPORTBOT_BACKEND=package.module:ClassName`); `services.backend.demo.DemoBackend`
-is the shipped demo with seeded subscribers, used by the sandbox and the tests.
+Like Rasa's custom actions, flows call these methods by name (`call: balance`; the table is in
+services/backend/actions.py) and use the result in their replies. An integrator implements
+`Backend` against their own systems and names the class in settings
+(`SUPPORTBOT_BACKEND=package.module:ClassName`); `services.backend.demo.DemoBackend` is the
+shipped demo with seeded subscribers, used by the sandbox and the tests.
 
 Every method gets a `BackendContext` (who is asking, and the pipeline's database session for
 backends that keep their data in the bot's own database, like the demo). Results are plain frozen
@@ -22,14 +23,12 @@ from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from dialogs.actions import ActionError
 
-class BackendError(Exception):
+
+class BackendError(ActionError):
     """The backend could not do it. `reason` is a short machine code (e.g. "debt_too_high",
     "unavailable") a flow can branch on; str() is for the log."""
-
-    def __init__(self, message: str, reason: str = "unavailable") -> None:
-        super().__init__(message)
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)

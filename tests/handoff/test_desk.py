@@ -17,6 +17,7 @@ from handoff.config import HandoffSettings
 from handoff.desk import Desk, DeskError
 from handoff.queue import HandoffQueue
 from handoff.rating import RatingResponder
+from services.actions import flow_actions
 from services.backend.demo import DemoBackend
 from storage.db import Database
 from storage.models import (
@@ -59,7 +60,7 @@ class World:
         self.events: list[dict[str, Any]] = []
         db.on_commit(publish=self.events.append)
         self.desk = Desk(db, self.queue, content, settings, clock=self.clock)
-        engine = DialogEngine(content, DemoBackend(), escalator=self.queue)
+        engine = DialogEngine(content, flow_actions(DemoBackend()), escalator=self.queue)
         self.service = ConversationService(
             db,
             engine,

@@ -1,1 +1,3 @@
-"""Escalation to live operators: queue, routing, console (later issues)."""
+"""Live operators: the queue (position, expected wait, working hours), the desk (assignment,
+missed chats, transfer, return to the bot, close), CSAT/NPS, live events between processes,
+service analytics, the operator console (console/) and the Telegram operator group."""

@@ -1,1 +1,2 @@
-"""Composition root: settings, CLI, and the wiring of bots, dialogs, nlu, handoff and storage."""
+"""The composition root: settings, the CLI, and `App`, which wires storage, nlu, dialogs,
+services, handoff, delivery and the bots into one process; plus the demo and its sandbox page."""

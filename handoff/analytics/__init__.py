@@ -1,0 +1,73 @@
+"""Service analytics for supervisors: how much the bot solves by itself, how well it understands,
+why chats reach operators, and the operators' service levels, per day, channel and skill group.
+Computed from the stored messages, conversation events and ratings (no counters of its own).
+The console's analytics page (handoff/console/analytics_page.py) shows these figures with the same
+definitions in Russian; the supervisor's "today" figures (handoff/console/stats.py) are
+`operator_figures` for today, so both pages always agree.
+
+Definitions. Days are calendar days in `handoff.timezone`; a period is whole days, both ends
+included.
+- A message **the bot answered**: a subscriber message stored with a bot reply in the same turn.
+  The pipeline (dialogs/pipeline.py) inserts a subscriber message and the replies of its turn in
+  one statement with one `created_at`, and only the bot (or the rating step) replies there; so
+  messages to a queued chat or an operator (no bot reply) and rating answers (written after the
+  chat's `closed_at`) are not the bot's. Button presses and media count too. (One known
+  exception: when a linked subscriber's queued chat follows them to the channel they now write
+  in, the «продолжим здесь» notice is a reply of that turn, so that one message counts.)
+- **Contact** (обращение): a conversation on a day its subscriber wrote to the bot (at least one
+  message the bot answered that day), per channel the messages were written in. A bot
+  conversation stays open until an operator closes it, so one conversation can span weeks: the
+  day is the unit, not the conversation.
+- **Handed off**: a contact whose conversation got an "escalated" event that same day (the bot,
+  the subscriber or a transfer put it in an operator queue). **Contained** = the other contacts.
+  **Containment** = contained / contacts.
+- **Fallback rate**: of the texts the bot answered that went through the NLU (`nlu.intent` set;
+  commands like /start and button presses excluded), the share marked `nlu.handled_as = "miss"`
+  (the bot said it did not understand, offered guesses, or gave up).
+- **Top intents**: those same texts that were requests: not a miss, not an answer to a form's
+  question (`handled_as = "form:<slot>"`), not "cancel"; counted by NLU intent.
+- **Top fallback texts**: the texts of misses, lowercased with whitespace collapsed, by count: the
+  raw material for new training examples.
+- **Handoff reasons**: every "escalated" event of the period (transfers between groups included)
+  by its `reason` and the group it was sent to.
+- Operator figures (the same as the supervisor's "today"):
+  - **timely first response**: of the chats whose first operator reply came that day, the share
+    whose wait was at most `first_response_target`; the wait runs from the chat's last handoff
+    by the bot before that reply (its "escalated" event from the bot; `queued_at` if there is
+    none) to `first_response_at`. Not `queued_at` itself: a transfer to another group restarts
+    it. **Average first response** is the mean wait;
+  - **response inside the session**: after a chat's first operator reply, the time from a
+    subscriber message (the earliest unanswered one) to the next operator reply, on the day of
+    the reply;
+  - **missed**: chats with a "missed" event that day (the assigned operator did not answer in
+    time) / chats assigned to an operator that day (auto-assigned, taken, transferred to a
+    person), each chat counted once a day;
+  - **CSAT**: of the chats closed that day and rated, the share of 4-5 scores, and the average;
+    **NPS**: of the NPS answers of chats closed that day, % promoters (9-10) minus % detractors
+    (0-6).
+- **Group**: operator figures and handed-off contacts belong to a skill group (operator figures:
+  the chat's current group; handed-off contacts and handoff reasons: the group the chat was
+  sent to). What the bot did by itself (contained contacts, fallback rate, intents, fallback
+  texts) belongs to no group (`None`, filter value `NO_GROUP`).
+Totals are sums of the rows' counts, so a chat assigned on two days counts on both.
+
+Cost: the messages of the period are read once (one statement over a materialized CTE; the NLU
+JSON is the expensive part), everything else is aggregated in SQL or reads handed-off chats
+only. bench/analytics.py measures it.
+"""
+
+from handoff.analytics.figures import NO_GROUP, Count, Figures, Period, Reason, Report, Row
+from handoff.analytics.operators import operator_figures
+from handoff.analytics.report import service_report
+
+__all__ = [
+    "NO_GROUP",
+    "Count",
+    "Figures",
+    "Period",
+    "Reason",
+    "Report",
+    "Row",
+    "operator_figures",
+    "service_report",
+]

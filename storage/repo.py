@@ -25,7 +25,7 @@ from storage.models import (
 )
 
 
-def _insert(session: AsyncSession, model: type[Any]) -> Any:
+def dialect_insert(session: AsyncSession, model: type[Any]) -> Any:
     """An INSERT that supports ON CONFLICT DO NOTHING on both SQLite and PostgreSQL."""
     if session.get_bind().dialect.name == "postgresql":
         return postgresql.insert(model)
@@ -92,7 +92,7 @@ async def get_or_create_account(
         session.add(subscriber)
         await session.flush()
         stmt = (
-            _insert(session, ChannelAccount)
+            dialect_insert(session, ChannelAccount)
             .values(
                 subscriber_id=subscriber.id,
                 channel=channel,

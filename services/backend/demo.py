@@ -30,6 +30,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from nlu.address import area_key
 from nlu.entities import normalise_phone
 from services.backend import (
     BackendContext,
@@ -45,7 +46,7 @@ from services.backend import (
 )
 from storage.db import Database
 from storage.models import DemoCustomer, DemoOutage, DemoTariff, DemoTicket, utcnow
-from storage.repo import _insert  # INSERT ... ON CONFLICT DO NOTHING on SQLite and PostgreSQL
+from storage.repo import dialect_insert
 
 __all__ = ["MOSCOW", "DemoBackend", "area_of"]
 
@@ -75,76 +76,12 @@ VISIT_DEFAULT_END = time(18, 0)  # a visit without a chosen window: by tomorrow 
 
 # --- addresses --------------------------------------------------------------------------------
 
-_TOKEN = re.compile(r"[a-zа-я0-9]+(?:[-/][a-zа-я0-9]+)*")
-_CITY = {
-    "пушкин",
-    "спб",
-    "санкт-петербург",
-    "петербург",
-    "питер",
-    "г",
-    "гор",
-    "город",
-    "царское",
-    "село",
-    "россия",
-    "рф",
-}
-_STREET_TYPE = {
-    "ул",
-    "улица",
-    "пр",
-    "пр-т",
-    "пр-кт",
-    "просп",
-    "проспект",
-    "бульвар",
-    "бул",
-    "б-р",
-    "пер",
-    "переулок",
-    "ш",
-    "шоссе",
-    "наб",
-    "набережная",
-    "пл",
-    "площадь",
-    "аллея",
-    "проезд",
-}
-_HOUSE = {
-    "д",
-    "дом",
-    "кв",
-    "квартира",
-    "корп",
-    "корпус",
-    "к",
-    "стр",
-    "строение",
-    "лит",
-    "литера",
-    "под",
-    "подъезд",
-    "эт",
-    "этаж",
-}
-_FILLER = {"на", "в", "по", "у", "адрес"}
-_DROP = _CITY | _STREET_TYPE | _HOUSE | _FILLER
-
 
 def area_of(address: str) -> str | None:
-    """The outage area key of a free-form Russian address: its street name, normalised.
-
-    "Пушкин, ул. Садовая, д. 12, кв. 5" and "садовая 12" -> "садовая";
-    "Октябрьский бульвар 20" and "б-р Октябрьский, д.20" -> "октябрьский"; None without a name.
-    """
-    words = [
-        w
-        for w in _TOKEN.findall(address.lower().replace("ё", "е"))
-        if w not in _DROP and not any(c.isdigit() for c in w) and len(w) > 1
-    ]
-    return " ".join(words) or None
+    """The outage area key of a free-form Russian address: its street (nlu/address.py), the same
+    rule our own detection uses. "Пушкин, ул. Садовая, д. 12, кв. 5" and "садовая 12" ->
+    "садовая"; "Октябрьский бульвар 20" and "б-р Октябрьский, д.20" -> "октябрьский"."""
+    return area_key(address)
 
 
 # --- seed data --------------------------------------------------------------------------------
@@ -336,12 +273,12 @@ class DemoBackend:
         now = utcnow()
         today = _today()
         async with db.session() as s, s.begin():
-            await s.execute(_insert(s, DemoTariff).values(_TARIFFS).on_conflict_do_nothing())
+            await s.execute(dialect_insert(s, DemoTariff).values(_TARIFFS).on_conflict_do_nothing())
             await s.execute(
-                _insert(s, DemoCustomer).values(_customers(today)).on_conflict_do_nothing()
+                dialect_insert(s, DemoCustomer).values(_customers(today)).on_conflict_do_nothing()
             )
             await s.execute(
-                _insert(s, DemoOutage)
+                dialect_insert(s, DemoOutage)
                 .values(
                     ref=_OUTAGE_REF,
                     area=area_of(_OUTAGE_ADDRESS),

@@ -11,7 +11,7 @@ from services import identity
 from services.backend import Backend
 from services.backend.actions import backend_actions
 from services.outages import Incidents
-from services.tickets import ticket_action
+from services.tickets import ticket_actions
 
 
 def flow_actions(backend: Backend, incidents: Incidents | None = None) -> Actions:
@@ -23,6 +23,6 @@ def flow_actions(backend: Backend, incidents: Incidents | None = None) -> Action
             *backend_actions(backend),
             *desk.actions(),
             *identity.actions(),
-            ticket_action(backend),
+            *ticket_actions(backend),
         ]
     )

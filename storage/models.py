@@ -109,6 +109,7 @@ class OutboxStatus(StrEnum):
 class TicketStatus(StrEnum):
     OPEN = "open"
     RESOLVED = "resolved"
+    CANCELLED = "cancelled"  # by the subscriber, before it was done
 
 
 class Subscriber(Base):
@@ -341,6 +342,8 @@ class DemoTicket(Base):
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
     due_at: Mapped[datetime] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    status: Mapped[str] = mapped_column(String(16), default="open", server_default="open")
+    updated_at: Mapped[datetime | None] = mapped_column()
 
 
 class Operator(Base):

@@ -40,7 +40,7 @@ async def seed(db: Database, people: Sequence[Person]) -> list[int]:
     """Create `people`; returns their subscriber ids in the same order."""
     now = utcnow()
     async with db.session() as s, s.begin():
-        subscribers = await dialect_insert(
+        subscribers = await _insert_rows(
             s,
             Subscriber,
             [
@@ -58,7 +58,7 @@ async def seed(db: Database, people: Sequence[Person]) -> list[int]:
             for sub_id, p in zip(subscribers, people, strict=True)
             for channel, user_id in p.accounts
         ]
-        accounts = await dialect_insert(
+        accounts = await _insert_rows(
             s,
             ChannelAccount,
             [
@@ -74,7 +74,7 @@ async def seed(db: Database, people: Sequence[Person]) -> list[int]:
                 for sub_id, p, channel, user_id in owners
             ],
         )
-        conversations = await dialect_insert(
+        conversations = await _insert_rows(
             s,
             Conversation,
             [
@@ -95,7 +95,7 @@ async def seed(db: Database, people: Sequence[Person]) -> list[int]:
         # One message per account: the order of the rows is the order they wrote in, so a person's
         # last listed account holds their latest inbound message.
         order = sorted(range(len(owners)), key=lambda i: owners[i][1].accounts.index(owners[i][2:]))
-        await dialect_insert(
+        await _insert_rows(
             s,
             Message,
             [
@@ -130,7 +130,7 @@ async def conversation_of(db: Database, channel: str, user_id: int) -> int:
     return int(conv_id)
 
 
-async def dialect_insert(session: Any, model: type[Any], rows: list[dict[str, Any]]) -> list[int]:
+async def _insert_rows(session: Any, model: type[Any], rows: list[dict[str, Any]]) -> list[int]:
     """One multi-row INSERT (batched by SQLAlchemy) returning the new ids in row order."""
     if not rows:
         return []

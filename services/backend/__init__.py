@@ -111,6 +111,18 @@ class TicketReceipt:
 
 
 @dataclass(frozen=True, slots=True)
+class TicketState:
+    """A ticket as the CRM sees it now: what the subscriber asks about ("где мой мастер?")."""
+
+    number: str
+    kind: str
+    status: str  # "open" | "cancelled" | "done"
+    due_at: datetime  # the promised time (a visit: the end of its window)
+    details: dict[str, Any] = field(default_factory=dict)  # window, address, comments, ...
+    note: str | None = None  # what is happening, in subscriber-facing Russian, if anything
+
+
+@dataclass(frozen=True, slots=True)
 class Outage:
     area: str
     description: str
@@ -145,6 +157,19 @@ class Backend(Protocol):
     ) -> TicketReceipt: ...
 
     async def outage_at(self, ctx: BackendContext, address: str) -> Outage | None: ...
+
+    # Requests already made: the subscriber asks where they stand, moves or cancels them.
+    async def ticket_state(self, ctx: BackendContext, number: str) -> TicketState: ...
+
+    async def reschedule_visit(
+        self, ctx: BackendContext, number: str, window: dict[str, Any]
+    ) -> TicketState: ...
+
+    async def cancel_ticket(
+        self, ctx: BackendContext, number: str, reason: str | None = None
+    ) -> TicketState: ...
+
+    async def comment_ticket(self, ctx: BackendContext, number: str, text: str) -> TicketState: ...
 
 
 def load_backend(spec: str) -> Backend:

@@ -43,6 +43,7 @@ from services.backend import (
     Tariff,
     TariffChange,
     TicketReceipt,
+    TicketState,
 )
 from storage.db import Database
 from storage.models import DemoCustomer, DemoOutage, DemoTariff, DemoTicket, utcnow
@@ -265,6 +266,25 @@ def _visit_due(window: Any) -> datetime:
     return datetime.combine(day, end, MOSCOW).astimezone(UTC)
 
 
+def _state(row: DemoTicket) -> TicketState:
+    """What the demo CRM says about a ticket (a real one would name the technician)."""
+    window = row.details.get("window") if isinstance(row.details, dict) else None
+    note = None
+    if row.status == "open" and row.kind == "technician_visit":
+        when = (
+            f"{window.get('date')} с {window.get('from')} до {window.get('to')}"
+            if isinstance(window, dict)
+            else "в течение суток"
+        )
+        note = f"мастер назначен, приедет {when} и позвонит за час до приезда"
+    elif row.status == "open" and row.kind == "complaint":
+        note = "жалоба у специалиста, разбираемся"
+    elif row.status == "open":
+        note = "заявка в работе"
+    assert row.number is not None
+    return TicketState(row.number, row.kind, row.status, row.due_at, dict(row.details), note)
+
+
 class DemoBackend:
     """The demo `Backend`: seeded subscribers, tariffs and an outage in the bot's database."""
 
@@ -452,6 +472,52 @@ class DemoBackend:
         ticket.number = f"{TICKET_PREFIX.get(kind, 'T')}-{ticket.id:06d}"
         await ctx.session.flush()
         return TicketReceipt(number=ticket.number, kind=kind, due_at=due_at, details=dict(details))
+
+    # -- requests already made ----------------------------------------------------------------
+
+    async def _ticket(self, ctx: BackendContext, number: str, *, lock: bool = False) -> DemoTicket:
+        query = select(DemoTicket).where(DemoTicket.number == number)
+        row = await ctx.session.scalar(query.with_for_update() if lock else query)
+        if row is None:
+            raise BackendError(f"no ticket {number!r}", "no_ticket")
+        return row
+
+    async def ticket_state(self, ctx: BackendContext, number: str) -> TicketState:
+        return _state(await self._ticket(ctx, number))
+
+    async def reschedule_visit(
+        self, ctx: BackendContext, number: str, window: dict[str, Any]
+    ) -> TicketState:
+        row = await self._ticket(ctx, number, lock=True)
+        if row.kind != "technician_visit":
+            raise BackendError(f"{number} is not a technician visit", "not_a_visit")
+        if row.status != "open":
+            raise BackendError(f"{number} is {row.status}", "closed")
+        row.due_at = _visit_due(window)
+        row.details = {**row.details, "window": dict(window)}
+        row.updated_at = utcnow()
+        await ctx.session.flush()
+        return _state(row)
+
+    async def cancel_ticket(
+        self, ctx: BackendContext, number: str, reason: str | None = None
+    ) -> TicketState:
+        row = await self._ticket(ctx, number, lock=True)
+        if row.status != "open":
+            raise BackendError(f"{number} is {row.status}", "closed")
+        row.status, row.updated_at = "cancelled", utcnow()
+        row.details = {**row.details, "cancel_reason": reason}
+        await ctx.session.flush()
+        return _state(row)
+
+    async def comment_ticket(self, ctx: BackendContext, number: str, text: str) -> TicketState:
+        row = await self._ticket(ctx, number, lock=True)
+        if row.status != "open":
+            raise BackendError(f"{number} is {row.status}", "closed")
+        comments = [*row.details.get("comments", []), {"at": utcnow().isoformat(), "text": text}]
+        row.details, row.updated_at = {**row.details, "comments": comments}, utcnow()
+        await ctx.session.flush()
+        return _state(row)
 
     async def outage_at(self, ctx: BackendContext, address: str) -> Outage | None:
         area = area_of(address)

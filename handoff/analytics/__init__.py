@@ -28,6 +28,12 @@ included.
   question (`handled_as = "form:<slot>"`), not "cancel"; counted by NLU intent.
 - **Top fallback texts**: the texts of misses, lowercased with whitespace collapsed, by count: the
   raw material for new training examples.
+- **Resolved by the bot, per topic**: a contact's topic is the intent of its first request (a
+  text the NLU understood as a request, or a topic button); it is **resolved** when it was not
+  handed off that day and the same person (any channel) did not write to the bot again within
+  24 hours after the contact's last message (**repeat contact**). Per topic: contacts, handed
+  off, repeated, resolved and resolved %. A contact of the last 24 hours may still become a
+  repeat. (handoff/analytics/resolution.py)
 - **Handoff reasons**: every "escalated" event of the period (transfers between groups included)
   by its `reason` and the group it was sent to.
 - Operator figures (the same as the supervisor's "today"):
@@ -59,6 +65,7 @@ only. bench/analytics.py measures it.
 from handoff.analytics.figures import NO_GROUP, Count, Figures, Period, Reason, Report, Row
 from handoff.analytics.operators import operator_figures
 from handoff.analytics.report import service_report
+from handoff.analytics.resolution import Resolution
 
 __all__ = [
     "NO_GROUP",
@@ -67,6 +74,7 @@ __all__ = [
     "Period",
     "Reason",
     "Report",
+    "Resolution",
     "Row",
     "operator_figures",
     "service_report",

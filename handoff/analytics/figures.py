@@ -197,6 +197,8 @@ class Report:
     top_fallback_texts: list[Count]
     handoff_reasons: list[Reason]
     handoffs: int = 0  # "escalated" events behind handoff_reasons (the list is cut at TOP)
+    # Resolution by the bot per topic (handoff/analytics/resolution.py): `Resolution` rows.
+    resolution: list[Any] = field(default_factory=list)
     totals: Figures = field(init=False)
 
     def __post_init__(self) -> None:
@@ -246,6 +248,7 @@ class Report:
                 for r in self.handoff_reasons
             ],
             "handoffs": self.handoffs,
+            "resolution_by_topic": [r.to_json() for r in self.resolution],
         }
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from handoff.analytics.bot import bot_figures, escalations_of, top_counts
 from handoff.analytics.figures import NO_GROUP, TOP, Cell, Figures, Period, Reason, Report, Row
 from handoff.analytics.operators import operator_figures
+from handoff.analytics.resolution import resolution_by_topic
 
 
 async def service_report(
@@ -50,6 +51,8 @@ async def service_report(
         )
         if wanted(g)
     ]
+    handed = {(e.conversation_id, e.day) for e in escalations}
+    resolution = await resolution_by_topic(session, period, channel, handed) if bot_side else []
     reasons = Counter(
         (e.reason, e.group) for e in escalations if wanted(e.group) and channel in (None, e.channel)
     )
@@ -66,4 +69,5 @@ async def service_report(
             for (reason, g), n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0][0]))[:top]
         ],
         handoffs=sum(reasons.values()),
+        resolution=resolution,
     )

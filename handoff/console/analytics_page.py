@@ -30,7 +30,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 from sqlalchemy.engine import make_url
 
-from handoff.analytics import NO_GROUP, Figures, Report, Row, service_report
+from handoff.analytics import NO_GROUP, Figures, Report, Resolution, Row, service_report
 from handoff.console.security import me
 from handoff.console.state import ApiError, Console, console
 from handoff.console.views import CHANNELS
@@ -183,9 +183,12 @@ async def csv_export(request: web.Request) -> web.StreamResponse:
         query, report = await _report(state, request)
     except ApiError as exc:
         return state.render(request, "error.html", status=400, message=str(exc))
-    name = f"analytics_{query.start.isoformat()}_{query.end.isoformat()}.csv"
+    topics = request.query.get("table") == "topics"  # resolution by the bot per topic
+    kind = "analytics_topics" if topics else "analytics"
+    name = f"{kind}_{query.start.isoformat()}_{query.end.isoformat()}.csv"
+    body = topics_csv(report.resolution) if topics else to_csv(report.rows)
     return web.Response(
-        body=to_csv(report.rows).encode("utf-8-sig"),  # the BOM: Excel then reads UTF-8
+        body=body.encode("utf-8-sig"),  # the BOM: Excel then reads UTF-8
         content_type="text/csv",
         charset="utf-8",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
@@ -251,6 +254,27 @@ def to_csv(rows: list[Row]) -> str:
                 group_label(row.group),
                 *(_number(get(row.figures)) for _, get in COLUMNS),
             ]
+        )
+    return out.getvalue()
+
+
+TOPIC_HEADER = [
+    "Тема (интент)",
+    "Обращений",
+    "Решено ботом",
+    "Решено ботом, %",
+    "Передано оператору",
+    "Повторное обращение за 24 ч",
+]
+
+
+def topics_csv(resolution: list[Resolution]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
+    writer.writerow(TOPIC_HEADER)
+    for r in resolution:
+        writer.writerow(
+            [r.topic, r.contacts, r.resolved, _number(r.resolved_pct), r.handed_off, r.repeated]
         )
     return out.getvalue()
 

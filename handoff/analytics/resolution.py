@@ -73,13 +73,13 @@ def _answered(session: AsyncSession, since: datetime, until: datetime, channel: 
 
 
 def _topic(
-    intent: str | None, handled_as: str | None, text: str | None, payload: str | None
+    intent: str | None, handled_as: str | None, first_char: str | None, payload: str | None
 ) -> str | None:
     """The request a message makes, if any: a topic button's intent, or the NLU intent of a
     text that was a request (not a miss, a form answer or a cancel; not a /command)."""
     if payload and payload.startswith(INTENT_BUTTON):
         return payload.removeprefix(INTENT_BUTTON)
-    if intent and handled_as is None and not (text or "").startswith("/"):
+    if intent and handled_as is None and first_char != "/":
         return intent
     return None
 
@@ -92,30 +92,34 @@ async def resolution_by_topic(
 ) -> list[Resolution]:
     """Per topic, most contacts first. `handed`: (conversation, day) of the period's handoffs."""
     m = Message
-    base = _answered(session, period.since, period.until, channel)
+    # One pass over what the bot answered from the period's start to its end plus the repeat
+    # window: the period's messages make the contacts, every message counts as "wrote again".
+    query = _answered(session, period.since, period.until + REPEAT_WITHIN, channel=None)
     rows = (
         await session.execute(
-            base.add_columns(
+            query.add_columns(
                 local_day(session, m.created_at, period),
                 m.nlu["intent"].as_string(),
                 m.nlu["handled_as"].as_string(),
-                m.text,
+                func.substr(m.text, 1, 1),
                 m.payload,
             ).order_by(m.created_at, m.id)
         )
     ).all()
     contacts: dict[tuple[int, date, str], list[Any]] = {}  # -> [person, last at, topic]
-    for conv_id, person, at, ch, day, intent, handled_as, text, payload in rows:
+    wrote: dict[int, list[datetime]] = defaultdict(list)  # person -> when, in order
+    until = period.until
+    for conv_id, person, at, ch, day, intent, handled_as, first_char, payload in rows:
+        wrote[int(person)].append(at)
+        if at >= until or (channel is not None and ch != channel):
+            continue
         key = (int(conv_id), as_date(day), str(ch))
-        contact = contacts.setdefault(key, [int(person), at, None])
+        contact = contacts.get(key)
+        if contact is None:
+            contact = contacts[key] = [int(person), at, None]
         contact[1] = at
         if contact[2] is None:
-            contact[2] = _topic(intent, handled_as, text, payload)
-    # Every time each person wrote, to the end of the period plus the repeat window.
-    later = _answered(session, period.since, period.until + REPEAT_WITHIN, channel=None)
-    wrote: dict[int, list[datetime]] = defaultdict(list)
-    for _conv, person, at, _ch in await session.execute(later.order_by(Message.created_at)):
-        wrote[int(person)].append(at)
+            contact[2] = _topic(intent, handled_as, first_char, payload)
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     for (conv_id, day, _ch), (person, last_at, topic) in contacts.items():
         row = counts[topic or NO_TOPIC]

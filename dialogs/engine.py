@@ -31,7 +31,6 @@ from dialogs.content import (
     REMEMBERED_TYPES,
     SLOT_PAYLOAD,
     STEP_PAYLOAD,
-    VK_ROWS,
     Ask,
     Call,
     Content,
@@ -49,6 +48,7 @@ from dialogs.content import (
     command_key,
 )
 from dialogs.incidents import Incidents, Rules
+from dialogs.limits import VK
 from dialogs.messages import Button, Outbound
 from dialogs.responder import Escalator, Turn
 from dialogs.slot_types import Choice, parse_value, window_options
@@ -625,7 +625,7 @@ def render(
     rows = extra + tuple(
         tuple(Button(b.title, b.payload, b.url) for b in row) for row in variant.buttons
     )
-    if channel == "vk" and len(rows) > VK_ROWS:  # automatic buttons + the response's own
-        flat = [b for row in rows for b in row][: VK_ROWS * 2]
+    if channel == "vk" and len(rows) > VK.rows:  # automatic buttons + the response's own
+        flat = [b for row in rows for b in row][: VK.rows * 2]
         rows = tuple(tuple(flat[i : i + 2]) for i in range(0, len(flat), 2))
     return Outbound(text=text, buttons=rows, image=variant.image, sticker=variant.sticker)

@@ -58,7 +58,7 @@ def bench_load(intents: list[str]) -> None:
     times = []
     for _ in range(20):
         started = time.perf_counter()
-        content = load_content(CONTENT, intents)
+        content = load_content(CONTENT, intents, actions=flow_actions(DemoBackend()))
         times.append(time.perf_counter() - started)
     print(
         f"load+validate content/: p50 {statistics.median(times) * 1000:.1f} ms "
@@ -73,7 +73,8 @@ async def bench_turns(subscribers: int, intents: list[str], tmp: Path) -> None:
     backend = DemoBackend()
     await backend.prepare(db)
     nlu = await EmbeddedEngine.train(load_training_data([CONTENT / "nlu"]), tmp / "nlu-cache")
-    engine = DialogEngine(StaticContent(load_content(CONTENT, intents)), flow_actions(backend))
+    actions = flow_actions(backend)
+    engine = DialogEngine(StaticContent(load_content(CONTENT, intents, actions=actions)), actions)
     service = ConversationService(db, engine, engine=nlu)
     latencies: list[float] = []
     replies = 0
@@ -105,7 +106,7 @@ async def bench_turns(subscribers: int, intents: list[str], tmp: Path) -> None:
 async def bench_reload(intents: list[str], tmp: Path) -> None:
     content_dir = tmp / "content"
     shutil.copytree(CONTENT, content_dir, ignore=shutil.ignore_patterns("tests", "nlu_test"))
-    holder = ReloadingContent(content_dir, lambda: intents)
+    holder = ReloadingContent(content_dir, lambda: intents, actions=flow_actions(DemoBackend()))
     watcher = asyncio.create_task(holder.watch(0.5))
     target = content_dir / "dialogs" / "service.yml"
     original = target.read_text(encoding="utf-8")

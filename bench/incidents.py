@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from dialogs.content import load_content  # noqa: E402
 from nlu.data import load_training_data  # noqa: E402
+from services.actions import flow_actions  # noqa: E402
 from services.backend import BackendContext  # noqa: E402
 from services.backend.demo import DemoBackend  # noqa: E402
 from services.outages import Incidents, Rules  # noqa: E402
@@ -104,7 +105,8 @@ async def run(db: Database, contacts: int, streets: int, audience: int) -> None:
     opened = [await contact(sub, f"Лесная {i}") for i, sub in enumerate(who)]
     line("check, Лесная: opens at the 5th, then the open incident", opened[5:])
 
-    content = load_content(CONTENT, load_training_data([CONTENT / "nlu"]).intents)
+    intents = load_training_data([CONTENT / "nlu"]).intents
+    content = load_content(CONTENT, intents, actions=flow_actions(DemoBackend()))
     extra = await people(db, audience, 100_000)
     async with db.session() as s, s.begin():
         made = await desk.declare(

@@ -10,10 +10,12 @@ started with). A broken edit is logged with the same `file:line:col: message` li
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from dialogs.actions import Actions
 from dialogs.content import Content, content_files, load_content
 from dialogs.yamlsrc import ContentError
 
@@ -28,14 +30,19 @@ class ReloadingContent:
         content_dir: Path,
         intents: Callable[[], Iterable[str]],
         *,
+        actions: Actions,
         groups: Iterable[str] | None = None,
     ) -> None:
-        """`intents` gives the NLU's current intent names (they change when the NLU data does)."""
+        """`intents` gives the NLU's current intent names (they change when the NLU data does);
+        `actions` is the flow-action registry the content is checked against."""
         self.content_dir = content_dir
         self.intents = intents
+        self.actions = actions
         self.groups = list(groups) if groups is not None else None
         self._stamp = (stamp(content_dir), tuple(intents()))
-        self.current: Content = load_content(content_dir, intents(), groups=self.groups)
+        self.current: Content = load_content(
+            content_dir, intents(), actions=actions, groups=self.groups
+        )
         self.last_error: str | None = None
 
     async def watch(self, interval: float = 0.5) -> None:
@@ -51,7 +58,13 @@ class ReloadingContent:
         """True if a new version went live."""
         try:
             content = await asyncio.to_thread(
-                load_content, self.content_dir, list(self.intents()), groups=self.groups
+                functools.partial(
+                    load_content,
+                    self.content_dir,
+                    list(self.intents()),
+                    actions=self.actions,
+                    groups=self.groups,
+                )
             )
         except ContentError as exc:
             self.last_error = str(exc)

@@ -86,7 +86,10 @@ class App:
         self.service.engine = engine
         self._spawn(engine.watch(), "nlu-reload")
         self.content = ReloadingContent(
-            self.settings.content_dir, engine.intents, groups=self.settings.skill_groups
+            self.settings.content_dir,
+            engine.intents,
+            actions=self.actions,
+            groups=self.settings.skill_groups,
         )
         queue = HandoffQueue(self.content, self.settings.handoff, groups=self.settings.skill_groups)
         self.service.responder = self._responder or DialogEngine(

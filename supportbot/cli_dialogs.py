@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from dialogs.content import load_content
 from dialogs.yamlsrc import ContentError
 from nlu.data import load_training_data
 from supportbot.settings import Settings
@@ -54,10 +53,12 @@ def _content_dir(settings: Settings, args: argparse.Namespace) -> Path:
 
 
 async def _validate(settings: Settings, args: argparse.Namespace) -> int:
+    from supportbot.content_setup import configured_content
+
     content_dir = _content_dir(settings, args)
     intents = load_training_data([content_dir / "nlu"]).intents
     try:
-        content = load_content(content_dir, intents, groups=settings.skill_groups)
+        content = configured_content(settings, content_dir)
     except ContentError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
@@ -112,13 +113,9 @@ async def _tickets_list(settings: Settings, args: argparse.Namespace) -> int:
 async def _tickets_resolve(settings: Settings, args: argparse.Namespace) -> int:
     from services.tickets import TicketError, resolve_ticket
     from storage.db import Database
+    from supportbot.content_setup import configured_content
 
-    content_dir = settings.content_dir
-    content = load_content(
-        content_dir,
-        load_training_data([content_dir / "nlu"]).intents,
-        groups=settings.skill_groups,
-    )
+    content = configured_content(settings)
     db = Database(settings.database_url)
     try:
         done = await resolve_ticket(db, content, args.number, args.result)

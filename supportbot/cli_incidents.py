@@ -12,8 +12,6 @@ import sys
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from dialogs.content import load_content
-from nlu.data import load_training_data
 from services.backend import load_backend
 from supportbot.settings import ConfigError, Settings
 
@@ -143,13 +141,9 @@ async def _declare(settings: Settings, args: argparse.Namespace) -> int:
 async def _close(settings: Settings, args: argparse.Namespace) -> int:
     from services.outages import IncidentError
     from storage.models import utcnow
+    from supportbot.content_setup import configured_content
 
-    content_dir = settings.content_dir
-    content = load_content(
-        content_dir,
-        load_training_data([content_dir / "nlu"]).intents,
-        groups=settings.skill_groups,
-    )
+    content = configured_content(settings)
     db = await _database(settings)
     events: list[dict[str, Any]] = []
     db.on_commit(publish=events.append)  # handed to the consoles below, through Redis

@@ -71,6 +71,9 @@ class TcpProxy:
         await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
 
 
+# The flow actions of the reference services on the demo backend (what `supportbot demo` runs).
+REFERENCE_ACTIONS = flow_actions(DemoBackend())
+
 _NLU: list[EmbeddedEngine] = []
 
 
@@ -84,7 +87,7 @@ async def trained_nlu() -> EmbeddedEngine:
 
 def content_source() -> StaticContent:
     intents = load_training_data([CONTENT / "nlu"]).intents
-    return StaticContent(load_content(CONTENT, intents))
+    return StaticContent(load_content(CONTENT, intents, actions=REFERENCE_ACTIONS))
 
 
 def dialog_engine(incidents: Incidents | None = None) -> DialogEngine:
@@ -95,4 +98,4 @@ def dialog_engine(incidents: Incidents | None = None) -> DialogEngine:
     backend = incidents.backend if incidents is not None else DemoBackend()
     assert backend is not None
     actions = flow_actions(backend, incidents)
-    return DialogEngine(StaticContent(load_content(CONTENT, intents)), actions)
+    return DialogEngine(StaticContent(load_content(CONTENT, intents, actions=actions)), actions)

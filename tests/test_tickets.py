@@ -15,12 +15,13 @@ from services.tickets import TicketError, resolve_ticket
 from storage.db import Database
 from storage.models import ChannelAccount, Message, OutboxItem, Subscriber, Ticket, utcnow
 from tests.audience import Person, conversation_of, seed
-from tests.support import CONTENT
+from tests.support import CONTENT, REFERENCE_ACTIONS
 
 
 @functools.cache
 def content() -> Content:
-    return load_content(CONTENT, load_training_data([CONTENT / "nlu"]).intents)
+    intents = load_training_data([CONTENT / "nlu"]).intents
+    return load_content(CONTENT, intents, actions=REFERENCE_ACTIONS)
 
 
 async def open_ticket(db: Database, subscriber_id: int, channel: str, user_id: int) -> str:

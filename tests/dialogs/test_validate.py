@@ -15,7 +15,7 @@ from dialogs.yamlsrc import ContentError, Problem
 from nlu.data import load_training_data
 from supportbot.cli import main
 from supportbot.settings import Settings
-from tests.support import CONTENT
+from tests.support import CONTENT, REFERENCE_ACTIONS
 
 INTENTS = frozenset(load_training_data([CONTENT / "nlu"]).intents)
 GROUPS = tuple(Settings.model_fields["skill_groups"].default)
@@ -77,7 +77,7 @@ def introduce(root: Path, mistake: Mistake) -> int:
 
 def problems_of(root: Path) -> list[Problem]:
     with pytest.raises(ContentError) as caught:
-        load_content(root, INTENTS, groups=GROUPS)
+        load_content(root, INTENTS, actions=REFERENCE_ACTIONS, groups=GROUPS)
     return caught.value.problems
 
 
@@ -98,10 +98,10 @@ def assert_reported(problems: list[Problem], file: str, line: int, names: tuple[
 
 
 def test_shipped_content_is_valid_without_warnings() -> None:
-    content = load_content(CONTENT, INTENTS)
+    content = load_content(CONTENT, INTENTS, actions=REFERENCE_ACTIONS)
     assert content.warnings == ()
     assert set(content.intent_flows) == INTENTS  # every NLU intent has its flow
-    with_groups = load_content(CONTENT, INTENTS, groups=GROUPS)
+    with_groups = load_content(CONTENT, INTENTS, actions=REFERENCE_ACTIONS, groups=GROUPS)
     assert with_groups.warnings == ()
 
 
@@ -621,7 +621,7 @@ def vk_override_with_long_title() -> Mistake:
 def test_buttons_only_telegram_shows_are_not_held_to_vk_limits(tmp_path: Path, new: str) -> None:
     root = copy_content(tmp_path)
     edit(root, "service.yml", NUMBER_PORTING_BUTTONS, new)
-    load_content(root, INTENTS, groups=GROUPS)
+    load_content(root, INTENTS, actions=REFERENCE_ACTIONS, groups=GROUPS)
 
 
 # --------------------------------------------------------------------------- CLI and warnings
@@ -678,7 +678,7 @@ def test_warning_does_not_stop_the_content(
 ) -> None:
     root = copy_content(tmp_path)
     line = line_of(edit(root, file, old, new), marker)
-    content = load_content(root, INTENTS, groups=GROUPS)
+    content = load_content(root, INTENTS, actions=REFERENCE_ACTIONS, groups=GROUPS)
     [warning] = content.warnings
     assert warning.warning and message in warning.message
     assert warning.file.endswith(f"dialogs/{file}") and warning.line == line

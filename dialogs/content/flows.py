@@ -1,0 +1,354 @@
+"""Compiling flows (`flows:`): a flow's intents, commands and title, and its nested steps into a
+flat program of instructions with jumps (`FlowBuilder`), then which steps nothing leads to.
+
+Each kind of step (say, ask, call, if, goto, flow, use, handoff, ticket, set, end) has its own
+method, chosen through `STEP_KINDS`; what every step must satisfy is checked in one place first
+(`FlowBuilder.kind_of`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from dialogs import expr
+from dialogs.content import limits
+from dialogs.content.model import (
+    Ask,
+    Call,
+    End,
+    Flow,
+    Handoff,
+    Instr,
+    Jump,
+    JumpUnless,
+    MakeTicket,
+    Say,
+    SetSlots,
+    StartFlow,
+    UseFlow,
+    command_key,
+)
+from dialogs.content.responses import response_ref
+from dialogs.content.state import Compilation
+from dialogs.yamlsrc import PathKey, Source
+
+# What may sit next to each kind of step (besides `id:`), in the order kinds are reported.
+STEP_EXTRAS: dict[str, set[str]] = {
+    "say": set(),
+    "ask": {"prompt", "force"},
+    "call": {"as", "on_error"},
+    "if": {"then", "else"},
+    "goto": set(),
+    "flow": set(),
+    "use": set(),
+    "handoff": {"reason"},
+    "ticket": {"details", "as"},
+    "set": set(),
+    "end": set(),
+}
+STEP_KEYS = {"id", *STEP_EXTRAS, *(key for extras in STEP_EXTRAS.values() for key in extras)}
+FLOW_KEYS = ("intent", "intents", "title", "commands", "steps")
+
+
+def compile_flow(
+    st: Compilation, src: Source, name: str, raw: Any
+) -> tuple[Flow, FlowBuilder] | None:
+    """One entry of `flows:`, and its builder (for the reachability check once every flow is
+    built); None when it is too broken to use (the problem is reported)."""
+    path: PathKey = ("flows", name)
+    if not isinstance(raw, dict):
+        st.err(src, path, "a flow needs `steps` (and usually `intent` and `title`)")
+        return None
+    for key in raw:
+        if key not in FLOW_KEYS:
+            st.err(
+                src,
+                (*path, key),
+                f"unknown flow key {key!r} (allowed: intent, intents, title, commands, steps)",
+            )
+    _commands(st, src, name, raw.get("commands"))
+    intents = _intents(st, src, name, raw)
+    title = raw.get("title", name)
+    limits.check_flow_title(st, src, (*path, "title"), str(title))
+    steps = raw.get("steps")
+    if not isinstance(steps, list) or not steps:
+        st.err(src, path, f"flow {name!r} needs a non-empty `steps` list")
+        return None
+    builder = FlowBuilder(st, src, name)
+    builder.block(steps, (*path, "steps"))
+    builder.finish()
+    flow = Flow(
+        name, str(title), tuple(str(i) for i in intents), tuple(builder.program), builder.labels
+    )
+    return flow, builder
+
+
+def _intents(st: Compilation, src: Source, name: str, raw: dict[Any, Any]) -> list[Any]:
+    """`intent:` or `intents:`, the NLU intents that start the flow."""
+    path: PathKey = ("flows", name)
+    intents = raw.get("intents") or ([raw["intent"]] if "intent" in raw else [])
+    key = "intents" if "intents" in raw else "intent"
+    for i, intent in enumerate(intents):
+        ipath = (*path, key, i) if key == "intents" else (*path, key)
+        st.pending.intents.append((src, ipath, str(intent)))
+        if intent in st.intent_flows:
+            st.err(
+                src,
+                ipath,
+                f"intent {intent!r} already starts flow {st.intent_flows[intent]!r}",
+            )
+        else:
+            st.intent_flows[str(intent)] = name
+    return list(intents)
+
+
+def _commands(st: Compilation, src: Source, name: str, raw: Any) -> None:
+    """`commands:` exact texts ("/link", "связать аккаунты") that start the flow, even mid-form."""
+    if raw is None:
+        return
+    path: PathKey = ("flows", name, "commands")
+    if not isinstance(raw, list) or not raw:
+        st.err(src, path, "`commands` must be a non-empty list of texts")
+        return
+    for i, text in enumerate(raw):
+        key = command_key(str(text)) if isinstance(text, str | int) else ""
+        if not key:
+            st.err(src, (*path, i), "a command must be a non-empty text")
+        elif key in st.command_flows and st.command_flows[key] != name:
+            st.err(
+                src,
+                (*path, i),
+                f"command {text!r} already starts flow {st.command_flows[key]!r}",
+            )
+        else:
+            st.command_flows[key] = name
+
+
+class FlowBuilder:
+    """Compiles a flow's nested steps into a flat program with jumps, then checks reachability."""
+
+    def __init__(self, st: Compilation, src: Source, flow: str) -> None:
+        self.st = st
+        self.src = src
+        self.flow = flow
+        self.program: list[Instr] = []
+        self.paths: list[PathKey] = []
+        self.labels: dict[str, int] = {}
+        self.label_paths: dict[str, PathKey] = {}
+        self.fixups: list[tuple[int, str, PathKey]] = []  # (pc, label, path) for goto / on_error
+        self.step_starts: list[tuple[int, PathKey]] = []
+
+    def emit(self, ins: Instr, path: PathKey) -> int:
+        self.program.append(ins)
+        self.paths.append(path)
+        return len(self.program) - 1
+
+    def err(self, path: PathKey, message: str) -> None:
+        self.st.err(self.src, path, message)
+
+    def block(self, steps: Any, path: PathKey) -> None:
+        if not isinstance(steps, list):
+            self.err(path, "steps must be a list")
+            return
+        for i, step in enumerate(steps):
+            self.step((*path, i), step)
+
+    def step(self, path: PathKey, raw: Any) -> None:
+        self.step_starts.append((len(self.program), path))
+        if raw == "end":
+            self.emit(End(), path)
+            return
+        kind = self.kind_of(path, raw)
+        if kind is not None:
+            STEP_KINDS[kind](self, path, raw)
+
+    def kind_of(self, path: PathKey, raw: Any) -> str | None:
+        """The checks every step passes: a mapping of known keys doing exactly one thing, with
+        only what that kind of step takes next to it; its `id:` becomes a label. None: no step."""
+        if not isinstance(raw, dict):
+            self.err(
+                path, "a step is a mapping like `say: ...`, `ask: slot`, `call: action`, or `end`"
+            )
+            return None
+        for key in raw:
+            if key not in STEP_KEYS:
+                self.err((*path, key), f"unknown step key {key!r}")
+        if "id" in raw:
+            self._label(path, str(raw["id"]))
+        kinds = [k for k in STEP_KINDS if k in raw]
+        if len(kinds) != 1:
+            self.err(path, f"a step does exactly one thing; found {', '.join(kinds) or 'nothing'}")
+            return None
+        kind = kinds[0]
+        allowed = {kind, "id", *STEP_EXTRAS[kind]}
+        for key in raw:
+            if key in STEP_KEYS and key not in allowed:
+                extras = ", ".join(sorted(STEP_EXTRAS[kind])) or "nothing else"
+                self.err(
+                    (*path, key), f"`{key}` does not belong on a `{kind}` step (it takes {extras})"
+                )
+        return kind
+
+    def _label(self, path: PathKey, label: str) -> None:
+        if label in self.labels:
+            self.err((*path, "id"), f"step id {label!r} is used twice in flow {self.flow!r}")
+        self.labels[label] = len(self.program)
+        self.label_paths[label] = (*path, "id")
+
+    # -- one method per kind of step: (path of the step, the step's mapping) -------------------
+
+    def say(self, path: PathKey, raw: dict[str, Any]) -> None:
+        at = (*path, "say")
+        self.emit(Say(response_ref(self.st, self.src, at, raw["say"], self.flow)), at)
+
+    def ask(self, path: PathKey, raw: dict[str, Any]) -> None:
+        at, slot = (*path, "ask"), str(raw["ask"])
+        if slot not in self.st.slots:
+            self.err(at, f"unknown slot {slot!r} (declare it under `slots:`)")
+        prompt = (
+            response_ref(self.st, self.src, (*path, "prompt"), raw["prompt"], self.flow)
+            if "prompt" in raw
+            else None
+        )
+        self.emit(Ask(slot, prompt, bool(raw.get("force", False))), at)
+
+    def call(self, path: PathKey, raw: dict[str, Any]) -> None:
+        at, action = (*path, "call"), str(raw["call"])
+        named = str(raw["as"]) if "as" in raw else None
+        into, problems = self.st.actions.check_call(action, named)
+        for key, message in problems:
+            self.err((*path, key), message)
+        self.st.result_names.add(into)
+        pc = self.emit(Call(action, into, None), at)
+        if "on_error" in raw:
+            self.fixups.append((pc, str(raw["on_error"]), (*path, "on_error")))
+
+    def if_(self, path: PathKey, raw: dict[str, Any]) -> None:
+        at = (*path, "if")
+        cond = self.st.condition(self.src, at, raw["if"]) or expr.compile_condition("False")
+        if "then" not in raw:
+            self.err(path, "an `if` step needs `then:` steps")
+        jump = self.emit(JumpUnless(cond, -1), at)
+        self.block(raw.get("then", []), (*path, "then"))
+        if "else" in raw:
+            skip = self.emit(Jump(-1), (*path, "else"))
+            self.program[jump] = JumpUnless(cond, len(self.program))
+            self.block(raw["else"], (*path, "else"))
+            self.program[skip] = Jump(len(self.program))
+        else:
+            self.program[jump] = JumpUnless(cond, len(self.program))
+
+    def goto(self, path: PathKey, raw: dict[str, Any]) -> None:
+        at = (*path, "goto")
+        pc = self.emit(Jump(-1), at)
+        self.fixups.append((pc, str(raw["goto"]), at))
+
+    def start_flow(self, path: PathKey, raw: dict[str, Any]) -> None:
+        at, target = (*path, "flow"), str(raw["flow"])
+        self.st.pending.flows.append((self.src, at, target))
+        self.st.flow_refs.add(target)
+        self.emit(StartFlow(target), at)
+
+    def use(self, path: PathKey, raw: dict[str, Any]) -> None:
+        at, target = (*path, "use"), str(raw["use"])
+        self.st.pending.flows.append((self.src, at, target))
+        self.st.flow_refs.add(target)
+        self.emit(UseFlow(target), at)
+
+    def handoff(self, path: PathKey, raw: dict[str, Any]) -> None:
+        at, group, groups = (*path, "handoff"), str(raw["handoff"]), self.st.groups
+        if groups is not None and group not in groups:
+            self.err(at, f"unknown skill group {group!r} (settings: {', '.join(sorted(groups))})")
+        self.emit(Handoff(group, str(raw["reason"]) if "reason" in raw else None), at)
+
+    def ticket(self, path: PathKey, raw: dict[str, Any]) -> None:
+        details = raw.get("details") or []
+        if not isinstance(details, list):
+            self.err((*path, "details"), "details must be a list of slot names")
+            details = []
+        for i, d in enumerate(details):
+            self.st.pending.names.append(
+                (self.src, (*path, "details", i), str(d), "ticket details")
+            )
+        into = str(raw.get("as", "ticket"))
+        self.st.result_names.add(into)
+        kind = str(raw["ticket"])
+        self.emit(MakeTicket(kind, tuple(str(d) for d in details), into), (*path, "ticket"))
+
+    def set_(self, path: PathKey, raw: dict[str, Any]) -> None:
+        at, values = (*path, "set"), raw["set"]
+        if not isinstance(values, dict):
+            self.err(at, "set needs a mapping of slot: value")
+            return
+        for k in values:
+            self.st.pending.names.append((self.src, (*at, k), str(k), "set"))
+        self.emit(SetSlots(tuple((str(k), v) for k, v in values.items())), at)
+
+    def end(self, path: PathKey, raw: dict[str, Any]) -> None:
+        self.emit(End(), (*path, "end"))
+
+    # -- after the steps --------------------------------------------------------------------
+
+    def finish(self) -> None:
+        """Point each goto / on_error at its step id."""
+        for pc, label, path in self.fixups:
+            target = self.labels.get(label)
+            if target is None:
+                self.err(path, f"unknown step {label!r} in flow {self.flow!r}")
+                target = len(self.program)
+            ins = self.program[pc]
+            self.program[pc] = (
+                Call(ins.action, ins.into, target) if isinstance(ins, Call) else Jump(target)
+            )
+
+    def reachability(self) -> None:
+        """Report steps nothing leads to (run after every flow is built: buttons elsewhere
+        may enter this flow at a step id)."""
+        entries = {0} | {
+            self.labels[x] for x in self.st.entry_labels.get(self.flow, ()) if x in self.labels
+        }
+        seen: set[int] = set()
+        todo = list(entries)
+        size = len(self.program)
+        while todo:
+            pc = todo.pop()
+            if pc in seen or pc >= size:
+                continue
+            seen.add(pc)
+            todo += _successors(self.program[pc], pc)
+        reported: set[int] = set()
+        for start, path in self.step_starts:
+            if start < size and start not in seen and start not in reported:
+                reported.add(start)
+                self.err(path, f"unreachable step in flow {self.flow!r} (nothing leads here)")
+
+
+def _successors(ins: Instr, pc: int) -> list[int]:
+    """Where the program may go after instruction `pc`."""
+    if isinstance(ins, Jump):
+        return [ins.target]
+    if isinstance(ins, JumpUnless):
+        return [pc + 1, ins.target]
+    if isinstance(ins, Call):
+        return [pc + 1] if ins.on_error is None else [pc + 1, ins.on_error]
+    if isinstance(ins, End | StartFlow | Handoff):
+        return []
+    return [pc + 1]
+
+
+# The method that compiles each kind of step; the order is the one problems name kinds in.
+STEP_KINDS: dict[str, Callable[[FlowBuilder, PathKey, dict[str, Any]], None]] = {
+    "say": FlowBuilder.say,
+    "ask": FlowBuilder.ask,
+    "call": FlowBuilder.call,
+    "if": FlowBuilder.if_,
+    "goto": FlowBuilder.goto,
+    "flow": FlowBuilder.start_flow,
+    "use": FlowBuilder.use,
+    "handoff": FlowBuilder.handoff,
+    "ticket": FlowBuilder.ticket,
+    "set": FlowBuilder.set_,
+    "end": FlowBuilder.end,
+}
+assert list(STEP_KINDS) == list(STEP_EXTRAS)

@@ -1,0 +1,238 @@
+"""The compiled content: the immutable model `load_content` returns and the dialog engine runs.
+
+Responses (variants, buttons, per-channel overrides), slot definitions, flows compiled into flat
+programs of instructions (Say, Ask, Call, Jump, ...), the bot's settings, and the names and
+payload prefixes the engine and the content agree on. Nothing here reads files or checks content.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dialogs.slot_types import Choice
+from dialogs.yamlsrc import Problem
+
+CHANNELS = ("telegram", "vk")  # a response may override its text, buttons... for each of these
+
+# Responses the engine itself says; content must define each.
+RESERVED = {
+    "welcome": "the greeting for /start and a first message",
+    "fallback": "said when the bot did not understand and has nothing to suggest",
+    "unsure": "said above the 'did you mean' buttons when the bot is not sure",
+    "give_up": "said after repeated misses, with the button to an operator",
+    "photo": "the reply to a photo",
+    "sticker": "the reply to a sticker",
+    "media": "the reply to voice, video, files and other media",
+    "cancelled": "said when the subscriber cancels a form ('отмена')",
+    "error": "said when the backend (billing, CRM) fails",
+    "stale": "said when an old button is pressed",
+    "handoff": "said when the chat goes to an operator",
+    "ticket_resolved": "the notification sent when a ticket is resolved",
+    "queue_position": "after handoff: the place in the queue ({queue.position}, {queue.eta_minutes})",
+    "queue_update": "told again when the place in the queue changes materially",
+    "after_hours": "after handoff outside working hours ({queue.returns}: when operators are back)",
+    "operator_joined": "when an operator takes the chat ({operator.name})",
+    "transferred": "when an operator transfers the chat to another group",
+    "returned_to_bot": "when an operator hands the chat back to the bot",
+    "csat_ask": "after an operator closes the chat, above the 1-5 rating buttons",
+    "nps_ask": "after the rating, if NPS is on, above the 0-10 buttons",
+    "csat_comment_ask": "after the rating: an optional comment",
+    "csat_thanks": "the last word after a rating",
+    "incident_closed": "to subscribers of an outage when it is fixed ({outage.area_title}, {outage.resolution})",
+    "link_code": "sent to the OTHER channel when linking: the one-time {code} ({minutes} min)",
+    "continued_here": "when a chat from the subscriber's other channel continues here",
+}
+REMEMBERED_TYPES = {"phone", "account", "phone_or_account", "address"}  # never asked twice
+BUILTIN_NAMES = {"channel", "first_name", "customer", "error", "ticket", "queue", "operator"}
+BUILTIN_NAMES |= {"code", "minutes", "from_channel"}  # link_code, continued_here
+INTENT_PAYLOAD, FLOW_PAYLOAD, STEP_PAYLOAD, SLOT_PAYLOAD = "intent:", "flow:", "step:", "slot:"
+NONE_OF_THESE = "nlu:none"
+
+
+# -- the compiled model ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ButtonSpec:
+    title: str
+    payload: str | None = None
+    url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Lines:
+    """`lines: {for: tariffs, text: "• {name}"}`: one line per item of a list result."""
+
+    of: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    text: str | None = None
+    buttons: tuple[tuple[ButtonSpec, ...], ...] = ()
+    image: str | None = None
+    sticker: str | None = None
+    lines: Lines | None = None
+    channels: tuple[tuple[str, Variant], ...] = ()  # per-channel overrides
+
+    def for_channel(self, channel: str) -> Variant:
+        for name, override in self.channels:
+            if name == channel:
+                return override
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    name: str
+    variants: tuple[Variant, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ChoicesFrom:
+    of: str  # a list result, e.g. "tariffs"
+    value: str  # the item key stored in the slot, e.g. "code"
+    title: str  # template over the item, e.g. "{name} — {price|rub}"
+
+
+@dataclass(frozen=True, slots=True)
+class SlotDef:
+    name: str
+    type: str
+    prompt: Response
+    retry: Response | None = None
+    choices: tuple[Choice, ...] = ()
+    choices_from: ChoicesFrom | None = None
+    prefill: ast.Expression | None = None  # `from:` e.g. customer.address
+
+
+# Instructions of a compiled flow.
+@dataclass(frozen=True, slots=True)
+class Say:
+    response: Response
+
+
+@dataclass(frozen=True, slots=True)
+class Ask:
+    slot: str
+    prompt: Response | None
+    force: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    action: str
+    into: str
+    on_error: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Jump:
+    target: int
+
+
+@dataclass(frozen=True, slots=True)
+class JumpUnless:
+    condition: ast.Expression
+    target: int
+
+
+@dataclass(frozen=True, slots=True)
+class StartFlow:
+    flow: str
+
+
+@dataclass(frozen=True, slots=True)
+class UseFlow:
+    """Run another flow, then come back to the next step (like a subroutine)."""
+
+    flow: str
+
+
+@dataclass(frozen=True, slots=True)
+class Handoff:
+    group: str
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class MakeTicket:
+    kind: str
+    details: tuple[str, ...]
+    into: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetSlots:
+    values: tuple[tuple[str, Any], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class End:
+    pass
+
+
+Instr = (
+    Say
+    | Ask
+    | Call
+    | Jump
+    | JumpUnless
+    | StartFlow
+    | UseFlow
+    | Handoff
+    | MakeTicket
+    | SetSlots
+    | End
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Flow:
+    name: str
+    title: str
+    intents: tuple[str, ...]
+    program: tuple[Instr, ...]
+    labels: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class BotSettings:
+    max_misses: int = 2
+    max_retries: int = 2
+    none_of_these: str = "🤷 Другое"
+    yes: str = "✅ Да"
+    no: str = "❌ Нет"
+    no_comment: str = "👌 Без комментария"
+    give_up_group: str = (
+        "consult"  # after repeated misses: hand off to this group ("" = offer a button)
+    )
+    cancel_words: tuple[str, ...] = ("отмена", "отменить", "стоп", "/cancel", "передумал")
+    tz: str = "Europe/Moscow"
+
+
+@dataclass(frozen=True, slots=True)
+class Content:
+    responses: dict[str, Response]
+    slots: dict[str, SlotDef]
+    flows: dict[str, Flow]
+    intent_flows: dict[str, str]
+    bot: BotSettings
+    fingerprint: str
+    warnings: tuple[Problem, ...] = ()
+    content_dir: Path = field(default=Path("content"))
+    command_flows: dict[str, str] = field(default_factory=dict)  # command_key(text) -> flow
+
+
+def command_key(text: str) -> str:
+    """How a typed command is matched: case, edge punctuation, repeated spaces and a Telegram
+    "@botname" suffix don't matter ("/link@my_bot", "Связать аккаунты!" both match)."""
+    low = " ".join(text.lower().replace("ё", "е").split()).strip(" !.?,")
+    if low.startswith("/"):
+        head, _, rest = low.partition(" ")
+        low = " ".join(p for p in (head.split("@", 1)[0], rest) if p)
+    return low

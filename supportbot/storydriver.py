@@ -20,10 +20,10 @@ from typing import Any
 from pydantic import SecretStr
 from sqlalchemy import func, select
 
-from bots.emulator.telegram import TelegramEmulator
-from bots.emulator.vk import VKEmulator
 from dialogs.storytests import Outcome, Reply, Story, TurnResult, run_story
 from dialogs.tickets import resolve_ticket
+from emulators.telegram import TelegramEmulator
+from emulators.vk import VKEmulator
 from storage.models import (
     ChannelAccount,
     Conversation,

@@ -31,8 +31,8 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import select
 
-from bots.emulator.telegram import TelegramEmulator
-from bots.emulator.vk import VKEmulator
+from emulators.telegram import TelegramEmulator
+from emulators.vk import VKEmulator
 from handoff.console.security import HARDENING, same_origin
 from storage.db import Database
 from storage.models import ChannelAccount

@@ -14,11 +14,11 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from bots.emulator.telegram import TelegramEmulator
-from bots.emulator.vk import VKEmulator
 from dialogs.content import ButtonSpec, Response, Variant
 from dialogs.messages import Channel
 from dialogs.notify import NotifyResult, notify
+from emulators.telegram import TelegramEmulator
+from emulators.vk import VKEmulator
 from storage.db import Database
 from storage.models import OutboxItem, OutboxStatus
 from tests.audience import Person, seed

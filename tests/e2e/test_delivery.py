@@ -15,11 +15,11 @@ from sqlalchemy import select
 
 from bots import delivery
 from bots.delivery import OutboxWorker, RateLimits
-from bots.emulator.telegram import TelegramEmulator
-from bots.emulator.vk import VKEmulator
 from bots.telegram import TelegramSender, bot_for
 from bots.vk import VKSender, make_api
 from dialogs.messages import Button, Outbound
+from emulators.telegram import TelegramEmulator
+from emulators.vk import VKEmulator
 from storage import repo
 from storage.db import Database
 from storage.models import OutboxItem

@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 
 from sqlalchemy import func, select
 
-from bots.emulator.telegram import TelegramEmulator
-from bots.emulator.vk import VKEmulator
+from emulators.telegram import TelegramEmulator
+from emulators.vk import VKEmulator
 from handoff.auth import add_operator
 from handoff.config import HandoffSettings
 from storage.models import ChannelAccount, Conversation

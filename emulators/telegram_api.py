@@ -1,6 +1,6 @@
 """The Bot API half of the Telegram emulator: state, method implementations, webhook delivery.
 
-`TelegramEmulator` (bots/emulator/telegram.py) adds the HTTP server, the subscriber actions, the
+`TelegramEmulator` (emulators/telegram.py) adds the HTTP server, the subscriber actions, the
 records and the fault controls on top of `BotApi`.
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bots.emulator.telegram_objects import (
+from emulators.telegram_objects import (
     FAKE_JPEG,
     ApiError,
     FileStore,

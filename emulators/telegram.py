@@ -18,8 +18,8 @@ from typing import Any
 
 from aiohttp import web
 
-from bots.emulator.rates import max_in_window
-from bots.emulator.telegram_api import (
+from emulators.rates import max_in_window
+from emulators.telegram_api import (
     SECRET_HEADER,
     BotApi,
     Fault,
@@ -28,8 +28,8 @@ from bots.emulator.telegram_api import (
     PendingUpdate,
     State,
 )
-from bots.emulator.telegram_control import add_control_routes
-from bots.emulator.telegram_objects import (
+from emulators.telegram_control import add_control_routes
+from emulators.telegram_objects import (
     BOT_FIRST_NAME,
     FAKE_JPEG,
     ApiError,

@@ -1,4 +1,4 @@
-"""Bot API objects and small stores for the Telegram emulator (bots/emulator/telegram.py).
+"""Bot API objects and small stores for the Telegram emulator (emulators/telegram.py).
 
 Everything here builds plain dicts shaped exactly like the Bot API JSON, so the real aiogram
 client parses them; nothing here does I/O.

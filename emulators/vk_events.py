@@ -1,7 +1,7 @@
 """Wire-format pieces of the VK emulator: v5.199 event envelopes, attachment objects, and the
 keyboard / attachment checks VK applies to `messages.send` (errors 911, 100).
 
-Kept apart from bots/emulator/vk.py (the HTTP server and its state) so both stay readable.
+Kept apart from emulators/vk.py (the HTTP server and its state) so both stay readable.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from bots.emulator.telegram import TelegramEmulator
+    from emulators.telegram import TelegramEmulator
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # POST /_control/<name> with a JSON object of keyword arguments -> the method's return value.

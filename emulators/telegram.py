@@ -28,7 +28,7 @@ from emulators.telegram_api import (
     PendingUpdate,
     State,
 )
-from emulators.telegram_control import add_control_routes
+from emulators.telegram_control import ACTIONS, add_control_routes
 from emulators.telegram_objects import (
     BOT_FIRST_NAME,
     FAKE_JPEG,
@@ -85,7 +85,13 @@ class TelegramEmulator(BotApi):
         self.app = web.Application()
         self.app.router.add_route("*", "/bot{token}/{method}", self._api)
         self.app.router.add_get("/file/bot{token}/{path:.+}", self._file)
-        add_control_routes(self.app, self)
+        add_control_routes(
+            self.app,
+            {name: getattr(self, name) for name in ACTIONS},
+            sent=self.sent,
+            history=self.history,
+            calls=lambda: self.calls,
+        )
         self.app.on_cleanup.append(self._on_cleanup)
 
     # ---------------------------------------------------------------- lifecycle

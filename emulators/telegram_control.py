@@ -1,20 +1,19 @@
 """HTTP control API of the Telegram emulator (`/_control/...`): the Python methods, over JSON.
 
 This is how a separate process (the demo, a person with curl) plays subscribers and reads what
-the bot did. Each handler is a thin wrapper of a `TelegramEmulator` method.
+the bot did. Each handler is a thin wrapper of a `TelegramEmulator` method; the emulator hands
+those methods in (`add_control_routes`), so this module does not know the emulator class.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from aiohttp import web
 
-if TYPE_CHECKING:
-    from emulators.telegram import TelegramEmulator
-
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Records = list[dict[str, Any]]
 # POST /_control/<name> with a JSON object of keyword arguments -> the method's return value.
 ACTIONS = (
     "add_user",
@@ -39,9 +38,7 @@ def _error(message: str, status: int = 400) -> web.Response:
     return web.json_response({"ok": False, "error": message}, status=status)
 
 
-def _action(emulator: TelegramEmulator, name: str) -> Handler:
-    method = getattr(emulator, name)
-
+def _action(name: str, method: Callable[..., Any]) -> Handler:
     async def handle(request: web.Request) -> web.StreamResponse:
         try:
             args = await request.json() if request.can_read_body else {}
@@ -58,22 +55,38 @@ def _action(emulator: TelegramEmulator, name: str) -> Handler:
     return handle
 
 
-def _query(emulator: TelegramEmulator, name: str) -> Handler:
-    async def handle(request: web.Request) -> web.StreamResponse:
+def _queries(
+    sent: Callable[[str | None], Records],
+    history: Callable[[str], Records],
+    calls: Callable[[], Records],
+) -> dict[str, Handler]:
+    async def sent_(request: web.Request) -> web.StreamResponse:
         chat_id = request.query.get("chat_id") or None
-        if name == "sent":
-            return web.json_response({"ok": True, "result": emulator.sent(chat_id)})
-        if name == "history":
-            if chat_id is None:
-                return _error("history needs ?chat_id=")
-            return web.json_response({"ok": True, "result": emulator.history(chat_id)})
-        return web.json_response({"ok": True, "result": emulator.calls})
+        return web.json_response({"ok": True, "result": sent(chat_id)})
 
-    return handle
+    async def history_(request: web.Request) -> web.StreamResponse:
+        chat_id = request.query.get("chat_id") or None
+        if chat_id is None:
+            return _error("history needs ?chat_id=")
+        return web.json_response({"ok": True, "result": history(chat_id)})
+
+    async def calls_(request: web.Request) -> web.StreamResponse:
+        return web.json_response({"ok": True, "result": calls()})
+
+    return {"sent": sent_, "history": history_, "calls": calls_}
 
 
-def add_control_routes(app: web.Application, emulator: TelegramEmulator) -> None:
-    for name in ACTIONS:
-        app.router.add_post(f"/_control/{name}", _action(emulator, name))
-    for name in ("sent", "history", "calls"):
-        app.router.add_get(f"/_control/{name}", _query(emulator, name))
+def add_control_routes(
+    app: web.Application,
+    actions: Mapping[str, Callable[..., Any]],
+    *,
+    sent: Callable[[str | None], Records],
+    history: Callable[[str], Records],
+    calls: Callable[[], Records],
+) -> None:
+    """`POST /_control/<name>` for each of `actions` (name -> method, see ACTIONS) and
+    `GET /_control/sent|history|calls` answered by the given readers."""
+    for name, method in actions.items():
+        app.router.add_post(f"/_control/{name}", _action(name, method))
+    for name, handler in _queries(sent, history, calls).items():
+        app.router.add_get(f"/_control/{name}", handler)

@@ -9,7 +9,7 @@
   then answers 200 (persist first, acknowledge after); a failure answers 500 so Telegram retries.
 - `run_polling`, `set_webhook`, `delete_webhook`: the two ways updates arrive.
 - `TelegramSender`: the `ChannelSender` for Telegram (splitting, buttons, photos, stickers, and
-  aiogram errors mapped to `bots.errors`).
+  aiogram errors mapped to `delivery.errors`).
 """
 
 from __future__ import annotations
@@ -52,8 +52,15 @@ from aiogram.types import (
 from aiohttp import web
 from pydantic import ValidationError
 
-from bots.errors import Blocked, PartialSend, PermanentError, RetryAfter, SendError, TransientError
-from bots.sender import Pace
+from delivery.errors import (
+    Blocked,
+    PartialSend,
+    PermanentError,
+    RetryAfter,
+    SendError,
+    TransientError,
+)
+from delivery.sender import Pace
 from dialogs.messages import (
     Attachment,
     AttachmentKind,

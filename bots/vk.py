@@ -57,8 +57,15 @@ from vkbottle.polling import BotPolling
 from vkbottle.tools import PhotoMessageUploader
 from vkbottle_types.events import GroupEventType
 
-from bots.errors import Blocked, PartialSend, PermanentError, RetryAfter, SendError, TransientError
-from bots.sender import Pace
+from delivery.errors import (
+    Blocked,
+    PartialSend,
+    PermanentError,
+    RetryAfter,
+    SendError,
+    TransientError,
+)
+from delivery.sender import Pace
 from dialogs.messages import Attachment, Button, Channel, Inbound, InboundHandler, Outbound
 
 log = logging.getLogger(__name__)

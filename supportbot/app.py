@@ -17,8 +17,8 @@ from aiohttp import web
 
 from bots import telegram as tg
 from bots import vk
-from bots.delivery import OutboxWorker, RateLimits
 from bots.retry import RetryingHandler
+from delivery.worker import OutboxWorker, RateLimits
 from dialogs.backends import Backend, load_backend
 from dialogs.engine import DialogEngine
 from dialogs.incidents import Incidents, Rules

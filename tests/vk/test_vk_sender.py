@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from vkbottle import API
 
-from bots.errors import Blocked, PartialSend, PermanentError, RetryAfter, TransientError
 from bots.vk import VKSender, build_bot, make_api, split_text
+from delivery.errors import Blocked, PartialSend, PermanentError, RetryAfter, TransientError
 from dialogs.messages import Button, Outbound
 from emulators.vk import VKEmulator
 from tests.vk.conftest import USER, RecordingHandler, start_polling, stop

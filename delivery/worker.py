@@ -31,8 +31,8 @@ from typing import Any
 
 from sqlalchemy import Integer, and_, bindparam, exists, func, or_, select, update
 
-from bots.errors import Blocked, PartialSend, PermanentError, RetryAfter
-from bots.sender import ChannelSender
+from delivery.errors import Blocked, PartialSend, PermanentError, RetryAfter
+from delivery.sender import ChannelSender
 from dialogs.messages import Outbound
 from storage import repo
 from storage.db import Database

@@ -1,0 +1,1 @@
+"""Delivering stored replies to the platforms within their limits: the outbox worker."""

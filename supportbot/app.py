@@ -18,7 +18,8 @@ from aiohttp import web
 from bots import telegram as tg
 from bots import vk
 from bots.retry import RetryingHandler
-from delivery.worker import OutboxWorker, RateLimits
+from delivery.pacing import RateLimits
+from delivery.worker import OutboxWorker
 from dialogs.backends import Backend, load_backend
 from dialogs.engine import DialogEngine
 from dialogs.incidents import Incidents, Rules

@@ -16,7 +16,8 @@ from sqlalchemy import select
 import delivery.worker
 from bots.telegram import TelegramSender, bot_for
 from bots.vk import VKSender, make_api
-from delivery.worker import OutboxWorker, RateLimits
+from delivery.pacing import RateLimits
+from delivery.worker import OutboxWorker
 from dialogs.messages import Button, Outbound
 from emulators.telegram import TelegramEmulator
 from emulators.vk import VKEmulator

@@ -49,7 +49,7 @@ from aiogram.exceptions import (
 from aiogram.types import Message as TgMessage
 from sqlalchemy import func, select, update
 
-from bots.telegram import split_text
+from bots.text import split_text
 from handoff.desk import RESOLUTIONS, Desk, DeskError
 from handoff.events import Bus, Event
 from storage import repo
@@ -559,7 +559,7 @@ class TelegramGroup:
         raise AssertionError("unreachable")
 
     async def _post(self, thread: int | None, text: str) -> None:
-        for chunk in split_text(text):
+        for chunk in split_text(text.strip(), "telegram"):
             await self._api(
                 functools.partial(
                     self.bot.send_message,

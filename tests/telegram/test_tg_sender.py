@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from aiogram import Bot
 
-from bots.telegram import TelegramSender, split_text
+from bots.telegram import TelegramSender
+from bots.text import split_text
 from delivery.errors import Blocked, PartialSend, PermanentError, RetryAfter, TransientError
 from dialogs.messages import Button, Outbound
 from emulators.telegram import TelegramEmulator

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from vkbottle import API
 
-from bots.vk import VKSender, build_bot, make_api, split_text
+from bots.text import split_text
+from bots.vk import VKSender, build_bot, make_api
 from delivery.errors import Blocked, PartialSend, PermanentError, RetryAfter, TransientError
 from dialogs.messages import Button, Outbound
 from emulators.vk import VKEmulator

@@ -29,7 +29,8 @@ from dialogs.reload import ReloadingContent
 from dialogs.responder import Responder
 from dialogs.tickets import TicketError, resolve_ticket
 from handoff import worker as handoff_worker
-from handoff.console import console_app, seed_canned
+from handoff.console.app import console_app
+from handoff.console.canned import seed_canned
 from handoff.console.incidents_page import INCIDENTS
 from handoff.console.training import REVIEW_MARGIN, Training
 from handoff.desk import Desk

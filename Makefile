@@ -16,8 +16,8 @@ demo: $(STAMP)
 	$(BIN)/supportbot demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check bots nlu dialogs services handoff storage supportbot tests bench
-	$(BIN)/ruff format --check bots nlu dialogs services handoff storage supportbot tests bench
+	$(BIN)/ruff check bots delivery emulators nlu dialogs services handoff storage supportbot tests bench
+	$(BIN)/ruff format --check bots delivery emulators nlu dialogs services handoff storage supportbot tests bench
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

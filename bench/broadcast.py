@@ -30,10 +30,10 @@ sys.path.insert(0, str(ROOT))
 from pydantic import SecretStr  # noqa: E402
 from sqlalchemy import func, select, text  # noqa: E402
 
-from bots.emulator.telegram import TelegramEmulator  # noqa: E402
-from bots.emulator.vk import VKEmulator  # noqa: E402
 from dialogs.content import Response, Variant  # noqa: E402
 from dialogs.messages import Channel  # noqa: E402
+from emulators.telegram import TelegramEmulator  # noqa: E402
+from emulators.vk import VKEmulator  # noqa: E402
 from handoff.config import HandoffSettings  # noqa: E402
 from services.notify import notify  # noqa: E402
 from storage.models import OutboxItem, OutboxStatus  # noqa: E402

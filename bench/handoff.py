@@ -31,7 +31,7 @@ from pydantic import SecretStr
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bots.emulator.telegram import TelegramEmulator  # noqa: E402
+from emulators.telegram import TelegramEmulator  # noqa: E402
 from handoff.auth import add_operator, log_in  # noqa: E402
 from handoff.config import HandoffSettings  # noqa: E402
 from supportbot.app import App  # noqa: E402

@@ -28,7 +28,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bots.emulator.telegram import TelegramEmulator  # noqa: E402
+from emulators.telegram import TelegramEmulator  # noqa: E402
 
 TOKEN = "7000000001:BENCH-token"
 SECRET = "bench-secret"

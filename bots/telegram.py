@@ -8,8 +8,9 @@
 - `webhook_handler`: `POST /webhook/telegram`; checks the secret, handles the update, and only
   then answers 200 (persist first, acknowledge after); a failure answers 500 so Telegram retries.
 - `run_polling`, `set_webhook`, `delete_webhook`: the two ways updates arrive.
-- `TelegramSender`: the `ChannelSender` for Telegram (splitting, buttons, photos, stickers, and
-  aiogram errors mapped to `bots.errors`).
+- `TelegramSender`: the `ChannelSender` for Telegram (long texts cut by `bots.text.split_text`,
+  captions within Telegram's limit from dialogs/limits.py, buttons, photos, stickers, and aiogram
+  errors mapped to `delivery.errors`).
 """
 
 from __future__ import annotations
@@ -52,8 +53,17 @@ from aiogram.types import (
 from aiohttp import web
 from pydantic import ValidationError
 
-from bots.errors import Blocked, PartialSend, PermanentError, RetryAfter, SendError, TransientError
-from bots.sender import Pace
+from bots.text import split_text
+from delivery.errors import (
+    Blocked,
+    PartialSend,
+    PermanentError,
+    RetryAfter,
+    SendError,
+    TransientError,
+)
+from delivery.sender import Pace
+from dialogs.limits import TELEGRAM, measure
 from dialogs.messages import (
     Attachment,
     AttachmentKind,
@@ -67,8 +77,6 @@ from dialogs.messages import (
 log = logging.getLogger(__name__)
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
-TEXT_LIMIT = 4096
-CAPTION_LIMIT = 1024
 
 # Message content types the subscriber router accepts, and the attachment kind each becomes.
 _MEDIA_KINDS: dict[str, AttachmentKind] = {
@@ -323,34 +331,6 @@ async def delete_webhook(bot: Bot, *, drop_pending_updates: bool = False) -> Non
 # --------------------------------------------------------------------------- sending
 
 
-def _u16(text: str) -> int:
-    """Telegram counts message length in UTF-16 code units (an emoji may count as 2)."""
-    return len(text.encode("utf-16-le")) // 2
-
-
-def split_text(text: str, limit: int = TEXT_LIMIT) -> list[str]:
-    """Split at paragraph, then line, then space boundaries; mid-word only when unavoidable."""
-    parts: list[str] = []
-    rest = text.strip()
-    while _u16(rest) > limit:
-        window = rest[:limit]
-        while _u16(window) > limit:
-            window = window[: len(window) - (_u16(window) - limit)]
-        cut = -1
-        for sep in ("\n\n", "\n", " "):
-            pos = window.rfind(sep)
-            if pos > limit // 4:  # a boundary too early would leave a tiny part
-                cut = pos
-                break
-        if cut <= 0:
-            cut = len(window)
-        parts.append(rest[:cut].rstrip())
-        rest = rest[cut:].lstrip()
-    if rest:
-        parts.append(rest)
-    return parts
-
-
 @functools.lru_cache(maxsize=1024)  # content has a handful of keyboards; building them is costly
 def _markup(buttons: tuple[tuple[Button, ...], ...]) -> InlineKeyboardMarkup | None:
     if not buttons:
@@ -409,12 +389,13 @@ class TelegramSender:
         if message.sticker:
             parts.append(_Part("sticker", file=message.sticker))
         if message.image:
-            caption = text if text and _u16(text) <= CAPTION_LIMIT else None
+            short = text is not None and measure(text, Channel.TELEGRAM) <= TELEGRAM.caption
+            caption = text if short else None
             parts.append(_Part("photo", text=caption, file=message.image))
             if caption:
                 text = None
         if text:
-            parts.extend(_Part("text", text=chunk) for chunk in split_text(text))
+            parts.extend(_Part("text", text=chunk) for chunk in split_text(text, Channel.TELEGRAM))
         return parts
 
     async def send(

@@ -1,6 +1,6 @@
 """VK frontend (vkbottle 4.11): VK events in as `Inbound`, `Outbound` out as messages.send calls.
 
-It only renders and parses; the conversation pipeline (an `InboundHandler`) decides everything.
+It parses, renders and sends; the conversation pipeline (an `InboundHandler`) decides everything.
 
 - `build_bot(token, group_id, handler)`: a vkbottle `Bot` whose labeler turns `message_new` (text,
   text-button payload, photo, sticker, other attachments) and `message_event` (callback button)
@@ -11,7 +11,8 @@ It only renders and parses; the conversation pipeline (an `InboundHandler`) deci
   feed events through the same router. Callback answers `ok` only after the handler returned
   (persist first, acknowledge after), 500 when it raised so VK redelivers.
 - `VKSender`: the `ChannelSender` for VK. `random_id = key * 16 + part`, so VK itself drops a resent
-  part. Button payload P travels as JSON `{"p": P}` on inline callback buttons.
+  part. Button payload P travels as JSON `{"p": P}` on inline callback buttons. Long texts are cut
+  by `bots.text.split_text`; keyboards are checked against VK's limits in dialogs/limits.py.
 - `make_api(token, api_url=...)`: a vkbottle `API` pointed at any base URL (the local emulator).
 
 What vkbottle 4.11 does by itself on API errors (read from its source), and what we changed:
@@ -57,14 +58,21 @@ from vkbottle.polling import BotPolling
 from vkbottle.tools import PhotoMessageUploader
 from vkbottle_types.events import GroupEventType
 
-from bots.errors import Blocked, PartialSend, PermanentError, RetryAfter, SendError, TransientError
-from bots.sender import Pace
+from bots.text import split_text
+from delivery.errors import (
+    Blocked,
+    PartialSend,
+    PermanentError,
+    RetryAfter,
+    SendError,
+    TransientError,
+)
+from delivery.sender import Pace
+from dialogs.limits import VK
 from dialogs.messages import Attachment, Button, Channel, Inbound, InboundHandler, Outbound
 
 log = logging.getLogger(__name__)
 
-MAX_TEXT = 4096
-MAX_ROWS, MAX_PER_ROW, MAX_LABEL, MAX_PAYLOAD = 6, 5, 40, 255  # inline keyboard limits
 PARTS_PER_KEY = 16  # random_id = key * 16 + part
 
 _failures: contextvars.ContextVar[list[BaseException] | None] = contextvars.ContextVar(
@@ -339,46 +347,25 @@ def callback_handler(
 
 
 # ---------------------------------------------------------------------------- sending
-def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
-    """Cut `text` into parts ≤ `limit` at a paragraph, else line, else space boundary."""
-    parts: list[str] = []
-    rest = text
-    while len(rest) > limit:
-        window = rest[: limit + 1]
-        cut, skip = limit, 0  # no boundary at all: hard cut
-        found = [(window.rfind(sep, 0, limit + 1), sep) for sep in ("\n\n", "\n", " ")]
-        for minimum in (limit // 2, 1):  # a late paragraph/line/space break, else any break
-            good = [(at, sep) for at, sep in found if at >= minimum]
-            if good:
-                at, sep = good[0]
-                cut, skip = at, len(sep)
-                break
-        parts.append(rest[:cut])
-        rest = rest[cut + skip :]
-    if rest.strip():
-        parts.append(rest)
-    return [p for p in parts if p.strip()]
-
-
 def render_keyboard(rows: tuple[tuple[Button, ...], ...]) -> str | None:
     """Inline keyboard JSON: payload buttons as callback buttons `{"p": P}`, url ones as open_link."""
     rows = tuple(row for row in rows if row)
     if not rows:
         return None
-    if len(rows) > MAX_ROWS or any(len(row) > MAX_PER_ROW for row in rows):
-        raise PermanentError(f"VK inline keyboard allows {MAX_ROWS} rows of {MAX_PER_ROW} buttons")
+    if len(rows) > VK.rows or any(len(row) > VK.per_row for row in rows):
+        raise PermanentError(f"VK inline keyboard allows {VK.rows} rows of {VK.per_row} buttons")
     out = []
     for row in rows:
         buttons = []
         for b in row:
-            label = b.title[:MAX_LABEL]
+            label = b.title[: VK.button_label]
             if b.url:
                 buttons.append({"action": {"type": "open_link", "link": b.url, "label": label}})
             elif b.payload is not None:
                 payload = json.dumps({"p": b.payload}, ensure_ascii=False)
-                if len(payload) > MAX_PAYLOAD:
+                if len(payload) > VK.payload_bytes:  # VK counts the payload in characters
                     raise PermanentError(
-                        f"VK button payload over {MAX_PAYLOAD} chars: {payload[:60]}..."
+                        f"VK button payload over {VK.payload_bytes} chars: {payload[:60]}..."
                     )
                 buttons.append({"action": {"type": "callback", "label": label, "payload": payload}})
             else:
@@ -403,7 +390,7 @@ def _plan(message: Outbound) -> list[_Part]:
             parts.append(_Part(sticker_id=int(message.sticker)))
         except ValueError as e:
             raise PermanentError(f"VK sticker id must be a number, got {message.sticker!r}") from e
-    texts: list[str | None] = list(split_text(message.text or ""))
+    texts: list[str | None] = list(split_text(message.text or "", Channel.VK))
     if message.image and not texts:
         texts = [None]
     parts += [_Part(text=t, image=message.image if i == 0 else None) for i, t in enumerate(texts)]
@@ -548,6 +535,5 @@ __all__ = [
     "map_error",
     "render_keyboard",
     "run_long_poll",
-    "split_text",
     "unwrap_payload",
 ]

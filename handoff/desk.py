@@ -24,6 +24,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialogs import outgoing
+from dialogs.limits import MAX_TEXT
 from dialogs.messages import Button, Outbound
 from dialogs.responses import ContentSource, say
 from handoff.config import HandoffSettings
@@ -278,8 +279,8 @@ class Desk:
         text = text.strip()
         if not text and not image:
             raise DeskError("an empty reply", 400)
-        if len(text) > 4096:
-            raise DeskError("a reply is at most 4096 characters", 400)
+        if len(text) > MAX_TEXT:
+            raise DeskError(f"a reply is at most {MAX_TEXT} characters", 400)
         async with self.db.transaction() as session:
             op, conv = await self._load(session, operator_id, conv_id)
             self._own(op, conv)

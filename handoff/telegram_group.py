@@ -33,7 +33,6 @@ import contextlib
 import functools
 import json
 import logging
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -49,9 +48,10 @@ from aiogram.exceptions import (
 from aiogram.types import Message as TgMessage
 from sqlalchemy import func, select, update
 
-from bots.telegram import split_text
+from bots.text import split_text
 from handoff.desk import RESOLUTIONS, Desk, DeskError
 from handoff.events import Bus, Event
+from nlu.phones import mask_phone, mask_phones
 from storage import repo
 from storage.db import Database
 from storage.models import (
@@ -100,30 +100,15 @@ HELP = (
     f"/close [{'|'.join(RESOLUTIONS)}] — закрыть (по умолчанию solved), абоненту уйдёт оценка\n"
     "/bot — вернуть чат боту"
 )
-_PHONE = re.compile(r"\+?\d[\d\s()-]{9,16}\d")
 
 
 # --------------------------------------------------------------------------- rendering
 
 
-def mask_phone(phone: str) -> str:
-    """`+79111234567` -> `+7 *** ***-45-67`: enough to confirm with the subscriber, no more."""
-    digits = re.sub(r"\D", "", phone)
-    if len(digits) < 10:
-        return "***"
-    country = digits[: len(digits) - 10] or "7"
-    return f"+{country} *** ***-{digits[-4:-2]}-{digits[-2:]}"
-
-
-def _mask_one(match: re.Match[str]) -> str:
-    digits = re.sub(r"\D", "", match.group())
-    return mask_phone(match.group()) if 10 <= len(digits) <= 12 else match.group()
-
-
 def _mask_phones(value: Any) -> Any:
     """Phone numbers in a text (or in JSON-ish data) masked: the group lives in Telegram's cloud."""
     if isinstance(value, str):
-        return _PHONE.sub(_mask_one, value)
+        return mask_phones(value)
     if isinstance(value, dict):
         return {k: _mask_phones(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -559,7 +544,7 @@ class TelegramGroup:
         raise AssertionError("unreachable")
 
     async def _post(self, thread: int | None, text: str) -> None:
-        for chunk in split_text(text):
+        for chunk in split_text(text.strip(), "telegram"):
             await self._api(
                 functools.partial(
                     self.bot.send_message,

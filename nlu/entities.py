@@ -1,7 +1,7 @@
 """Entity extraction for the embedded engine: `phone` and `account`, normalised.
 
 - phone: Russian numbers in any common spelling (+7 916 123-45-67, 8(916)1234567, 9161234567)
-  -> "+79161234567".
+  -> "+79161234567" (recognised and normalised by nlu/phones.py).
 - account (лицевой счёт / договор): 6-12 digits after a context word (лс, л/с, лицевой счёт,
   договор, аккаунт, абонент) or a bare 9-12 digit number that is not a phone -> digits only.
 Other entity names get Rasa-style regex extraction from the training data's `regex:` items.
@@ -12,26 +12,16 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from nlu.phones import PHONE, normalise_phone
 from nlu.types import Entity
 
-_PHONE = re.compile(
-    r"(?<![\d+])(?:\+7|8|7)?[\s\-–(]*(?:9\d{2}|[3-8]\d{2})[\s\-–)]*\d{3}[\s\-–]*\d{2}[\s\-–]*\d{2}(?!\d)"
-)
+__all__ = ["extract", "normalise_phone"]  # normalise_phone lives in nlu.phones; kept importable
 _ACCOUNT_CONTEXT = re.compile(
     r"(?:л\s*/\s*с|\bлс|лицев\w*\s+сч[её]т\w*|договор\w*|аккаунт\w*|абонент\w*)"
     r"[^\d\n]{0,20}?(?P<num>\d[\d\s\-]{4,16}\d)(?!\d)",
     re.IGNORECASE,
 )
 _BARE_NUMBER = re.compile(r"(?<!\d)\d{9,12}(?!\d)")
-
-
-def normalise_phone(raw: str) -> str | None:
-    digits = re.sub(r"\D", "", raw)
-    if len(digits) == 11 and digits[0] in "78":
-        return "+7" + digits[1:]
-    if len(digits) == 10 and digits[0] != "0":
-        return "+7" + digits
-    return None
 
 
 def extract(text: str, regexes: dict[str, list[str]] | None = None) -> tuple[Entity, ...]:
@@ -47,7 +37,7 @@ def extract(text: str, regexes: dict[str, list[str]] | None = None) -> tuple[Ent
             start, end = m.span("num")
             found.append(Entity("account", digits, start, end, "embedded"))
             taken.append((start, end))
-    for m in _PHONE.finditer(text):
+    for m in PHONE.finditer(text):
         value = normalise_phone(m.group())
         start, end = m.span()
         while start < end and not (text[start].isdigit() or text[start] == "+"):

@@ -28,7 +28,7 @@ from typing import Any
 
 import aiohttp
 
-from nlu.entities import normalise_phone  # one normalisation for both engines
+from nlu.phones import normalise_phone  # one normalisation for both engines
 from nlu.types import FALLBACK_INTENT, Entity, IntentScore, Parse
 
 MAX_RANKING = 10

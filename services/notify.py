@@ -4,7 +4,7 @@ An incident closes, a ticket is resolved: the people concerned are told. `notify
 response for each subscriber (their name, their channel), stores it as a bot message in their
 conversation and puts it in the outbox in the same transaction, in bulk (dialogs/outgoing.py: a few
 statements per 500 subscribers), so a broadcast to thousands is written in well under a second and then goes out
-at the pace the outbox workers keep (bots/delivery.py: per chat and per bot, counted in
+at the pace the outbox workers keep (delivery/worker.py: per chat and per bot, counted in
 platform requests).
 
 A linked subscriber (a Telegram and a VK account) gets ONE message, to the reachable account they

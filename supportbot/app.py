@@ -17,15 +17,17 @@ from aiohttp import web
 
 from bots import telegram as tg
 from bots import vk
-from bots.delivery import OutboxWorker, RateLimits
 from bots.retry import RetryingHandler
+from delivery.pacing import RateLimits
+from delivery.worker import OutboxWorker
 from dialogs.engine import DialogEngine
 from dialogs.messages import Channel
 from dialogs.pipeline import ConversationService
 from dialogs.reload import ReloadingContent
 from dialogs.responder import Responder
 from handoff import worker as handoff_worker
-from handoff.console import console_app, seed_canned
+from handoff.console.app import console_app
+from handoff.console.canned import seed_canned
 from handoff.console.incidents_page import INCIDENTS
 from handoff.console.training import REVIEW_MARGIN, Training
 from handoff.desk import Desk

@@ -16,8 +16,8 @@ from pathlib import Path
 from aiohttp import web
 from pydantic import SecretStr
 
-from bots.emulator.telegram import TelegramEmulator
-from bots.emulator.vk import VKEmulator
+from emulators.telegram import TelegramEmulator
+from emulators.vk import VKEmulator
 from supportbot.app import App, tune_gc
 from supportbot.sandbox import sandbox_app
 from supportbot.settings import Settings, TelegramSettings, VKSettings

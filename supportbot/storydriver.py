@@ -20,9 +20,9 @@ from typing import Any
 from pydantic import SecretStr
 from sqlalchemy import func, select
 
-from bots.emulator.telegram import TelegramEmulator
-from bots.emulator.vk import VKEmulator
 from dialogs.storytests import Outcome, Reply, Story, TurnResult, run_story
+from emulators.telegram import TelegramEmulator
+from emulators.vk import VKEmulator
 from services.tickets import resolve_ticket
 from storage.models import (
     ChannelAccount,

@@ -12,8 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bots.emulator.telegram import TelegramEmulator
-from bots.emulator.vk import VKEmulator
+from emulators.telegram import TelegramEmulator
+from emulators.vk import VKEmulator
 from tests.support import CONTENT, ROOT
 
 

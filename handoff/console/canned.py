@@ -15,12 +15,12 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from dialogs.limits import MAX_TEXT
 from handoff.console.security import Me
 from storage.db import Database
 from storage.models import CannedReply
 
 SHORTCUT = re.compile(r"^[\w-]{1,31}$")
-MAX_TEXT = 4096
 SEED: tuple[tuple[str, str, str], ...] = (
     (
         "hello",

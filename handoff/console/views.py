@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from dialogs.content import Content
 from handoff.console.security import Me
 from handoff.desk import RESOLUTIONS
+from nlu.phones import mask_phone
 from storage.models import (
     Author,
     ChannelAccount,
@@ -87,19 +88,6 @@ class Forbidden(PermissionError):
 
 
 # -- small formatting helpers -------------------------------------------------------------------
-
-
-def mask_phone(phone: object) -> str | None:
-    """'+79161234567' -> '+7 ••• •••-45-67': only the last 4 digits are shown."""
-    if phone is None or phone == "":
-        return None
-    digits = "".join(c for c in str(phone) if c.isdigit())
-    if len(digits) <= 4:
-        return "•" * len(digits)
-    last = f"{digits[-4:-2]}-{digits[-2:]}"
-    if len(digits) == 11 and digits[0] in "78":
-        return f"+7 ••• •••-{last}"
-    return f"••• {last}"
 
 
 def local(at: datetime | None, tz: tzinfo, now: datetime | None = None) -> str | None:

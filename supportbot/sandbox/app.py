@@ -31,8 +31,9 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import select
 
-from bots.emulator.telegram import TelegramEmulator
-from bots.emulator.vk import VKEmulator
+from dialogs.limits import MAX_TEXT
+from emulators.telegram import TelegramEmulator
+from emulators.vk import VKEmulator
 from handoff.console.security import HARDENING, same_origin
 from storage.db import Database
 from storage.models import ChannelAccount
@@ -42,7 +43,6 @@ from supportbot.sandbox.panes import Pane, PressError, TelegramPane, VKPane
 # Served from next to this file: works in a checkout and an editable install. A wheel needs
 # pyproject's package-data to list `supportbot = ["sandbox/static/*"]`.
 STATIC = Path(__file__).resolve().parent / "static"
-MAX_TEXT = 4096
 FIRST_USER_ID = {"telegram": 1001, "vk": 2001}
 AUTHOR_LABELS = {"bot": "🤖 бот", "operator": "👩‍💻 оператор", "system": "⚙️ система"}
 IMAGE_TYPES = (

@@ -28,8 +28,8 @@ import re
 from abc import ABC, abstractmethod
 from typing import Any
 
-from bots.emulator.telegram import TelegramEmulator
-from bots.emulator.vk import VKEmulator
+from emulators.telegram import TelegramEmulator
+from emulators.vk import VKEmulator
 
 Bubble = dict[str, Any]
 Press = dict[str, Any]

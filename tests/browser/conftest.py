@@ -19,8 +19,8 @@ import aiohttp
 import pytest
 from sqlalchemy import select
 
-from bots.emulator.telegram import TelegramEmulator
-from bots.emulator.vk import VKEmulator
+from emulators.telegram import TelegramEmulator
+from emulators.vk import VKEmulator
 from handoff.auth import add_operator
 from storage.models import Conversation
 from supportbot.app import App

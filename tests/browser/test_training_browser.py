@@ -15,8 +15,8 @@ import pytest
 import yaml
 from playwright.async_api import expect
 
-from bots.emulator.telegram import TelegramEmulator
-from bots.emulator.vk import VKEmulator
+from emulators.telegram import TelegramEmulator
+from emulators.vk import VKEmulator
 from nlu import learned
 from supportbot.app import App
 from tests.browser.conftest import Console, log_in, wait_text

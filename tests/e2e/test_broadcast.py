@@ -14,10 +14,10 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from bots.emulator.telegram import TelegramEmulator
-from bots.emulator.vk import VKEmulator
 from dialogs.content import ButtonSpec, Response, Variant
 from dialogs.messages import Channel
+from emulators.telegram import TelegramEmulator
+from emulators.vk import VKEmulator
 from services.notify import NotifyResult, notify
 from storage.db import Database
 from storage.models import OutboxItem, OutboxStatus

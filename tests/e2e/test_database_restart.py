@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
-from bots.emulator.telegram import TelegramEmulator
+from emulators.telegram import TelegramEmulator
 from storage.models import Message
 from tests.conftest import PG_URL, fresh_postgres
 from tests.e2e.conftest import telegram_settings

@@ -13,13 +13,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from bots import delivery
-from bots.delivery import OutboxWorker, RateLimits
-from bots.emulator.telegram import TelegramEmulator
-from bots.emulator.vk import VKEmulator
+import delivery.worker
 from bots.telegram import TelegramSender, bot_for
 from bots.vk import VKSender, make_api
+from delivery.pacing import RateLimits
+from delivery.worker import OutboxWorker
 from dialogs.messages import Button, Outbound
+from emulators.telegram import TelegramEmulator
+from emulators.vk import VKEmulator
 from storage import repo
 from storage.db import Database
 from storage.models import OutboxItem
@@ -128,7 +129,7 @@ async def test_a_long_backlog_is_never_sent_twice_when_it_outlasts_the_lease(
     """A broadcast bigger than `rate x lease` once claimed every row at once: rows still waiting
     for their turn when the lease ran out were claimed again and sent twice. Now at most `batch`
     rows are in flight (here: 1 s lease, 60 chats at 20/s = 3 s, 10 in flight)."""
-    monkeypatch.setattr(delivery, "LEASE", timedelta(seconds=1))
+    monkeypatch.setattr(delivery.worker, "LEASE", timedelta(seconds=1))
     emu = TelegramEmulator(TOKEN, enforce_limits=True)
     await emu.start()
     db = await fresh_sqlite(tmp_path / "lease.db")

@@ -9,8 +9,8 @@ from typing import Any
 import aiohttp
 from sqlalchemy import select
 
-from bots.emulator.telegram import TelegramEmulator
-from bots.emulator.vk import VKEmulator
+from emulators.telegram import TelegramEmulator
+from emulators.vk import VKEmulator
 from storage.models import Message
 from tests.e2e.conftest import telegram_settings, vk_settings
 

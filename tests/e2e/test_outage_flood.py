@@ -17,8 +17,8 @@ from typing import Any
 import aiohttp
 from sqlalchemy import func, select
 
-from bots.emulator.telegram import TelegramEmulator
-from bots.emulator.vk import VKEmulator
+from emulators.telegram import TelegramEmulator
+from emulators.vk import VKEmulator
 from handoff.auth import add_operator
 from storage.models import OutboxItem, OutboxStatus
 from supportbot.app import App

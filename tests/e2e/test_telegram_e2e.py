@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 from sqlalchemy import func, select
 
-from bots.emulator.telegram import TelegramEmulator
+from emulators.telegram import TelegramEmulator
 from storage.models import ChannelAccount, Message, OutboxItem
 from supportbot.app import App
 from tests.e2e.conftest import TG_SECRET, free_port, telegram_settings

@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 
 from sqlalchemy import func, select
 
-from bots.emulator.telegram import TelegramEmulator
-from bots.emulator.vk import VKEmulator
+from emulators.telegram import TelegramEmulator
+from emulators.vk import VKEmulator
 from handoff.auth import add_operator
 from handoff.config import HandoffSettings
 from storage.models import ChannelAccount, Conversation
@@ -233,7 +233,7 @@ async def test_a_failed_topic_never_blocks_the_handoff_and_429_is_waited_out(
     for line in ("алло, есть кто?", "позовите оператора", "На счёте 350,50", "balance ("):
         assert line in summary, f"{line!r} missing from the topic summary:\n{summary}"
     # The form's data is there; the phone only masked (the group lives in Telegram's cloud).
-    assert "Телефон: +7 *** ***-00-01" in summary and "contract:" in summary
+    assert "Телефон: +7 ••• •••-00-01" in summary and "contract:" in summary
     assert "911 000" not in summary and "9110000001" not in summary
     refused = [c for c in telegram.calls if c["method"] == "sendMessage" and c["status"] == 429]
     assert refused, "the group post must have met a 429 first"

@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 from pydantic import SecretStr
 
-from bots.emulator.telegram import TelegramEmulator
+from emulators.telegram import TelegramEmulator
 from tests.e2e.conftest import telegram_settings
 from tests.support import ROOT
 

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 from sqlalchemy import func, select
 
-from bots.emulator.vk import VKEmulator
+from emulators.vk import VKEmulator
 from storage.models import ChannelAccount, Message, OutboxItem
 from supportbot.app import App
 from tests.e2e.conftest import VK_CONFIRM, VK_SECRET, vk_settings

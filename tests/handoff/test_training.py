@@ -22,8 +22,8 @@ import pytest
 import yaml
 from sqlalchemy import select
 
-from bots.emulator.telegram import TelegramEmulator
 from dialogs.content import INTENT_PAYLOAD, NONE_OF_THESE
+from emulators.telegram import TelegramEmulator
 from handoff.auth import add_operator
 from handoff.console.training import Training, review_list
 from nlu import learned

@@ -137,7 +137,7 @@ async def test_telegram_conversation_is_answered_via_rasa(
     from pydantic import SecretStr
     from sqlalchemy import select
 
-    from bots.emulator.telegram import TelegramEmulator
+    from emulators.telegram import TelegramEmulator
     from storage.models import Message
     from supportbot.app import App
     from supportbot.settings import NLUSettings, Settings, TelegramSettings

@@ -9,9 +9,9 @@ import pytest
 from aiogram import Bot
 from aiohttp import web
 
-from bots.emulator.telegram import TelegramEmulator
 from bots.telegram import bot_for
 from dialogs.messages import HandleResult, Inbound
+from emulators.telegram import TelegramEmulator
 
 
 class RecordingHandler:

@@ -26,8 +26,8 @@ from aiogram.types import (
     InlineKeyboardMarkup,
 )
 
-from bots.emulator.telegram import TelegramEmulator
 from bots.telegram import bot_for
+from emulators.telegram import TelegramEmulator
 
 USER = 5001
 

@@ -12,9 +12,9 @@ from aiogram import Bot, Dispatcher
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiohttp import web
 
-from bots.emulator.telegram import TelegramEmulator
 from bots.telegram import build_dispatcher, run_polling, set_webhook, webhook_handler
 from dialogs.messages import Attachment, Channel, Inbound
+from emulators.telegram import TelegramEmulator
 
 USER = 7001
 SECRET = "hook-secret_1"

@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 from aiogram import Bot
 
-from bots.emulator.telegram import TelegramEmulator
-from bots.errors import Blocked, PartialSend, PermanentError, RetryAfter, TransientError
-from bots.telegram import TelegramSender, split_text
+from bots.telegram import TelegramSender
+from bots.text import split_text
+from delivery.errors import Blocked, PartialSend, PermanentError, RetryAfter, TransientError
 from dialogs.messages import Button, Outbound
+from emulators.telegram import TelegramEmulator
 
 USER = 9001
 CHAT = str(USER)

@@ -11,9 +11,9 @@ import pytest
 from aiohttp import web
 from vkbottle import API, Bot
 
-from bots.emulator.vk import VKEmulator
 from bots.vk import build_bot, callback_handler, make_api, run_long_poll
 from dialogs.messages import HandleResult, Inbound
+from emulators.vk import VKEmulator
 
 USER = 1001
 

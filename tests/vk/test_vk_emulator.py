@@ -11,8 +11,8 @@ import pytest
 from vkbottle import API, Callback, Keyboard, OpenLink, Text, VKAPIError
 from vkbottle.tools import PhotoMessageUploader
 
-from bots.emulator.vk import VKEmulator
 from bots.vk import make_api
+from emulators.vk import VKEmulator
 from tests.vk.conftest import USER
 
 

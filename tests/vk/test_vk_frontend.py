@@ -14,10 +14,10 @@ from vkbottle.bot import Message, MessageEvent
 from vkbottle.polling import BotPolling
 from vkbottle_types.events import GroupEventType
 
-from bots.emulator.vk import VKEmulator
 from bots.retry import RetryingHandler
 from bots.vk import build_bot, callback_handler, make_api
 from dialogs.messages import Attachment, Channel
+from emulators.vk import VKEmulator
 from tests.vk.conftest import USER, RecordingHandler, WebApp, eventually, start_polling, stop
 
 

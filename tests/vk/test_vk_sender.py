@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 from vkbottle import API
 
-from bots.emulator.vk import VKEmulator
-from bots.errors import Blocked, PartialSend, PermanentError, RetryAfter, TransientError
-from bots.vk import VKSender, build_bot, make_api, split_text
+from bots.text import split_text
+from bots.vk import VKSender, build_bot, make_api
+from delivery.errors import Blocked, PartialSend, PermanentError, RetryAfter, TransientError
 from dialogs.messages import Button, Outbound
+from emulators.vk import VKEmulator
 from tests.vk.conftest import USER, RecordingHandler, start_polling, stop
 
 LONG = " ".join(f"слово{i}" for i in range(2000))[:10_000]

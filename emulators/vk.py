@@ -39,6 +39,8 @@ from .vk_events import (
 )
 from .vk_methods import VKMethods, peers_of
 
+# VK's limit for a community token (error 6 beyond); like the limits in vk_events.py, our own
+# copy on purpose: the emulator plays VK, it does not read the product's dialogs/limits.py.
 RATE_LIMIT_PER_SECOND = 20
 # 1x1 JPEG-ish stand-in served for photos the subscriber "sent".
 _TINY_JPEG = bytes.fromhex("ffd8ffe000104a46494600010100000100010000ffd9")

@@ -1,7 +1,12 @@
 """Wire-format pieces of the VK emulator: v5.199 event envelopes, attachment objects, and the
 keyboard / attachment checks VK applies to `messages.send` (errors 911, 100).
 
-Kept apart from bots/emulator/vk.py (the HTTP server and its state) so both stay readable.
+Kept apart from emulators/vk.py (the HTTP server and its state) so both stay readable.
+
+The limits below (message length, keyboard shape, label and payload length) are VK's as the
+emulator enforces them. They are our own copy on purpose, not read from the product's table
+(dialogs/limits.py): the emulator plays the platform, so a test fails if that table and the
+platform disagree.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ ERROR_MESSAGES: dict[int, str] = {
     914: "Message is too long",
 }
 
+# VK's limits (see the module docstring: deliberately not imported from dialogs/limits.py).
 MAX_MESSAGE_LEN = 4096
 KEYBOARD_ROWS, INLINE_ROWS, ROW_BUTTONS = 10, 6, 5
 LABEL_LEN, PAYLOAD_LEN = 40, 255

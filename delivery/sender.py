@@ -29,6 +29,6 @@ class ChannelSender(Protocol):
         dropped by VK itself). `skip_parts` parts were already delivered by an earlier attempt.
         `pace` is awaited before each API request (a message may take several: parts, a photo
         upload), so platform limits, which count requests, hold however a message is made up.
-        Raise bots.errors.* on failure; raise `PartialSend` when some parts went out before it.
+        Raise delivery.errors.* on failure; raise `PartialSend` when some parts went out before it.
         """
         ...

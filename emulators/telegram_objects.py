@@ -1,7 +1,11 @@
-"""Bot API objects and small stores for the Telegram emulator (bots/emulator/telegram.py).
+"""Bot API objects and small stores for the Telegram emulator (emulators/telegram.py).
 
 Everything here builds plain dicts shaped exactly like the Bot API JSON, so the real aiogram
 client parses them; nothing here does I/O.
+
+The limits below are Telegram's as the emulator enforces them. They are our own copy on purpose,
+not read from the product's table (dialogs/limits.py): the emulator plays the platform, so a test
+fails if that table and the platform disagree.
 """
 
 from __future__ import annotations
@@ -11,6 +15,13 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from typing import Any
+
+# Telegram's limits (see the module docstring: deliberately not imported from dialogs/limits.py).
+MAX_TEXT = 4096  # sendMessage / editMessageText text (counted here in characters)
+MAX_CAPTION = 1024  # sendPhoto caption
+MAX_CALLBACK_DATA = 64  # bytes of an inline button's callback_data
+MAX_PER_SECOND = 30  # sends per bot in any 1-second window (enforce_limits)
+CHAT_BURST, CHAT_PER_SECOND = 3.0, 1.0  # per-chat token bucket (enforce_limits)
 
 BOT_FIRST_NAME = "Supportbot"
 # A tiny JPEG-looking blob: the emulator never decodes images, it only has to hand bytes back.
@@ -137,7 +148,7 @@ def check_inline_keyboard(markup: Any) -> dict[str, Any] | None:
             if not isinstance(button, dict) or not button.get("text"):
                 raise bad_request("BUTTON_TEXT_INVALID")
             data = button.get("callback_data")
-            if data is not None and not (1 <= len(str(data).encode()) <= 64):
+            if data is not None and not (1 <= len(str(data).encode()) <= MAX_CALLBACK_DATA):
                 raise bad_request("BUTTON_DATA_INVALID")
             url = button.get("url")
             if url is not None and not str(url).startswith(("http://", "https://", "tg://")):

@@ -1,4 +1,4 @@
-"""How a channel sender reports a failed send to the outbox worker (bots/delivery.py).
+"""How a channel sender reports a failed send to the outbox worker (delivery/worker.py).
 
 A `ChannelSender.send` either returns the platform message ids it created or raises one of these;
 the worker decides retry/backoff/unreachable from the class alone, never from platform details.

@@ -1,6 +1,6 @@
 """The Bot API half of the Telegram emulator: state, method implementations, webhook delivery.
 
-`TelegramEmulator` (bots/emulator/telegram.py) adds the HTTP server, the subscriber actions, the
+`TelegramEmulator` (emulators/telegram.py) adds the HTTP server, the subscriber actions, the
 records and the fault controls on top of `BotApi`.
 """
 
@@ -18,8 +18,13 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bots.emulator.telegram_objects import (
+from emulators.telegram_objects import (
+    CHAT_BURST,
+    CHAT_PER_SECOND,
     FAKE_JPEG,
+    MAX_CAPTION,
+    MAX_PER_SECOND,
+    MAX_TEXT,
     ApiError,
     FileStore,
     bad_request,
@@ -224,10 +229,10 @@ class BotApi:
         recent = self._s.recent
         while recent and t - recent[0] >= 1.0:
             recent.popleft()
-        if len(recent) >= 30:
+        if len(recent) >= MAX_PER_SECOND:
             raise ApiError(429, "Too Many Requests: retry after 1", 1)
-        tokens, last = self._s.buckets.get(chat["id"], (3.0, t))
-        tokens = min(3.0, tokens + (t - last))
+        tokens, last = self._s.buckets.get(chat["id"], (CHAT_BURST, t))
+        tokens = min(CHAT_BURST, tokens + (t - last) * CHAT_PER_SECOND)
         if tokens < 1.0:
             wait = max(1, math.ceil(1.0 - tokens))
             self._s.buckets[chat["id"]] = (tokens, t)
@@ -445,7 +450,7 @@ class BotApi:
         text = str(p.get("text") or "")
         if not text.strip():
             raise bad_request("message text is empty")
-        if len(text) > 4096:
+        if len(text) > MAX_TEXT:
             raise bad_request("message is too long")
         chat, thread_id, markup = self._prepare_send(p)
         message = self._new_message(chat, self.bot_user, thread_id)
@@ -477,7 +482,7 @@ class BotApi:
 
     async def _m_sendPhoto(self, p: Params, f: Files) -> Any:
         caption = p.get("caption")
-        if caption is not None and len(str(caption)) > 1024:
+        if caption is not None and len(str(caption)) > MAX_CAPTION:
             raise bad_request("message caption is too long")
         recorded, content, file_id = self._input_file(p, f, "photo")
         chat, thread_id, markup = self._prepare_send(p)
@@ -565,7 +570,7 @@ class BotApi:
         text = str(p.get("text") or "")
         if not text.strip():
             raise bad_request("message text is empty")
-        if len(text) > 4096:
+        if len(text) > MAX_TEXT:
             raise bad_request("MESSAGE_TOO_LONG")
         message = self._bot_message(p)
         if "text" not in message:

@@ -18,8 +18,8 @@ from typing import Any
 
 from aiohttp import web
 
-from bots.emulator.rates import max_in_window
-from bots.emulator.telegram_api import (
+from emulators.rates import max_in_window
+from emulators.telegram_api import (
     SECRET_HEADER,
     BotApi,
     Fault,
@@ -28,8 +28,8 @@ from bots.emulator.telegram_api import (
     PendingUpdate,
     State,
 )
-from bots.emulator.telegram_control import add_control_routes
-from bots.emulator.telegram_objects import (
+from emulators.telegram_control import ACTIONS, add_control_routes
+from emulators.telegram_objects import (
     BOT_FIRST_NAME,
     FAKE_JPEG,
     ApiError,
@@ -85,7 +85,13 @@ class TelegramEmulator(BotApi):
         self.app = web.Application()
         self.app.router.add_route("*", "/bot{token}/{method}", self._api)
         self.app.router.add_get("/file/bot{token}/{path:.+}", self._file)
-        add_control_routes(self.app, self)
+        add_control_routes(
+            self.app,
+            {name: getattr(self, name) for name in ACTIONS},
+            sent=self.sent,
+            history=self.history,
+            calls=lambda: self.calls,
+        )
         self.app.on_cleanup.append(self._on_cleanup)
 
     # ---------------------------------------------------------------- lifecycle

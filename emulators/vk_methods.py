@@ -1,6 +1,6 @@
 """The API methods of the VK emulator (`/method/{name}`): groups, messages, users, photos.
 
-A mixin of `bots.emulator.vk.VKEmulator`, which owns the state declared below; split out only to
+A mixin of `emulators.vk.VKEmulator`, which owns the state declared below; split out only to
 keep each file readable. Each method takes the request parameters (strings, as VK receives them)
 and returns the `response` value or raises `VKAPIFailure`.
 """

@@ -104,7 +104,7 @@ def _duration(value: Any) -> Any:
 
 
 class IncidentSettings(BaseModel):
-    """Outage detection (services/outages.py): `threshold` distinct subscribers reporting no
+    """Outage detection (services/outages/): `threshold` distinct subscribers reporting no
     internet / no TV from one area within `window` open an incident, expected fixed in
     `default_eta`. Durations: seconds or "15m", "4h"."""
 

@@ -1,4 +1,4 @@
-"""Outage incidents (services/outages.py) on SQLite and PostgreSQL: the area rule, detection by
+"""Outage incidents (services/outages/) on SQLite and PostgreSQL: the area rule, detection by
 threshold and window through the real pipeline, one incident across processes, declare/close and
 the closing notice with opt-outs honoured."""
 

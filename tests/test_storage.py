@@ -61,7 +61,7 @@ async def test_subscriber_may_have_telegram_and_vk_accounts(db: Database) -> Non
         vk = await repo.get_or_create_account(s, channel="vk", user_id="1", chat_id="1")
         vk.subscriber_id = (
             tg.subscriber_id
-        )  # linking (a later issue) just points both at one person
+        )  # linking (services/identity.py) just points both at one person
     async with db.session() as s:
         person = await s.get(Subscriber, tg.subscriber_id)
         assert person is not None

@@ -3,7 +3,7 @@
 Routes (supervisors only): `GET /incidents` (the page), `GET /api/incidents` (open ones and the
 latest closed), `POST /api/incidents` (declare: area, description, eta), `POST
 /api/incidents/{id}` (new eta / description), `POST /api/incidents/{id}/close` (resolution: the
-text subscribers get in the content's `incident_closed`). The core is services/outages.py; this
+text subscribers get in the content's `incident_closed`). The core is services/outages/; this
 module parses requests, commits, then wakes the outbox senders and publishes the live event.
 An ETA without a timezone is in the line's timezone (`SUPPORTBOT_HANDOFF__TIMEZONE`).
 """

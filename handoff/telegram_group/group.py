@@ -1,41 +1,14 @@
-"""The operators' Telegram group: every handed-off chat is a forum topic in one supergroup.
-
-A second operator interface for small teams (the web console being the first). With
-`SUPPORTBOT_HANDOFF__TELEGRAM_GROUP_ID` set to a forum supergroup where the bot is an admin:
-
-- a chat that is queued gets a topic `#<id> <name> (<channel>) · <group>` and a context summary
-  (who, channel, masked phone, why, recent intents, form data, the last messages with the bot's
-  turns, open tickets); queued again (a transfer) it keeps its topic; back from the bot it gets
-  its topic reopened with a fresh summary;
-- what the subscriber writes while queued or with an operator is forwarded into the topic (`👤`);
-- what a linked operator (Operator.telegram_user_id) writes in the topic goes to the subscriber
-  through `Desk.reply` (the outbox, Telegram or VK); the first message takes a waiting chat;
-- `/take`, `/close [resolution]`, `/bot` in the topic are the desk's take, close, return to bot;
-  the outcome shows up in the topic as the desk's live events come back (so actions from the web
-  console show there too), and closing or returning the chat closes the topic.
-
-Live events only say "look again": each one re-reads the conversation from the database. They are
-handled in order per conversation, each conversation in its own lane, so a slow or failing Bot API
-call for one chat holds up no other and never the subscriber's handoff itself (that is committed
-before any event is published). Posts into the group go straight to the Bot API (they are not
-subscriber messages, so not the outbox) and honour 429 `retry_after`.
-
-Limits: one app process should run it (in several, each would post into the topics); what the
-subscriber wrote while no process ran it is not forwarded (the next summary shows it); operator
-replies made in the web console are not mirrored into the topic; an operator's photo is refused
-(only text reaches the subscriber).
-"""
+"""The operators' Telegram group at work: topics opened, summaries posted, subscribers'
+messages forwarded, operators' replies and commands taken. See __init__.py for the behaviour."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import functools
-import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from aiogram import Bot
@@ -49,9 +22,17 @@ from aiogram.types import Message as TgMessage
 from sqlalchemy import func, select, update
 
 from bots.text import split_text
-from handoff.desk import RESOLUTIONS, Desk, DeskError
+from handoff.desk import Desk, DeskError
 from handoff.events import Bus, Event
-from nlu.phones import mask_phone, mask_phones
+from handoff.telegram_group.summary import (
+    HELP,
+    MEDIA_NAMES,
+    SUMMARY_MESSAGES,
+    Snapshot,
+    display_name,
+    mask_data,
+    render_summary,
+)
 from storage import repo
 from storage.db import Database
 from storage.models import (
@@ -73,143 +54,6 @@ Job = Callable[[], Awaitable[None]]
 ACTIVE = (ConversationState.QUEUED, ConversationState.WITH_OPERATOR)
 HANDLED_EVENTS = {"queued", "assigned", "message", "missed", "closed", "returned"}
 DEDUPE_CHANNEL = "tg-group"  # processed_updates.channel for the group's updates
-SUMMARY_MESSAGES = 10
-MIN_CONFIDENCE = 0.5  # intents shown in a summary
-LINE_LIMIT = 300  # characters of one transcript line in a summary
-TOPIC_NAME_LIMIT = 128
-CHANNEL_LABELS = {"telegram": "Telegram", "vk": "VK"}
-AUTHOR_ICONS: dict[str, str] = {
-    Author.SUBSCRIBER: "👤",
-    Author.BOT: "🤖",
-    Author.OPERATOR: "👩‍💻",
-    Author.SYSTEM: "⚙️",
-}
-MEDIA_NAMES = {
-    "photo": "фото",
-    "sticker": "стикер",
-    "document": "файл",
-    "voice": "голосовое",
-    "audio": "аудио",
-    "video": "видео",
-    "location": "геопозиция",
-    "other": "вложение",
-}
-HELP = (
-    "Пиши сюда — ответ уйдёт абоненту (первое сообщение берёт чат из очереди).\n"
-    "/take — взять чат\n"
-    f"/close [{'|'.join(RESOLUTIONS)}] — закрыть (по умолчанию solved), абоненту уйдёт оценка\n"
-    "/bot — вернуть чат боту"
-)
-
-
-# --------------------------------------------------------------------------- rendering
-
-
-def _mask_phones(value: Any) -> Any:
-    """Phone numbers in a text (or in JSON-ish data) masked: the group lives in Telegram's cloud."""
-    if isinstance(value, str):
-        return mask_phones(value)
-    if isinstance(value, dict):
-        return {k: _mask_phones(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_mask_phones(v) for v in value]
-    return value
-
-
-def _clip(text: str, limit: int = LINE_LIMIT) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-@dataclass
-class _Snapshot:
-    """A conversation as the group needs it, read in one go."""
-
-    id: int
-    state: str
-    topic_id: str | None
-    channel: str
-    skill_group: str | None
-    handoff_reason: str | None
-    resolution: str | None
-    slots: dict[str, Any]
-    subscriber_id: int
-    name: str
-    username: str | None
-    phone: str | None
-    operator_name: str | None
-    messages: list[Message] = field(default_factory=list)
-    tickets: list[Ticket] = field(default_factory=list)
-
-    @property
-    def label(self) -> str:
-        return CHANNEL_LABELS.get(self.channel, self.channel)
-
-    def topic_name(self) -> str:
-        name = f"#{self.id} {self.name} ({self.label}) · {self.skill_group or '—'}"
-        return name if len(name) <= TOPIC_NAME_LIMIT else name[: TOPIC_NAME_LIMIT - 1] + "…"
-
-
-def _message_line(m: Message, tz: ZoneInfo) -> str:
-    icon = AUTHOR_ICONS.get(m.author, "•")
-    parts: list[str] = []
-    for att in m.attachments or []:
-        parts.append(f"[{MEDIA_NAMES.get(str(att.get('kind')), 'вложение')}]")
-    if m.text:
-        parts.append(m.text)
-    elif m.payload:
-        parts.append(f"[кнопка {m.payload}]")
-    when = m.created_at.astimezone(tz).strftime("%H:%M")
-    return f"{icon} {when} {_clip(_mask_phones(' '.join(parts)) or '—')}"
-
-
-def render_summary(snap: _Snapshot, tz: ZoneInfo) -> str:
-    """The context an operator reads before answering (operator-facing, Russian)."""
-    head = f"🆕 #{snap.id} · {snap.name} ({snap.label})"
-    if snap.username:
-        head += f" · @{snap.username}"
-    lines = [head, f"Группа: {snap.skill_group or '—'} · Причина: {snap.handoff_reason or '—'}"]
-    if snap.phone:
-        lines.append(f"Телефон: {mask_phone(snap.phone)}")
-    intents: list[str] = []
-    for m in snap.messages:
-        if m.author != Author.SUBSCRIBER:
-            continue
-        nlu = m.nlu or {}
-        confidence = float(nlu.get("confidence") or 0)
-        if nlu.get("intent") and confidence >= MIN_CONFIDENCE:  # not a form answer's guess
-            intents.append(f"{nlu['intent']} ({confidence:.2f})")
-        elif m.payload and m.payload.startswith("intent:"):
-            intents.append(f"{m.payload.removeprefix('intent:')} (кнопка)")
-    if intents:
-        lines.append("Интенты: " + " → ".join(intents))
-    form = {k: v for k, v in snap.slots.items() if not k.startswith("_")}
-    if form:
-        lines.append("Данные формы:")
-        for key, value in form.items():
-            shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-            lines.append(f"  {key}: {_clip(str(_mask_phones(shown)), 200)}")
-    if snap.tickets:
-        lines.append("Открытые заявки:")
-        for t in snap.tickets:
-            due = t.due_at.astimezone(tz).strftime("%d.%m %H:%M")
-            lines.append(f"  №{t.number} · {t.kind} · срок {due}")
-    if snap.messages:
-        lines.append(f"— Переписка (последние {len(snap.messages)}) —")
-        lines.extend(_message_line(m, tz) for m in snap.messages)
-    lines.append("")
-    lines.append(HELP)
-    return "\n".join(lines)
-
-
-def _display_name(account: ChannelAccount, subscriber: Subscriber | None) -> str:
-    full = " ".join(p for p in (account.first_name, account.last_name) if p)
-    return (
-        (subscriber.display_name if subscriber else None)
-        or full
-        or account.username
-        or f"id{account.external_user_id}"
-    )
 
 
 # --------------------------------------------------------------------------- the group
@@ -377,7 +221,7 @@ class TelegramGroup:
             await self._post(thread, "🤖 Чат возвращён боту.")
             await self._close_topic(snap.id, thread)
 
-    async def _load(self, conv_id: int) -> _Snapshot | None:
+    async def _load(self, conv_id: int) -> Snapshot | None:
         async with self.db.session() as session:
             conv = await session.get(Conversation, conv_id)
             if conv is None:
@@ -394,7 +238,7 @@ class TelegramGroup:
                 or (slots.get("phone") if isinstance(slots.get("phone"), str) else None)
                 or (contract.get("phone") if isinstance(contract, dict) else None)
             )
-            return _Snapshot(
+            return Snapshot(
                 id=conv.id,
                 state=conv.state,
                 topic_id=conv.topic_id,
@@ -404,13 +248,13 @@ class TelegramGroup:
                 resolution=conv.resolution,
                 slots=slots,
                 subscriber_id=conv.subscriber_id,
-                name=_display_name(account, subscriber),
+                name=display_name(account, subscriber),
                 username=account.username,
                 phone=phone,
                 operator_name=operator.name if operator else None,
             )
 
-    async def _load_context(self, snap: _Snapshot) -> None:
+    async def _load_context(self, snap: Snapshot) -> None:
         async with self.db.session() as session:
             recent = (
                 await session.scalars(
@@ -434,7 +278,7 @@ class TelegramGroup:
                 ).all()
             )
 
-    async def _open_topic(self, snap: _Snapshot) -> None:
+    async def _open_topic(self, snap: Snapshot) -> None:
         try:
             topic = await self._api(
                 functools.partial(self.bot.create_forum_topic, self.group_id, snap.topic_name())
@@ -453,7 +297,7 @@ class TelegramGroup:
         log.info("telegram group: conversation %s -> topic %s", snap.id, thread)
         await self._post_summary(snap, thread)
 
-    async def _post_summary(self, snap: _Snapshot, thread: int) -> None:
+    async def _post_summary(self, snap: Snapshot, thread: int) -> None:
         await self._load_context(snap)
         if snap.messages:
             self._cursor[snap.id] = snap.messages[-1].id
@@ -461,7 +305,7 @@ class TelegramGroup:
         # Anything the subscriber wrote after the summary was read comes next, in order.
         await self._forward(snap, thread)
 
-    async def _forward(self, snap: _Snapshot, thread: int) -> None:
+    async def _forward(self, snap: Snapshot, thread: int) -> None:
         """The subscriber's messages the topic has not seen yet, in order."""
         cursor = self._cursor.get(snap.id, self._start_mark)
         async with self.db.session() as session:
@@ -477,8 +321,8 @@ class TelegramGroup:
                 await self._post_subscriber_message(snap, thread, m)
             self._cursor[snap.id] = m.id  # after the post: a failed one is tried again
 
-    async def _post_subscriber_message(self, snap: _Snapshot, thread: int, m: Message) -> None:
-        text = _mask_phones(m.text) if m.text else (f"[кнопка {m.payload}]" if m.payload else "")
+    async def _post_subscriber_message(self, snap: Snapshot, thread: int, m: Message) -> None:
+        text = mask_data(m.text) if m.text else (f"[кнопка {m.payload}]" if m.payload else "")
         prefix = "👤 ✏️ " if m.edited else "👤 "
         for att in m.attachments or []:
             kind, ref = str(att.get("kind")), att.get("ref")

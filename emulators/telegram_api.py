@@ -2,6 +2,10 @@
 
 `TelegramEmulator` (emulators/telegram.py) adds the HTTP server, the subscriber actions, the
 records and the fault controls on top of `BotApi`.
+
+It is longer than our usual module on purpose: it is one table of the Bot API methods our bots
+call, each checking its arguments the way Telegram does; split up, a reader could no longer see
+what the emulated API covers in one place.
 """
 
 from __future__ import annotations

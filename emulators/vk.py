@@ -10,6 +10,10 @@ did. Faults (API errors, blocked users, rate limits, long-poll failures) are inj
     api = bots.vk.make_api(emu.token, api_url=emu.api_url)
     emu.send_text(1001, "привет")          # a subscriber writes; long poll / callback get it
     await emu.wait_sent(1001, 1)           # the bot answered
+
+Longer than our usual module on purpose: the API methods, Long Poll and Callback delivery share
+one state (the events queue, the users, the fault switches), and the subscriber's side reads
+best next to what the bot sees of it.
 """
 
 from __future__ import annotations

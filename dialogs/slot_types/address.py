@@ -6,21 +6,28 @@ import re
 
 from dialogs.slot_types.normalise import norm
 from dialogs.slot_types.phones import mask_phones
+from nlu.address import FILLER_WORDS, HOUSE_WORDS
 
 ADDRESS_MAX = 200
 
 _ADDRESS_WORD = re.compile(r"[a-zа-я]{3,}")
 _HOUSE_NUMBER = re.compile(r"(?<!\d)\d{1,4}(?!\d)")
 _ADDRESS_REFUSAL = re.compile(r"^(?:не знаю|не помню|нет\b|хз\b|без понятия)")
-# Words that do not name a street or a place: markers, fillers, and words of other slots' answers.
-_NOT_A_NAME = frozenset(
-    """
-    улица дом квартира корпус корп строение стр подъезд этаж офис адрес адресу
-    мой моя мое мои наш наша наше это вот тут там живу проживаю
-    номер телефон телефона тел счет счета лицевой договор договора
-    сегодня завтра послезавтра утра утром дня днем вечера вечером часов часа час
-    рублей руб рубля тыс знаю помню
-    """.split()
+# Words that do not name a street: the address vocabulary (nlu/address.py: house and flat
+# markers, fillers; of the street types only «улица», since «5-я линия» names a street) and the
+# words of other slots' answers (phones, accounts, times).
+_NOT_A_NAME = (
+    frozenset({"улица"})
+    | HOUSE_WORDS
+    | FILLER_WORDS
+    | frozenset(
+        """
+        мой моя мое мои наш наша наше это вот тут там живу проживаю
+        номер телефон телефона тел счет счета лицевой договор договора
+        сегодня завтра послезавтра утра утром дня днем вечера вечером часов часа час
+        рублей руб рубля тыс знаю помню
+        """.split()
+    )
 )
 
 

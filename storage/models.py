@@ -127,6 +127,8 @@ class Subscriber(Base):
     notifications_off_at: Mapped[datetime | None] = mapped_column()
     # Set when this person proved they are also another subscriber: their accounts moved there.
     merged_into: Mapped[int | None] = mapped_column(BigInteger)
+    # Set when their personal data was erased on request (152-ФЗ): names, phones, texts gone.
+    erased_at: Mapped[datetime | None] = mapped_column()
 
     accounts: Mapped[list[ChannelAccount]] = relationship(back_populates="subscriber")
 
@@ -362,6 +364,8 @@ class Operator(Base):
     status: Mapped[str] = mapped_column(String(16), default=OperatorStatus.OFFLINE)
     status_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # A disabled operator can't log in, and their console sessions end at once.
+    disabled_at: Mapped[datetime | None] = mapped_column()
 
 
 class ConsoleSession(Base):
@@ -480,4 +484,91 @@ class NluReview(Base):
     intent: Mapped[str | None] = mapped_column(String(64))
     text: Mapped[str] = mapped_column(Text)
     operator_id: Mapped[int | None] = mapped_column(BigInteger)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --- Verified identity and personal-data duties (152-ФЗ) ---------------------------------------
+
+
+class VerificationMethod(StrEnum):
+    CONTACT = "contact"  # Telegram: the subscriber shared their own contact
+    SMS = "sms"  # a one-time code sent by SMS to the number, typed back
+    SECRET = "secret"  # a secret the operator holds (code word, passport digits)
+    OPERATOR = "operator"  # an operator checked it in the chat
+
+
+class Verification(Base):
+    """Proof that whoever writes from a channel account is a given customer of the operator.
+
+    Valid from `verified_at` to `expires_at` unless revoked (unlink, «выйти», «это не мой
+    номер», an operator). Flows ask for it before personal data or account actions; a "fresh"
+    one (step-up) is a verification younger than the step-up window."""
+
+    __tablename__ = "verifications"
+    __table_args__ = (Index("ix_verifications_account_at", "account_id", "verified_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("channel_accounts.id"))
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id"), index=True)
+    customer_id: Mapped[str] = mapped_column(String(64))  # the backend's id of the customer
+    phone: Mapped[str | None] = mapped_column(String(32))
+    account_number: Mapped[str | None] = mapped_column(String(32))
+    method: Mapped[str] = mapped_column(String(16))  # VerificationMethod
+    verified_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    revoked_at: Mapped[datetime | None] = mapped_column()
+    revoked_reason: Mapped[str | None] = mapped_column(String(32))
+
+
+class VerificationCode(Base):
+    """A one-time code sent by SMS for `account` to type back. Only a hash is stored; it lives a
+    few minutes and takes a few tries; codes are rate-limited per account and per phone."""
+
+    __tablename__ = "verification_codes"
+    __table_args__ = (
+        Index("ix_verification_codes_account_at", "account_id", "created_at"),
+        Index("ix_verification_codes_phone_at", "phone", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("channel_accounts.id"))
+    phone: Mapped[str] = mapped_column(String(32))
+    customer_id: Mapped[str] = mapped_column(String(64))
+    code_hash: Mapped[str] = mapped_column(String(64))
+    attempts: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    used_at: Mapped[datetime | None] = mapped_column()
+
+
+class AuditEntry(Base):
+    """The audit log, append-only: who did what, to whose data. Kept when a person's data is
+    erased (it names ids, not their texts)."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        Index("ix_audit_log_at", "at"),
+        Index("ix_audit_log_subscriber_at", "subscriber_id", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(16))  # operator | bot | system | cli
+    operator_id: Mapped[int | None] = mapped_column(BigInteger)
+    action: Mapped[str] = mapped_column(String(48))  # login, chat_opened, verified, ...
+    subscriber_id: Mapped[int | None] = mapped_column(BigInteger)
+    conversation_id: Mapped[int | None] = mapped_column(BigInteger)
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    ip: Mapped[str | None] = mapped_column(String(64))
+
+
+class DemoSms(Base):
+    """The demo backend's SMS gateway: what it "sent" (the sandbox and GET /sandbox/sms show it)."""
+
+    __tablename__ = "demo_sms"
+    __table_args__ = (Index("ix_demo_sms_phone_at", "phone", "at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    phone: Mapped[str] = mapped_column(String(32))
+    text: Mapped[str] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(default=utcnow)

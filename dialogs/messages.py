@@ -18,7 +18,7 @@ class Channel(StrEnum):
 
 
 AttachmentKind = Literal[
-    "photo", "sticker", "document", "voice", "audio", "video", "location", "other"
+    "photo", "sticker", "document", "voice", "audio", "video", "location", "contact", "other"
 ]
 
 
@@ -30,6 +30,17 @@ class Attachment:
     ref: str | None = None
     url: str | None = None
     emoji: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SharedContact:
+    """A phone contact the subscriber shared (Telegram's «Поделиться номером»). `own` is True
+    only when the contact's user id is the sender's own: a forwarded contact of someone else is
+    not proof of anything."""
+
+    phone: str
+    own: bool
+    user_id: str | None = None  # the contact's Telegram user id, if it is a Telegram user
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,19 +63,28 @@ class Inbound:
     first_name: str | None = None
     last_name: str | None = None
     username: str | None = None
+    contact: SharedContact | None = None  # a shared phone contact (also an attachment "contact")
 
 
 @dataclass(frozen=True, slots=True)
 class Button:
-    """A reply button. Exactly one of `payload` (pressed -> comes back as Inbound.payload) or `url`."""
+    """A reply button: one of `payload` (pressed -> comes back as Inbound.payload), `url`, or
+    `request` = "contact" (Telegram's «Поделиться номером»: the press comes back as
+    Inbound.contact; a channel that has no such button leaves it out)."""
 
     title: str
     payload: str | None = None
     url: str | None = None
+    request: str | None = None
 
 
 def vars_of(button: Button) -> dict[str, str | None]:
-    return {"title": button.title, "payload": button.payload, "url": button.url}
+    return {
+        "title": button.title,
+        "payload": button.payload,
+        "url": button.url,
+        "request": button.request,
+    }
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,9 @@
 """Flow actions: what `call: <name>` (and the `ticket:` step) in content runs.
 
 An `Action` is a name, the slots content must declare for it (`needs`), the slot its result
-goes to when the step has no `as:` (`into`; `fixed` when the step may not rename it) and an
-async callable. The composition root fills an `Actions` registry from the business services
+goes to when the step has no `as:` (`into`; `fixed` when the step may not rename it), the
+verification it needs (`level`: "none", "verified" for personal data, "fresh" for a change with
+consequences; per ticket kind for the `ticket:` step) and an async callable. The composition root fills an `Actions` registry from the business services
 (services/actions.py) and hands it to the dialog engine, which runs them, and to content
 validation, which refuses unknown actions and missing slots. Adding an action is one entry in
 the module of the service that implements it.
@@ -51,6 +52,7 @@ class ActionContext:
     now: datetime
     topic: str = "unknown"
     args: Mapping[str, Any] = field(default_factory=dict)
+    text: str = ""  # what the subscriber wrote this turn (for actions that read it)
 
     @property
     def subscriber_id(self) -> int:
@@ -69,6 +71,12 @@ class Action:
     fixed: bool = False  # `into` can't be renamed with `as:` (others read it there)
     step: str | None = None  # run only by this step kind (e.g. "ticket"), never by `call:`
     doc: str = ""
+    level: str = "none"  # the verification it needs: none | verified | fresh
+    kind_levels: Mapping[str, str] = field(default_factory=dict)  # `ticket:` kind -> level
+
+    def level_for(self, args: Mapping[str, Any]) -> str:
+        """The verification this call needs (a ticket's depends on its kind)."""
+        return self.kind_levels.get(str(args.get("kind")), self.level)
 
     @property
     def result_slot(self) -> str:

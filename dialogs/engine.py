@@ -1,15 +1,23 @@
 """The dialog engine: runs the content's flows for one subscriber turn (the bot's `Responder`).
 
-A turn is a text, a button press or a media message. The engine picks what to do:
-- `/start` or a first empty contact: the `welcome` response;
-- a button: its intent, flow, step of a flow, or an answer for the slot being asked;
-- while a form asks a slot: the text is parsed as that slot's value (re-prompt when it isn't,
-  "отмена" cancels, a clearly different request starts that flow instead);
-- otherwise the NLU intent starts its flow; below the confidence threshold the bot offers the top
-  intents as buttons, and after repeated misses offers a human.
+A turn is a text, a button press, a shared contact or a media message. The engine decides what
+it is, in this order:
+- `/start`: the welcome; a verification in progress takes its answer (dialogs/verify.py);
+- a button (or a typed text naming one of the buttons just shown): its intent, flow, step, or
+  an answer for the slot being asked; «вернуться к заявке?» answered;
+- an exact command ("/link", «помощь»): its flow, even mid-form;
+- while a form asks a slot: the text is parsed as that slot's value; «отмена», «да не нужен
+  мне мастер», «нет, подумаю» leave the form; a clearly different request is answered and the
+  form is offered back afterwards; else a re-prompt that says how to leave;
+- otherwise the request: the NLU intent starts its flow (values the message already gives —
+  a phone, an account, an address, a day, a description, a tariff — fill the flow's questions
+  so nothing is asked twice); a short follow-up («а через сбер?») continues the previous topic;
+  a refusal («стоп, не надо мастера») is not a request; below the confidence threshold the bot
+  offers the top intents as buttons, and after repeated misses offers a human.
 Flow state lives in `conversation.slots` (keys starting with `_`), beside the slot values, so a
 restart or another app process continues the same conversation. Content comes from a holder whose
 `.current` is swapped atomically by hot reload; a turn uses one version from start to end.
+The flows' instructions are run by dialogs/runner.py; forms by dialogs/forms.py.
 """
 
 from __future__ import annotations
@@ -17,47 +25,31 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import select
-
-from dialogs import expr
-from dialogs.actions import ActionContext, ActionError, Actions
+from dialogs import understanding
+from dialogs.actions import Actions
 from dialogs.content import (
     FLOW_PAYLOAD,
     INTENT_PAYLOAD,
     NONE_OF_THESE,
-    REMEMBERED_TYPES,
     SLOT_PAYLOAD,
     STEP_PAYLOAD,
-    Ask,
-    Call,
     Content,
-    End,
-    Handoff,
-    Jump,
-    JumpUnless,
-    MakeTicket,
-    Response,
-    Say,
-    SetSlots,
-    SlotDef,
-    StartFlow,
-    UseFlow,
     command_key,
 )
 from dialogs.messages import Button, Outbound
 from dialogs.responder import Escalator, Turn
 from dialogs.responses import ContentSource, render
-from dialogs.slot_types import Choice, parse_value, window_options
-from storage import repo
-from storage.models import ConversationState, Subscriber, utcnow
+from dialogs.runner import Runner
+from dialogs.verify import Verifier
+from storage.models import utcnow
 
 log = logging.getLogger(__name__)
 
-NOT_A_DIGRESSION = {"affirm", "deny"}  # answers inside a form, never a new request
 NO_SUGGEST = {"out_of_scope", "affirm", "deny"}
-MAX_STEPS = 200  # per turn: a goto loop in content must not hang the bot
+MISS_INTENTS = {"out_of_scope"}  # answered, but a miss: two in a row offer a human
+RESUME_PAYLOAD = "resume:"
+MAX_RESUME_OFFERS = 2
 
 
 class DialogEngine:
@@ -69,10 +61,12 @@ class DialogEngine:
         threshold: float = 0.4,
         clock: Callable[[], datetime] = utcnow,
         escalator: Escalator | None = None,
+        verifier: Verifier | None = None,
     ) -> None:
         self.content = content
         self.actions = actions  # what `call:` and `ticket:` run (dialogs/actions.py)
         self.escalator = escalator
+        self.verifier = verifier  # who is verified (services/verification.py)
         self.threshold = threshold
         self.clock = clock
 
@@ -90,27 +84,34 @@ class DialogEngine:
         return render(run.c.responses[name], {**run.scope(), **scope}, str(turn.inbound.channel))
 
 
-class _Run:
-    """One turn's work: the content version, a copy of the slots, and the replies so far."""
+class _Run(Runner):
+    """One turn's work: deciding what the message is (here), running flows (Runner), forms
+    (Forms); the content version, a copy of the slots, and the replies so far."""
 
     def __init__(self, engine: DialogEngine, content: Content, turn: Turn) -> None:
-        self.e = engine
-        self.c = content
-        self.turn = turn
-        self.slots: dict[str, Any] = dict(turn.conversation.slots)
-        self.out: list[Outbound] = []
-
-    # -- entry ----------------------------------------------------------------------------
+        super().__init__(engine, content, turn)
 
     async def handle(self) -> None:
+        await self._understand()
+        self._offer_resume()
+        self._remember_last()
+
+    async def _understand(self) -> None:
         inbound = self.turn.inbound
         if self.turn.new_conversation:
-            await self._remember_customer()
-        text = (inbound.text or "").strip()
+            await self.remember_customer()
+        text = self.text
         payload = inbound.payload or ""
         if text.startswith("/start") or payload in ("/start", "start"):
-            self._clear_flow()
+            self.clear_flow()
+            self.slots.pop("_verify", None)
+            self.slots.pop("_resume", None)
             self.say("welcome")
+            return
+        if self.slots.get("_verify") and await self.verifying(text, payload, inbound.contact):
+            return
+        if inbound.contact is not None:
+            await self.verify_by_contact(inbound.contact)
             return
         if payload:
             await self._on_payload(payload)
@@ -125,29 +126,86 @@ class _Run:
         command = self.c.command_flows.get(command_key(text))
         if command is not None:  # an exact command ("/link") starts its flow, even mid-form
             self.turn.handled_as = "command"
-            self._clear_flow()
+            self.clear_flow()
             await self.start(command)
             return
         state = self.slots.get("_flow")
         if state and state.get("awaiting"):
-            if self._is_cancel(text):
-                self.turn.handled_as = "cancel"
-                self._clear_flow()
-                self.say("cancelled")
-                return
-            await self._on_answer(text, state)
+            await self.forms.answer(text, state)
             return
+        if self.slots.get("_resume") and await self._answer_resume(text):
+            return
+        pressed = self._typed_button(text)
+        if pressed is not None:
+            self.turn.handled_as = "button"
+            await self._on_payload(pressed)
+            return
+        await self.request(text)
+
+    # -- a request --------------------------------------------------------------------------
+
+    async def request(self, text: str) -> None:
+        """A message that is not an answer: start what it asks for."""
         parse = self.turn.parse
-        if parse is not None and parse.confidence >= self.e.threshold:
-            flow = self.c.intent_flows.get(parse.intent)
-            if flow is not None:
-                await self.start(flow)
-                return
-        if inbound.attachments:  # a photo with a caption we don't understand: it's the photo
-            kind = inbound.attachments[0].kind
+        confident = parse is not None and parse.confidence >= self.e.threshold
+        intent = parse.intent if parse is not None and confident else None
+        refusal = understanding.control(text, self.c.bot.cancel_words) == "cancel"
+        last = self.slots.get("_last") or {}
+        previous = last.get("flow") if last.get("flow") in self.c.flows else None
+        if (
+            previous
+            and understanding.is_followup(text)
+            and (intent is None or intent in MISS_INTENTS or intent == last.get("intent"))
+        ):
+            self.given_text = text  # «а через сбер?»: the previous topic, its routes decide
+            await self.start(previous)
+            return
+        flow = self.c.intent_flows.get(intent) if intent else None
+        if flow is not None and refusal and not self.has_route(flow):
+            self.turn.handled_as = "cancel"  # «стоп, не надо мастера»: nothing to start
+            self.say("refused")
+            return
+        if flow is not None and intent in MISS_INTENTS:
+            await self._out_of_scope(flow)
+            return
+        if flow is not None:
+            self.given_text = text
+            await self.start(flow)
+            return
+        if refusal:
+            self.turn.handled_as = "cancel"
+            self.say("refused")
+            return
+        if self.turn.inbound.attachments:  # a photo with a caption we don't understand
+            kind = self.turn.inbound.attachments[0].kind
             self.say(kind if kind in ("photo", "sticker") else "media")
             return
-        await self._miss()
+        await self.miss()
+
+    async def _out_of_scope(self, flow: str) -> None:
+        """An honest "I can't, here is what I can" — still a miss: two in a row offer a human."""
+        self.turn.handled_as = "miss"
+        misses = int(self.slots.get("_misses", 0)) + 1
+        if misses >= self.c.bot.max_misses:
+            self.slots["_misses"] = 0
+            self.offer_human()
+            return
+        await self.run(flow, 0)
+        self.slots["_misses"] = misses
+
+    def _typed_button(self, text: str) -> str | None:
+        """The payload of the button just shown that `text` names («наличными», «где
+        терминалы»), if it names exactly one."""
+        last = self.slots.get("_last") or {}
+        buttons = [b for b in last.get("buttons", []) if isinstance(b, list) and len(b) == 2]
+        if not buttons:
+            return None
+        found = understanding.match_button(text, [title for title, _ in buttons])
+        if found is None and understanding.is_followup(text):  # «а где именно?» -> «Где ...»
+            found = _loose_button(text, [title for title, _ in buttons])
+        return str(buttons[found][1]) if found is not None else None
+
+    # -- buttons ------------------------------------------------------------------------------
 
     async def _on_payload(self, payload: str) -> None:
         if payload.startswith(INTENT_PAYLOAD):
@@ -164,356 +222,89 @@ class _Run:
             else:
                 await self.start(name, flow.labels[label])
         elif payload.startswith(SLOT_PAYLOAD):
-            slot, _, raw = payload.removeprefix(SLOT_PAYLOAD).partition("=")
-            state = self.slots.get("_flow") or {}
-            if state.get("awaiting") != slot or slot not in self.c.slots:
-                await self._stale()
-                return
-            value = self._button_value(self.c.slots[slot], raw)
-            if value is None:
-                await self._reprompt(state)
-            else:
-                await self._fill(state, slot, value)
+            await self.forms.pressed(payload.removeprefix(SLOT_PAYLOAD))
+        elif payload.startswith(RESUME_PAYLOAD):
+            await self._resume(payload == RESUME_PAYLOAD + "yes")
         elif payload == NONE_OF_THESE:
-            await self._miss(suggest=False)
+            await self.miss(suggest=False)
         else:
             await self._stale()
 
     async def _stale(self) -> None:
         self.say("stale")
 
-    # -- forms ----------------------------------------------------------------------------
+    # -- an interrupted form --------------------------------------------------------------------
 
-    async def _on_answer(self, text: str, state: dict[str, Any]) -> None:
-        slot = self.c.slots.get(state["awaiting"])
-        flow = self.c.flows.get(state.get("name", ""))
-        if slot is None or flow is None:  # content changed under a waiting form
-            self._clear_flow()
-            await self._miss()
+    def _offer_resume(self) -> None:
+        """After a detour, offer the interrupted form back («вернёмся к заявке на мастера?»)."""
+        held = self.slots.get("_resume")
+        if not held or self.slots.get("_flow") or self.slots.get("_verify") or self.handed_off:
             return
-        parse = self.turn.parse
-        value = self._parse_answer(slot, text)
-        if value is not None:
+        if int(held.get("offers", 0)) >= MAX_RESUME_OFFERS:
+            self.slots.pop("_resume", None)
+            return
+        if held.get("offered_now"):
+            return
+        flow = self.c.flows.get(str(held.get("state", {}).get("name")))
+        if flow is None:
+            self.slots.pop("_resume", None)
+            return
+        yes_no = (
+            Button(self.c.bot.yes, RESUME_PAYLOAD + "yes"),
+            Button(self.c.bot.no, RESUME_PAYLOAD + "no"),
+        )
+        self.emit(self.c.responses["resume_offer"], (yes_no,), flow_title=flow.title)
+        self.slots["_resume"] = {**held, "offers": int(held.get("offers", 0)) + 1}
+
+    async def _answer_resume(self, text: str) -> bool:
+        """A reply to «вернёмся к ...?»: yes / no, or straight the answer the form was waiting
+        for. Anything else: not about it (the offer stays for after this answer)."""
+        held = self.slots.get("_resume") or {}
+        state = held.get("state") or {}
+        slot = self.c.slots.get(str(state.get("awaiting")))
+        value = self.forms.parse(slot, text) if slot is not None else None
+        if value is not None and slot is not None and slot.type != "yes_no":
+            self.slots.pop("_resume", None)
             self.turn.handled_as = f"form:{slot.name}"
-            await self._fill(state, slot.name, value)
-            return
-        if parse is not None and parse.confidence >= self.e.threshold:
-            other = self.c.intent_flows.get(parse.intent)
-            if other and other != flow.name and parse.intent not in NOT_A_DIGRESSION:
-                await self.start(other)  # the subscriber asked something else: follow them
-                return
-        await self._reprompt(state)
-
-    def _parse_answer(self, slot: SlotDef, text: str) -> Any:
-        parse = self.turn.parse
-        choices = self._choices(slot)
-        if slot.type == "choice" and not choices:
-            return None  # nothing to choose from (an empty list from the backend)
-        return parse_value(
-            slot.type,
-            text,
-            intent=parse.intent if parse is not None else None,
-            choices=choices,
-            now=self.e.clock(),
-            tz=self.c.bot.tz,
-        )
-
-    def _button_value(self, slot: SlotDef, raw: str) -> Any:
-        if slot.type == "yes_no":
-            return {"yes": True, "no": False}.get(raw)
-        if slot.type == "time_window":
-            for option in window_options(self.e.clock(), tz=self.c.bot.tz, days=3):
-                if _window_key(option) == raw:
-                    return option
-            return None
-        if slot.type == "choice":
-            return raw if any(c.value == raw for c in self._choices(slot)) else None
-        return parse_value(slot.type, raw, now=self.e.clock(), tz=self.c.bot.tz)
-
-    async def _fill(self, state: dict[str, Any], slot: str, value: Any) -> None:
-        self.slots[slot] = value
-        stack = [(str(n), int(p)) for n, p in state.get("stack", [])]
-        await self.run(state["name"], int(state["pc"]) + 1, stack)
-
-    async def _reprompt(self, state: dict[str, Any]) -> None:
-        retries = int(state.get("retries", 0)) + 1
-        if retries > self.c.bot.max_retries:
-            self._clear_flow()
-            await self._give_up()
-            return
-        self.slots["_flow"] = {**state, "retries": retries}
-        slot = self.c.slots[state["awaiting"]]
-        flow = self.c.flows.get(str(state.get("name")))
-        ask = (
-            flow.program[int(state["pc"])]
-            if flow and int(state["pc"]) < len(flow.program)
-            else None
-        )
-        step_prompt = ask.prompt if isinstance(ask, Ask) else None
-        self.emit(slot.retry or step_prompt or slot.prompt, self._slot_buttons(slot))
-
-    def _is_cancel(self, text: str) -> bool:
-        lowered = text.lower().strip(" !.?")
-        return lowered in self.c.bot.cancel_words
-
-    # -- running a flow -------------------------------------------------------------------
-
-    async def start(self, name: str, pc: int = 0) -> None:
-        self.slots["_misses"] = 0
-        await self.run(name, pc)
-
-    async def run(self, name: str, pc: int, stack: list[tuple[str, int]] | None = None) -> None:
-        """Execute from `pc` until the flow asks something, ends, or hands off. `stack` holds
-        where to come back to after a `use:`d flow finishes."""
-        stack = list(stack or [])
-        flow = self.c.flows[name]
-        for _ in range(MAX_STEPS):
-            if pc >= len(flow.program) and stack:
-                name, pc = stack.pop()
-                flow = self.c.flows[name]
-                continue
-            if pc >= len(flow.program):
-                self._clear_flow()
-                return
-            ins = flow.program[pc]
-            if isinstance(ins, Say):
-                self.emit(ins.response)
-                pc += 1
-            elif isinstance(ins, Ask):
-                slot = self.c.slots[ins.slot]
-                if self._already_known(slot, ins.force):
-                    pc += 1
-                    continue
-                self.slots["_flow"] = {
-                    "name": name,
-                    "pc": pc,
-                    "awaiting": slot.name,
-                    "retries": 0,
-                    "stack": [list(frame) for frame in stack],
-                }
-                self.emit(ins.prompt or slot.prompt, self._slot_buttons(slot))
-                return
-            elif isinstance(ins, Call):
-                try:
-                    self.slots[ins.into] = await self._call(ins.action)
-                    self.slots.pop("error", None)
-                    pc += 1
-                except ActionError as exc:
-                    log.warning("action %s failed (%s): %s", ins.action, exc.reason, exc)
-                    self.slots["error"] = {"reason": exc.reason, "action": ins.action}
-                    if ins.on_error is None:
-                        self._clear_flow()
-                        self.say("error")
-                        return
-                    pc = ins.on_error
-            elif isinstance(ins, Jump):
-                pc = ins.target
-            elif isinstance(ins, JumpUnless):
-                pc = pc + 1 if expr.evaluate(ins.condition, self.scope()) else ins.target
-            elif isinstance(ins, StartFlow):
-                name, flow, pc, stack = ins.flow, self.c.flows[ins.flow], 0, []
-            elif isinstance(ins, UseFlow):
-                stack.append((name, pc + 1))
-                name, flow, pc = ins.flow, self.c.flows[ins.flow], 0
-            elif isinstance(ins, Handoff):
-                self._clear_flow()
-                await self._handoff(ins.group, ins.reason, name)
-                return
-            elif isinstance(ins, MakeTicket):
-                try:
-                    details = {name: self.slots.get(name) for name in ins.details}
-                    args = {"kind": ins.kind, "details": details}
-                    self.slots[ins.into] = await self._call("ticket", args)
-                except ActionError as exc:
-                    log.warning("ticket %s failed (%s): %s", ins.kind, exc.reason, exc)
-                    self.slots["error"] = {"reason": exc.reason, "action": "ticket"}
-                    self._clear_flow()
-                    self.say("error")
-                    return
-                pc += 1
-            elif isinstance(ins, SetSlots):
-                self.slots.update(dict(ins.values))
-                pc += 1
-            else:
-                assert isinstance(ins, End)
-                self._clear_flow()
-                return
-        log.error("flow %s ran %d steps in one turn (a goto loop?); stopped", name, MAX_STEPS)
-        self._clear_flow()
-        self.say("error")
-
-    def _already_known(self, slot: SlotDef, force: bool) -> bool:
-        if force or slot.type not in REMEMBERED_TYPES:
-            return False
-        if self.slots.get(slot.name) is not None:
+            await self.forms.fill(state, slot.name, value)
             return True
-        if slot.prefill is not None:
-            value = expr.evaluate(slot.prefill, self.scope())
-            parsed = parse_value(slot.type, str(value)) if value is not None else None
-            if parsed is not None:
-                self.slots[slot.name] = parsed
-                return True
-        return False
+        said = self.forms.parse_yes_no(text)
+        if said is None:
+            return False
+        await self._resume(said)
+        return True
 
-    def _clear_flow(self) -> None:
-        self.slots.pop("_flow", None)
-
-    # -- misses ---------------------------------------------------------------------------
-
-    async def _miss(self, *, suggest: bool = True) -> None:
-        self.turn.handled_as = self.turn.handled_as or "miss"  # analytics: the fallback rate
-        misses = int(self.slots.get("_misses", 0)) + 1
-        self.slots["_misses"] = misses
-        if misses >= self.c.bot.max_misses:
-            await self._give_up()
+    async def _resume(self, yes: bool) -> None:
+        held = self.slots.pop("_resume", None)
+        if not held:
+            await self._stale()
             return
-        parse = self.turn.parse
-        offer = []
-        if suggest and parse is not None:
-            offer = [
-                r.name
-                for r in parse.ranking[:3]
-                if r.name in self.c.intent_flows and r.name not in NO_SUGGEST
-            ]
-        if not offer:
-            self.say("fallback")
+        if not yes:
+            self.say("cancelled")
             return
-        rows = [
-            (Button(self.c.flows[self.c.intent_flows[i]].title, INTENT_PAYLOAD + i),) for i in offer
-        ]
-        rows.append((Button(self.c.bot.none_of_these, NONE_OF_THESE),))
-        self.emit(self.c.responses["unsure"], tuple(rows))
+        await self.forms.ask_again(held["state"])
 
-    async def _give_up(self) -> None:
-        """The bot can't help: straight to an operator (content's `give_up_group`), or, with no
-        operators wired or no group set, a button that asks for one."""
-        self.slots["_misses"] = 0
-        group = self.c.bot.give_up_group
-        if self.e.escalator is not None and group:
-            self.emit(self.c.responses["give_up"])
-            await self._handoff(group, "the bot did not understand", "give_up")
-            return
-        operator = self.c.intent_flows.get("operator")
-        rows: tuple[tuple[Button, ...], ...] = ()
-        if operator is not None:
-            rows = ((Button(self.c.flows[operator].title, INTENT_PAYLOAD + "operator"),),)
-        self.emit(self.c.responses["give_up"], rows)
+    # -- what the next turn needs to know ----------------------------------------------------
 
-    # -- effects --------------------------------------------------------------------------
-
-    async def _call(self, name: str, args: dict[str, Any] | None = None) -> Any:
-        action = self.e.actions.get(name)
-        if action is None:
-            raise ActionError(f"unknown action {name}", "unknown_action")
-        t = self.turn
-        call = ActionContext(
-            session=t.session,
-            channel=str(t.inbound.channel),
-            account=t.account,
-            conversation_id=t.conversation.id,
-            slots=self.slots,
-            render=self._render,
-            now=self.e.clock(),
-            topic=self._problem(),
-            args=args or {},
+    def _remember_last(self) -> None:
+        """The topic and the buttons of the last reply, for typed buttons and follow-ups."""
+        last = dict(self.slots.get("_last") or {})
+        if self.topic is not None:
+            last["flow"], last["intent"] = self.topic
+        buttons = (
+            [[b.title, b.payload] for row in self.out[-1].buttons for b in row if b.payload]
+            if self.out
+            else []
         )
-        return await action.run(call)
-
-    def _problem(self) -> str:
-        """The intent a contact is about (internet_down, tv_down, ...): of the flow that asked
-        the form question this text answered, else of the button pressed, else of the text."""
-        names: list[str] = []
-        state = self.slots.get("_flow") or {}
-        if (self.turn.handled_as or "").startswith("form:"):
-            names += [str(frame[0]) for frame in state.get("stack", [])]
-            names.append(str(state.get("name", "")))
-        payload = self.turn.inbound.payload or ""
-        if payload.startswith(INTENT_PAYLOAD):
-            return payload.removeprefix(INTENT_PAYLOAD)
-        names.append(payload.removeprefix(STEP_PAYLOAD).removeprefix(FLOW_PAYLOAD).split(":")[0])
-        for name in names:
-            flow = self.c.flows.get(name)
-            if flow is not None and flow.intents:
-                return flow.intents[0]
-        parse = self.turn.parse
-        return parse.intent if parse is not None else "unknown"
-
-    async def _remember_customer(self) -> None:
-        if "customer" in self.slots:
-            return
-        row = await self.turn.session.execute(
-            select(Subscriber.data).where(Subscriber.id == self.turn.account.subscriber_id)
-        )
-        data = row.scalar_one_or_none() or {}
-        if data.get("customer"):
-            self.slots["customer"] = data["customer"]
-
-    async def _handoff(self, group: str, reason: str | None, flow: str) -> None:
-        turn = self.turn
-        self.say("handoff")
-        why = reason or flow
-        if self.e.escalator is not None:
-            self.slots = {k: v for k, v in self.slots.items() if k != "_flow"}
-            turn.conversation.slots = self.slots  # the escalator adds its own marks to these
-            self.out += await self.e.escalator.escalate(
-                turn.session, turn.conversation, turn.account, group=group, reason=why
-            )
-            self.slots = dict(turn.conversation.slots)
-            return
-        conv = turn.conversation  # no operators wired (tests of the dialogs alone)
-        await repo.set_state(
-            turn.session,
-            conv,
-            ConversationState.QUEUED,
-            kind="escalated",
-            data={"group": group, "reason": why},
-        )
-        conv.skill_group = group
-
-    # -- rendering ------------------------------------------------------------------------
-
-    def scope(self) -> dict[str, Any]:
-        inbound = self.turn.inbound
-        name = inbound.first_name or self.turn.account.first_name or "друг"
-        return {**self.slots, "channel": str(inbound.channel), "first_name": name}
-
-    def _render(self, name: str, scope: dict[str, Any], channel: str) -> Outbound:
-        return render(self.c.responses[name], scope, channel)
-
-    def say(self, response: str) -> None:
-        self.emit(self.c.responses[response])
-
-    def emit(self, response: Response, extra: tuple[tuple[Button, ...], ...] = ()) -> None:
-        self.out.append(render(response, self.scope(), str(self.turn.inbound.channel), extra))
-
-    def _choices(self, slot: SlotDef) -> tuple[Choice, ...]:
-        if slot.choices_from is None:
-            return slot.choices
-        items = expr.resolve(slot.choices_from.of, self.scope())
-        if not isinstance(items, list):
-            return ()
-        return tuple(
-            Choice(
-                str(item.get(slot.choices_from.value)), expr.render(slot.choices_from.title, item)
-            )
-            for item in items
-            if isinstance(item, dict)
-        )
-
-    def _slot_buttons(self, slot: SlotDef) -> tuple[tuple[Button, ...], ...]:
-        prefix = f"{SLOT_PAYLOAD}{slot.name}="
-        if slot.type == "yes_no":
-            return ((Button(self.c.bot.yes, prefix + "yes"), Button(self.c.bot.no, prefix + "no")),)
-        if slot.type == "time_window":
-            options = window_options(self.e.clock(), tz=self.c.bot.tz, days=3)
-            buttons = [Button(o["label"], prefix + _window_key(o)) for o in options]
-            return tuple(tuple(buttons[i : i + 2]) for i in range(0, len(buttons), 2))
-        if slot.type == "choice":
-            buttons = [Button(c.title[:40], prefix + c.value) for c in self._choices(slot)][:10]
-            per_row = 1 if len(buttons) <= 5 else 2
-            return tuple(tuple(buttons[i : i + per_row]) for i in range(0, len(buttons), per_row))
-        return ()
+        last["buttons"] = buttons
+        self.slots["_last"] = last
 
 
-def _window_key(option: dict[str, Any]) -> str:
-    return f"{option['date']} {option['from']}-{option['to']}"
+def _loose_button(text: str, titles: list[str]) -> int | None:
+    """The one title sharing a meaningful word (3+ letters) with a short follow-up."""
+    said = {w for w in understanding.words(text) if len(w) >= 3 and w not in _FOLLOWUP_NOISE}
+    hits = [i for i, t in enumerate(titles) if said & set(understanding.words(t))]
+    return hits[0] if len(hits) == 1 else None
+
+
+_FOLLOWUP_NOISE = frozenset("именно еще ещё тоже там тут это как что если".split())

@@ -240,7 +240,36 @@ def _time(value: Any) -> str:
     return dt.strftime("%H:%M") if dt else _plain(value)
 
 
+_ON_WEEKDAY = (
+    "в понедельник", "во вторник", "в среду", "в четверг", "в пятницу", "в субботу",
+    "в воскресенье",
+)  # fmt: skip
+_OF_MONTH = (
+    "января", "февраля", "марта", "апреля", "мая", "июня",
+    "июля", "августа", "сентября", "октября", "ноября", "декабря",
+)  # fmt: skip
+
+
+def _when(value: Any) -> str:
+    """A day, or a visit window ({date, from, to}), said so that it stays true later:
+    «в субботу, 5 декабря, с 09:00 до 12:00» (a window's `label` says «завтра»)."""
+    if isinstance(value, dict) and value.get("date"):
+        try:
+            day = date.fromisoformat(str(value["date"]))
+        except ValueError:
+            return _plain(value.get("label") or value)
+        said = f"{_ON_WEEKDAY[day.weekday()]}, {day.day} {_OF_MONTH[day.month - 1]}"
+        if value.get("from") and value.get("to"):
+            said += f", с {value['from']} до {value['to']}"
+        return said
+    dt = _as_datetime(value)
+    if dt is None:
+        return _plain(value)
+    return f"{_ON_WEEKDAY[dt.weekday()]}, {dt.day} {_OF_MONTH[dt.month - 1]}"
+
+
 FILTERS: dict[str, Callable[[Any], str]] = {
+    "when": _when,
     "rub": _rub,
     "date": _date,
     "datetime": _datetime,

@@ -16,7 +16,8 @@ the bot did after the last action: `bot:` (the next reply: `contains`, `not_cont
 `buttons`, `no_buttons`, `image`, `intent`), `silent: true` (no reply at all),
 `escalates: <group>` (the chat went to operators), `ticket: <kind>` (a ticket was created),
 `resolve_ticket: <result text>` (the CRM resolves the last ticket; the notification is the
-next `bot:`). A `Driver` plays the subscriber; the app's driver goes through the real bots,
+next `bot:`), `sms_code: <phone>` (types the code from the latest SMS the backend sent to that
+number: verification). A `Driver` plays the subscriber; the app's driver goes through the real bots,
 emulators, pipeline, NLU and database (supportbot/storydriver.py).
 """
 
@@ -30,7 +31,7 @@ from typing import Any, Protocol
 from dialogs.yamlsrc import ContentError, PathKey, Problem, Source, load
 
 CHANNELS = ("telegram", "vk")
-ACTIONS = ("user", "press", "photo", "sticker", "resolve_ticket")
+ACTIONS = ("user", "press", "photo", "sticker", "resolve_ticket", "sms_code")
 CHECKS = ("bot", "silent", "escalates", "ticket")
 BOT_KEYS = {"contains", "not_contains", "buttons", "no_buttons", "image", "intent"}
 
@@ -66,6 +67,8 @@ class Driver(Protocol):
     async def tickets(self) -> list[tuple[str, str]]: ...  # (number, kind), oldest first
 
     async def resolve(self, number: str, result: str) -> TurnResult: ...
+
+    async def sms_code(self, phone: str) -> str: ...  # the code in the latest SMS to `phone`
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +176,10 @@ async def run_story(story: Story, channel: str, driver: Driver) -> Outcome:
                     target = _button_owner(shown, str(step.value), where)
                     outcome.transcript.append(f"👤 [{step.value}]")
                     turn = await driver.press(target, str(step.value))
+                elif step.kind == "sms_code":
+                    code = await driver.sms_code(str(step.value))
+                    outcome.transcript.append(f"👤 {code} (код из SMS на {step.value})")
+                    turn = await driver.say(code)
                 elif step.kind == "resolve_ticket":
                     tickets = await driver.tickets()
                     if not tickets:

@@ -12,11 +12,15 @@ from services.backend import Backend
 from services.backend.actions import backend_actions
 from services.outages import Incidents
 from services.tickets import ticket_actions
+from services.verification import Verifier, verification_actions
 
 
-def flow_actions(backend: Backend, incidents: Incidents | None = None) -> Actions:
-    """The registry: the backend's actions, outages and notifications, linking, tickets.
-    Without `incidents`, the default detection rules over `backend`."""
+def flow_actions(
+    backend: Backend, incidents: Incidents | None = None, verifier: Verifier | None = None
+) -> Actions:
+    """The registry: the backend's actions, outages and notifications, linking, tickets,
+    verification. Without `incidents`, the default detection rules over `backend`; without a
+    `verifier`, the default policy over `backend`."""
     desk = incidents if incidents is not None else Incidents(backend=backend)
     return Actions(
         [
@@ -24,5 +28,6 @@ def flow_actions(backend: Backend, incidents: Incidents | None = None) -> Action
             *desk.actions(),
             *identity.actions(),
             *ticket_actions(backend),
+            *verification_actions(verifier or Verifier(backend)),
         ]
     )

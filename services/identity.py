@@ -37,6 +37,8 @@ from storage.models import (
     OutageReport,
     Subscriber,
     Ticket,
+    Verification,
+    utcnow,
 )
 
 CODE_TTL = timedelta(minutes=10)
@@ -215,7 +217,7 @@ async def merge(session: AsyncSession, a: int, b: int) -> int:
     kept = await session.get(Subscriber, keep)
     other = await session.get(Subscriber, gone)
     assert kept is not None and other is not None
-    for model in (ChannelAccount, Conversation, Ticket, OutageReport):
+    for model in (ChannelAccount, Conversation, Ticket, OutageReport, Verification):
         await session.execute(
             update(model).where(model.subscriber_id == gone).values(subscriber_id=keep)
         )
@@ -269,6 +271,11 @@ async def unlink(session: AsyncSession, account: ChannelAccount) -> list[str]:
         .values(subscriber_id=fresh.id)
     )
     account.subscriber_id = fresh.id
+    await session.execute(  # a verification belonged to the person as they were: it ends
+        update(Verification)
+        .where(Verification.account_id == account.id, Verification.revoked_at.is_(None))
+        .values(revoked_at=utcnow(), revoked_reason="unlinked")
+    )
     return sorted(set(others))
 
 
@@ -291,7 +298,12 @@ def actions() -> list[Action]:
         return {"channels": channel_titles(await unlink(call.session, call.account))}
 
     return [
-        Action("link_send", link_send, doc="a one-time code to the subscriber's other channel"),
+        Action(
+            "link_send",
+            link_send,
+            level="verified",  # codes go to whoever gave this number elsewhere: prove it first
+            doc="a one-time code to the subscriber's other channel",
+        ),
         Action("link_confirm", link_confirm, needs=("link_code",), doc="check the typed code"),
         Action("unlink", unlink_account, doc="separate this account from the linked ones"),
     ]

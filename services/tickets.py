@@ -147,7 +147,14 @@ def ticket_actions(backend: Backend) -> list[Action]:
         return _state_json(state)
 
     return [
-        Action("ticket", open_ticket, into="ticket", step="ticket", doc="open a ticket"),
+        Action(
+            "ticket",
+            open_ticket,
+            into="ticket",
+            step="ticket",
+            doc="open a ticket",
+            kind_levels={"block_number": "fresh"},  # it stops someone's number: a step-up
+        ),
         Action(
             "my_tickets", my_tickets, doc="the subscriber's open requests, as the CRM sees them"
         ),

@@ -39,6 +39,7 @@ from services.actions import flow_actions
 from services.backend import Backend, load_backend
 from services.outages import Incidents, Rules
 from services.tickets import TicketError, resolve_ticket
+from services.verification import Policy, Verifier
 from storage import migrate, repo
 from storage.db import Database
 from supportbot.nlu_setup import ReloadingEngine
@@ -65,7 +66,9 @@ class App:
         self.web = web.Application()
         # Outage incidents: detected by the dialog engine, managed in the console and the CLI.
         self.incidents = Incidents(Rules(**settings.incidents.model_dump()), self.backend)
-        self.actions = flow_actions(self.backend, self.incidents)  # what flows can `call:`
+        # Who is verified, and how long it lasts (services/verification.py).
+        self.verifier = Verifier(self.backend, Policy(**settings.verification.model_dump()))
+        self.actions = flow_actions(self.backend, self.incidents, self.verifier)
         self.web[INCIDENTS] = self.incidents
         self.web.router.add_get("/healthz", self._health)
         self.web.router.add_post("/api/tickets/{number}/resolve", self._resolve_ticket)
@@ -99,6 +102,7 @@ class App:
             self.actions,
             threshold=self.settings.nlu.threshold,
             escalator=queue,
+            verifier=self.verifier,
         )
         self.service.rating = RatingResponder(self.content, nps=self.settings.handoff.nps)
         if isinstance(self.service.responder, DialogEngine):  # "продолжим здесь" notices

@@ -11,12 +11,15 @@ from dialogs.content import Content, load_content
 from nlu.data import load_training_data
 from services.actions import flow_actions
 from services.backend import load_backend
+from services.verification import Policy, Verifier
 from supportbot.settings import Settings
 
 
 def configured_actions(settings: Settings) -> Actions:
     """What flows can `call:` with the configured backend (`SUPPORTBOT_BACKEND`)."""
-    return flow_actions(load_backend(settings.backend))
+    backend = load_backend(settings.backend)
+    policy = Policy(**settings.verification.model_dump())
+    return flow_actions(backend, verifier=Verifier(backend, policy))
 
 
 def configured_content(settings: Settings, content_dir: Path | None = None) -> Content:

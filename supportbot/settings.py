@@ -127,6 +127,31 @@ class IncidentSettings(BaseModel):
         return value
 
 
+class VerificationSettings(BaseModel):
+    """Verified identity (services/verification.py): a verification lasts `ttl` per channel
+    account; a step-up (blocking a number, changing a tariff, a promised payment) needs one
+    younger than `fresh`; at most `codes_per_hour` SMS codes per account and per number.
+    Durations: seconds or "10m", "30d"."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ttl: timedelta = timedelta(days=30)
+    fresh: timedelta = timedelta(minutes=10)
+    codes_per_hour: int = Field(default=3, ge=1)  # SMS codes per chat account and per number
+
+    @field_validator("ttl", "fresh", mode="before")
+    @classmethod
+    def _parse_duration(cls, value: Any) -> Any:
+        return _duration(value)
+
+    @field_validator("ttl", "fresh")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be a positive duration, e.g. 600, 10m or 30d")
+        return value
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SUPPORTBOT_", env_nested_delimiter="__", extra="forbid"
@@ -147,6 +172,7 @@ class Settings(BaseSettings):
     skill_groups: list[str] = ["consult", "tech", "finance", "complaints"]
     handoff: HandoffSettings = HandoffSettings()
     incidents: IncidentSettings = IncidentSettings()
+    verification: VerificationSettings = VerificationSettings()
     # Bearer token for the integration API (/api/...: the CRM resolves tickets); unset = API off.
     api_token: SecretStr | None = None
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -24,14 +25,17 @@ from dialogs.storytests import Outcome, Reply, Story, TurnResult, run_story
 from emulators.telegram import TelegramEmulator
 from emulators.vk import VKEmulator
 from services.tickets import resolve_ticket
+from services.verification import code_hash
 from storage.models import (
     ChannelAccount,
     Conversation,
+    DemoSms,
     Direction,
     Message,
     OutboxItem,
     OutboxStatus,
     Ticket,
+    VerificationCode,
 )
 from supportbot.app import App
 from supportbot.settings import Settings, TelegramSettings, VKSettings
@@ -63,6 +67,10 @@ async def start_harness(settings: Settings, data_dir: Path) -> Harness:
                 "http_port": 0,
                 # Stories must not depend on the time of day: operators work around the clock.
                 "handoff": settings.handoff.model_copy(update={"hours": {}}),
+                # Stories run side by side with the demo's six numbers: no hourly code limit.
+                "verification": settings.verification.model_copy(
+                    update={"codes_per_hour": 10_000}
+                ),
                 # The emulators don't throttle here; the stories check content, not pacing.
                 "telegram": TelegramSettings(
                     token=SecretStr(TG_TOKEN),
@@ -134,6 +142,26 @@ class AppDriver:
         return await self._turn(
             lambda: resolve_ticket(self.h.app.db, content, number, result), inbound=False
         )
+
+    async def sms_code(self, phone: str) -> str:
+        """The code the demo backend sent by SMS to `phone` for this subscriber (stories run
+        side by side and share the demo's numbers: the one matching this chat's code is it)."""
+        async with self.h.app.db.session() as s:
+            account_id = await s.scalar(select(ChannelAccount.id).where(*self._account()))
+            wanted = await s.scalar(
+                select(VerificationCode.code_hash)
+                .where(VerificationCode.account_id == account_id)
+                .order_by(VerificationCode.id.desc())
+                .limit(1)
+            )
+            texts = await s.scalars(
+                select(DemoSms.text).where(DemoSms.phone == phone).order_by(DemoSms.id.desc())
+            )
+            for text in texts:
+                found = re.search(r"\b\d{6}\b", text)
+                if found and account_id and code_hash(account_id, found.group()) == wanted:
+                    return found.group()
+        raise AssertionError(f"no SMS to {phone} carries this chat's code")
 
     # -- what the app did -----------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from nlu.embedded import EmbeddedEngine
 from services.actions import flow_actions
 from services.backend.demo import DemoBackend
 from services.outages import Incidents
+from services.verification import Verifier
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTENT = ROOT / "content"
@@ -97,5 +98,7 @@ def dialog_engine(incidents: Incidents | None = None) -> DialogEngine:
     intents = load_training_data([CONTENT / "nlu"]).intents
     backend = incidents.backend if incidents is not None else DemoBackend()
     assert backend is not None
-    actions = flow_actions(backend, incidents)
-    return DialogEngine(StaticContent(load_content(CONTENT, intents, actions=actions)), actions)
+    verifier = Verifier(backend)
+    actions = flow_actions(backend, incidents, verifier)
+    content = StaticContent(load_content(CONTENT, intents, actions=actions))
+    return DialogEngine(content, actions, verifier=verifier)

@@ -21,14 +21,19 @@ class ActionTable:
     results: Mapping[str, str]  # action -> the fixed name its result is stored under
     defaults: Mapping[str, str]  # action -> where its result goes without `as:`
     steps: Mapping[str, str]  # action -> the step kind that runs it (not `call:`)
+    levels: Mapping[str, str]  # action -> the verification it needs
+    ticket_levels: Mapping[str, str]  # ticket kind -> the verification its `ticket:` needs
 
     @classmethod
     def of(cls, actions: Actions) -> ActionTable:
+        ticket = actions.get("ticket")
         return cls(
             needs={name: a.needs for name, a in actions.items() if a.step is None},
             results={name: a.result_slot for name, a in actions.items() if a.fixed},
             defaults={name: a.result_slot for name, a in actions.items()},
             steps={name: a.step for name, a in actions.items() if a.step is not None},
+            levels={name: a.level for name, a in actions.items()},
+            ticket_levels=dict(ticket.kind_levels) if ticket is not None else {},
         )
 
     def check_call(self, action: str, named: str | None) -> tuple[str, list[tuple[str, str]]]:

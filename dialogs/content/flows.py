@@ -1,9 +1,11 @@
 """Compiling flows (`flows:`): a flow's intents, commands and title, and its nested steps into a
 flat program of instructions with jumps (`FlowBuilder`), then which steps nothing leads to.
 
-Each kind of step (say, ask, call, if, goto, flow, use, handoff, ticket, set, end) has its own
-method, chosen through `STEP_KINDS`; what every step must satisfy is checked in one place first
-(`FlowBuilder.kind_of`).
+Each kind of step (say, ask, call, if, goto, flow, use, handoff, ticket, set, verify, route,
+end) has its own method, chosen through `STEP_KINDS`; what every step must satisfy is checked in
+one place first (`FlowBuilder.kind_of`). Once every flow is built, `check_levels` proves that
+every action needing a verified subscriber runs only after a `verify:` step that ensures it, on
+every path into it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 from dialogs import expr
 from dialogs.content import limits
 from dialogs.content.model import (
+    LEVELS,
     Ask,
     Call,
     End,
@@ -23,10 +26,12 @@ from dialogs.content.model import (
     Jump,
     JumpUnless,
     MakeTicket,
+    Route,
     Say,
     SetSlots,
     StartFlow,
     UseFlow,
+    Verify,
     command_key,
 )
 from dialogs.content.responses import response_ref
@@ -45,6 +50,8 @@ STEP_EXTRAS: dict[str, set[str]] = {
     "handoff": {"reason"},
     "ticket": {"details", "as"},
     "set": set(),
+    "verify": set(),
+    "route": set(),
     "end": set(),
 }
 STEP_KEYS = {"id", *STEP_EXTRAS, *(key for extras in STEP_EXTRAS.values() for key in extras)}
@@ -137,6 +144,7 @@ class FlowBuilder:
         self.labels: dict[str, int] = {}
         self.label_paths: dict[str, PathKey] = {}
         self.fixups: list[tuple[int, str, PathKey]] = []  # (pc, label, path) for goto / on_error
+        self.route_fixups: list[tuple[int, list[tuple[tuple[str, ...], str, PathKey]]]] = []
         self.step_starts: list[tuple[int, PathKey]] = []
 
     def emit(self, ins: Instr, path: PathKey) -> int:
@@ -285,13 +293,54 @@ class FlowBuilder:
             self.st.pending.names.append((self.src, (*at, k), str(k), "set"))
         self.emit(SetSlots(tuple((str(k), v) for k, v in values.items())), at)
 
+    def verify(self, path: PathKey, raw: dict[str, Any]) -> None:
+        at, level = (*path, "verify"), str(raw["verify"])
+        if level not in LEVELS[1:]:
+            self.err(at, f"verify {level!r}: use `verified` (personal data) or `fresh` (step-up)")
+            level = "verified"
+        self.emit(Verify(level), at)
+
+    def route(self, path: PathKey, raw: dict[str, Any]) -> None:
+        """`route: [{match: [words...], goto: step}, ...]`: by the subscriber's own words."""
+        at, entries = (*path, "route"), raw["route"]
+        if not isinstance(entries, list) or not entries:
+            self.err(at, "route needs a list of {match: [words], goto: step}")
+            return
+        routes: list[tuple[tuple[str, ...], str, PathKey]] = []
+        for i, entry in enumerate(entries):
+            epath = (*at, i)
+            if not isinstance(entry, dict) or set(entry) != {"match", "goto"}:
+                self.err(epath, "a route is {match: [words], goto: step}")
+                continue
+            words = entry["match"]
+            if (
+                not isinstance(words, list)
+                or not words
+                or not all(isinstance(w, str) and w.strip() for w in words)
+            ):
+                self.err((*epath, "match"), "match needs a list of words or phrases")
+                continue
+            keys = tuple(" ".join(w.lower().replace("ё", "е").split()) for w in words)
+            routes.append((keys, str(entry["goto"]), (*epath, "goto")))
+        pc = self.emit(Route(()), at)
+        self.route_fixups.append((pc, routes))
+
     def end(self, path: PathKey, raw: dict[str, Any]) -> None:
         self.emit(End(), (*path, "end"))
 
     # -- after the steps --------------------------------------------------------------------
 
     def finish(self) -> None:
-        """Point each goto / on_error at its step id."""
+        """Point each goto / on_error / route at its step id."""
+        for pc, routes in self.route_fixups:
+            resolved = []
+            for keys, label, path in routes:
+                target = self.labels.get(label)
+                if target is None:
+                    self.err(path, f"unknown step {label!r} in flow {self.flow!r}")
+                    continue
+                resolved.append((keys, target))
+            self.program[pc] = Route(tuple(resolved))
         for pc, label, path in self.fixups:
             target = self.labels.get(label)
             if target is None:
@@ -332,9 +381,84 @@ def _successors(ins: Instr, pc: int) -> list[int]:
         return [pc + 1, ins.target]
     if isinstance(ins, Call):
         return [pc + 1] if ins.on_error is None else [pc + 1, ins.on_error]
+    if isinstance(ins, Route):
+        return [pc + 1, *(target for _keys, target in ins.routes)]
     if isinstance(ins, End | StartFlow | Handoff):
         return []
     return [pc + 1]
+
+
+def check_levels(st: Compilation, builders: list[FlowBuilder]) -> None:
+    """Every `call:` (and `ticket:`) of an action that needs verification must come after a
+    `verify:` step ensuring that level on every path from every way into the flow (its start,
+    and steps that buttons or gotos enter directly). `use:` of a flow that verifies on every way
+    out counts as that flow's level."""
+    by_name = {b.flow: b for b in builders}
+    exits: dict[str, int] = {}  # flow -> the level it guarantees when it returns (use:)
+
+    def exit_level(name: str, visiting: frozenset[str]) -> int:
+        if name in exits:
+            return exits[name]
+        builder = by_name.get(name)
+        if builder is None or name in visiting:
+            return 0
+        levels = _flow_levels(builder, lambda f: exit_level(f, visiting | {name}))
+        size = len(builder.program)
+        ends = [level for pc, level in levels.items() if pc == size]
+        exits[name] = min(ends) if ends else 0
+        return exits[name]
+
+    for builder in builders:
+        own = frozenset({builder.flow})
+        levels = _flow_levels(builder, lambda f, own=own: exit_level(f, own))  # type: ignore[misc]
+        for pc, ins in enumerate(builder.program):
+            need = _needed(st, ins)
+            if pc not in levels or LEVELS.index(need) <= levels[pc]:
+                continue
+            what = f"call: {ins.action}" if isinstance(ins, Call) else "ticket"
+            if isinstance(ins, MakeTicket):
+                what = f"ticket: {ins.kind}"
+            builder.err(
+                builder.paths[pc],
+                f"`{what}` needs a {need} subscriber: put `verify: {need}` before it "
+                "(on every way into this step)",
+            )
+
+
+def _needed(st: Compilation, ins: Instr) -> str:
+    if isinstance(ins, Call):
+        return st.actions.levels.get(ins.action, "none")
+    if isinstance(ins, MakeTicket):
+        return st.actions.ticket_levels.get(ins.kind, st.actions.levels.get("ticket", "none"))
+    return "none"
+
+
+def _flow_levels(builder: FlowBuilder, used: Callable[[str], int]) -> dict[int, int]:
+    """pc -> the verification level guaranteed on arriving there (index into LEVELS), from the
+    flow's entries, each entered with none; len(program) is the way out (falling off the end)."""
+    program = builder.program
+    entries = {0} | {
+        builder.labels[x]
+        for x in builder.st.entry_labels.get(builder.flow, ())
+        if x in builder.labels
+    }
+    level: dict[int, int] = {pc: 0 for pc in entries}
+    todo = list(entries)
+    while todo:
+        pc = todo.pop()
+        if pc >= len(program):
+            continue
+        ins, here = program[pc], level[pc]
+        after = here
+        if isinstance(ins, Verify):
+            after = max(here, LEVELS.index(ins.level))
+        elif isinstance(ins, UseFlow):
+            after = max(here, used(ins.flow))
+        for nxt in _successors(ins, pc):
+            if nxt not in level or after < level[nxt]:
+                level[nxt] = after if nxt not in level else min(level[nxt], after)
+                todo.append(nxt)
+    return level
 
 
 # The method that compiles each kind of step; the order is the one problems name kinds in.
@@ -349,6 +473,8 @@ STEP_KINDS: dict[str, Callable[[FlowBuilder, PathKey, dict[str, Any]], None]] = 
     "handoff": FlowBuilder.handoff,
     "ticket": FlowBuilder.ticket,
     "set": FlowBuilder.set_,
+    "verify": FlowBuilder.verify,
+    "route": FlowBuilder.route,
     "end": FlowBuilder.end,
 }
 assert list(STEP_KINDS) == list(STEP_EXTRAS)

@@ -13,7 +13,7 @@ from typing import Any
 
 from dialogs.actions import Actions
 from dialogs.content.actions import ActionTable
-from dialogs.content.flows import FlowBuilder, compile_flow
+from dialogs.content.flows import FlowBuilder, check_levels, compile_flow
 from dialogs.content.model import (
     BUILTIN_NAMES,
     RESERVED,
@@ -141,6 +141,7 @@ class Compiler(Compilation):
                 self._builders.append(builder)
         for builder in self._builders:
             builder.reachability()
+        check_levels(self, self._builders)
         self._check_pending()
         self._check_coverage(sources)
 
@@ -248,8 +249,10 @@ class Compiler(Compilation):
     def _check_names(self) -> None:
         """Names used in templates, conditions, `set:`... must be slots, results or built-ins."""
         known = set(self.slots) | self.result_names | BUILTIN_NAMES
+        # A choice from a list result also keeps the chosen item: `tariff_choice.name`.
+        known |= {f"{n}_choice" for n, slot in self.slots.items() if slot.choices_from}
         for src, path, name, what in self.pending.names:
-            if name not in known:
+            if name.split(".")[0] not in known:  # `lines: {for: offices.near}` names a result
                 self.err(src, path, f"unknown slot {name!r} in {what}")
         for src, line, col, name, what in self.pending.exact_names:
             if name not in known:

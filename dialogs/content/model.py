@@ -44,10 +44,28 @@ RESERVED = {
     "incident_closed": "to subscribers of an outage when it is fixed ({outage.area_title}, {outage.resolution})",
     "link_code": "sent to the OTHER channel when linking: the one-time {code} ({minutes} min)",
     "continued_here": "when a chat from the subscriber's other channel continues here",
+    # Verified identity (a `verify:` step; the engine runs the conversation, dialogs/verify.py)
+    "verify_ask": "asks who they are: phone or account number (Telegram: a share-contact button)",
+    "verify_code_sent": "after a number: 'if it is ours, an SMS code comes' ({minutes} min)",
+    "verify_code_wrong": "a wrong code ({tries_left} tries left)",
+    "verify_code_expired": "the code is too old: ask for the number again",
+    "verify_too_many": "too many wrong codes or code words: a human will help",
+    "verify_limited": "too many codes asked for within an hour",
+    "verify_not_own": "a forwarded contact of someone else: it proves nothing",
+    "verify_unknown": "their own shared number is not a customer's",
+    "verify_secret_number": "no phone at hand: first the phone or account number",
+    "verify_secret_ask": "no phone at hand: then the code word",
+    "verify_done": "verified ({customer.name})",
+    "logged_out": "after «выйти» / «это не мой номер»: the number is forgotten",
+    # Conversation skills
+    "resume_offer": "after a detour: offer to go back to the interrupted form ({flow_title})",
+    "refused": "a request refused outright («не надо мастера») with nothing to cancel",
 }
 REMEMBERED_TYPES = {"phone", "account", "phone_or_account", "address"}  # never asked twice
 BUILTIN_NAMES = {"channel", "first_name", "customer", "error", "ticket", "queue", "operator"}
 BUILTIN_NAMES |= {"code", "minutes", "from_channel"}  # link_code, continued_here
+BUILTIN_NAMES |= {"verification", "tries_left", "flow_title"}  # verify_*, resume_offer
+LEVELS = ("none", "verified", "fresh")  # what a `verify:` step ensures, in order
 INTENT_PAYLOAD, FLOW_PAYLOAD, STEP_PAYLOAD, SLOT_PAYLOAD = "intent:", "flow:", "step:", "slot:"
 NONE_OF_THESE = "nlu:none"
 
@@ -60,6 +78,7 @@ class ButtonSpec:
     title: str
     payload: str | None = None
     url: str | None = None
+    request: str | None = None  # "contact": Telegram's «Поделиться номером»
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +186,21 @@ class MakeTicket:
 
 
 @dataclass(frozen=True, slots=True)
+class Verify:
+    """Make sure the subscriber is verified at `level` ("verified" or "fresh"); if not, the
+    engine runs the verification conversation and comes back here."""
+
+    level: str
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Go to the first target whose words the subscriber's message has (`route:` step); else on."""
+
+    routes: tuple[tuple[tuple[str, ...], int], ...]  # (words, target pc)
+
+
+@dataclass(frozen=True, slots=True)
 class SetSlots:
     values: tuple[tuple[str, Any], ...]
 
@@ -187,6 +221,8 @@ Instr = (
     | Handoff
     | MakeTicket
     | SetSlots
+    | Verify
+    | Route
     | End
 )
 
@@ -213,6 +249,8 @@ class BotSettings:
     )
     cancel_words: tuple[str, ...] = ("отмена", "отменить", "стоп", "/cancel", "передумал")
     tz: str = "Europe/Moscow"
+    # Added to a form's re-prompt: how to leave it.
+    leave_hint: str = "Передумал(а) — напиши «отмена» 🙂"
 
 
 @dataclass(frozen=True, slots=True)

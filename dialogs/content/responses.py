@@ -25,7 +25,8 @@ from dialogs.content.state import Compilation
 from dialogs.yamlsrc import PathKey, Source
 
 Rows = tuple[tuple[ButtonSpec, ...], ...]
-BUTTON_TARGETS = ("intent", "flow", "goto", "url")
+BUTTON_TARGETS = ("intent", "flow", "goto", "url", "request")
+REQUESTS = ("contact",)  # `request: contact`: Telegram's «Поделиться номером» (VK leaves it out)
 
 
 def response_ref(
@@ -215,7 +216,9 @@ def _button(
     st: Compilation, src: Source, path: PathKey, raw: Any, flow: str | None
 ) -> ButtonSpec | None:
     if not isinstance(raw, dict) or not isinstance(raw.get("title"), str):
-        st.err(src, path, "a button needs a `title` and one of intent / flow / goto / url")
+        st.err(
+            src, path, "a button needs a `title` and one of intent / flow / goto / url / request"
+        )
         return None
     targets = [k for k in BUTTON_TARGETS if k in raw]
     extra = set(raw) - {"title", *BUTTON_TARGETS}
@@ -225,7 +228,7 @@ def _button(
         st.err(
             src,
             path,
-            f"button {raw['title']!r} needs exactly one of intent / flow / goto / url",
+            f"button {raw['title']!r} needs exactly one of intent / flow / goto / url / request",
         )
         return None
     kind, value = targets[0], str(raw[targets[0]])
@@ -235,6 +238,11 @@ def _button(
         if not value.startswith(("https://", "http://", "tg://")):
             st.err(src, tpath, f"url {value!r} must start with https://, http:// or tg://")
         return ButtonSpec(title, url=value)
+    if kind == "request":
+        if value not in REQUESTS:
+            st.err(src, tpath, f"request {value!r}: the only request is `contact`")
+            return None
+        return ButtonSpec(title, request=value)
     payload = _payload(st, src, tpath, kind, value, flow)
     return None if payload is None else ButtonSpec(title, payload=payload)
 

@@ -123,6 +123,16 @@ class TicketState:
 
 
 @dataclass(frozen=True, slots=True)
+class Office:
+    """A salon/office subscribers can visit."""
+
+    address: str
+    hours: str  # "ежедневно 9:00–21:00"
+    area: str | None = None  # outage-area key of its street (nlu/address.py): "садовая"
+    note: str | None = None  # "есть терминал для оплаты наличными"
+
+
+@dataclass(frozen=True, slots=True)
 class Outage:
     area: str
     description: str
@@ -137,6 +147,10 @@ class Backend(Protocol):
     async def balance(self, ctx: BackendContext, customer: Customer) -> Balance: ...
 
     async def current_tariff(self, ctx: BackendContext, customer: Customer) -> Tariff: ...
+
+    async def home_tariff(self, ctx: BackendContext, customer: Customer) -> Tariff | None:
+        """The customer's home internet/TV service, if they have one."""
+        ...
 
     async def tariffs(self, ctx: BackendContext) -> list[Tariff]: ...
 
@@ -157,6 +171,17 @@ class Backend(Protocol):
     ) -> TicketReceipt: ...
 
     async def outage_at(self, ctx: BackendContext, address: str) -> Outage | None: ...
+
+    async def offices(self, ctx: BackendContext) -> list[Office]: ...
+
+    # Verified identity (services/verification.py decides; these deliver and check).
+    async def send_code(self, ctx: BackendContext, phone: str, code: str) -> None:
+        """Send the one-time `code` by SMS to `phone` (the customer's own number)."""
+        ...
+
+    async def check_secret(self, ctx: BackendContext, customer: Customer, answer: str) -> bool:
+        """Does `answer` match a secret the operator holds for the customer (code word)?"""
+        ...
 
     # Requests already made: the subscriber asks where they stand, moves or cancels them.
     async def ticket_state(self, ctx: BackendContext, number: str) -> TicketState: ...

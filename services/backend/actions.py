@@ -9,8 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from dialogs.actions import Action, ActionContext
+from nlu.address import extract_address, extract_street, parse_area
+from services import audit
 from services.backend import Backend, BackendContext, BackendError, Customer, to_json
-from storage.models import Subscriber
 
 
 def context(call: ActionContext) -> BackendContext:
@@ -26,23 +27,15 @@ def customer_of(call: ActionContext) -> Customer:
 
 
 def backend_actions(backend: Backend) -> list[Action]:
-    async def identify(call: ActionContext) -> Any:
-        contract = call.slots.get("contract") or {}
-        customer = await backend.find_customer(
-            context(call), phone=contract.get("phone"), account=contract.get("account")
-        )
-        if customer is not None:  # remembered: a later conversation doesn't ask again
-            sub = await call.session.get(Subscriber, call.subscriber_id)
-            if sub is not None:
-                sub.phone, sub.account_number = customer.phone, customer.account
-                sub.data = {**sub.data, "customer": to_json(customer)}
-        return to_json(customer)
-
     async def balance(call: ActionContext) -> Any:
         return to_json(await backend.balance(context(call), customer_of(call)))
 
     async def tariff_current(call: ActionContext) -> Any:
-        return to_json(await backend.current_tariff(context(call), customer_of(call)))
+        """Their tariff, and their home internet/TV service under `home` if they have one."""
+        ctx, customer = context(call), customer_of(call)
+        current = to_json(await backend.current_tariff(ctx, customer))
+        current["home"] = to_json(await backend.home_tariff(ctx, customer))
+        return current
 
     async def tariffs(call: ActionContext) -> Any:
         return to_json(await backend.tariffs(context(call)))
@@ -51,27 +44,69 @@ def backend_actions(backend: Backend) -> list[Action]:
         code = call.slots.get("tariff")
         if not code:
             raise BackendError("tariff_change without a chosen `tariff`", "no_tariff")
-        return to_json(await backend.change_tariff(context(call), customer_of(call), str(code)))
+        done = await backend.change_tariff(context(call), customer_of(call), str(code))
+        _audited(call, "tariff_changed", {"tariff": str(code)})
+        return to_json(done)
 
     async def promised_payment_offer(call: ActionContext) -> Any:
         return to_json(await backend.promised_payment_offer(context(call), customer_of(call)))
 
     async def promised_payment(call: ActionContext) -> Any:
-        return to_json(await backend.take_promised_payment(context(call), customer_of(call)))
+        done = await backend.take_promised_payment(context(call), customer_of(call))
+        _audited(call, "promised_payment_taken", {"amount": done.amount})
+        return to_json(done)
+
+    async def offices(call: ActionContext) -> Any:
+        """The salons, and whether there is one on the street the subscriber asked about."""
+        found = await backend.offices(context(call))
+        street = extract_address(call.text) or extract_street(call.text) if call.text else None
+        asked = parse_area(street) if street else None
+        near = [o for o in found if asked is not None and o.area == asked.key]
+        return {
+            "items": to_json(found),
+            "asked": asked.title if asked is not None and asked.key else None,
+            "near": to_json(near),
+        }
 
     return [
+        Action("balance", balance, level="verified", doc="the customer's balance"),
         Action(
-            "identify",
-            identify,
-            needs=("contract",),
-            into="customer",
-            fixed=True,
-            doc="find the subscriber by the phone or account number in `contract`",
+            "tariff_current",
+            tariff_current,
+            level="verified",
+            doc="their tariff (and home service)",
         ),
-        Action("balance", balance, doc="the identified subscriber's balance"),
-        Action("tariff_current", tariff_current, doc="their tariff"),
         Action("tariffs", tariffs, doc="the tariffs on offer"),
-        Action("tariff_change", tariff_change, needs=("tariff",), doc="switch to `tariff`"),
-        Action("promised_payment_offer", promised_payment_offer, doc="what can be promised"),
-        Action("promised_payment", promised_payment, doc="take the promised payment"),
+        Action(
+            "tariff_change",
+            tariff_change,
+            needs=("tariff",),
+            level="fresh",
+            doc="switch to `tariff`",
+        ),
+        Action(
+            "promised_payment_offer",
+            promised_payment_offer,
+            level="verified",
+            doc="what can be promised",
+        ),
+        Action(
+            "promised_payment",
+            promised_payment,
+            level="fresh",
+            doc="take the promised payment",
+        ),
+        Action("offices", offices, doc="the salons; `near`: those on the street asked about"),
     ]
+
+
+def _audited(call: ActionContext, action: str, details: dict[str, Any]) -> None:
+    """An account action the bot did on the subscriber's behalf goes to the audit log."""
+    audit.record(
+        call.session,
+        action,
+        actor="bot",
+        subscriber_id=call.subscriber_id,
+        conversation_id=call.conversation_id,
+        details=details,
+    )

@@ -21,6 +21,7 @@ names it in `SUPPORTBOT_BACKEND=package.module:ClassName`.
 
 from __future__ import annotations
 
+import hmac
 import math
 import re
 from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
@@ -37,6 +38,7 @@ from services.backend import (
     BackendError,
     Balance,
     Customer,
+    Office,
     Outage,
     PromisedPayment,
     PromisedPaymentOffer,
@@ -46,7 +48,7 @@ from services.backend import (
     TicketState,
 )
 from storage.db import Database
-from storage.models import DemoCustomer, DemoOutage, DemoTariff, DemoTicket, utcnow
+from storage.models import DemoCustomer, DemoOutage, DemoSms, DemoTariff, DemoTicket, utcnow
 from storage.repo import dialect_insert
 
 __all__ = ["MOSCOW", "DemoBackend", "area_of"]
@@ -146,6 +148,21 @@ _TARIFFS: list[dict[str, Any]] = [
     },
 ]
 
+# The salons (content/dialogs/service.yml says the same in words).
+OFFICES = (
+    ("ул. Оранжерейная, 32", "ежедневно 9:00–21:00", "есть терминал для оплаты"),
+    ("Октябрьский бульвар, 24", "ежедневно 10:00–20:00", "есть терминал для оплаты"),
+    ("ТЦ «Пушкинский», Софийский бульвар, 2", "10:00–22:00", "есть терминал для оплаты"),
+)
+# The demo customers' code words (what a real CRM keeps for a lost phone), by phone.
+CODE_WORDS = {
+    "+79110000001": "ромашка",
+    "+79110000002": "гитара",
+    "+79110000003": "ласточка",
+    "+79110000004": "маяк",
+    "+79110000005": "сапсан",
+    "+79110000006": "янтарь",
+}
 _MARIA_PHONE = "+79110000003"
 _MARIA_PROMISE_DAYS = 2  # her promise always has this many days left after `prepare`
 _OUTAGE_REF = "demo-oktyabrsky"
@@ -379,6 +396,13 @@ class DemoBackend:
         assert tariff is not None  # a foreign key
         return _tariff(tariff)
 
+    async def home_tariff(self, ctx: BackendContext, customer: Customer) -> Tariff | None:
+        row = await self._row(ctx.session, customer)
+        if row.home_tariff_code is None:
+            return None
+        tariff = await ctx.session.get(DemoTariff, row.home_tariff_code)
+        return _tariff(tariff) if tariff is not None else None
+
     async def tariffs(self, ctx: BackendContext) -> list[Tariff]:
         rows = (await ctx.session.execute(select(DemoTariff))).scalars()
         # Mobile first (what most people ask about), then home; each in the catalogue's order.
@@ -472,6 +496,23 @@ class DemoBackend:
         ticket.number = f"{TICKET_PREFIX.get(kind, 'T')}-{ticket.id:06d}"
         await ctx.session.flush()
         return TicketReceipt(number=ticket.number, kind=kind, due_at=due_at, details=dict(details))
+
+    async def offices(self, ctx: BackendContext) -> list[Office]:
+        return [Office(address, hours, area_of(address), note) for address, hours, note in OFFICES]
+
+    # -- verified identity ---------------------------------------------------------------------
+
+    async def send_code(self, ctx: BackendContext, phone: str, code: str) -> None:
+        """The demo's SMS gateway: the message is stored (the sandbox and GET /sandbox/sms
+        show it), as a real gateway would deliver it."""
+        text = f"Код для чата поддержки: {code}. Никому его не сообщайте, даже сотрудникам."
+        ctx.session.add(DemoSms(phone=phone, text=text, at=utcnow()))
+        await ctx.session.flush()
+
+    async def check_secret(self, ctx: BackendContext, customer: Customer, answer: str) -> bool:
+        word = CODE_WORDS.get(customer.phone)
+        given = " ".join(answer.lower().replace("ё", "е").split()).strip(' .!«»"')
+        return word is not None and hmac.compare_digest(given, word)
 
     # -- requests already made ----------------------------------------------------------------
 

@@ -237,9 +237,9 @@ MISTAKES = [
     ),
     pytest.param(
         Mistake(
-            "service.yml",
-            "      - use: identify\n",
-            "      - use: no_such_flow\n",
+            "tech.yml",
+            '      - set: {problem: "не работает интернет"}\n      - use: outage_check\n',
+            '      - set: {problem: "не работает интернет"}\n      - use: no_such_flow\n',
             "no_such_flow",
             ("unknown flow", "no_such_flow"),
         ),
@@ -268,8 +268,8 @@ MISTAKES = [
     pytest.param(
         Mistake(
             "billing.yml",
-            'say: "Нашёл! Привет, {customer.name} 👋"',
-            'say: "Нашёл! Привет, {no_such_slot} 👋"',
+            'say: "Обещанный платёж действует до {balance.promised_payment_until|date} ⏳"',
+            'say: "Обещанный платёж действует до {no_such_slot} ⏳"',
             "{no_such_slot}",
             ("unknown slot", "no_such_slot"),
         ),
@@ -379,8 +379,8 @@ MISTAKES = [
     pytest.param(
         Mistake(
             "bot.yml",
-            '    text: "Окей, отменил 👌"',
-            '    tex: "Окей, отменил 👌"',
+            '    text: "Окей, остановился 👌 Если понадобится — просто напиши, продолжим."',
+            '    tex: "Окей, остановился 👌 Если понадобится — просто напиши, продолжим."',
             "tex:",
             ("unknown key", "'tex'"),
         ),

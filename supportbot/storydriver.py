@@ -68,9 +68,7 @@ async def start_harness(settings: Settings, data_dir: Path) -> Harness:
                 # Stories must not depend on the time of day: operators work around the clock.
                 "handoff": settings.handoff.model_copy(update={"hours": {}}),
                 # Stories run side by side with the demo's six numbers: no hourly code limit.
-                "verification": settings.verification.model_copy(
-                    update={"codes_per_hour": 10_000}
-                ),
+                "verification": settings.verification.model_copy(update={"codes_per_hour": 10_000}),
                 # The emulators don't throttle here; the stories check content, not pacing.
                 "telegram": TelegramSettings(
                     token=SecretStr(TG_TOKEN),

@@ -134,5 +134,5 @@ async def test_a_text_that_answers_a_form_is_marked_so_operators_read_it_right(
             )
         )
     assert nlu[0]["intent"] == "balance" and "handled_as" not in nlu[0]
-    assert nlu[1]["handled_as"] == "form:contract"  # not "out_of_scope 23%"
+    assert nlu[1]["handled_as"] == "verify"  # the number answered the check, not "out_of_scope 23%"
     assert nlu[3]["handled_as"] == "cancel"

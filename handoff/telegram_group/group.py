@@ -265,6 +265,13 @@ class TelegramGroup:
                 )
             ).all()
             snap.messages = list(reversed(recent))
+            asked = await session.scalars(  # what they asked for, beyond the transcript shown
+                select(Message)
+                .where(Message.conversation_id == snap.id, Message.author == Author.SUBSCRIBER)
+                .order_by(Message.id.desc())
+                .limit(SUMMARY_MESSAGES * 2)
+            )
+            snap.asked = list(reversed(asked.all()))
             snap.tickets = list(
                 (
                     await session.scalars(

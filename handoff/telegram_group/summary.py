@@ -84,6 +84,7 @@ class Snapshot:
     phone: str | None
     operator_name: str | None
     messages: list[Message] = field(default_factory=list)
+    asked: list[Message] = field(default_factory=list)  # the subscriber's recent messages
     tickets: list[Ticket] = field(default_factory=list)
 
     @property
@@ -117,12 +118,14 @@ def render_summary(snap: Snapshot, tz: ZoneInfo) -> str:
     if snap.phone:
         lines.append(f"Телефон: {mask_phone(snap.phone)}")
     intents: list[str] = []
-    for m in snap.messages:
+    for m in snap.asked or snap.messages:
         if m.author != Author.SUBSCRIBER:
             continue
         nlu = m.nlu or {}
         confidence = float(nlu.get("confidence") or 0)
-        if nlu.get("intent") and confidence >= MIN_CONFIDENCE:  # not a form answer's guess
+        if nlu.get("handled_as"):  # a form answer, a code, a cancel: not a request
+            continue
+        if nlu.get("intent") and confidence >= MIN_CONFIDENCE:
             intents.append(f"{nlu['intent']} ({confidence:.2f})")
         elif m.payload and m.payload.startswith("intent:"):
             intents.append(f"{m.payload.removeprefix('intent:')} (кнопка)")

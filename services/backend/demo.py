@@ -512,7 +512,7 @@ class DemoBackend:
     async def check_secret(self, ctx: BackendContext, customer: Customer, answer: str) -> bool:
         word = CODE_WORDS.get(customer.phone)
         given = " ".join(answer.lower().replace("ё", "е").split()).strip(' .!«»"')
-        return word is not None and hmac.compare_digest(given, word)
+        return word is not None and hmac.compare_digest(given.encode(), word.encode())
 
     # -- requests already made ----------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from storage.models import ChannelAccount, Conversation, LinkCode, Subscriber, utcnow
+from storage.models import ChannelAccount, Conversation, DemoSms, LinkCode, Subscriber, utcnow
 from tests.browser.conftest import Console, wait_text
 
 TG_USER, VK_USER = 610_001, 610_002
@@ -30,11 +30,25 @@ async def _vk(console: Console, text: str, expect: str, user: int = VK_USER) -> 
     return await wait_text(lambda: console.vk.sent(user)[before:], expect)
 
 
+async def _sms_code(console: Console, phone: str) -> str:
+    """The code in the latest SMS the demo backend sent to `phone` (verification)."""
+    async with console.app.db.session() as s:
+        text = await s.scalar(
+            select(DemoSms.text).where(DemoSms.phone == phone).order_by(DemoSms.id.desc()).limit(1)
+        )
+    found = re.search(r"\b(\d{6})\b", text or "")
+    assert found is not None, f"no SMS code to {phone}"
+    return found.group(1)
+
+
 async def _identified_in_both(console: Console) -> None:
+    """Verified (SMS code) as the same customer in both channels."""
     await _tg(console, "какой у меня баланс?", "номер телефона")
-    await _tg(console, PHONE, "Нашёл!")
+    await _tg(console, PHONE, "летит SMS")
+    await _tg(console, await _sms_code(console, "+79110000001"), "это ты")
     await _vk(console, "какой у меня баланс?", "номер телефона")
-    await _vk(console, PHONE, "Нашёл!")
+    await _vk(console, PHONE, "летит SMS")
+    await _vk(console, await _sms_code(console, "+79110000001"), "это ты")
 
 
 async def _code_sent_to_telegram(console: Console) -> str:
@@ -141,7 +155,8 @@ async def test_link_refusals_and_unlink(console: Console) -> None:
 async def test_no_code_without_the_same_number_elsewhere(console: Console) -> None:
     """A claim alone links nothing: a VK user who never wrote in Telegram gets no code."""
     await _vk(console, "баланс", "номер телефона", user=VK_USER + 7)
-    await _vk(console, "89110000002", "Нашёл!", user=VK_USER + 7)
+    await _vk(console, "89110000002", "летит SMS", user=VK_USER + 7)
+    await _vk(console, await _sms_code(console, "+79110000002"), "это ты", user=VK_USER + 7)
     await _vk(console, "связать", "Не нашёл тебя в другом канале", user=VK_USER + 7)
 
     async with console.app.db.session() as s:

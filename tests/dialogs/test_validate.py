@@ -247,6 +247,36 @@ MISTAKES = [
     ),
     pytest.param(
         Mistake(
+            "billing.yml",
+            "      - verify: verified\n      - call: balance\n",
+            "      - call: balance\n",
+            "call: balance",
+            ("`call: balance` needs a verified subscriber", "verify: verified"),
+        ),
+        id="personal-data-without-verification",
+    ),
+    pytest.param(
+        Mistake(
+            "service.yml",
+            "      - verify: fresh\n",
+            "      - verify: verified\n",
+            "ticket: block_number",
+            ("`ticket: block_number` needs a fresh subscriber", "verify: fresh"),
+        ),
+        id="blocking-without-step-up",
+    ),
+    pytest.param(
+        Mistake(
+            "tariffs.yml",
+            "      - verify: fresh\n      - call: tariff_change\n",
+            "      - call: tariff_change\n",
+            "call: tariff_change",
+            ("`call: tariff_change` needs a fresh subscriber",),
+        ),
+        id="tariff-change-without-step-up",
+    ),
+    pytest.param(
+        Mistake(
             "smalltalk.yml",
             "say: menu",
             "say: no_such_response",

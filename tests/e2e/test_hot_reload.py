@@ -58,9 +58,7 @@ async def test_edits_go_live_and_broken_edits_are_refused(
     # A broken edit: a response name nobody defined. The bot keeps the last good version.
     caplog.set_level(logging.ERROR, logger="dialogs.reload")
     broken = good.replace(OLD, NEW).replace(
-        "      - say:\n          text: |\n            Мы переехали",
-        "      - say: no_such_response\n      - say:\n          text: |\n            Мы переехали",
-        1,
+        "      - call: offices\n", "      - say: no_such_response\n      - call: offices\n", 1
     )
     assert broken != good.replace(OLD, NEW)
     service.write_text(broken, encoding="utf-8")

@@ -9,6 +9,7 @@ listens to the app's live events.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -18,7 +19,7 @@ from emulators.telegram import TelegramEmulator
 from emulators.vk import VKEmulator
 from handoff.auth import add_operator
 from handoff.config import HandoffSettings
-from storage.models import ChannelAccount, Conversation
+from storage.models import ChannelAccount, Conversation, DemoSms
 from supportbot.app import App
 from tests.e2e.conftest import telegram_settings, vk_settings
 
@@ -215,6 +216,8 @@ async def test_a_failed_topic_never_blocks_the_handoff_and_429_is_waited_out(
     telegram.send_text(TG_USER, "какой у меня баланс")
     await eventually(lambda: has(texts(telegram.sent(TG_USER)), "номер телефона"), "prompt")
     telegram.send_text(TG_USER, "8 911 000-00-01")
+    await eventually(lambda: has(texts(telegram.sent(TG_USER)), "летит SMS"), "the code is sent")
+    telegram.send_text(TG_USER, await sms_code(app, "+79110000001"))  # verified by the code
     await eventually(lambda: has(texts(telegram.sent(TG_USER)), "На счёте"), "balance")
     telegram.send_text(TG_USER, "позовите оператора")
     await eventually(lambda: has(texts(telegram.sent(TG_USER)), "в очереди"), "queue position")
@@ -233,7 +236,7 @@ async def test_a_failed_topic_never_blocks_the_handoff_and_429_is_waited_out(
     for line in ("алло, есть кто?", "позовите оператора", "На счёте 350,50", "balance ("):
         assert line in summary, f"{line!r} missing from the topic summary:\n{summary}"
     # The form's data is there; the phone only masked (the group lives in Telegram's cloud).
-    assert "Телефон: +7 ••• •••-00-01" in summary and "contract:" in summary
+    assert "Телефон: +7 ••• •••-00-01" in summary and "customer:" in summary
     assert "911 000" not in summary and "9110000001" not in summary
     refused = [c for c in telegram.calls if c["method"] == "sendMessage" and c["status"] == 429]
     assert refused, "the group post must have met a 429 first"
@@ -282,3 +285,14 @@ async def test_the_summary_shows_the_subscribers_open_ticket(
     )
     assert f"№{number} · complaint" in summary
     assert "мастер не пришёл в назначенное время" in summary
+
+
+async def sms_code(app: Any, phone: str) -> str:
+    """The code in the latest SMS the demo backend sent to `phone`."""
+    async with app.db.session() as s:
+        text = await s.scalar(
+            select(DemoSms.text).where(DemoSms.phone == phone).order_by(DemoSms.id.desc()).limit(1)
+        )
+    found = re.search(r"\b\d{6}\b", text or "")
+    assert found is not None, f"no SMS code was sent to {phone}"
+    return found.group()

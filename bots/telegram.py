@@ -10,7 +10,11 @@
 - `run_polling`, `set_webhook`, `delete_webhook`: the two ways updates arrive.
 - `TelegramSender`: the `ChannelSender` for Telegram (long texts cut by `bots.text.split_text`,
   captions within Telegram's limit from dialogs/limits.py, buttons, photos, stickers, and aiogram
-  errors mapped to `delivery.errors`).
+  errors mapped to `delivery.errors`). Buttons are inline, except when one of them asks for the
+  subscriber's contact (`Button(request="contact")`): then the message carries a one-time reply
+  keyboard instead (see `_reply_keyboard`).
+- A shared contact becomes `Inbound.contact` (the number normalised to +7..., `own` only when it
+  is the sender's own Telegram account) plus an attachment of kind "contact".
 """
 
 from __future__ import annotations
@@ -44,10 +48,13 @@ from aiogram.exceptions import (
 )
 from aiogram.types import (
     CallbackQuery,
+    Contact,
     FSInputFile,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
+    KeyboardButton,
     Message,
+    ReplyKeyboardMarkup,
     Update,
 )
 from aiohttp import web
@@ -72,7 +79,9 @@ from dialogs.messages import (
     Inbound,
     InboundHandler,
     Outbound,
+    SharedContact,
 )
+from nlu.phones import normalise_phone
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +99,7 @@ _MEDIA_KINDS: dict[str, AttachmentKind] = {
     ContentType.LOCATION: "location",
     ContentType.VENUE: "location",
     ContentType.ANIMATION: "other",
-    ContentType.CONTACT: "other",
+    ContentType.CONTACT: "contact",
     ContentType.POLL: "other",
     ContentType.DICE: "other",
     ContentType.STORY: "other",
@@ -136,6 +145,10 @@ def _attachment(message: Message) -> Attachment | None:
     if message.location:
         ref = f"{message.location.latitude},{message.location.longitude}"
         return Attachment(kind="location", ref=ref)
+    if message.contact:
+        # The number travels only in Inbound.contact: the stored message row says "a contact"
+        # and does not copy the phone (one place less for personal data to be found and erased).
+        return Attachment(kind="contact")
     media = (
         message.voice
         or message.audio
@@ -156,6 +169,7 @@ def inbound_from_message(
     if text is None and attachment is None:
         return None
     user = message.from_user
+    contact = message.contact
     return Inbound(
         channel=Channel.TELEGRAM,
         chat_id=str(message.chat.id),
@@ -168,6 +182,19 @@ def inbound_from_message(
         first_name=user.first_name if user else None,
         last_name=user.last_name if user else None,
         username=user.username if user else None,
+        contact=_shared_contact(contact, user.id if user else None) if contact else None,
+    )
+
+
+def _shared_contact(contact: Contact, sender_id: int | None) -> SharedContact:
+    """`own` only when the contact's Telegram user id is the sender's: Telegram fills that id
+    itself (for the «Поделиться номером» button, the sender's), so it can't be typed in; a
+    phone-book contact (no id) or someone else's is never proof of the number."""
+    raw = contact.phone_number.strip()
+    return SharedContact(
+        phone=normalise_phone(raw) or raw,  # a foreign number stays as Telegram gave it
+        own=contact.user_id is not None and contact.user_id == sender_id,
+        user_id=str(contact.user_id) if contact.user_id is not None else None,
     )
 
 
@@ -331,20 +358,50 @@ async def delete_webhook(bot: Bot, *, drop_pending_updates: bool = False) -> Non
 # --------------------------------------------------------------------------- sending
 
 
+Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup
+
+
 @functools.lru_cache(maxsize=1024)  # content has a handful of keyboards; building them is costly
-def _markup(buttons: tuple[tuple[Button, ...], ...]) -> InlineKeyboardMarkup | None:
+def _markup(buttons: tuple[tuple[Button, ...], ...]) -> Markup | None:
+    """Inline buttons under the message; a reply keyboard when a button asks for the contact."""
     if not buttons:
         return None
+    if any(b.request == "contact" for row in buttons for b in row):
+        return _reply_keyboard(buttons)
     rows = [
         [
             InlineKeyboardButton(text=b.title, url=b.url)
             if b.url
             else InlineKeyboardButton(text=b.title, callback_data=b.payload or b.title)
             for b in row
+            if b.request is None  # another kind of request: nothing Telegram can show inline
         ]
         for row in buttons
     ]
-    return InlineKeyboardMarkup(inline_keyboard=rows)
+    rows = [row for row in rows if row]
+    return InlineKeyboardMarkup(inline_keyboard=rows) if rows else None
+
+
+def _reply_keyboard(buttons: tuple[tuple[Button, ...], ...]) -> ReplyKeyboardMarkup | None:
+    """Telegram's «Поделиться номером» exists only on a reply keyboard (under the input field),
+    and one message can't carry both kinds: the contact button asks for the number, every
+    payload button becomes a text button with its title (pressing it sends the title as a text,
+    which the dialog engine maps back to the payload), and url buttons are left out (a reply
+    keyboard has no links). One-time: it hides once used."""
+    rows = [
+        [
+            KeyboardButton(text=b.title, request_contact=True)
+            if b.request == "contact"
+            else KeyboardButton(text=b.title)
+            for b in row
+            if not b.url and b.request in (None, "contact")
+        ]
+        for row in buttons
+    ]
+    rows = [row for row in rows if row]
+    if not rows:
+        return None
+    return ReplyKeyboardMarkup(keyboard=rows, one_time_keyboard=True, resize_keyboard=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -433,9 +490,7 @@ class TelegramSender:
             ids.append(str(sent.message_id))
         return ids
 
-    async def _send_part(
-        self, chat_id: str, part: _Part, markup: InlineKeyboardMarkup | None
-    ) -> Message:
+    async def _send_part(self, chat_id: str, part: _Part, markup: Markup | None) -> Message:
         if part.kind == "sticker":
             assert part.file is not None
             return await self.bot.send_sticker(chat_id, part.file, reply_markup=markup)

@@ -348,8 +348,11 @@ def callback_handler(
 
 # ---------------------------------------------------------------------------- sending
 def render_keyboard(rows: tuple[tuple[Button, ...], ...]) -> str | None:
-    """Inline keyboard JSON: payload buttons as callback buttons `{"p": P}`, url ones as open_link."""
-    rows = tuple(row for row in rows if row)
+    """Inline keyboard JSON: payload buttons as callback buttons `{"p": P}`, url ones as open_link.
+
+    VK has no button that shares the subscriber's phone: a `Button(request=...)` is left out
+    (a row left empty goes with it), so the same content renders in both channels."""
+    rows = tuple(kept for row in rows if (kept := tuple(b for b in row if b.request is None)))
     if not rows:
         return None
     if len(rows) > VK.rows or any(len(row) > VK.per_row for row in rows):

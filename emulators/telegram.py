@@ -1,8 +1,9 @@
 """A local Telegram Bot API server (aiohttp) that the real aiogram client cannot tell from Telegram.
 
 Used by tests, benchmarks and the sandbox: subscribers are simulated with Python methods
-(`send_text`, `press_button`, ...) or the HTTP control API under `/_control/`; what the bot did is
-recorded (`sent`, `history`, `calls`); faults (429, 403, 5xx, blocked users, real rate limits) are
+(`send_text`, `press_button`, `press_reply_button`, `send_contact`, ...) or the HTTP control API
+under `/_control/`; what the bot did is recorded (`sent`, `history`, `calls`, and the reply
+keyboard each chat shows, `reply_keyboard`); faults (429, 403, 5xx, blocked users, real rate limits) are
 injected with `fail`, `block` and `enforce_limits`. Updates reach the bot by `getUpdates` long
 polling or by webhook delivery (in order, retried until the bot answers 2xx).
 """
@@ -37,6 +38,7 @@ from emulators.telegram_objects import (
     callback_datas,
     decode_json_fields,
     default_description,
+    keyboard_buttons,
     now,
     private_chat,
     user_obj,
@@ -91,6 +93,7 @@ class TelegramEmulator(BotApi):
             sent=self.sent,
             history=self.history,
             calls=lambda: self.calls,
+            keyboard=self.reply_keyboard,
         )
         self.app.on_cleanup.append(self._on_cleanup)
 
@@ -297,6 +300,74 @@ class TelegramEmulator(BotApi):
         )  # fmt: skip
         return self._add_update({"callback_query": query})
 
+    def press_reply_button(
+        self, user_id: int, text: str, *, chat_id: int | None = None
+    ) -> dict[str, Any]:
+        """The subscriber taps a text button of the reply keyboard their chat shows: Telegram
+        sends the button's text as an ordinary message (and hides a one-time keyboard)."""
+        cid = chat_id if chat_id is not None else user_id
+        keyboard = self._s.keyboards.get(cid)
+        button = next((b for b in keyboard_buttons(keyboard) if b.get("text") == text), None)
+        if button is None:
+            shown = [b.get("text") for b in keyboard_buttons(keyboard)]
+            raise ValueError(f"chat {cid} shows no reply button {text!r}; buttons: {shown}")
+        if button.get("request_contact") or button.get("request_location"):
+            raise ValueError(f"{text!r} shares a contact or a location: use send_contact")
+        message = self._user_message(user_id, chat_id)  # keeps the subscriber's name
+        message["text"] = text
+        update = self._post(message)
+        self._used_keyboard(cid)
+        return update
+
+    def send_contact(
+        self,
+        user_id: int,
+        phone_number: str,
+        *,
+        own: bool = True,
+        first_name: str | None = None,
+        last_name: str | None = None,
+        contact_user_id: int | None = None,
+    ) -> dict[str, Any]:
+        """The subscriber shares a phone contact.
+
+        `own=True`: their own (the «Поделиться номером» button of a reply keyboard, or their
+        own card from the attachment menu): `contact.user_id` is the sender's id, and, as Telegram
+        does, the number comes in digits only ("79110000001"). `own=False`: somebody else's
+        contact, from the phone book or forwarded: `contact.user_id` is `contact_user_id` (that
+        person's Telegram id, if they have one; none by default) and the number is as given."""
+        digits = "".join(c for c in phone_number if c.isdigit())
+        if not digits:
+            raise ValueError(f"not a phone number: {phone_number!r}")
+        if own and contact_user_id not in (None, user_id):
+            raise ValueError("an own contact carries the sender's own user id")
+        if not own and contact_user_id == user_id:
+            raise ValueError("somebody else's contact can't carry the sender's user id")
+        message = self._user_message(user_id)
+        sender = message["from"]
+        contact: dict[str, Any] = {
+            "phone_number": digits if own else phone_number,
+            "first_name": first_name or (sender["first_name"] if own else "Пётр"),
+        }
+        if last_name or (own and sender.get("last_name")):
+            contact["last_name"] = last_name or sender["last_name"]
+        if own:
+            contact["user_id"] = user_id
+        elif contact_user_id is not None:
+            contact["user_id"] = contact_user_id
+        message["contact"] = contact
+        update = self._post(message)
+        shown = keyboard_buttons(self._s.keyboards.get(user_id))
+        if own and any(b.get("request_contact") for b in shown):
+            self._used_keyboard(user_id)  # shared with the keyboard's button
+        return update
+
+    def _used_keyboard(self, chat_id: int) -> None:
+        """A button of the chat's reply keyboard was used: a one-time keyboard hides."""
+        keyboard = self._s.keyboards.get(chat_id)
+        if keyboard is not None and keyboard.get("one_time_keyboard"):
+            del self._s.keyboards[chat_id]
+
     def send_photo(self, user_id: int, caption: str | None = None) -> dict[str, Any]:
         message = self._user_message(user_id)
         message["photo"] = self._s.files.photo_sizes(FAKE_JPEG)
@@ -369,6 +440,11 @@ class TelegramEmulator(BotApi):
 
     def history(self, chat_id: int | str) -> list[dict[str, Any]]:
         return list(self._s.history.get(int(chat_id), []))
+
+    def reply_keyboard(self, chat_id: int | str) -> dict[str, Any] | None:
+        """The reply keyboard the chat shows under its input field now (the ReplyKeyboardMarkup
+        as the bot sent it), or None: none sent, removed, or a one-time keyboard already used."""
+        return self._s.keyboards.get(int(chat_id))
 
     @property
     def calls(self) -> list[dict[str, Any]]:

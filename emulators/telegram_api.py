@@ -32,7 +32,7 @@ from emulators.telegram_objects import (
     ApiError,
     FileStore,
     bad_request,
-    check_inline_keyboard,
+    check_reply_markup,
     message_kind,
     now,
     parse_bool,
@@ -107,6 +107,9 @@ class State:
     topics: dict[int, dict[int, Topic]] = field(default_factory=dict)
     commands: list[dict[str, Any]] = field(default_factory=list)
     send_times: list[tuple[float, int]] = field(default_factory=list)
+    # The reply keyboard each chat shows under its input field now (ReplyKeyboardMarkup as sent;
+    # none once removed, or once a one-time keyboard was used).
+    keyboards: dict[int, dict[str, Any]] = field(default_factory=dict)
     buckets: dict[int, tuple[float, float]] = field(default_factory=dict)
     recent: deque[float] = field(default_factory=deque)
     next_group_id: int = -1001000000001
@@ -408,15 +411,30 @@ class BotApi:
             info["allowed_updates"] = self._s.allowed_updates
         return info
 
-    def _record_sent(self, method: str, message: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    def _record_sent(
+        self,
+        method: str,
+        message: dict[str, Any],
+        markup: dict[str, Any] | None = None,
+        **extra: Any,
+    ) -> dict[str, Any]:
+        """Record a bot message. `markup` is its reply_markup as sent: an inline keyboard goes on
+        the message; a reply keyboard (or its removal) changes what the chat shows under the
+        input field (`keyboards`) and, as in Telegram, is not part of the returned Message."""
         chat_id = message["chat"]["id"]
+        if markup is not None and "inline_keyboard" in markup:
+            message["reply_markup"] = markup
+        elif markup is not None and "keyboard" in markup:
+            self._s.keyboards[chat_id] = markup
+        elif markup is not None and markup.get("remove_keyboard"):
+            self._s.keyboards.pop(chat_id, None)
         entry = {
             "method": method,
             "chat_id": chat_id,
             "message_id": message["message_id"],
             "text": message.get("text"),
             "caption": message.get("caption"),
-            "reply_markup": message.get("reply_markup"),
+            "reply_markup": markup,
             "photo": None,
             "sticker": None,
             "message_thread_id": message.get("message_thread_id"),
@@ -446,7 +464,7 @@ class BotApi:
     def _prepare_send(self, p: Params) -> tuple[dict[str, Any], int | None, dict[str, Any] | None]:
         chat = self._chat(p)
         thread_id = self._thread(chat, p)
-        markup = check_inline_keyboard(p.get("reply_markup"))
+        markup = check_reply_markup(p.get("reply_markup"))
         self._check_send_allowed(chat)
         return chat, thread_id, markup
 
@@ -459,9 +477,7 @@ class BotApi:
         chat, thread_id, markup = self._prepare_send(p)
         message = self._new_message(chat, self.bot_user, thread_id)
         message["text"] = text
-        if markup is not None:
-            message["reply_markup"] = markup
-        return self._record_sent("sendMessage", message)
+        return self._record_sent("sendMessage", message, markup)
 
     def _input_file(self, p: Params, f: Files, key: str) -> tuple[str, bytes | None, str | None]:
         """Resolve a photo/sticker argument: (what to record, uploaded bytes, known file_id)."""
@@ -497,9 +513,7 @@ class BotApi:
         )
         if caption:
             message["caption"] = str(caption)
-        if markup is not None:
-            message["reply_markup"] = markup
-        return self._record_sent("sendPhoto", message, photo=recorded)
+        return self._record_sent("sendPhoto", message, markup, photo=recorded)
 
     async def _m_sendSticker(self, p: Params, f: Files) -> Any:
         recorded, content, file_id = self._input_file(p, f, "sticker")
@@ -508,9 +522,7 @@ class BotApi:
         if content is not None:
             file_id = self._s.files.add(content, "sticker", "webp").file_id
         message["sticker"] = self._s.files.sticker(str(p.get("emoji") or "🙂"), file_id)
-        if markup is not None:
-            message["reply_markup"] = markup
-        return self._record_sent("sendSticker", message, sticker=recorded)
+        return self._record_sent("sendSticker", message, markup, sticker=recorded)
 
     async def _m_sendChatAction(self, p: Params, f: Files) -> Any:
         if not p.get("action"):
@@ -579,12 +591,12 @@ class BotApi:
         message = self._bot_message(p)
         if "text" not in message:
             raise bad_request("there is no text in the message to edit")
-        markup = check_inline_keyboard(p.get("reply_markup"))
+        markup = check_reply_markup(p.get("reply_markup"), inline_only=True)
         return self._apply_edit(message, {"text": text, "reply_markup": markup})
 
     async def _m_editMessageReplyMarkup(self, p: Params, f: Files) -> Any:
         message = self._bot_message(p)
-        markup = check_inline_keyboard(p.get("reply_markup"))
+        markup = check_reply_markup(p.get("reply_markup"), inline_only=True)
         return self._apply_edit(message, {"reply_markup": markup})
 
     async def _m_setMyCommands(self, p: Params, f: Files) -> Any:

@@ -19,6 +19,8 @@ ACTIONS = (
     "add_user",
     "send_text",
     "press_button",
+    "press_reply_button",
+    "send_contact",
     "send_photo",
     "send_sticker",
     "edit_text",
@@ -59,6 +61,7 @@ def _queries(
     sent: Callable[[str | None], Records],
     history: Callable[[str], Records],
     calls: Callable[[], Records],
+    keyboard: Callable[[str], dict[str, Any] | None],
 ) -> dict[str, Handler]:
     async def sent_(request: web.Request) -> web.StreamResponse:
         chat_id = request.query.get("chat_id") or None
@@ -73,7 +76,13 @@ def _queries(
     async def calls_(request: web.Request) -> web.StreamResponse:
         return web.json_response({"ok": True, "result": calls()})
 
-    return {"sent": sent_, "history": history_, "calls": calls_}
+    async def keyboard_(request: web.Request) -> web.StreamResponse:
+        chat_id = request.query.get("chat_id") or None
+        if chat_id is None:
+            return _error("keyboard needs ?chat_id=")
+        return web.json_response({"ok": True, "result": keyboard(chat_id)})
+
+    return {"sent": sent_, "history": history_, "calls": calls_, "keyboard": keyboard_}
 
 
 def add_control_routes(
@@ -83,10 +92,12 @@ def add_control_routes(
     sent: Callable[[str | None], Records],
     history: Callable[[str], Records],
     calls: Callable[[], Records],
+    keyboard: Callable[[str], dict[str, Any] | None],
 ) -> None:
     """`POST /_control/<name>` for each of `actions` (name -> method, see ACTIONS) and
-    `GET /_control/sent|history|calls` answered by the given readers."""
+    `GET /_control/sent|history|calls|keyboard` answered by the given readers (`keyboard`: the
+    reply keyboard a chat shows now, `?chat_id=`)."""
     for name, method in actions.items():
         app.router.add_post(f"/_control/{name}", _action(name, method))
-    for name, handler in _queries(sent, history, calls).items():
+    for name, handler in _queries(sent, history, calls, keyboard).items():
         app.router.add_get(f"/_control/{name}", handler)

@@ -20,6 +20,7 @@ from typing import Any
 MAX_TEXT = 4096  # sendMessage / editMessageText text (counted here in characters)
 MAX_CAPTION = 1024  # sendPhoto caption
 MAX_CALLBACK_DATA = 64  # bytes of an inline button's callback_data
+MAX_PLACEHOLDER = 64  # characters of a reply keyboard's input_field_placeholder
 MAX_PER_SECOND = 30  # sends per bot in any 1-second window (enforce_limits)
 CHAT_BURST, CHAT_PER_SECOND = 3.0, 1.0  # per-chat token bucket (enforce_limits)
 
@@ -132,17 +133,36 @@ def decode_json_fields(params: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def check_inline_keyboard(markup: Any) -> dict[str, Any] | None:
-    """Validate reply_markup the way Telegram does for what our bot uses (inline keyboards)."""
+def check_reply_markup(markup: Any, *, inline_only: bool = False) -> dict[str, Any] | None:
+    """Validate reply_markup the way the Bot API does: an inline keyboard, a reply keyboard
+    (ReplyKeyboardMarkup), ReplyKeyboardRemove or ForceReply. `inline_only`: the edit methods,
+    which take nothing but an inline keyboard. None when there is no markup."""
     if markup is None:
         return None
     if not isinstance(markup, dict):
-        raise bad_request("can't parse reply keyboard markup JSON object")
+        raise bad_request("object expected as reply markup")
+    if "inline_keyboard" in markup:
+        return check_inline_keyboard(markup)
+    if inline_only:
+        raise bad_request("inline keyboard expected")
+    if "keyboard" in markup:
+        return check_reply_keyboard(markup)
+    for flag, kind in (("remove_keyboard", "ReplyKeyboardRemove"), ("force_reply", "ForceReply")):
+        if flag in markup:
+            if not isinstance(markup[flag], bool):
+                raise bad_request(f'field "{flag}" of the {kind} must be of the type Boolean')
+            return markup if markup[flag] else None
+    return None  # an object with none of the fields: Telegram sends the message without markup
+
+
+def check_inline_keyboard(markup: dict[str, Any]) -> dict[str, Any]:
     rows = markup.get("inline_keyboard")
-    if rows is None:
-        return markup  # reply keyboards / remove / force_reply: accepted as they are
-    if not isinstance(rows, list) or not all(isinstance(r, list) for r in rows):
+    if not isinstance(rows, list):
         raise bad_request('field "inline_keyboard" of the InlineKeyboardMarkup must be an Array')
+    if not all(isinstance(r, list) for r in rows):
+        raise bad_request(
+            'field "inline_keyboard" of the InlineKeyboardMarkup must be an Array of Arrays'
+        )
     for row in rows:
         for button in row:
             if not isinstance(button, dict) or not button.get("text"):
@@ -159,6 +179,65 @@ def check_inline_keyboard(markup: Any) -> dict[str, Any] | None:
                     'can\'t find field "text"' if not button else "BUTTON_TYPE_INVALID"
                 )
     return markup
+
+
+# The optional Boolean fields of a ReplyKeyboardMarkup and of its KeyboardButtons.
+_REPLY_KEYBOARD_FLAGS = ("resize_keyboard", "one_time_keyboard", "is_persistent", "selective")
+_KEYBOARD_BUTTON_FLAGS = ("request_contact", "request_location")
+
+
+def check_reply_keyboard(markup: dict[str, Any]) -> dict[str, Any] | None:
+    """A ReplyKeyboardMarkup: rows of KeyboardButton (an object with `text`, or a bare string),
+    with its Boolean options and an optional input field placeholder."""
+    rows = markup["keyboard"]
+    if not isinstance(rows, list):
+        raise bad_request('field "keyboard" of the ReplyKeyboardMarkup must be an Array')
+    if not all(isinstance(r, list) for r in rows):
+        raise bad_request('field "keyboard" of the ReplyKeyboardMarkup must be an Array of Arrays')
+    for flag in _REPLY_KEYBOARD_FLAGS:
+        if flag in markup and not isinstance(markup[flag], bool):
+            raise bad_request(
+                f'field "{flag}" of the ReplyKeyboardMarkup must be of the type Boolean'
+            )
+    placeholder = markup.get("input_field_placeholder")
+    if placeholder is not None:
+        if not isinstance(placeholder, str):
+            raise bad_request('field "input_field_placeholder" must be of type String')
+        if len(placeholder) > MAX_PLACEHOLDER:
+            raise bad_request("input field placeholder is too long")
+    for row in rows:
+        for button in row:
+            _check_keyboard_button(button)
+    if not any(rows):
+        return None  # no buttons at all: Telegram sends the message without a keyboard
+    return markup
+
+
+def _check_keyboard_button(button: Any) -> None:
+    def fail(why: str) -> ApiError:
+        return bad_request(f"can't parse keyboard button: {why}")
+
+    if isinstance(button, str):
+        text = button
+    elif isinstance(button, dict):
+        if "text" not in button:
+            raise fail('Can\'t find field "text"')
+        text = button["text"]
+        if not isinstance(text, str):
+            raise fail('Field "text" must be of type String')
+        for flag in _KEYBOARD_BUTTON_FLAGS:
+            if flag in button and not isinstance(button[flag], bool):
+                raise fail(f'Field "{flag}" must be of type Boolean')
+    else:
+        raise fail("KeyboardButton must be a String or an Object")
+    if not text.strip():
+        raise bad_request("keyboard button text must be non-empty")
+
+
+def keyboard_buttons(markup: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The buttons of a reply keyboard as objects (a bare string button becomes {"text": s})."""
+    rows = (markup or {}).get("keyboard") or []
+    return [{"text": b} if isinstance(b, str) else b for row in rows for b in row]
 
 
 def callback_datas(markup: dict[str, Any] | None) -> list[str]:

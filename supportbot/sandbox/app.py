@@ -11,8 +11,16 @@ Routes (relative to the mount point):
     POST /api/{channel}/press       {"press": {...}}  a button of a bot message is pressed
     POST /api/{channel}/photo       {}                a test photo
     POST /api/{channel}/sticker     {}                a test sticker
+    POST /api/{channel}/contact     {"phone": "+7...", "own": true}
+                                                      share a contact (Telegram only): the
+                                                      subscriber's own number, or (own: false)
+                                                      somebody else's from the phone book
+    POST /api/{channel}/reply       {"text": "..."}   tap a reply keyboard's text button
+                                                      (Telegram only)
     POST /api/{channel}/new         {}                a new subscriber (fresh user id)
     GET  /media/{channel}/{user}/{ref}                a picture the bot sent
+    GET  /sms[?phone=+7...&limit=N] the demo's SMS, newest first:
+                                    [{"phone": ..., "text": ..., "at": ISO 8601}]
 
 `channel` is `telegram` or `vk`. No login (the local demo only); POSTs must be JSON from this
 origin, so another web site open in the same browser cannot drive the sandbox. Every response
@@ -35,10 +43,12 @@ from dialogs.limits import MAX_TEXT
 from emulators.telegram import TelegramEmulator
 from emulators.vk import VKEmulator
 from handoff.console.security import HARDENING, same_origin
+from nlu.phones import normalise_phone
 from storage.db import Database
 from storage.models import ChannelAccount
 from supportbot.sandbox.notes import notes_for
 from supportbot.sandbox.panes import Pane, PressError, TelegramPane, VKPane
+from supportbot.sandbox.sms import SMS_LIMIT, SMS_SHOWN, newest_sms
 
 # Served from next to this file: works in a checkout and an editable install. A wheel needs
 # pyproject's package-data to list `supportbot = ["sandbox/static/*"]`.
@@ -120,6 +130,7 @@ def sandbox_app(
     r.add_get("/api/state", _state)
     r.add_post("/api/{channel}/{action}", _act)
     r.add_get(r"/media/{channel}/{user:\d+}/{ref}", _media)
+    r.add_get("/sms", _sms)
     return app
 
 
@@ -160,7 +171,8 @@ async def _state(request: web.Request) -> web.Response:
     for channel, pane in sandbox.panes.items():
         user_id = await sandbox.user(channel)
         panes[channel] = await _pane(sandbox, pane, user_id)
-    return web.json_response({"info": sandbox.info, "panes": panes})
+    sms = await newest_sms(sandbox.db, limit=SMS_SHOWN)
+    return web.json_response({"info": sandbox.info, "panes": panes, "sms": sms})
 
 
 async def _pane(sandbox: Sandbox, pane: Pane, user_id: int) -> dict[str, Any]:
@@ -183,6 +195,7 @@ async def _pane(sandbox: Sandbox, pane: Pane, user_id: int) -> dict[str, Any]:
         "name": pane.name(user_id),
         "start": pane.start_text,
         "messages": bubbles,
+        "reply_keyboard": pane.reply_keyboard(user_id),
     }
 
 
@@ -222,9 +235,41 @@ async def _act(request: web.Request) -> web.Response:
         pane.send_photo(user_id)
     elif action == "sticker":
         pane.send_sticker(user_id)
+    elif action == "contact":
+        phone, own = body.get("phone"), body.get("own", True)
+        if not isinstance(phone, str) or normalise_phone(phone) is None:
+            return _error("enter a Russian phone number, e.g. +7 911 000-00-01")
+        if not isinstance(own, bool):
+            return _error("own must be true or false")
+        try:
+            pane.send_contact(user_id, phone, own=own)
+        except PressError as exc:
+            return _error(str(exc), 409)
+    elif action == "reply":
+        text = body.get("text")
+        if not isinstance(text, str) or not text:
+            return _error("text must be the button's label")
+        try:
+            pane.press_reply(user_id, text)
+        except PressError as exc:
+            return _error(f"this button can't be pressed: {exc}", 409)
     else:
         return _error(f"unknown action {action!r}", 404)
     return web.json_response({"ok": True, "user_id": user_id})
+
+
+async def _sms(request: web.Request) -> web.Response:
+    """GET /sms: the demo's SMS, newest first; `?phone=` in any spelling, `?limit=` 1..200."""
+    phone = request.query.get("phone")
+    if phone is not None:
+        phone = normalise_phone(phone)
+        if phone is None:
+            return _error("phone must be a Russian phone number, e.g. +79110000001")
+    raw_limit = request.query.get("limit", str(SMS_LIMIT))
+    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= SMS_LIMIT:
+        return _error(f"limit must be a number from 1 to {SMS_LIMIT}")
+    sms = await newest_sms(request.app[SANDBOX].db, phone=phone, limit=int(raw_limit))
+    return web.json_response(sms)
 
 
 async def _media(request: web.Request) -> web.Response:

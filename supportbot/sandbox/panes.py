@@ -1,5 +1,6 @@
 """The two chat panes of the sandbox, one per platform emulator: act as the subscriber (write,
-press a button, send a test photo or sticker) and turn the emulator's records into bubbles.
+press a button, send a test photo or sticker; in Telegram also share a contact and tap a reply
+keyboard's button) and turn the emulator's records into bubbles.
 
 A bubble is a plain JSON dict the page renders (always as text, never as HTML):
 
@@ -14,8 +15,13 @@ A bubble is a plain JSON dict the page renders (always as text, never as HTML):
                  through POST /sandbox/api/<channel>/press with {"press": ...})
     platform_id  the platform's message id of a bot message (to find it in the database)
 
+Besides the bubbles, a Telegram pane has the reply keyboard its chat shows under the input field
+(`reply_keyboard`: rows of {"label", "kind": "text" | "contact"} and a placeholder, or None):
+a "text" button is pressed through POST .../reply, a "contact" one shares the number through
+POST .../contact.
+
 Most of this uses the emulators' public API (`send_text`, `press_button`, `press_callback`,
-`history`, `sent`, `set_user`). Two things have no public accessor yet and are read from the
+`press_reply_button`, `send_contact`, `reply_keyboard`, `history`, `sent`, `set_user`). Two things have no public accessor yet and are read from the
 emulators' state here, in one place each: the current Telegram message objects (buttons after
 edits, photo file ids, sticker emoji) with the uploaded bytes, and the photo bytes a VK bot
 uploaded (`_photo_bytes`).
@@ -30,6 +36,7 @@ from typing import Any
 
 from emulators.telegram import TelegramEmulator
 from emulators.vk import VKEmulator
+from nlu.phones import normalise_phone
 
 Bubble = dict[str, Any]
 Press = dict[str, Any]
@@ -93,6 +100,18 @@ class Pane(ABC):
     @abstractmethod
     def send_sticker(self, user_id: int) -> None: ...
 
+    def send_contact(self, user_id: int, phone: str, *, own: bool) -> None:
+        """Share a phone contact: the subscriber's own number, or somebody else's."""
+        raise PressError(f"{self.title} has no way to share a contact")
+
+    def press_reply(self, user_id: int, text: str) -> None:
+        """Tap a text button of the reply keyboard the chat shows."""
+        raise PressError(f"{self.title} has no reply keyboard")
+
+    def reply_keyboard(self, user_id: int) -> dict[str, Any] | None:
+        """The reply keyboard the chat shows under the input field (see the module docstring)."""
+        return None
+
     @abstractmethod
     def transcript(self, user_id: int, media_base: str) -> list[Bubble]: ...
 
@@ -153,6 +172,38 @@ class TelegramPane(Pane):
     def send_sticker(self, user_id: int) -> None:
         self.emulator.send_sticker(user_id, TEST_STICKER_EMOJI)
 
+    def send_contact(self, user_id: int, phone: str, *, own: bool) -> None:
+        if own:  # the account's number, international: "8 911 ..." is +7 911 ... to Telegram
+            self.emulator.send_contact(user_id, normalise_phone(phone) or phone)
+        else:  # a contact from the phone book, as typed there, of someone not on Telegram
+            self.emulator.send_contact(user_id, phone, own=False, first_name="Пётр")
+
+    def press_reply(self, user_id: int, text: str) -> None:
+        try:
+            self.emulator.press_reply_button(user_id, text)
+        except ValueError as exc:  # the keyboard was replaced or hidden meanwhile
+            raise PressError(str(exc)) from exc
+
+    def reply_keyboard(self, user_id: int) -> dict[str, Any] | None:
+        markup = self.emulator.reply_keyboard(user_id)
+        if not markup:
+            return None
+        rows = []
+        for row in markup.get("keyboard") or []:
+            buttons = []
+            for b in row if isinstance(row, list) else []:
+                button = {"text": b} if isinstance(b, str) else b
+                if not isinstance(button, dict):
+                    continue
+                if button.get("request_contact"):
+                    buttons.append({"label": str(button.get("text")), "kind": "contact"})
+                elif not any(k.startswith("request_") or k == "web_app" for k in button):
+                    buttons.append({"label": str(button.get("text")), "kind": "text"})
+            if buttons:
+                rows.append(buttons)
+        placeholder = markup.get("input_field_placeholder")
+        return {"rows": rows, "placeholder": placeholder if isinstance(placeholder, str) else None}
+
     def _message(self, user_id: int, message_id: Any) -> dict[str, Any] | None:
         """The message as it is now (after edits); no public accessor in the emulator."""
         if not isinstance(message_id, int):
@@ -194,6 +245,8 @@ class TelegramPane(Pane):
             return _bubble(key, "subscriber", sticker=str(emoji))
         if kind == "photo":
             return _bubble(key, "subscriber", attachment="📷 фото", text=entry.get("caption"))
+        if kind == "contact":
+            return _bubble(key, "subscriber", attachment=_contact_label(message))
         if kind == "text":
             return _bubble(key, "subscriber", text=entry.get("text"))
         return _bubble(key, "subscriber", attachment=OTHER_ATTACHMENTS.get(str(kind), str(kind)))
@@ -244,6 +297,19 @@ class TelegramPane(Pane):
             return None
         stored = self.emulator._s.files.get(str(sizes[-1].get("file_id")))
         return stored.content if stored is not None else None
+
+
+def _contact_label(message: dict[str, Any] | None) -> str:
+    """ "📱 мой номер +79110000001" for the sender's own contact, "👤 контакт Пётр: +7..." else."""
+    message = message or {}
+    contact = message.get("contact") or {}
+    raw = str(contact.get("phone_number") or "")
+    phone = normalise_phone(raw) or raw
+    if contact.get("user_id") is not None and contact.get("user_id") == (
+        message.get("from") or {}
+    ).get("id"):
+        return f"📱 мой номер {phone}"
+    return f"👤 контакт {contact.get('first_name') or ''}: {phone}".replace(" :", ":")
 
 
 def _inline_rows(message: dict[str, Any] | None) -> list[list[dict[str, Any]]]:

@@ -229,3 +229,120 @@ async def test_sandbox_tour_and_clean_ctrl_c(page: Any, demo: Demo) -> None:
     demo.process.send_signal(signal.SIGINT)
     code = await asyncio.wait_for(demo.process.wait(), 10)
     assert code == 0, demo.printed()[-3000:]
+
+
+def telegram_emulator_url(demo: Demo) -> str:
+    found = re.search(r"emulators:\s+Telegram (http://\S+)", demo.printed())
+    assert found is not None, demo.printed()[-2000:]
+    return found.group(1)
+
+
+async def bot_sends(tg_url: str, chat_id: int, text: str, markup: dict[str, Any]) -> None:
+    """What the bot would send, straight to the emulator's Bot API (no content needed)."""
+    import aiohttp
+
+    from supportbot.demo import DEMO_TG_TOKEN
+
+    body = {"chat_id": chat_id, "text": text, "reply_markup": markup}
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{tg_url}/bot{DEMO_TG_TOKEN}/sendMessage", json=body) as resp:
+            assert resp.status == 200, await resp.text()
+
+
+async def add_demo_sms(data_dir: Path, *rows: tuple[str, str]) -> None:
+    """SMS as the demo backend's gateway writes them, into the running demo's database."""
+    from storage.db import Database
+    from storage.models import DemoSms
+
+    db = Database(f"sqlite:///{data_dir / 'demo.db'}")
+    try:
+        async with db.transaction() as session:
+            session.add_all(DemoSms(phone=phone, text=text) for phone, text in rows)
+    finally:
+        await db.dispose()
+
+
+async def test_sandbox_shares_a_contact_shows_reply_keyboards_and_sms(
+    page: Any, demo: Demo, tmp_path: Path
+) -> None:
+    """The Telegram pane's «📱 Поделиться номером» (own number) and «👤 Чужой контакт» reach the
+    bot as contacts; a reply keyboard the bot sends shows above the input field, apart from
+    inline buttons, and its buttons work (a text button, the contact button); the SMS panel
+    lists the demo's SMS as they are written. All under the strict CSP, without a reload."""
+    csp: list[str] = []
+    page.on(
+        "console", lambda m: csp.append(m.text) if "Content Security Policy" in m.text else None
+    )
+    tg_url = telegram_emulator_url(demo)
+    await page.goto(f"{demo.url}/sandbox/")
+    await page.evaluate("window.__same_page = true")
+    tg = page.locator("#pane-telegram")
+    await expect(tg.locator(".user-id")).to_have_text(re.compile(r"^\d+$"))
+    user = int(await tg.locator(".user-id").inner_text())
+    await expect(tg.locator(".contact-bar .phone")).to_have_value("+79110000001")
+    await expect(page.locator("#pane-vk .contact-bar")).to_have_count(0)  # VK can't
+    await expect(tg.locator(".reply-keyboard")).to_be_hidden()
+
+    # own number: Telegram's contact with the sender's own user id; the bot answers the contact
+    await tg.locator(".share-contact").click()
+    mine = tg.locator(".msg.subscriber .attachment").last
+    await expect(mine).to_have_text("📱 мой номер +79110000001")
+    answer = tg.locator(".msg.bot .cause", has_text="attachment: contact").first
+    await expect(answer).to_be_visible()
+    # somebody else's number from the phone book
+    await tg.locator(".contact-bar .phone").fill("8 911 000-00-02")
+    await tg.locator(".forward-contact").click()
+    await expect(tg.locator(".msg.subscriber .attachment").last).to_have_text(
+        "👤 контакт Пётр: +79110000002"
+    )
+    # a number that is none: the pane says so, nothing is sent
+    await tg.locator(".contact-bar .phone").fill("12")
+    await tg.locator(".share-contact").click()
+    await expect(tg.locator(".error")).to_contain_text("phone number")
+    await expect(tg.locator(".msg.subscriber")).to_have_count(2)
+    await tg.locator(".contact-bar .phone").fill("+79110000001")
+
+    # a reply keyboard: above the input, not under the message; one-time, so a press hides it
+    keyboard = {
+        "keyboard": [
+            [{"text": "📱 Поделиться номером", "request_contact": True}],
+            [{"text": "Ввести вручную"}],
+        ],
+        "one_time_keyboard": True,
+        "resize_keyboard": True,
+        "input_field_placeholder": "Номер телефона",
+    }
+    await bot_sends(tg_url, user, "Поделитесь номером или введите его.", keyboard)
+    asked = tg.locator(".msg.bot", has_text="Поделитесь номером или введите его.")
+    await expect(asked).to_be_visible()
+    await expect(asked.locator(".keyboard")).to_have_count(0)
+    rk = tg.locator(".reply-keyboard")
+    await expect(rk).to_be_visible()
+    await expect(rk.locator("button.rk")).to_have_text(["📱 Поделиться номером", "Ввести вручную"])
+    await expect(rk.locator("button.rk.contact")).to_have_count(1)
+    await expect(tg.locator(".composer .text")).to_have_attribute("placeholder", "Номер телефона")
+    await rk.locator("button.rk", has_text="Ввести вручную").click()
+    await expect(tg.locator(".msg.subscriber .text").last).to_have_text("Ввести вручную")
+    await expect(rk).to_be_hidden()
+    await expect(tg.locator(".composer .text")).to_have_attribute("placeholder", "Сообщение")
+    # again, and this time its contact button: the number in the field, as the own contact
+    await bot_sends(tg_url, user, "Номер, пожалуйста.", keyboard)
+    await expect(rk).to_be_visible()
+    await rk.locator("button.rk.contact").click()
+    await expect(tg.locator(".msg.subscriber").last).to_contain_text("📱 мой номер +79110000001")
+    await expect(rk).to_be_hidden()
+
+    # the SMS panel: empty, then the demo's SMS as they are written, newest first
+    await expect(page.locator("#sms-empty")).to_be_visible()
+    await add_demo_sms(tmp_path / "demo", ("+79110000001", "Код подтверждения: 4821"))
+    await add_demo_sms(tmp_path / "demo", ("+79110000002", "Код подтверждения: 1177"))
+    sms = page.locator("#sms-list li.sms")
+    await expect(sms).to_have_count(2)
+    await expect(sms.first.locator(".sms-phone")).to_have_text("+79110000002")
+    await expect(sms.last.locator(".sms-text")).to_have_text("Код подтверждения: 4821")
+    await expect(page.locator("#sms-empty")).to_be_hidden()
+    got = await page.request.get(f"{demo.url}/sandbox/sms?phone=8%20911%20000-00-01")
+    assert [s["text"] for s in await got.json()] == ["Код подтверждения: 4821"]
+
+    assert await page.evaluate("window.__same_page") is True
+    assert csp == []

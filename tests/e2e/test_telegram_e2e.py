@@ -157,3 +157,48 @@ async def test_blocked_subscriber_is_marked_unreachable_and_not_retried(
         item = await s.scalar(select(OutboxItem))
     assert account is not None and account.unreachable_at is not None
     assert item is not None and item.status == "unreachable"
+
+
+async def test_a_shared_contact_is_stored_and_a_contact_button_is_delivered_as_reply_keyboard(
+    start_app: Callable[..., Any], telegram: TelegramEmulator
+) -> None:
+    """The whole app: a shared contact is stored as the subscriber's message (an attachment of
+    kind "contact", the number not copied into the row) and answered; a reply with a contact
+    button goes through the outbox (stored as JSON and back) and arrives as Telegram's one-time
+    reply keyboard."""
+    from dialogs import outgoing
+    from dialogs.messages import Button, Outbound
+    from storage.models import Conversation
+
+    app = await start_bot(start_app, telegram, "polling")
+    telegram.send_contact(USER, "+79110000001")
+    await telegram.wait_sent(USER, 1)
+    async with app.db.session() as s:
+        stored = (await s.scalars(select(Message).order_by(Message.id))).first()
+        account = await s.scalar(select(ChannelAccount))
+        conversation = await s.scalar(select(Conversation))
+    assert stored is not None and stored.direction == "in"
+    assert (stored.text, stored.attachments) == (None, [{"kind": "contact"}])
+    assert "79110000001" not in repr((stored.text, stored.payload, stored.attachments, stored.nlu))
+    assert account is not None and conversation is not None
+
+    ask = Outbound(
+        "Поделитесь номером, чтобы я нашёл ваш договор.",
+        buttons=(
+            (Button("📱 Поделиться номером", request="contact"),),
+            (Button("Ввести вручную", payload="manual"),),
+        ),
+    )
+    async with app.db.transaction() as session:
+        await outgoing.reply(session, conversation.id, account, [ask])
+    sent = (await telegram.wait_sent(USER, 2))[-1]
+    assert sent["text"] == ask.text
+    assert sent["reply_markup"] == {
+        "keyboard": [
+            [{"text": "📱 Поделиться номером", "request_contact": True}],
+            [{"text": "Ввести вручную"}],
+        ],
+        "resize_keyboard": True,
+        "one_time_keyboard": True,
+    }
+    assert telegram.reply_keyboard(USER) == sent["reply_markup"]

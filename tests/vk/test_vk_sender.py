@@ -57,6 +57,24 @@ async def test_keyboard_is_inline_callback_and_link(emu: VKEmulator, sender: VKS
     }
 
 
+async def test_contact_button_is_left_out_in_vk(emu: VKEmulator, sender: VKSender) -> None:
+    """VK has no «Поделиться номером»: the button is dropped (with a row it leaves empty), the
+    rest of the keyboard is as always, and a message of only that button has no keyboard."""
+    share = Button("📱 Поделиться номером", request="contact")
+    rows = ((share,), (Button("Ввести вручную", payload="manual"), share), *MENU)
+    await sender.send(str(USER), Outbound(text="Номер?", buttons=rows), key=11)
+    keyboard = emu.sent(USER)[0]["keyboard"]
+    labels = [[b["action"]["label"] for b in row] for row in keyboard["buttons"]]
+    assert labels == [["Ввести вручную"], ["Баланс", "Оплатить"]]
+    await sender.send(str(USER), Outbound(text="Номер?", buttons=((share,),)), key=12)
+    alone = emu.sent(USER)[1]
+    assert alone["text"] == "Номер?" and alone["keyboard"] is None
+    # dropped before VK's limits are counted: 6 rows plus the contact row still fit
+    six = tuple((Button(f"Кнопка {i}", payload=f"b{i}"),) for i in range(6))
+    await sender.send(str(USER), Outbound(text="Много", buttons=((share,), *six)), key=13)
+    assert len(emu.sent(USER)[2]["keyboard"]["buttons"]) == 6
+
+
 async def test_pressed_button_comes_back_as_our_payload(emu: VKEmulator, sender: VKSender) -> None:
     handler = RecordingHandler()
     bot = build_bot(emu.token, emu.group_id, handler, api_url=emu.api_url)

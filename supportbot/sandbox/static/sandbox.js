@@ -1,4 +1,4 @@
-// The sandbox page: two subscriber chats (Telegram, VK) with the live demo bots.
+// The sandbox page: two subscriber chats (Telegram, VK) with the live demo bots, and the demo's SMS.
 // Polls api/state every 500 ms; every piece of text goes into the page with textContent.
 "use strict";
 
@@ -79,6 +79,41 @@
     return box;
   }
 
+  // Telegram's reply keyboard: under the chat, above the input field (not under a message).
+  function replyKeyboard(channel, found) {
+    const p = panes[channel];
+    const box = p.replyKeyboard;
+    if (!box) return;
+    const json = JSON.stringify(found || null);
+    if (json === p.replyKeyboardJson) return;
+    p.replyKeyboardJson = json;
+    p.input.placeholder = (found && found.placeholder) || p.placeholder;
+    const rows = (found && found.rows) || [];
+    box.replaceChildren(
+      ...rows.map((row) => {
+        const line = el("div", "rk-row");
+        for (const button of row) {
+          const press = el("button", `rk ${button.kind}`, button.label);
+          press.type = "button";
+          if (button.kind === "contact") {
+            press.title = "Поделиться номером из поля ниже";
+            press.addEventListener("click", () => shareContact(channel, true, press));
+          } else {
+            press.addEventListener("click", () => act(channel, "reply", { text: button.label }, press));
+          }
+          line.append(press);
+        }
+        return line;
+      }),
+    );
+    box.hidden = rows.length === 0;
+  }
+
+  function shareContact(channel, own, control) {
+    const phone = panes[channel].phone ? panes[channel].phone.value : "";
+    return act(channel, "contact", { phone, own }, control);
+  }
+
   function cause(found) {
     const box = el("div", "cause");
     if (!found) {
@@ -157,6 +192,25 @@
     if (atBottom || newUser) chat.scrollTop = chat.scrollHeight;
   }
 
+  function showSms(list) {
+    const box = document.getElementById("sms-list");
+    if (!box || !Array.isArray(list)) return;
+    const json = JSON.stringify(list);
+    if (json === box.dataset.json) return;
+    box.dataset.json = json;
+    box.replaceChildren(
+      ...list.map((sms) => {
+        const item = el("li", "sms");
+        const when = new Date(sms.at);
+        const time = el("time", "sms-at", Number.isNaN(when.getTime()) ? sms.at : when.toLocaleString("ru-RU"));
+        time.dateTime = sms.at;
+        item.append(el("div", "sms-phone", sms.phone), time, el("div", "sms-text", sms.text));
+        return item;
+      }),
+    );
+    document.getElementById("sms-empty").hidden = list.length > 0;
+  }
+
   function showInfo(info) {
     if (!info) return;
     for (const link of document.querySelectorAll("a.console-link")) {
@@ -185,8 +239,12 @@
       live(true);
       showInfo(state.info);
       for (const [channel, pane] of Object.entries(state.panes)) {
-        if (panes[channel]) render(channel, pane);
+        if (panes[channel]) {
+          render(channel, pane);
+          if (pane.user_id >= panes[channel].minUser) replyKeyboard(channel, pane.reply_keyboard);
+        }
       }
+      showSms(state.sms);
     } catch (_) {
       live(false);
     } finally {
@@ -211,10 +269,14 @@
       name: root.querySelector(".name"),
       user: root.querySelector(".user-id"),
       input: root.querySelector(".composer .text"),
+      replyKeyboard: root.querySelector(".reply-keyboard"),
+      replyKeyboardJson: null,
+      phone: root.querySelector(".contact-bar .phone"),
       nodes: new Map(),
       userId: null,
       minUser: 0,
     };
+    p.placeholder = p.input.placeholder;
     panes[channel] = p;
     root.addEventListener("focusin", () => {
       active = channel;
@@ -231,6 +293,10 @@
     root.querySelector(".photo").addEventListener("click", (e) => act(channel, "photo", {}, e.currentTarget));
     root.querySelector(".sticker").addEventListener("click", (e) => act(channel, "sticker", {}, e.currentTarget));
     root.querySelector(".start").addEventListener("click", (e) => act(channel, "start", {}, e.currentTarget));
+    const share = root.querySelector(".share-contact");
+    if (share) share.addEventListener("click", (e) => shareContact(channel, true, e.currentTarget));
+    const forward = root.querySelector(".forward-contact");
+    if (forward) forward.addEventListener("click", (e) => shareContact(channel, false, e.currentTarget));
     root.querySelector(".new-subscriber").addEventListener("click", async (e) => {
       const result = await act(channel, "new", {}, e.currentTarget);
       if (result && result.user_id) {
@@ -240,6 +306,7 @@
         p.nodes = new Map();
         p.list.replaceChildren();
         p.empty.hidden = false;
+        replyKeyboard(channel, null);
       }
     });
   }

@@ -201,6 +201,7 @@ async def _messages(
             )
             files = await delete_files(scrubbed.files)
         done.messages += scrubbed.messages
+        done.processed_updates += scrubbed.processed_updates
         done.uploads += files
         since = rows[-1][1]
         if len(rows) < batch:

@@ -160,6 +160,14 @@ async def _export(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _terminal() -> bool:
+    """Is there a person at a terminal to ask? (No stdin at all counts as no.)"""
+    try:
+        return sys.stdin is not None and sys.stdin.isatty()
+    except (ValueError, OSError):  # stdin closed
+        return False
+
+
 def _write_private(path: Path, text: str) -> None:
     """Write `text` to `path`, readable by its owner only (it is a person's data)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -178,7 +186,7 @@ async def _erase(settings: Settings, args: argparse.Namespace) -> int:
             return 2
         person, summary = found
         if not args.yes:
-            if not sys.stdin.isatty():
+            if not _terminal():
                 print(
                     "supportbot: refusing to erase without confirmation: no terminal to ask "
                     "(pass --yes to erase from a script)",

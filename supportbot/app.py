@@ -11,6 +11,7 @@ import gc
 import hmac
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -38,10 +39,13 @@ from handoff.telegram_group import TelegramGroup
 from services.actions import flow_actions
 from services.backend import Backend, load_backend
 from services.outages import Incidents, Rules
+from services.privacy import Policy as RetentionPolicy
+from services.privacy import retention_loop
 from services.tickets import TicketError, resolve_ticket
 from services.verification import Policy, Verifier
 from storage import migrate, repo
 from storage.db import Database
+from supportbot import logmask
 from supportbot.nlu_setup import ReloadingEngine
 from supportbot.settings import ConfigError, Settings
 
@@ -50,6 +54,7 @@ log = logging.getLogger(__name__)
 
 class App:
     def __init__(self, settings: Settings, *, responder: Responder | None = None) -> None:
+        logmask.install()  # phone numbers never reach the logs in clear (152-ФЗ)
         self.settings = settings
         self.db = Database(settings.database_url)
         self.workers: dict[Channel, OutboxWorker] = {}
@@ -132,6 +137,7 @@ class App:
             ),
         )
         self._spawn(handoff_worker.run(self.desk, self.bus), "handoff")
+        self._spawn(self._retention(), "retention")
         # Routes must exist before the server starts; webhooks/polling only once it listens.
         go_live = [self._setup_telegram(), self._setup_vk()]
         self._runner = web.AppRunner(self.web, access_log=None)
@@ -234,6 +240,14 @@ class App:
             self._spawn(vk.run_long_poll(bot), "vk-long-poll")
 
         return go_live
+
+    def _retention(self) -> Coroutine[Any, Any, None]:
+        """Personal data older than SUPPORTBOT_RETENTION__* goes, once an interval
+        (services/privacy/retention.py; safe with several processes)."""
+        cfg = self.settings.retention
+        policy = RetentionPolicy(cfg.messages, cfg.processed_updates, cfg.outbox, cfg.uploads)
+        uploads = (Path(self.settings.data_dir) / "uploads").resolve()
+        return retention_loop(self.db, policy, uploads, every=cfg.interval)
 
     def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
         task = asyncio.create_task(coro, name=name)

@@ -19,11 +19,13 @@ from sqlalchemy.exc import DBAPIError
 from dialogs.yamlsrc import ContentError
 from nlu.data import TrainingDataError
 from storage.db import DatabaseConfigError
+from supportbot import logmask
 from supportbot.cli_dialogs import add_dialogs_commands
 from supportbot.cli_incidents import add_incident_commands
 from supportbot.cli_nlu import add_nlu_commands
 from supportbot.cli_operators import add_operator_commands
 from supportbot.cli_rasa import add_rasa_commands
+from supportbot.cli_subscribers import add_subscriber_commands
 from supportbot.settings import ConfigError, Settings, load_settings
 
 log = logging.getLogger("supportbot")
@@ -43,6 +45,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         for noisy in ("alembic", "pymorphy3"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
+        logmask.install()  # phone numbers never reach the logs in clear
         func: Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]] = args.func
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             code = runner.run(func(settings, args))
@@ -102,6 +105,7 @@ def _parser() -> argparse.ArgumentParser:
     add_incident_commands(sub)
     add_nlu_commands(sub)
     add_rasa_commands(sub)
+    add_subscriber_commands(sub)
 
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(title="db commands", metavar="DB_COMMAND")

@@ -152,6 +152,72 @@ class VerificationSettings(BaseModel):
         return value
 
 
+_KEEP_FOREVER = {"", "0", "none", "off", "never", "forever"}
+MIN_RETENTION = timedelta(days=1)
+
+
+def _retention(value: Any) -> Any:
+    """A retention age: "365d", "36h" (or ISO 8601 "P365D"); 0 / "none" / "off" = keep forever
+    (None). A bare number is refused: in the other duration settings it means seconds, which
+    here would anonymise nearly everything at once."""
+    no_unit = "has no unit: write e.g. 365d or 36h (0 or none: keep forever)"
+    if value is None or (isinstance(value, str) and value.strip().lower() in _KEEP_FOREVER):
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if value == 0:
+            return None
+        raise ValueError(f"{value!r} {no_unit}")
+    if isinstance(value, str):
+        if re.fullmatch(r"\s*-?\d+(?:\.\d+)?\s*", value):
+            raise ValueError(f"{value!r} {no_unit}")
+        if not _DURATION.fullmatch(value.strip()) and not value.strip().upper().startswith("P"):
+            raise ValueError(f"{value!r} is not a duration: write e.g. 365d or 36h")
+    return _duration(value)
+
+
+class RetentionSettings(BaseModel):
+    """How long personal data is kept (services/privacy/retention.py), per kind: `messages`
+    (their texts, attachments, NLU text; then anonymised, rows kept for analytics),
+    `processed_updates` (redelivery ids), `outbox` (finished delivery rows, with the message
+    body), `uploads` (operator images on disk). "365d", "36h"; 0 or "none" = forever. At least
+    a day: "m" means minutes here, and "6m" for six months would erase nearly everything.
+    `interval`: how often the app runs the pass."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    messages: timedelta | None = timedelta(days=365)
+    processed_updates: timedelta | None = timedelta(days=30)
+    outbox: timedelta | None = timedelta(days=30)
+    uploads: timedelta | None = timedelta(days=365)
+    interval: timedelta = timedelta(hours=1)
+
+    @field_validator("messages", "processed_updates", "outbox", "uploads", mode="before")
+    @classmethod
+    def _parse_retention(cls, value: Any) -> Any:
+        return _retention(value)
+
+    @field_validator("messages", "processed_updates", "outbox", "uploads")
+    @classmethod
+    def _at_least_a_day(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value < MIN_RETENTION:
+            raise ValueError(
+                "must be at least 1d (m means minutes: six months is 183d), or 0/none: forever"
+            )
+        return value
+
+    @field_validator("interval", mode="before")
+    @classmethod
+    def _parse_interval(cls, value: Any) -> Any:
+        return _duration(value)
+
+    @field_validator("interval")
+    @classmethod
+    def _positive_interval(cls, value: timedelta) -> timedelta:
+        if value < timedelta(minutes=1):
+            raise ValueError("must be at least a minute, e.g. 1h")
+        return value
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SUPPORTBOT_", env_nested_delimiter="__", extra="forbid"
@@ -173,6 +239,7 @@ class Settings(BaseSettings):
     handoff: HandoffSettings = HandoffSettings()
     incidents: IncidentSettings = IncidentSettings()
     verification: VerificationSettings = VerificationSettings()
+    retention: RetentionSettings = RetentionSettings()
     # Bearer token for the integration API (/api/...: the CRM resolves tickets); unset = API off.
     api_token: SecretStr | None = None
 

@@ -12,7 +12,7 @@ import jinja2
 from aiohttp import web
 
 from dialogs.responses import ContentSource
-from handoff.console import analytics_page, api, incidents_page, live, pages, training
+from handoff.console import analytics_page, api, incidents_page, live, pages, privacy_page, training
 from handoff.console.canned import CannedError
 from handoff.console.security import (
     HARDENING,
@@ -151,4 +151,5 @@ def console_app(
     analytics_page.add_routes(r)
     incidents_page.add_routes(r)
     training.add_routes(r)
+    privacy_page.add_routes(r)
     return app

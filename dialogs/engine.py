@@ -35,6 +35,7 @@ from dialogs.content import (
     SLOT_PAYLOAD,
     STEP_PAYLOAD,
     Content,
+    Route,
     command_key,
 )
 from dialogs.messages import Button, Outbound
@@ -46,8 +47,12 @@ from storage.models import utcnow
 
 log = logging.getLogger(__name__)
 
-NO_SUGGEST = {"out_of_scope", "affirm", "deny"}
 MISS_INTENTS = {"out_of_scope"}  # answered, but a miss: two in a row offer a human
+# Requests a plain «не надо» can refuse; elsewhere a negation is part of the story («не хочу
+# платить за то, что не работает» is a complaint, «с ботом не хочу» asks for a human).
+REFUSABLE = {"technician_visit", "connect_home", "promised_payment", "tariff_change"}
+CONTEXT_FLOOR = 0.15  # an unsure guess that one of the bot's own buttons offered is taken
+OUT_OF_SCOPE_FLOOR = 0.25  # below the threshold, but clearly not ours
 RESUME_PAYLOAD = "resume:"
 MAX_RESUME_OFFERS = 2
 
@@ -145,34 +150,33 @@ class _Run(Runner):
     # -- a request --------------------------------------------------------------------------
 
     async def request(self, text: str) -> None:
-        """A message that is not an answer: start what it asks for."""
+        """A message that is not an answer: start what it asks for, in the light of what the
+        bot said last (its topic and its buttons)."""
         parse = self.turn.parse
         confident = parse is not None and parse.confidence >= self.e.threshold
         intent = parse.intent if parse is not None and confident else None
-        refusal = understanding.control(text, self.c.bot.cancel_words) == "cancel"
-        last = self.slots.get("_last") or {}
-        previous = last.get("flow") if last.get("flow") in self.c.flows else None
-        if (
-            previous
-            and understanding.is_followup(text)
-            and (intent is None or intent in MISS_INTENTS or intent == last.get("intent"))
-        ):
-            self.given_text = text  # «а через сбер?»: the previous topic, its routes decide
-            await self.start(previous)
+        self.given_text = text
+        started = self.c.started_by(text)  # «жалоба: ...» whatever the rest says
+        if started is not None:
+            await self.start(started)
+            return
+        context = self._in_context(text, intent)
+        if context is not None:
+            await self.start(context)
             return
         flow = self.c.intent_flows.get(intent) if intent else None
-        if flow is not None and refusal and not self.has_route(flow):
-            self.turn.handled_as = "cancel"  # «стоп, не надо мастера»: nothing to start
+        refusal = understanding.control(text, self.c.bot.cancel_words) == "cancel"
+        if flow is not None and refusal and intent in REFUSABLE and not self.has_route(flow):
+            self.turn.handled_as = "cancel"  # «не надо обещанный платёж»: nothing to start
             self.say("refused")
             return
         if flow is not None and intent in MISS_INTENTS:
             await self._out_of_scope(flow)
             return
         if flow is not None:
-            self.given_text = text
             await self.start(flow)
             return
-        if refusal:
+        if refusal and intent is None:
             self.turn.handled_as = "cancel"
             self.say("refused")
             return
@@ -180,7 +184,50 @@ class _Run(Runner):
             kind = self.turn.inbound.attachments[0].kind
             self.say(kind if kind in ("photo", "sticker") else "media")
             return
+        plainly_elsewhere = self._out_of_scope_flow()
+        if plainly_elsewhere is not None:  # «закажите такси»: an honest "can't" beats a guess
+            await self._out_of_scope(plainly_elsewhere)
+            return
+        self.slots["_unsure_text"] = text  # a button pressed after "did you mean" gets it
         await self.miss()
+
+    def _in_context(self, text: str, intent: str | None) -> str | None:
+        """The flow a message continues, read with the previous answer: its topic's own words
+        («перенесите...» after a visit, «забыла написать» after a complaint), a follow-up
+        («а через сбер?»), or — when the NLU is unsure — one of the topics its buttons offered."""
+        last = self.slots.get("_last") or {}
+        previous = last.get("flow") if last.get("flow") in self.c.flows else None
+        same_or_vague = intent is None or intent in MISS_INTENTS or intent == last.get("intent")
+        if previous and same_or_vague and self._routes_match(previous, text):
+            return str(previous)
+        if previous and same_or_vague and understanding.is_followup(text):
+            return str(previous)
+        if intent is not None:
+            return None
+        parse = self.turn.parse
+        offered = {p.removeprefix(INTENT_PAYLOAD) for _, p in _buttons_of(last)}
+        if parse is not None and parse.ranking:
+            top = parse.ranking[0]
+            if top.name in offered and top.confidence >= CONTEXT_FLOOR:
+                return self.c.intent_flows.get(top.name)
+        if previous and understanding.is_question(text) and len(text.split()) <= 6:
+            return str(previous)  # «до какого числа?» right after the answer it asks about
+        return None
+
+    def _routes_match(self, flow: str, text: str) -> bool:
+        return any(
+            isinstance(i, Route) and any(understanding.matches(text, k) for k, _ in i.routes)
+            for i in self.c.flows[flow].program
+        )
+
+    def _out_of_scope_flow(self) -> str | None:
+        parse = self.turn.parse
+        if parse is None or not parse.ranking:
+            return None
+        top = parse.ranking[0]
+        if top.name in MISS_INTENTS and top.confidence >= OUT_OF_SCOPE_FLOOR:
+            return self.c.intent_flows.get(top.name)
+        return None
 
     async def _out_of_scope(self, flow: str) -> None:
         """An honest "I can't, here is what I can" — still a miss: two in a row offer a human."""
@@ -201,7 +248,8 @@ class _Run(Runner):
         if not buttons:
             return None
         found = understanding.match_button(text, [title for title, _ in buttons])
-        if found is None and understanding.is_followup(text):  # «а где именно?» -> «Где ...»
+        short = len(text.split()) <= 3 or understanding.is_followup(text)
+        if found is None and short:  # «картой», «а где именно?» -> «Где терминалы»
             found = _loose_button(text, [title for title, _ in buttons])
         return str(buttons[found][1]) if found is not None else None
 
@@ -210,6 +258,8 @@ class _Run(Runner):
     async def _on_payload(self, payload: str) -> None:
         if payload.startswith(INTENT_PAYLOAD):
             target = self.c.intent_flows.get(payload.removeprefix(INTENT_PAYLOAD))
+            # After "did you mean": the message it was about may answer the flow's questions.
+            self.given_text = self.slots.pop("_unsure_text", None)
             await (self.start(target) if target else self._stale())
         elif payload.startswith(FLOW_PAYLOAD):
             name = payload.removeprefix(FLOW_PAYLOAD)
@@ -243,9 +293,9 @@ class _Run(Runner):
         if int(held.get("offers", 0)) >= MAX_RESUME_OFFERS:
             self.slots.pop("_resume", None)
             return
-        if held.get("offered_now"):
-            return
-        flow = self.c.flows.get(str(held.get("state", {}).get("name")))
+        state = held.get("state", {})
+        outer = ([*state.get("stack", [])] or [[state.get("name")]])[0][0]  # what they started
+        flow = self.c.flows.get(str(outer)) or self.c.flows.get(str(state.get("name")))
         if flow is None:
             self.slots.pop("_resume", None)
             return
@@ -298,6 +348,15 @@ class _Run(Runner):
         )
         last["buttons"] = buttons
         self.slots["_last"] = last
+
+
+def _buttons_of(last: dict[str, object]) -> list[tuple[str, str]]:
+    found = last.get("buttons")
+    return [
+        (str(b[0]), str(b[1]))
+        for b in (found if isinstance(found, list) else [])
+        if isinstance(b, list) and len(b) == 2 and str(b[1]).startswith(INTENT_PAYLOAD)
+    ]
 
 
 def _loose_button(text: str, titles: list[str]) -> int | None:

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
@@ -25,6 +26,11 @@ from dialogs.slot_types import Choice, parse_value, window_options
 from nlu.address import extract_address
 
 NOT_A_DIGRESSION = {"affirm", "deny"}  # answers inside a form, never a new request
+_CLAUSES = re.compile(r"[,.;!?]|\s(?:а|но|или)\s")
+_NOT_THEN = re.compile(r"\bне\s+(?:смогу|могу|получится|буду|успею)|\bнельзя\b|\bзанят")
+_PHONEISH = re.compile(r"\+?\d[\d\s()-]{8,}\d")
+_ADDRESS_TAIL = re.compile(r"\b(?:кв|квартира|корп|корпус|дом|д)\.?\s*\d+\w?", re.IGNORECASE)
+TEXT_CONTROL_WORDS = 6  # a free-text answer this short may still be «не буду ничего писать»
 # Slot types a flow-starting message may answer without being asked.
 GIVEN_TYPES = {"phone", "account", "phone_or_account", "address", "time_window", "choice", "text"}
 
@@ -119,8 +125,23 @@ class Forms:
                 else (choices[found].value if found is not None else None)
             )
         if slot.type == "time_window":
-            return parse_value("time_window", text, now=self.r.e.clock(), tz=self.r.c.bot.tz)
+            return self._window_in(text)
         return parse_value(slot.type, text)
+
+    def _window_in(self, text: str) -> Any:
+        """A visit time inside a longer message: its address and phone aside, clause by clause,
+        skipping a clause that rules a day out («на пятницу, завтра не смогу»)."""
+        address = extract_address(text)
+        clean = text.replace(address, " ") if address else text
+        clean = _PHONEISH.sub(" ", clean)
+        clean = _ADDRESS_TAIL.sub(" ", clean)
+        for clause in _CLAUSES.split(clean):
+            if not clause.strip() or _NOT_THEN.search(clause.lower()):
+                continue
+            found = parse_value("time_window", clause, now=self.r.e.clock(), tz=self.r.c.bot.tz)
+            if found is not None:
+                return found
+        return None
 
     def ask(self, name: str, pc: int, stack: list[tuple[str, int]], ins: Ask) -> None:
         r = self.r
@@ -137,17 +158,18 @@ class Forms:
         r.emit(ins.prompt or slot.prompt, self.buttons(slot))
 
     async def ask_again(self, state: dict[str, Any]) -> None:
-        """Back to a held form: its question again (what it collected is still in the slots)."""
+        """Back to a held form, from its question on: what it collected is still in the slots,
+        and what became known meanwhile (verified: billing's address and phone) is not asked."""
         r = self.r
         flow = r.c.flows.get(str(state.get("name")))
         pc = int(state.get("pc", 0))
         ins = flow.program[pc] if flow is not None and pc < len(flow.program) else None
-        if not isinstance(ins, Ask) or ins.slot not in r.c.slots:
+        if flow is None or not isinstance(ins, Ask) or ins.slot not in r.c.slots:
             r.say("stale")
             return
         stack = [(str(n), int(p)) for n, p in state.get("stack", [])]
-        assert flow is not None
-        self.ask(flow.name, pc, stack, ins)
+        r.given_text = state.get("said")
+        await r.run(flow.name, pc, stack)
 
     # -- answering ----------------------------------------------------------------------------
 
@@ -162,6 +184,8 @@ class Forms:
         if text.lower().strip(" !.?") in r.c.bot.cancel_words:
             self._leave()
             return
+        if slot.type == "text" and await self._not_an_answer(text, state, flow.name):
+            return
         value = self.parse(slot, text)
         if value is None:
             value = self._typed_choice(slot, text)
@@ -174,12 +198,39 @@ class Forms:
             return
         other = self._other_request(flow.name)
         if other is not None:
-            r.slots["_resume"] = {"state": state, "offers": 0, "offered_now": False}
+            r.slots["_resume"] = {"state": state, "offers": 0}
             r.clear_flow()
             r.given_text = text
             await r.start(other)  # the subscriber asked something else: answer, offer back later
             return
         await self.reprompt(state)
+
+    async def _not_an_answer(self, text: str, state: dict[str, Any], current: str) -> bool:
+        """A free-text question takes anything, so first: is this a refusal («а хотя ладно не
+        буду ничего писать») or a question of its own («а где офис?», «что с моей жалобой?»)?"""
+        r = self.r
+        short = len(text.split()) <= TEXT_CONTROL_WORDS
+        if short and understanding.control(text, r.c.bot.cancel_words) is not None:
+            self._leave()
+            return True
+        if not understanding.is_question(text):
+            return False
+        parse = r.turn.parse
+        if parse is None or parse.confidence < r.e.threshold:
+            return False
+        other = r.c.intent_flows.get(parse.intent)
+        if other == current:  # «что с моей жалобой?» in the complaint form: its routes decide
+            r.clear_flow()
+            r.given_text = text
+            await r.start(current)
+            return True
+        if other is None or parse.intent in NOT_A_DIGRESSION:
+            return False
+        r.slots["_resume"] = {"state": state, "offers": 0}
+        r.clear_flow()
+        r.given_text = text
+        await r.start(other)
+        return True
 
     def _leave(self) -> None:
         r = self.r
@@ -217,7 +268,13 @@ class Forms:
         return value if isinstance(value, bool) else None
 
     def _typed_choice(self, slot: SlotDef, text: str) -> Any:
-        """A typed button title of this question («выбери Безлимит+», «завтра утром»)."""
+        """A typed button title of this question («выбери Безлимит+», «завтра утром»), or «самый
+        дешёвый» among priced choices."""
+        if slot.choices_from is not None and understanding.wants_cheapest(text):
+            items = expr.resolve(slot.choices_from.of, self.r.scope())
+            priced = [i for i in items or [] if isinstance(i, dict) and "price" in i]
+            if priced:
+                return str(min(priced, key=lambda i: float(i["price"]))[slot.choices_from.value])
         buttons = [b for row in self.buttons(slot) for b in row if b.payload]
         found = understanding.match_button(text, [b.title for b in buttons])
         if found is None:

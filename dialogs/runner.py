@@ -51,6 +51,8 @@ from storage.models import ConversationState
 
 log = logging.getLogger(__name__)
 MAX_STEPS = 200  # per turn: a goto loop in content must not hang the bot
+# Never offered as "did you mean": not a topic a subscriber could want to pick.
+NO_SUGGEST = {"out_of_scope", "affirm", "deny", "greet", "goodbye", "thanks"}
 
 
 class Engine(Protocol):

@@ -150,6 +150,21 @@ def control(text: str, extra_cancel: Iterable[str] = ()) -> str | None:
     return None
 
 
+_QUESTION_WORDS = ("как", "где", "сколько", "когда", "что", "почему", "можно", "какой", "какая",
+                   "какие", "куда", "чем", "зачем", "а")  # fmt: skip
+
+
+def is_question(text: str) -> bool:
+    """A question of its own (ends with «?» or starts with a question word)."""
+    low = tidy(text)
+    return text.rstrip().endswith("?") or low.split(" ", 1)[0] in _QUESTION_WORDS
+
+
+def wants_cheapest(text: str) -> bool:
+    low = tidy(text)
+    return "дешев" in low or "подешевле" in low or "недорог" in low
+
+
 def matches(text: str, keys: Iterable[str]) -> bool:
     """Does the message have any of the route's words? A one-word key matches the start of a
     word ("перенес" ~ "перенесите"); a phrase must appear as written (tidied)."""

@@ -308,8 +308,9 @@ async def run_stories(
     channels: tuple[str, ...] = ("telegram", "vk"),
 ) -> list[Outcome]:
     """Run every story in each of its channels. Each channel gets its own app and database (in a
-    temporary directory) and runs its stories one after another, in file order, so stories that
-    change a demo subscriber (a promised payment, a tariff) see a predictable state."""
+    temporary directory) and runs its stories one after another, in file order; a backend with
+    `reset(db)` (the demo billing) is reset before each story, so a story that changes a demo
+    subscriber (a promised payment, a tariff) changes nothing for the next one."""
     with tempfile.TemporaryDirectory(prefix="supportbot-stories-") as tmp:
         results = await asyncio.gather(
             *(_run_channel(settings, stories, ch, Path(tmp) / ch) for ch in channels)
@@ -328,12 +329,18 @@ async def _run_channel(
 ) -> dict[tuple[str, int], Outcome]:
     await asyncio.to_thread(data_dir.mkdir, parents=True)
     h = await start_harness(settings, data_dir)
+    reset = getattr(h.app.backend, "reset", None)  # the demo billing: every story from scratch
     try:
-        return {
-            (story.name, story.line): await run_story(story, channel, AppDriver(h, channel))
-            for story in stories
-            if channel in story.channels
-        }
+        outcomes = {}
+        for story in stories:
+            if channel not in story.channels:
+                continue
+            if reset is not None:
+                await reset(h.app.db)
+            outcomes[story.name, story.line] = await run_story(
+                story, channel, AppDriver(h, channel)
+            )
+        return outcomes
     finally:
         await stop_harness(h)
 

@@ -55,7 +55,7 @@ STEP_EXTRAS: dict[str, set[str]] = {
     "end": set(),
 }
 STEP_KEYS = {"id", *STEP_EXTRAS, *(key for extras in STEP_EXTRAS.values() for key in extras)}
-FLOW_KEYS = ("intent", "intents", "title", "commands", "steps")
+FLOW_KEYS = ("intent", "intents", "title", "commands", "starts", "steps")
 
 
 def compile_flow(
@@ -72,9 +72,10 @@ def compile_flow(
             st.err(
                 src,
                 (*path, key),
-                f"unknown flow key {key!r} (allowed: intent, intents, title, commands, steps)",
+                f"unknown flow key {key!r} (allowed: {', '.join(FLOW_KEYS)})",
             )
     _commands(st, src, name, raw.get("commands"))
+    _starts(st, src, name, raw.get("starts"))
     intents = _intents(st, src, name, raw)
     title = raw.get("title", name)
     limits.check_flow_title(st, src, (*path, "title"), str(title))
@@ -130,6 +131,25 @@ def _commands(st: Compilation, src: Source, name: str, raw: Any) -> None:
             )
         else:
             st.command_flows[key] = name
+
+
+def _starts(st: Compilation, src: Source, name: str, raw: Any) -> None:
+    """`starts:` words a request begins with that start the flow whatever else it says
+    («жалоба: ...», «претензия»), outside forms."""
+    if raw is None:
+        return
+    path: PathKey = ("flows", name, "starts")
+    if not isinstance(raw, list) or not raw:
+        st.err(src, path, "`starts` must be a non-empty list of words")
+        return
+    for i, word in enumerate(raw):
+        key = command_key(str(word)) if isinstance(word, str) else ""
+        if not key or key.startswith("/"):
+            st.err(src, (*path, i), "a start word must be a non-empty word, not a /command")
+        elif key in st.start_flows and st.start_flows[key] != name:
+            st.err(src, (*path, i), f"{word!r} already starts flow {st.start_flows[key]!r}")
+        else:
+            st.start_flows[key] = name
 
 
 class FlowBuilder:

@@ -88,6 +88,7 @@ def load_content(
         warnings=tuple(p for p in problems if p.warning),
         content_dir=content_dir,
         command_flows=compiler.command_flows,
+        start_flows=compiler.start_flows,
     )
 
 
@@ -329,5 +330,6 @@ class Compiler(Compilation):
                 and name not in self.flow_refs
                 and name not in self.entry_labels
                 and name not in self.command_flows.values()
+                and name not in self.start_flows.values()
             ):
                 self.warn(src, path, f"flow {name!r} has no intent and nothing leads to it")

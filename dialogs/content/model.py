@@ -264,6 +264,15 @@ class Content:
     warnings: tuple[Problem, ...] = ()
     content_dir: Path = field(default=Path("content"))
     command_flows: dict[str, str] = field(default_factory=dict)  # command_key(text) -> flow
+    start_flows: dict[str, str] = field(default_factory=dict)  # `starts:` word -> flow
+
+    def started_by(self, text: str) -> str | None:
+        """The flow whose `starts:` word the message begins with («жалоба: ...»)."""
+        key = command_key(text)
+        for word, flow in self.start_flows.items():
+            if key == word or key.startswith((f"{word} ", f"{word}:", f"{word},", f"{word}!")):
+                return flow
+        return None
 
 
 def command_key(text: str) -> str:

@@ -43,6 +43,7 @@ class Compilation:
         self.flows: dict[str, Flow] = {}
         self.intent_flows: dict[str, str] = {}
         self.command_flows: dict[str, str] = {}
+        self.start_flows: dict[str, str] = {}  # `starts:` word -> flow
         self.bot = BotSettings()
         self.result_names: set[str] = set()
         self.pending = Pending()

@@ -346,6 +346,22 @@ class DemoBackend:
                 .values(promised_until=today + timedelta(days=_MARIA_PROMISE_DAYS))
             )
 
+    async def reset(self, db: Database) -> None:
+        """Put every demo subscriber back as seeded (balance, tariffs, promised payment): each
+        conversation test then starts from the same billing (supportbot/storydriver.py)."""
+        async with db.transaction() as s:
+            for row in _customers(_today()):
+                await s.execute(
+                    update(DemoCustomer)
+                    .where(DemoCustomer.phone == row["phone"])
+                    .values(
+                        balance=row["balance"],
+                        tariff_code=row["tariff_code"],
+                        home_tariff_code=row["home_tariff_code"],
+                        promised_until=row["promised_until"],
+                    )
+                )
+
     async def _row(
         self, session: AsyncSession, customer: Customer, *, lock: bool = False
     ) -> DemoCustomer:

@@ -140,8 +140,9 @@ async def _evaluate(settings: Settings, args: argparse.Namespace) -> int:
             raise ConfigError("--cross-validation needs K >= 2")
         if engine_name == "rasa":
             raise ConfigError(
-                "--cross-validation trains the embedded engine only; measure Rasa with --test "
-                "FILE (or use `rasa test nlu --cross-validation` in the exported project)"
+                "--cross-validation trains the embedded engine only (add --engine embedded); "
+                "measure Rasa with --test FILE or `rasa test nlu --cross-validation` in the "
+                "exported project"
             )
         report = cross_validate(training_data(settings), args.cross_validation, _progress("fold"))
     else:
@@ -162,7 +163,7 @@ async def _evaluate(settings: Settings, args: argparse.Namespace) -> int:
                 test.examples,
                 _progress("parsed"),
                 engine=engine.name,
-                method=f"held-out file {args.test}",
+                method=f"test file {args.test}",
             )
         except MeasurementError as exc:
             if sys.stderr.isatty():

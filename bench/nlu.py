@@ -1,7 +1,9 @@
 """NLU benchmark: the embedded engine vs a real Rasa 3.6 server (DIET) on the same held-out split.
 
 Prints one table: accuracy, macro-F1, parse latency p50/p99 (embedded in-process, Rasa over
-HTTP on 127.0.0.1), training time and resident memory.
+HTTP on 127.0.0.1), training time and resident memory; then, per engine, what the default
+confidence threshold does on the split (answered directly, precision of those answers) and the
+threshold the calibration recommends for that engine (`supportbot nlu evaluate` prints the table).
 
     .venv/bin/python bench/nlu.py                 # both engines (Rasa venv is built if missing)
     .venv/bin/python bench/nlu.py --embedded-only
@@ -19,13 +21,15 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from nlu.data import load_training_data  # noqa: E402
 from nlu.embedded import EmbeddedEngine, _lemma, fit  # noqa: E402
-from nlu.evaluate import evaluate  # noqa: E402
+from nlu.evaluate import Report, evaluate  # noqa: E402
+from supportbot.settings import NLUSettings  # noqa: E402
 
 CONTENT = ROOT / "content"
 HELD_OUT = CONTENT / "nlu_test" / "heldout.yml"
@@ -67,7 +71,7 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
 
 
-async def bench_embedded(held_out: list) -> dict[str, float]:
+async def bench_embedded(held_out: list) -> dict[str, Any]:
     data = load_training_data([CONTENT / "nlu"])
     _lemma.cache_clear()
     with warnings.catch_warnings():
@@ -75,7 +79,7 @@ async def bench_embedded(held_out: list) -> dict[str, float]:
         started = time.perf_counter()
         engine = EmbeddedEngine(fit(data.examples, data.regexes, "bench"))
         train_s = time.perf_counter() - started
-    report = await evaluate(engine.parse, held_out)
+    report = await evaluate(engine.parse, held_out, engine="embedded")
     for ex in held_out:  # warm the lemma cache like a running bot
         engine.parse_sync(ex.text)
     latencies = []
@@ -97,10 +101,11 @@ async def bench_embedded(held_out: list) -> dict[str, float]:
         "p99": percentile(latencies, 0.99),
         "train_s": train_s,
         "rss_mb": int(probe.stdout.strip()) / 1024,
+        "report": report,
     }
 
 
-async def bench_rasa(held_out: list, retrain: bool) -> dict[str, float]:
+async def bench_rasa(held_out: list, retrain: bool) -> dict[str, Any]:
     from nlu import rasa_runtime
     from nlu.rasa_project import export_project
     from nlu.rasa_server import RasaServerEngine
@@ -119,7 +124,7 @@ async def bench_rasa(held_out: list, retrain: bool) -> dict[str, float]:
         server = rasa_runtime.serve(home, model, token=token, project=project)
         engine = RasaServerEngine(server.url, token=token, timeout=10.0)
         try:
-            report = await evaluate(engine.parse, held_out)
+            report = await evaluate(engine.parse, held_out, engine="rasa")
             latencies = []
             for ex in held_out:
                 t0 = time.perf_counter()
@@ -136,6 +141,7 @@ async def bench_rasa(held_out: list, retrain: bool) -> dict[str, float]:
         "p99": percentile(latencies, 0.99),
         "train_s": train_s,
         "rss_mb": memory,
+        "report": report,
     }
 
 
@@ -163,6 +169,16 @@ async def main() -> None:
         print(
             f"| {name} | {r['accuracy']:.3f} | {r['macro_f1']:.3f} | {r['p50']:.2f} ms | "
             f"{r['p99']:.2f} ms | {_seconds(r['train_s'])} | {r['rss_mb']:.0f} MB |"
+        )
+    threshold = NLUSettings().threshold
+    for name, r in rows.items():
+        report: Report = r["report"]
+        calibration = report.calibration()
+        at = calibration.row(threshold)
+        print(
+            f"{name}: at the default threshold {threshold:.2f} {at.answered:.1%} answered directly, "
+            f"{at.precision:.1%} of them right; calibrated threshold for this engine "
+            f"{calibration.threshold:.2f}"
         )
 
 

@@ -1,13 +1,17 @@
 """The embedded intent engine: in-process, trained from the Rasa-format data in seconds.
 
-Features: character n-grams (2-5, inside word boundaries) of the normalised text, which absorb
+Features: character n-grams (2-5, inside word boundaries) of the normalised text (lowercase, ё as
+е, telecom slang written one way by nlu/slang.py, numbers masked), which absorb
 typos and word endings ("интренет", "симку"), plus word uni/bigrams of pymorphy3 lemmas, which
 absorb Russian morphology ("оплатить/оплачу/оплата"). A multinomial logistic regression on top
 gives calibrated-enough probabilities for a fallback threshold. Numbers are masked before
 featurisation (a phone number says nothing about the intent); entities come from nlu/entities.py.
 
-Training runs in a worker thread (never on the event loop); the trained model is cached on disk
-by the data's fingerprint, so a restart with unchanged data loads in milliseconds.
+Training is deterministic: the same data gives a bit-identical model (fixed solver seed, sorted
+vocabularies, examples in file order), so a restart never changes an answer. It runs in a worker
+thread (never on the event loop); the trained model is cached on disk by the data's fingerprint,
+`MODEL_VERSION` and the slang rules' signature, so a restart with unchanged data loads in
+milliseconds and a changed rule retrains.
 """
 
 from __future__ import annotations
@@ -29,13 +33,14 @@ from scipy.sparse import hstack
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from nlu import entities
+from nlu import entities, slang
 from nlu.data import Example, TrainingData
 from nlu.types import IntentScore, Parse
 
 log = logging.getLogger(__name__)
 
-MODEL_VERSION = 2  # bump when features or the classifier change: old caches are ignored
+MODEL_VERSION = 4  # bump when features or the classifier change: old caches are ignored
+SEED = 0  # the solver's shuffling seed: same data, same model
 _WORD = re.compile(r"[a-zа-я]+|\d+")
 _DIGITS = re.compile(r"\d+")
 _SPACES = re.compile(r"\s+")
@@ -54,7 +59,8 @@ def _lemma(word: str) -> str:
 
 
 def normalise(text: str) -> str:
-    text = text.lower().replace("ё", "е")
+    """What the features see, for training examples and messages alike."""
+    text = slang.canonical(text.lower().replace("ё", "е"))
     text = _DIGITS.sub(lambda m: "0" * min(len(m.group()), 3), text)
     return _SPACES.sub(" ", text).strip()
 
@@ -116,6 +122,7 @@ class Model:
     regexes: dict[str, list[str]]
     fingerprint: str
     version: int = MODEL_VERSION
+    features: str = slang.SIGNATURE  # the normalisation rules the model was trained with
 
     def scores(self, text: str) -> np.ndarray:
         norm = normalise(text)
@@ -127,13 +134,17 @@ class Model:
 
 
 def fit(examples: list[Example], regexes: dict[str, list[str]], fingerprint: str) -> Model:
-    """Train a model (CPU-bound; call it off the event loop)."""
+    """Train a model (CPU-bound; call it off the event loop). Deterministic: the vocabularies are
+    sorted by scikit-learn, the classes are sorted, and saga shuffles with a fixed seed (with
+    `random_state=None` it drew from NumPy's global RNG and every start trained another model)."""
     norms = [normalise(e.text) for e in examples]
     labels = [e.intent for e in examples]
     chars = TfidfVectorizer(analyzer=char_ngrams, sublinear_tf=True)
     words = TfidfVectorizer(analyzer=word_ngrams, sublinear_tf=True)
     x = hstack([chars.fit_transform(norms), words.fit_transform([lemmas(n) for n in norms])])
-    classifier = LogisticRegression(C=10.0, solver="saga", max_iter=300, tol=1e-3)
+    classifier = LogisticRegression(
+        C=10.0, solver="saga", max_iter=300, tol=1e-3, random_state=SEED
+    )
     classifier.fit(x.tocsr(), labels)
     n_chars = len(chars.vocabulary_)
     return Model(
@@ -178,12 +189,17 @@ class EmbeddedEngine:
 
 def train_or_load(data: TrainingData, cache_dir: Path | None) -> Model:
     fingerprint = data.fingerprint()
-    path = cache_dir / f"embedded-v{MODEL_VERSION}-{fingerprint}.pkl" if cache_dir else None
+    name = f"embedded-v{MODEL_VERSION}-{slang.SIGNATURE}-{fingerprint}.pkl"
+    path = cache_dir / name if cache_dir else None
     if path is not None and path.exists():
         try:
             with path.open("rb") as f:
                 model: Any = pickle.load(f)
-            if isinstance(model, Model) and model.fingerprint == fingerprint:
+            if (
+                isinstance(model, Model)
+                and model.fingerprint == fingerprint
+                and (model.version, model.features) == (MODEL_VERSION, slang.SIGNATURE)
+            ):
                 log.info("nlu: loaded cached model %s", path.name)
                 return model
         except (OSError, pickle.UnpicklingError, AttributeError, EOFError) as exc:

@@ -13,6 +13,9 @@
   two extractors or patterns is kept once (the RegexEntityExtractor's, then the
   longest, wins); unparseable values are dropped.
 
+`await engine.ready()` checks `GET /status` first: reachable, token accepted, a model loaded (what
+`nlu parse/evaluate --engine rasa` require before measuring anything).
+
 Every failure (connection refused, timeout, non-200, malformed JSON) raises `RasaUnavailable`
 with a one-line reason that never contains the token. The whole call, connection included, is
 bounded by `timeout`, so a dead or hung server costs a conversation at most that long.
@@ -34,6 +37,7 @@ from nlu.types import FALLBACK_INTENT, Entity, IntentScore, Parse
 MAX_RANKING = 10
 EMPTY_TEXT_INTENT = "out_of_scope"  # what an empty message "means", with confidence 0
 _PREFERRED_EXTRACTOR = "RegexEntityExtractor"
+NO_MODEL = "no model loaded (train and load one: `supportbot rasa serve`, docs/rasa.md)"
 
 
 class RasaUnavailable(Exception):
@@ -73,31 +77,57 @@ class RasaServerEngine:
             raise RasaUnavailable(f"{self.url}: no answer within {self.timeout:g} s") from None
         return parse_answer(text, body, engine=self.name)
 
+    async def ready(self) -> dict[str, Any]:
+        """Rasa's `GET /status` when the server can answer parses: reachable, the token accepted
+        and a model loaded. Raises RasaUnavailable naming what is wrong otherwise (a server that
+        is still starting or loading its model refuses connections; one without a model answers
+        409 "No agent loaded")."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                status, body = await self._request("GET", "/status")
+        except TimeoutError:
+            raise RasaUnavailable(f"{self.url}: no answer within {self.timeout:g} s") from None
+        self._check_status(status, body)
+        try:
+            answer = json.loads(body)
+        except ValueError:
+            raise RasaUnavailable(f"{self.url}: malformed JSON from /status") from None
+        if not isinstance(answer, dict) or not (answer.get("model_file") or answer.get("model_id")):
+            raise RasaUnavailable(f"{self.url}: {NO_MODEL}")
+        return answer
+
     async def _post(self, text: str) -> Any:
+        status, raw = await self._request("POST", "/model/parse", {"text": text})
+        self._check_status(status, raw)
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise RasaUnavailable(f"{self.url}: malformed JSON in the answer") from None
+
+    async def _request(self, method: str, path: str, body: Any = None) -> tuple[int, bytes]:
         session = self._ensure_session()
         params = {"token": self._token} if self._token else None
         try:
-            async with session.post(
-                f"{self.url}/model/parse", json={"text": text}, params=params
+            async with session.request(
+                method, f"{self.url}{path}", json=body, params=params
             ) as response:
-                raw = await response.read()
-                status = response.status
+                return response.status, await response.read()
         except TimeoutError:
-            raise  # aiohttp's own timeouts too: reported by parse() as "no answer within"
+            raise  # aiohttp's own timeouts too: reported by the caller as "no answer within"
         except aiohttp.ClientConnectorError as exc:
             reason = self._redact(str(exc.os_error.strerror or exc.os_error))
             raise RasaUnavailable(f"{self.url}: cannot connect ({reason})") from None
         except aiohttp.ClientError as exc:
             reason = self._redact(f"{type(exc).__name__}: {exc}".splitlines()[0])
             raise RasaUnavailable(f"{self.url}: {reason}") from None
+
+    def _check_status(self, status: int, raw: bytes) -> None:
+        if status == 409:  # Rasa: "No agent loaded. To continue processing, a model ..."
+            raise RasaUnavailable(f"{self.url}: {NO_MODEL}")
         if status != 200:
             hint = {401: " (wrong or missing token)", 403: " (token refused)"}.get(status, "")
             snippet = self._redact(" ".join(raw[:200].decode("utf-8", "replace").split()))
             raise RasaUnavailable(f"{self.url}: HTTP {status}{hint}: {snippet}".rstrip(": "))
-        try:
-            return json.loads(raw)
-        except ValueError:
-            raise RasaUnavailable(f"{self.url}: malformed JSON in the answer") from None
 
     def _ensure_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:

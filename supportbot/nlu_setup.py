@@ -1,7 +1,7 @@
 """Builds the configured intent engine (embedded, or Rasa with the embedded as failover) and
 keeps it in step with content/nlu/: edited training data retrains in the background and swaps
 in atomically; data that fails to load is rejected with `file:line` messages in the log and the
-model already in use keeps answering."""
+model already in use keeps answering. `rasa_only` is the Rasa server alone, for measuring it."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from typing import Any
 
 from nlu.data import TrainingData, TrainingDataError, load_training_data
 from nlu.embedded import EmbeddedEngine
+from nlu.rasa_server import RasaServerEngine, RasaUnavailable
 from nlu.types import IntentEngine, Parse
-from supportbot.settings import Settings
+from supportbot.settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
 
@@ -30,11 +31,9 @@ async def build_engine(settings: Settings, data: TrainingData | None = None) -> 
     if settings.nlu.engine == "embedded":
         return embedded
     from nlu.failover import FailoverEngine
-    from nlu.rasa_server import RasaServerEngine
 
+    rasa = _rasa_client(settings)
     cfg = settings.nlu
-    token = cfg.rasa_token.get_secret_value() if cfg.rasa_token else None
-    rasa = RasaServerEngine(cfg.rasa_url, token=token, timeout=cfg.rasa_timeout)
     try:  # say it once, naming the setting, rather than only when the first subscriber writes
         await rasa.parse("привет")
     except Exception as exc:
@@ -45,6 +44,34 @@ async def build_engine(settings: Settings, data: TrainingData | None = None) -> 
             exc,
         )
     return FailoverEngine(rasa, embedded)
+
+
+def _rasa_client(settings: Settings) -> RasaServerEngine:
+    cfg = settings.nlu
+    token = cfg.rasa_token.get_secret_value() if cfg.rasa_token else None
+    return RasaServerEngine(cfg.rasa_url, token=token, timeout=cfg.rasa_timeout)
+
+
+async def rasa_only(settings: Settings) -> RasaServerEngine:
+    """The Rasa server alone, without the embedded failover, once it is ready to answer: what
+    `nlu parse/evaluate --engine rasa` measure. ConfigError (one line naming
+    SUPPORTBOT_NLU__RASA_URL) when it is unreachable, refuses the token or has no model loaded.
+    The caller closes it."""
+    rasa = _rasa_client(settings)
+    try:
+        await rasa.ready()
+    except RasaUnavailable as exc:
+        await rasa.close()
+        raise ConfigError(rasa_problem(str(exc))) from None
+    return rasa
+
+
+def rasa_problem(reason: str, what: str = "Rasa is not usable") -> str:
+    """The one line `--engine rasa` ends with when the server cannot be measured."""
+    return (
+        f"SUPPORTBOT_NLU__RASA_URL: {what}: {reason}; nothing was measured "
+        "(with --engine rasa the embedded engine never stands in)"
+    )
 
 
 class ReloadingEngine:

@@ -83,6 +83,22 @@ async def test_payment_question(engine: RasaServerEngine) -> None:
     assert confidences == sorted(confidences, reverse=True)
 
 
+async def test_ready_reports_the_loaded_model(server: rasa_runtime.RasaServer) -> None:
+    """What `nlu parse/evaluate --engine rasa` check first: GET /status with a model loaded."""
+    eng = RasaServerEngine(server.url, token=server.token, timeout=5.0)
+    try:
+        status = await eng.ready()
+    finally:
+        await eng.close()
+    assert status["model_file"] or status["model_id"]
+    wrong = RasaServerEngine(server.url, token="wrong", timeout=5.0)
+    try:
+        with pytest.raises(RasaUnavailable, match="wrong or missing token"):
+            await wrong.ready()
+    finally:
+        await wrong.close()
+
+
 async def test_phone_entity(engine: RasaServerEngine) -> None:
     parse = await engine.parse("заблокируйте номер +7 (912) 111-22-33")
     phones = [e for e in parse.entities if e.entity == "phone"]

@@ -26,9 +26,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, TextIO
 
-# The intents the dialog engine never offers as "did you mean" buttons (dialogs.engine.NO_SUGGEST;
+# The intents the dialog engine never offers as "did you mean" buttons (dialogs.runner.NO_SUGGEST;
 # nlu/ cannot import dialogs/, a test keeps the two equal).
-NOT_OFFERED = frozenset({"out_of_scope", "affirm", "deny"})
+NOT_OFFERED = frozenset({"out_of_scope", "affirm", "deny", "greet", "goodbye", "thanks"})
 BUTTONS = 3  # how many of the top intents become buttons
 DEFAULT_TARGET = 0.97
 THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(2, 19))  # 0.10, 0.15, ... 0.90

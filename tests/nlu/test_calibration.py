@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from dialogs.engine import NO_SUGGEST
+from dialogs.runner import NO_SUGGEST
 from nlu.calibration import NOT_OFFERED, Scored, calibrate
 
 

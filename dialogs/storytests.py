@@ -17,7 +17,8 @@ the bot did after the last action: `bot:` (the next reply: `contains`, `not_cont
 `escalates: <group>` (the chat went to operators), `ticket: <kind>` (a ticket was created),
 `resolve_ticket: <result text>` (the CRM resolves the last ticket; the notification is the
 next `bot:`), `sms_code: <phone>` (types the code from the latest SMS the backend sent to that
-number: verification). A `Driver` plays the subscriber; the app's driver goes through the real bots,
+number: verification), `contact: <phone>` / `contact: {phone: ..., own: false}` (Telegram: shares
+one's own contact, or forwards someone else's). A `Driver` plays the subscriber; the app's driver goes through the real bots,
 emulators, pipeline, NLU and database (supportbot/storydriver.py).
 """
 
@@ -31,7 +32,7 @@ from typing import Any, Protocol
 from dialogs.yamlsrc import ContentError, PathKey, Problem, Source, load
 
 CHANNELS = ("telegram", "vk")
-ACTIONS = ("user", "press", "photo", "sticker", "resolve_ticket", "sms_code")
+ACTIONS = ("user", "press", "photo", "sticker", "resolve_ticket", "sms_code", "contact")
 CHECKS = ("bot", "silent", "escalates", "ticket")
 BOT_KEYS = {"contains", "not_contains", "buttons", "no_buttons", "image", "intent"}
 
@@ -69,6 +70,8 @@ class Driver(Protocol):
     async def resolve(self, number: str, result: str) -> TurnResult: ...
 
     async def sms_code(self, phone: str) -> str: ...  # the code in the latest SMS to `phone`
+
+    async def contact(self, phone: str, own: bool) -> TurnResult: ...  # Telegram only
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +179,11 @@ async def run_story(story: Story, channel: str, driver: Driver) -> Outcome:
                     target = _button_owner(shown, str(step.value), where)
                     outcome.transcript.append(f"👤 [{step.value}]")
                     turn = await driver.press(target, str(step.value))
+                elif step.kind == "contact":
+                    value = step.value if isinstance(step.value, dict) else {"phone": step.value}
+                    own = bool(value.get("own", True))
+                    outcome.transcript.append(f"👤 📱 {'свой' if own else 'чужой'} контакт")
+                    turn = await driver.contact(str(value.get("phone")), own)
                 elif step.kind == "sms_code":
                     code = await driver.sms_code(str(step.value))
                     outcome.transcript.append(f"👤 {code} (код из SMS на {step.value})")

@@ -141,6 +141,11 @@ class AppDriver:
             lambda: resolve_ticket(self.h.app.db, content, number, result), inbound=False
         )
 
+    async def contact(self, phone: str, own: bool) -> TurnResult:
+        if self.channel != "telegram":
+            raise AssertionError("only Telegram can share a contact (use channels: [telegram])")
+        return await self._turn(lambda: self.h.telegram.send_contact(self.user_id, phone, own=own))
+
     async def sms_code(self, phone: str) -> str:
         """The code the demo backend sent by SMS to `phone` for this subscriber (stories run
         side by side and share the demo's numbers: the one matching this chat's code is it)."""

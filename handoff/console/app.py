@@ -127,6 +127,7 @@ def console_app(
     )
     app.on_response_prepare.append(_harden)
     app.on_shutdown.append(live.close_all)
+    app.cleanup_ctx.append(live.sweeper)
     r = app.router
     r.add_get("/login", pages.login_form, name="public:login")
     r.add_post("/login", pages.login, name="public:login-post")

@@ -12,7 +12,16 @@ import jinja2
 from aiohttp import web
 
 from dialogs.responses import ContentSource
-from handoff.console import analytics_page, api, incidents_page, live, pages, training
+from handoff.console import (
+    admin_page,
+    analytics_page,
+    api,
+    audit_page,
+    incidents_page,
+    live,
+    pages,
+    training,
+)
 from handoff.console.canned import CannedError
 from handoff.console.security import (
     HARDENING,
@@ -152,4 +161,6 @@ def console_app(
     analytics_page.add_routes(r)
     incidents_page.add_routes(r)
     training.add_routes(r)
+    admin_page.add_routes(r)
+    audit_page.add_routes(r)
     return app

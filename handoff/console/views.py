@@ -139,18 +139,21 @@ def _shorten(text: str | None, limit: int = PREVIEW) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _flatten(data: dict[str, Any], policy: Policy, prefix: str = "") -> list[dict[str, str]]:
-    """Key/value rows for display, masked by the role's policy."""
+def _flatten(
+    data: dict[str, Any], policy: Policy, prefix: str = "", *, scope: str = ""
+) -> list[dict[str, str]]:
+    """Key/value rows for display, masked by the role's policy (`scope`: what the data is, for
+    that policy: "customer." for a billing record)."""
     rows: list[dict[str, str]] = []
     for key, value in data.items():
         if isinstance(value, dict):
-            rows += _flatten(value, policy, f"{prefix}{key}.")
+            rows += _flatten(value, policy, f"{prefix}{key}.", scope=scope)
             continue
         if value is None or value == "" or value == []:
             continue
         if isinstance(value, list):
             value = ", ".join(str(v) for v in value)
-        value = privacy.show(f"{prefix}{key}", value, policy)
+        value = privacy.show(f"{scope}{prefix}{key}", value, policy)
         label = FIELD_LABELS.get(key, key)
         rows.append({"key": f"{prefix}{key}", "label": f"{prefix}{label}", "value": str(value)})
     return rows
@@ -509,7 +512,7 @@ async def chat_view(
             "account_number": privacy.show("account_number", subscriber.account_number, policy)
             if subscriber
             else None,
-            "customer": _flatten(customer, policy) if customer else [],
+            "customer": _flatten(customer, policy, scope="customer.") if customer else [],
         },
         "verification": _verification(verified, policy, tz, now),
         "masked": {"role": policy.role, "unmasked": policy.unmasked},

@@ -203,8 +203,20 @@ async def site(db: Database, start_app: Callable[..., Awaitable[App]]) -> AsyncI
         await http.close()
 
 
+@pytest.fixture
+async def sqlite_site(
+    sqlite_db: Database, start_app: Callable[..., Awaitable[App]]
+) -> AsyncIterator[Site]:
+    """The same on SQLite only, for the browser tests (the page is the same on PostgreSQL)."""
+    app = await start_app(database_url=sqlite_db.url)
+    running = Site(app)
+    yield running
+    for http in running.sessions:
+        await http.close()
+
+
 def dump(entries: list[AuditEntry]) -> str:
     return repr([(e.action, e.details, e.ip) for e in entries])
 
 
-__all__ = ["ACCOUNT", "ADDRESS", "PHONE", "Chat", "Site", "dump", "site"]
+__all__ = ["ACCOUNT", "ADDRESS", "PHONE", "Chat", "Site", "dump", "site", "sqlite_site"]

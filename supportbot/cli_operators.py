@@ -177,11 +177,13 @@ async def _list(settings: Settings, _args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
     from handoff.auth import state_of
+    from storage import migrate
     from storage.db import Database
     from storage.models import Operator
 
     db = Database(settings.database_url)
     try:
+        await migrate.upgrade(db)  # a new database lists nobody (not a traceback)
         async with db.session() as session:
             for op in (await session.scalars(select(Operator).order_by(Operator.id))).all():
                 groups = ",".join(op.groups)

@@ -221,6 +221,12 @@ async def test_disabling_kills_open_sessions_at_once(site: Site) -> None:
     # the chat she had is back in the queue, for someone else
     status, queue = await root_c.get("/api/queue")
     assert chat.id in [c["id"] for c in queue["queue"]]
+    # she is no longer on the supervisor's list, nor someone to transfer a chat to
+    status, figures = await root_c.get("/api/supervisor")
+    assert anna not in [op["id"] for op in figures["operators"]]
+    assert (await root_c.post(f"/api/chats/{chat.id}/take"))[0] == 200
+    refused_to = await root_c.post(f"/api/chats/{chat.id}/transfer", {"operator_id": anna})
+    assert refused_to[0] == 404
 
 
 async def test_a_change_made_elsewhere_closes_sockets_by_the_periodic_check(

@@ -150,7 +150,7 @@ async def test_the_chat_page_shows_verification_and_masks_by_role(
         await page.goto(f"{site.url}/chats/{chat.id}")
 
     await open_as("olga")
-    assert await page.text_content("#verification-method") == "не подтверждена"
+    assert await page.text_content("#verification-method") == "не подтверждён"
     profile = await page.inner_text("#profile")
     assert MASKED_PHONE in profile and MASKED_ACCOUNT in profile and STREET in profile
     assert ACCOUNT not in profile and "кв. 5" not in profile

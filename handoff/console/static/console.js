@@ -244,10 +244,10 @@
     if (box) {
       box.className = `verification ${v.verified ? "verified" : "unverified"}`;
       box.replaceChildren(...(v.verified
-        ? ["✅ Личность подтверждена: ", el("b", { id: "verification-method" }, v.method_label), ", ",
+        ? ["✅ Подтверждён: ", el("b", { id: "verification-method" }, v.method_label), ", ",
           el("time", { datetime: v.at }, v.time), ", действует до ",
           el("time", { datetime: v.until }, v.until_time)]
-        : ["⚠️ Личность ", el("b", { id: "verification-method" }, "не подтверждена"),
+        : ["⚠️ ", el("b", { id: "verification-method" }, v.label),
           " — не сообщайте данные по счёту"]));
     }
     const s = data.subscriber;

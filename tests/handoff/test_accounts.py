@@ -253,3 +253,21 @@ async def test_live_tokens_answer_for_many_sockets_in_one_query(db: Database) ->
     async with db.session() as s:
         assert await auth.live_tokens(s, [gleb.token, dina.token]) == {gleb.token}
         assert await auth.live_tokens(s, []) == set()
+
+
+async def test_audit_entries_cant_be_changed_or_deleted_through_the_orm(db: Database) -> None:
+    from services.audit import AppendOnly
+
+    await add(db, "root", role="admin")
+    [entry] = await entries(db)
+    with pytest.raises(AppendOnly):
+        async with db.transaction() as s:
+            found = await s.get(AuditEntry, entry.id)
+            assert found is not None
+            found.details = {"login": "someone-else"}
+    with pytest.raises(AppendOnly):
+        async with db.transaction() as s:
+            found = await s.get(AuditEntry, entry.id)
+            await s.delete(found)
+    [kept] = await entries(db)
+    assert kept.details["login"] == "root"

@@ -31,7 +31,7 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services import audit
@@ -194,16 +194,19 @@ async def find_operator(session: AsyncSession, who: int | str) -> Operator:
 
 
 async def _other_active_admins(session: AsyncSession, op: Operator) -> int:
-    return int(
-        await session.scalar(
-            select(func.count(Operator.id)).where(
-                Operator.role == OperatorRole.ADMIN,
-                Operator.disabled_at.is_(None),
-                Operator.id != op.id,
-            )
+    """Locked on PostgreSQL: two admins switching each other off at once can't both succeed
+    (one waits for the other, or the deadlock detector stops one)."""
+    others = await session.scalars(
+        select(Operator.id)
+        .where(
+            Operator.role == OperatorRole.ADMIN,
+            Operator.disabled_at.is_(None),
+            Operator.id != op.id,
         )
-        or 0
+        .order_by(Operator.id)
+        .with_for_update()
     )
+    return len(others.all())
 
 
 async def _not_the_last_admin(session: AsyncSession, op: Operator, doing: str) -> None:

@@ -1,6 +1,22 @@
 """Operator accounts and console logins: argon2 password hashes, server-side sessions with a
 per-session CSRF token. The cookie carries a random token; the database keeps only its SHA-256,
-so a leaked database does not give away live sessions."""
+so a leaked database does not give away live sessions.
+
+Account management (the CLI `supportbot operators ...` and the admin page `/console/operators`
+both call these): add, disable, enable, remove, reset a password, change name/role/groups/seats.
+Each change writes its audit entry (`services.audit`) in the same transaction, naming who did it
+(`Actor`) and whose account it was (`details.target_id`, `details.login`).
+
+- **Disabled**: `disabled_at` is set. The account can't log in (the right password gets "the
+  account is disabled", a wrong one the usual "wrong login or password"), its console sessions
+  are deleted at once (the next request is refused; `handoff.console.live` closes open sockets),
+  its status is offline and the chats it had go back to the queue (keeping their place).
+- **Removed**: a soft delete. Disabled as above for good, the password hash is destroyed
+  (`REMOVED_HASH`), the Telegram link cleared; the row stays, so past messages keep the name and
+  the audit log its login. The login stays taken (audit entries stay unambiguous).
+- Nobody disables, removes or changes the role of their own account, and the last active admin
+  can't be disabled, removed or demoted (the CLI can always add another admin).
+"""
 
 from __future__ import annotations
 
@@ -8,24 +24,50 @@ import asyncio
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import ConsoleSession, Operator, OperatorRole, utcnow
+from services import audit
+from storage import repo
+from storage.db import note_event
+from storage.models import (
+    ConsoleSession,
+    Conversation,
+    ConversationState,
+    Operator,
+    OperatorRole,
+    OperatorStatus,
+    utcnow,
+)
 
 SESSION_DAYS = 7
+MAX_CHATS = 1000
+REMOVED_HASH = "!removed"  # not an argon2 hash: nothing verifies against it
 _hasher = PasswordHasher()
 # Verified when a login is unknown, so "no such user" and "wrong password" take the same time.
 _DUMMY = _hasher.hash("not-a-real-password")
 
 
 class AuthError(ValueError):
-    pass
+    """A refused login or account change; `code` names the reason for translated messages."""
+
+    def __init__(self, message: str, code: str = "error") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class DisabledError(AuthError):
+    """The right password for a disabled account."""
+
+    def __init__(self, message: str = "this account is disabled") -> None:
+        super().__init__(message, "disabled")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,10 +77,59 @@ class Login:
     operator: Operator
 
 
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who manages an account, as the audit log names them: an admin in the console
+    (`operator`, with their id and IP), the CLI (`cli`, with the OS user), or the app (`system`)."""
+
+    kind: str = "system"
+    operator_id: int | None = None
+    ip: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+SYSTEM = Actor()
+
+
 def hash_password(password: str) -> str:
     if len(password) < 8:
-        raise AuthError("a password needs at least 8 characters")
+        raise AuthError("a password needs at least 8 characters", "password_short")
     return _hasher.hash(password)
+
+
+def is_removed(op: Operator) -> bool:
+    return op.password_hash == REMOVED_HASH
+
+
+def state_of(op: Operator) -> str:
+    """The account's state: "active", "disabled" or "removed"."""
+    if is_removed(op):
+        return "removed"
+    return "disabled" if op.disabled_at is not None else "active"
+
+
+def _check_fields(
+    *, role: str | None, groups: list[str] | None, max_chats: int | None, name: str | None
+) -> None:
+    if role is not None and role not in tuple(OperatorRole):
+        raise AuthError(f"role must be one of {', '.join(OperatorRole)}", "bad_role")
+    if groups is not None and not all(isinstance(g, str) and g for g in groups):
+        raise AuthError("groups: a list of skill group names", "bad_groups")
+    if max_chats is not None and not 1 <= max_chats <= MAX_CHATS:
+        raise AuthError(f"max chats must be 1-{MAX_CHATS}", "bad_max_chats")
+    if name is not None and not 1 <= len(name.strip()) <= 100:
+        raise AuthError("a name needs 1-100 characters", "bad_name")
+
+
+def _audit(session: AsyncSession, action: str, by: Actor, target: Operator, **details: Any) -> None:
+    audit.record(
+        session,
+        action,
+        actor=by.kind,
+        operator_id=by.operator_id,
+        ip=by.ip,
+        details={"target_id": target.id, "login": target.login, **by.details, **details},
+    )
 
 
 async def add_operator(
@@ -51,33 +142,233 @@ async def add_operator(
     groups: list[str] | None = None,
     max_chats: int = 3,
     telegram_user_id: str | None = None,
+    by: Actor = SYSTEM,
 ) -> Operator:
-    if role not in tuple(OperatorRole):
-        raise AuthError(f"role must be one of {', '.join(OperatorRole)}")
+    login = login.strip()
+    if not 1 <= len(login) <= 64 or any(c.isspace() for c in login):
+        raise AuthError("a login needs 1-64 characters without spaces", "bad_login")
+    _check_fields(role=role, groups=groups, max_chats=max_chats, name=name)
     if await session.scalar(select(Operator.id).where(Operator.login == login)):
-        raise AuthError(f"operator {login!r} already exists")
+        raise AuthError(f"operator {login!r} already exists", "exists")
+    if telegram_user_id and await session.scalar(
+        select(Operator.id).where(Operator.telegram_user_id == telegram_user_id)
+    ):
+        raise AuthError(
+            f"Telegram user {telegram_user_id} is linked to another operator", "telegram_taken"
+        )
     op = Operator(
         login=login,
-        name=name,
+        name=name.strip(),
         password_hash=await asyncio.to_thread(hash_password, password),
         role=role,
         groups=list(groups or []),
         max_chats=max_chats,
-        telegram_user_id=telegram_user_id,
+        telegram_user_id=telegram_user_id or None,
     )
     session.add(op)
     await session.flush()
+    _audit(
+        session,
+        "operator_added",
+        by,
+        op,
+        role=op.role,
+        groups=list(op.groups),
+        max_chats=op.max_chats,
+    )
     return op
+
+
+async def find_operator(session: AsyncSession, who: int | str) -> Operator:
+    """An operator by id or login (AuthError if there is none), locked for the change."""
+    query = select(Operator).with_for_update()
+    query = (
+        query.where(Operator.id == who)
+        if isinstance(who, int)
+        else query.where(Operator.login == who)
+    )
+    op = await session.scalar(query)
+    if op is None:
+        raise AuthError(f"no operator {who!r}", "not_found")
+    return op
+
+
+async def _other_active_admins(session: AsyncSession, op: Operator) -> int:
+    """Locked on PostgreSQL: two admins switching each other off at once can't both succeed
+    (one waits for the other, or the deadlock detector stops one)."""
+    others = await session.scalars(
+        select(Operator.id)
+        .where(
+            Operator.role == OperatorRole.ADMIN,
+            Operator.disabled_at.is_(None),
+            Operator.id != op.id,
+        )
+        .order_by(Operator.id)
+        .with_for_update()
+    )
+    return len(others.all())
+
+
+async def _not_the_last_admin(session: AsyncSession, op: Operator, doing: str) -> None:
+    if op.role == OperatorRole.ADMIN and op.disabled_at is None:
+        if await _other_active_admins(session, op) == 0:
+            raise AuthError(f"can't {doing} the last active admin", "last_admin")
+
+
+def _not_yourself(op: Operator, by: Actor, doing: str) -> None:
+    if by.operator_id is not None and by.operator_id == op.id:
+        raise AuthError(f"you can't {doing} your own account", "self")
+
+
+async def end_sessions(session: AsyncSession, operator_id: int) -> int:
+    """Delete every console session of the operator; their open pages are refused from the next
+    request, and open sockets close once the commit's event reaches them."""
+    result = await session.execute(
+        delete(ConsoleSession).where(ConsoleSession.operator_id == operator_id)
+    )
+    note_event(session, {"type": "session_ended", "operator_id": operator_id})
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def _release_chats(session: AsyncSession, op: Operator) -> list[int]:
+    """The operator's chats go back to their queue (keeping their place)."""
+    convs = (
+        await session.scalars(
+            select(Conversation)
+            .where(
+                Conversation.state == ConversationState.WITH_OPERATOR,
+                Conversation.operator_id == op.id,
+            )
+            .order_by(Conversation.id)
+            .with_for_update()
+        )
+    ).all()
+    for conv in convs:
+        await repo.set_state(
+            session, conv, ConversationState.QUEUED, kind="released", data={"operator_id": op.id}
+        )
+        conv.operator_id = None
+        conv.assigned_at = None
+        conv.queued_at = conv.queued_at or utcnow()
+        note_event(session, {"type": "queued", "conversation_id": conv.id})
+    return [c.id for c in convs]
+
+
+async def _switch_off(session: AsyncSession, op: Operator) -> tuple[int, list[int]]:
+    now = utcnow()
+    op.disabled_at = op.disabled_at or now
+    op.status, op.status_at = OperatorStatus.OFFLINE, now
+    ended = await end_sessions(session, op.id)
+    released = await _release_chats(session, op)
+    note_event(session, {"type": "operator", "operator_id": op.id, "status": op.status})
+    return ended, released
+
+
+async def disable_operator(session: AsyncSession, who: int | str, *, by: Actor) -> Operator:
+    op = await find_operator(session, who)
+    _not_yourself(op, by, "disable")
+    if is_removed(op):
+        raise AuthError(f"operator {op.login!r} was removed", "removed")
+    if op.disabled_at is not None:
+        raise AuthError(f"operator {op.login!r} is already disabled", "already_disabled")
+    await _not_the_last_admin(session, op, "disable")
+    ended, released = await _switch_off(session, op)
+    _audit(session, "operator_disabled", by, op, sessions_ended=ended, chats_released=released)
+    return op
+
+
+async def enable_operator(session: AsyncSession, who: int | str, *, by: Actor) -> Operator:
+    op = await find_operator(session, who)
+    if is_removed(op):
+        raise AuthError(f"operator {op.login!r} was removed: add a new account instead", "removed")
+    if op.disabled_at is None:
+        raise AuthError(f"operator {op.login!r} is not disabled", "not_disabled")
+    op.disabled_at = None
+    note_event(session, {"type": "operator", "operator_id": op.id, "status": op.status})
+    _audit(session, "operator_enabled", by, op)
+    return op
+
+
+async def remove_operator(session: AsyncSession, who: int | str, *, by: Actor) -> Operator:
+    op = await find_operator(session, who)
+    _not_yourself(op, by, "remove")
+    if is_removed(op):
+        raise AuthError(f"operator {op.login!r} was already removed", "removed")
+    await _not_the_last_admin(session, op, "remove")
+    ended, released = await _switch_off(session, op)
+    op.password_hash = REMOVED_HASH
+    op.telegram_user_id = None
+    _audit(session, "operator_removed", by, op, sessions_ended=ended, chats_released=released)
+    return op
+
+
+async def reset_password(
+    session: AsyncSession, who: int | str, password: str, *, by: Actor
+) -> Operator:
+    """A new password; the operator's sessions end (a reset is often about a leaked one)."""
+    op = await find_operator(session, who)
+    if is_removed(op):
+        raise AuthError(f"operator {op.login!r} was removed", "removed")
+    op.password_hash = await asyncio.to_thread(hash_password, password)
+    ended = await end_sessions(session, op.id)
+    _audit(session, "password_reset", by, op, sessions_ended=ended)
+    return op
+
+
+async def update_operator(
+    session: AsyncSession,
+    who: int | str,
+    *,
+    by: Actor,
+    name: str | None = None,
+    role: str | None = None,
+    groups: list[str] | None = None,
+    max_chats: int | None = None,
+) -> dict[str, list[Any]]:
+    """Change what is given; returns {field: [old, new]} of what really changed."""
+    _check_fields(role=role, groups=groups, max_chats=max_chats, name=name)
+    op = await find_operator(session, who)
+    if is_removed(op):
+        raise AuthError(f"operator {op.login!r} was removed", "removed")
+    wanted: dict[str, Any] = {
+        "name": name.strip() if name is not None else None,
+        "role": role,
+        "groups": list(groups) if groups is not None else None,
+        "max_chats": max_chats,
+    }
+    changes = {
+        key: [getattr(op, key), value]
+        for key, value in wanted.items()
+        if value is not None and value != getattr(op, key)
+    }
+    if "role" in changes:
+        _not_yourself(op, by, "change the role of")
+        if changes["role"][1] != OperatorRole.ADMIN:
+            await _not_the_last_admin(session, op, "demote")
+    if not changes:
+        return {}
+    for key, (_old, new) in changes.items():
+        setattr(op, key, new)
+    # Open consoles reconnect with the new role and groups; the queue and the desk use them at once.
+    note_event(session, {"type": "session_changed", "operator_id": op.id})
+    note_event(session, {"type": "operator", "operator_id": op.id, "status": op.status})
+    _audit(session, "operator_changed", by, op, changes=changes)
+    return changes
 
 
 async def log_in(session: AsyncSession, login: str, password: str) -> Login:
     op = await session.scalar(select(Operator).where(Operator.login == login))
+    usable = op is not None and not is_removed(op)
     try:  # argon2 is slow on purpose: off the event loop
-        await asyncio.to_thread(_hasher.verify, op.password_hash if op else _DUMMY, password)
+        await asyncio.to_thread(
+            _hasher.verify, op.password_hash if op is not None and usable else _DUMMY, password
+        )
     except (VerificationError, InvalidHashError):
-        op = None
-    if op is None:
-        raise AuthError("wrong login or password")
+        usable = False
+    if op is None or not usable:
+        raise AuthError("wrong login or password", "wrong_password")
+    if op.disabled_at is not None:  # said only to whoever knows the password
+        raise DisabledError()
     token = secrets.token_urlsafe(32)
     csrf = secrets.token_urlsafe(32)
     now = utcnow()
@@ -102,7 +393,26 @@ async def session_for(
     if row is None or row.expires_at <= utcnow():
         return None
     op = await session.get(Operator, row.operator_id)
-    return (op, row) if op is not None else None
+    if op is None or op.disabled_at is not None:  # sessions end with the account
+        return None
+    return op, row
+
+
+async def live_tokens(session: AsyncSession, tokens: Iterable[str]) -> set[str]:
+    """Which of these session tokens still open the console (one query for many sockets)."""
+    by_digest = {_digest(t): t for t in tokens}
+    if not by_digest:
+        return set()
+    rows = await session.scalars(
+        select(ConsoleSession.id)
+        .join(Operator, Operator.id == ConsoleSession.operator_id)
+        .where(
+            ConsoleSession.id.in_(by_digest),
+            ConsoleSession.expires_at > utcnow(),
+            Operator.disabled_at.is_(None),
+        )
+    )
+    return {by_digest[d] for d in rows}
 
 
 async def log_out(session: AsyncSession, token: str) -> None:

@@ -29,6 +29,7 @@ from dialogs.messages import Button, Outbound
 from dialogs.responses import ContentSource, say
 from handoff.config import HandoffSettings
 from handoff.queue import HandoffQueue
+from services import audit
 from storage import repo
 from storage.db import Database, note_event
 from storage.models import (
@@ -251,7 +252,7 @@ class Desk:
     ) -> tuple[Operator, Conversation]:
         op = await session.get(Operator, operator_id)
         conv = await session.get(Conversation, conv_id, with_for_update=True)
-        if op is None:
+        if op is None or op.disabled_at is not None:
             raise DeskError("unknown operator", 403)
         if conv is None:
             raise DeskError(f"no conversation {conv_id}", 404)
@@ -272,6 +273,7 @@ class Desk:
             elif conv.state != ConversationState.QUEUED:
                 raise DeskError(f"the chat is {conv.state}; only waiting chats can be taken")
             await self._assign(session, conv, op, self.clock(), kind="taken")
+            _audit(session, "chat_taken", op, conv)
 
     async def reply(
         self, operator_id: int, conv_id: int, text: str, *, image: str | None = None
@@ -298,6 +300,7 @@ class Desk:
                 session,
                 {"type": "message", "conversation_id": conv.id, "operator_id": op.id},
             )
+            _audit(session, "reply_sent", op, conv, message_id=message_id, image=bool(image))
         return message_id
 
     async def transfer(
@@ -335,6 +338,7 @@ class Desk:
                 )
                 joined = self._say("operator_joined", account, operator={"name": target.name})
                 await self._tell(session, conv, [joined])
+                _audit(session, "chat_transferred", op, conv, to_operator=target.id)
             else:
                 assert group is not None
                 if group not in self.queue.groups:
@@ -351,6 +355,7 @@ class Desk:
                 )
                 moved = self._say("transferred", account)
                 await self._tell(session, conv, [moved, *replies])
+                _audit(session, "chat_transferred", op, conv, to_group=group)
 
     async def return_to_bot(self, operator_id: int, conv_id: int) -> None:
         async with self.db.transaction() as session:
@@ -370,6 +375,7 @@ class Desk:
             back = self._say("returned_to_bot", account)
             await self._tell(session, conv, [back])
             note_event(session, {"type": "returned", "conversation_id": conv.id})
+            _audit(session, "returned_to_bot", op, conv)
 
     async def close(self, operator_id: int, conv_id: int, resolution: str) -> None:
         if resolution not in RESOLUTIONS:
@@ -398,13 +404,29 @@ class Desk:
             ask = Outbound(ask.text, (scores, *ask.buttons), ask.image, ask.sticker)
             await self._tell(session, conv, [ask])
             note_event(session, {"type": "closed", "conversation_id": conv.id})
+            _audit(session, "chat_closed", op, conv, resolution=resolution)
 
     async def set_status(self, operator_id: int, status: str) -> None:
         if status not in tuple(OperatorStatus):
             raise DeskError(f"status must be one of {', '.join(OperatorStatus)}", 400)
         async with self.db.transaction() as session:
             op = await session.get(Operator, operator_id)
-            if op is None:
+            if op is None or op.disabled_at is not None:
                 raise DeskError("unknown operator", 403)
             op.status, op.status_at = status, self.clock()
             note_event(session, {"type": "operator", "operator_id": op.id, "status": status})
+
+
+def _audit(
+    session: AsyncSession, action: str, op: Operator, conv: Conversation, **details: Any
+) -> None:
+    """An operator's action on a chat, for the audit log (ids only: never the text)."""
+    audit.record(
+        session,
+        action,
+        actor="operator",
+        operator_id=op.id,
+        subscriber_id=conv.subscriber_id,
+        conversation_id=conv.id,
+        details=details,
+    )

@@ -14,7 +14,8 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 
-from handoff.console import canned
+from handoff.console import auditing, canned
+from handoff.console.security import client_ip
 from handoff.console.state import (
     ApiError,
     agent,
@@ -33,6 +34,7 @@ from handoff.console.uploads import (
     sniff,
 )
 from handoff.console.views import Forbidden, NotFound, actions, can_view, chat_view, queue_view
+from services import audit
 from storage.models import Conversation, Operator, OperatorRole
 
 MAX_TEXT_FIELD = 64 * 1024
@@ -65,6 +67,7 @@ async def chat(request: web.Request) -> web.Response:
         raise ApiError(str(exc), 404) from exc
     except Forbidden as exc:
         raise ApiError(str(exc), 403) from exc
+    await auditing.chat_opened(state, request, who, data, via="api")
     return web.json_response(data)
 
 
@@ -156,7 +159,7 @@ async def transfer(request: web.Request) -> web.Response:
             raise ApiError("the chat is already yours")
         async with state.db.session() as session:
             op = await session.get(Operator, target)
-            if op is None or op.role == OperatorRole.EDITOR:
+            if op is None or op.role == OperatorRole.EDITOR or op.disabled_at is not None:
                 raise ApiError(f"no operator {target}", 404)
     await state.desk.transfer(who.id, conv_id, group=group, to_operator=target, note=note)
     return web.json_response({"ok": True})
@@ -193,11 +196,20 @@ async def canned_search(request: web.Request) -> web.Response:
 
 async def canned_add(request: web.Request) -> web.Response:
     state = console(request)
-    supervisor(request)
+    who = supervisor(request)
     body = await json_body(request)
     try:
-        async with state.db.session() as session, session.begin():
-            added = canned.as_json(await canned.add(session, body, state.groups))
+        async with state.db.transaction() as session:
+            reply = await canned.add(session, body, state.groups)
+            added = canned.as_json(reply)
+            audit.record(
+                session,
+                "canned_added",
+                actor="operator",
+                operator_id=who.id,
+                ip=client_ip(request),
+                details={"canned_id": reply.id, "shortcut": reply.shortcut},
+            )
     except canned.CannedError as exc:
         raise ApiError(str(exc), exc.status) from exc
     return web.json_response(added, status=201)

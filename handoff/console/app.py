@@ -12,7 +12,17 @@ import jinja2
 from aiohttp import web
 
 from dialogs.responses import ContentSource
-from handoff.console import analytics_page, api, incidents_page, live, pages, privacy_page, training
+from handoff.console import (
+    admin_page,
+    analytics_page,
+    api,
+    audit_page,
+    incidents_page,
+    live,
+    pages,
+    privacy_page,
+    training,
+)
 from handoff.console.canned import CannedError
 from handoff.console.security import (
     HARDENING,
@@ -127,6 +137,7 @@ def console_app(
     )
     app.on_response_prepare.append(_harden)
     app.on_shutdown.append(live.close_all)
+    app.cleanup_ctx.append(live.sweeper)
     r = app.router
     r.add_get("/login", pages.login_form, name="public:login")
     r.add_post("/login", pages.login, name="public:login-post")
@@ -152,4 +163,6 @@ def console_app(
     incidents_page.add_routes(r)
     training.add_routes(r)
     privacy_page.add_routes(r)
+    admin_page.add_routes(r)
+    audit_page.add_routes(r)
     return app

@@ -3,29 +3,42 @@ logged-in operator (chats of their groups, their own chats, their status; everyt
 supervisors). An event only says "look again": the page re-fetches what changed.
 
 The socket is authenticated by the session cookie (the guard middleware) and refused when the
-browser says it was opened from another origin; the session is re-checked every minute, so a
-logout or expiry closes open sockets too (close code 4401)."""
+browser says it was opened from another origin. A socket lives no longer than its session:
+logging out, an admin disabling, removing or resetting the password of the account end its
+sessions and publish a `session_ended` event, on which every console process re-checks its open
+sockets at once and closes those whose session is gone (close code 4401: the page goes to the
+login form). The same check runs every `RECHECK_SECONDS` anyway (one query per process, however
+many sockets), which covers expiry and changes made where no event reaches this process (the
+CLI without Redis). A changed role or groups (`session_changed`) closes the operator's sockets
+with 4000: the page reconnects and gets events by the new ones.
+
+Only ids travel over the socket (`FORWARDED`): the page re-reads the chat through the API, where
+the role's masking (`handoff.console.privacy`) applies."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import WSCloseCode, web
 from sqlalchemy import select
 
-from handoff.console.security import Me, me, operator_for_token, same_origin
+from handoff import auth
+from handoff.console.security import Me, me, same_origin
 from handoff.console.state import CONSOLE, ApiError, Console, console
 from handoff.events import Event
 from storage.models import Conversation
 
 log = logging.getLogger(__name__)
-RECHECK_SECONDS = 60.0
+RECHECK_SECONDS = 5.0
 # `incident` (a dict: id, action, area_title, source, reports) reaches supervisors only.
 FORWARDED = ("type", "conversation_id", "operator_id", "status", "incident")
 SESSION_GONE = 4401
+RECONNECT = 4000
+CONTROL = ("session_ended", "session_changed")  # for the sockets themselves, never forwarded
 
 
 async def relevant(state: Console, who: Me, event: Event) -> bool:
@@ -55,6 +68,14 @@ async def relevant(state: Console, who: Me, event: Event) -> bool:
 async def _forward(state: Console, who: Me, ws: web.WebSocketResponse) -> None:
     try:
         async for event in state.bus.subscribe():
+            kind = event.get("type")
+            if kind in CONTROL:
+                if kind == "session_ended":
+                    state.recheck.set()
+                elif event.get("operator_id") == who.id:
+                    await ws.close(code=RECONNECT, message=b"role or groups changed")
+                    return
+                continue
             try:
                 if not await relevant(state, who, event):
                     continue
@@ -70,12 +91,40 @@ async def _forward(state: Console, who: Me, ws: web.WebSocketResponse) -> None:
             await ws.close(code=WSCloseCode.INTERNAL_ERROR)
 
 
-async def _watch_session(state: Console, who: Me, ws: web.WebSocketResponse) -> None:
+async def recheck(state: Console) -> int:
+    """Close the open sockets whose session is gone; how many were closed."""
+    if not state.owners:
+        return 0
+    async with state.db.session() as session:
+        alive = await auth.live_tokens(session, {who.token for who in state.owners.values()})
+    closed = 0
+    for ws, who in list(state.owners.items()):
+        if who.token not in alive:
+            state.owners.pop(ws, None)
+            with contextlib.suppress(Exception):
+                await ws.close(code=SESSION_GONE, message=b"session ended")
+            closed += 1
+    return closed
+
+
+async def _sweep(state: Console) -> None:
     while True:
-        await asyncio.sleep(RECHECK_SECONDS)
-        if await operator_for_token(state.db, who.token) is None:
-            await ws.close(code=SESSION_GONE, message=b"session ended")
-            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(state.recheck.wait(), RECHECK_SECONDS)
+        state.recheck.clear()
+        try:
+            await recheck(state)
+        except Exception:  # a database hiccup: try again on the next round
+            log.warning("console: could not re-check open sockets' sessions", exc_info=True)
+
+
+async def sweeper(app: web.Application) -> AsyncIterator[None]:
+    """The console app's cleanup context: one re-checking task per process."""
+    task = asyncio.create_task(_sweep(app[CONSOLE]), name="console-ws-sessions")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def socket(request: web.Request) -> web.StreamResponse:
@@ -88,10 +137,8 @@ async def socket(request: web.Request) -> web.StreamResponse:
     ws = web.WebSocketResponse(heartbeat=30.0)
     await ws.prepare(request)
     state.sockets.add(ws)
-    tasks = [
-        asyncio.create_task(_forward(state, who, ws), name="console-ws-forward"),
-        asyncio.create_task(_watch_session(state, who, ws), name="console-ws-session"),
-    ]
+    state.owners[ws] = who
+    tasks = [asyncio.create_task(_forward(state, who, ws), name="console-ws-forward")]
     try:
         await ws.send_json({"type": "hello"})
         async for _message in ws:  # the page sends nothing we need; this waits for the close
@@ -103,6 +150,7 @@ async def socket(request: web.Request) -> web.StreamResponse:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         state.sockets.discard(ws)
+        state.owners.pop(ws, None)
     return ws
 
 

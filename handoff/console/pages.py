@@ -9,12 +9,13 @@ import logging
 from aiohttp import web
 
 from handoff import auth
-from handoff.console import canned
+from handoff.console import auditing, canned
 from handoff.console.security import (
     CSRF_FIELD,
     LOGIN_COOKIE,
     SESSION_COOKIE,
     clear_cookie,
+    client_ip,
     current_operator,
     me,
     new_login_token,
@@ -31,6 +32,7 @@ from handoff.console.views import (
     chat_view,
     queue_view,
 )
+from storage.db import note_event
 from storage.models import OperatorStatus
 
 log = logging.getLogger(__name__)
@@ -70,7 +72,7 @@ async def login(request: web.Request) -> web.StreamResponse:
             error="Форма входа устарела — попробуйте ещё раз.",
             status=403,
         )
-    ip = request.remote or "unknown"
+    ip = client_ip(request)
     wait = state.limiter.retry_after(login_name, ip)
     if wait is not None:
         response = _login_page(
@@ -83,11 +85,28 @@ async def login(request: web.Request) -> web.StreamResponse:
         log.warning("console: login attempts for %r from %s rate-limited", login_name, ip)
         return response
     try:
-        async with state.db.session() as session, session.begin():
+        async with state.db.transaction() as session:
             done = await auth.log_in(session, login_name, password)
-    except auth.AuthError:
+            auditing.logged_in(session, request, done.operator)
+    except auth.AuthError as exc:
+        disabled = isinstance(exc, auth.DisabledError)
         state.limiter.failed(login_name, ip)
+        limited = state.limiter.retry_after(login_name, ip) is not None
         log.info("console: failed login for %r from %s", login_name, ip)
+        await auditing.login_failed(
+            state,
+            request,
+            login_name,
+            "disabled" if disabled else "wrong_password",
+            limited=limited,
+        )
+        if disabled:
+            return _login_page(
+                state,
+                request,
+                error="Учётная запись отключена. Обратитесь к администратору консоли.",
+                status=403,
+            )
         return _login_page(state, request, error="Неверный логин или пароль.", status=401)
     state.limiter.succeeded(login_name, ip)
     response = _see_other(f"{state.prefix}/")
@@ -107,8 +126,11 @@ async def logout(request: web.Request) -> web.StreamResponse:
     """End the session; an operator who leaves goes offline, so no chat is assigned to them."""
     state = console(request)
     who = me(request)
-    async with state.db.session() as session, session.begin():
+    async with state.db.transaction() as session:
         await auth.log_out(session, who.token)
+        auditing.logged_out(session, request, who)
+        # open sockets of this session close at once (handoff.console.live)
+        note_event(session, {"type": "session_ended", "operator_id": who.id})
     if not who.editor and who.status != OperatorStatus.OFFLINE:
         await state.desk.set_status(who.id, OperatorStatus.OFFLINE)
     response = _see_other(f"{state.prefix}/login")
@@ -152,6 +174,7 @@ async def chat(request: web.Request) -> web.StreamResponse:
                 base=state.prefix,
             )
             replies = await canned.search(session, who)
+        await auditing.chat_opened(state, request, who, data, via="page")
     except NotFound:
         return _error_page(state, request, 404, "Такого чата нет.")
     except Forbidden:

@@ -73,6 +73,10 @@ class Me:
     def editor(self) -> bool:
         return self.role == OperatorRole.EDITOR
 
+    @property
+    def admin(self) -> bool:
+        return self.role == OperatorRole.ADMIN
+
 
 def me(request: web.Request) -> Me:
     found = maybe_me(request)
@@ -110,6 +114,11 @@ async def operator_for_token(db: Database, token: str) -> Me | None:
             csrf=row.csrf,
             token=token,
         )
+
+
+def client_ip(request: web.Request) -> str:
+    """The peer's address (the limiter and the audit log use the same one)."""
+    return request.remote or "unknown"
 
 
 def remember(request: web.Request, who: Me) -> None:

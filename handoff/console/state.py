@@ -3,6 +3,7 @@ aiohttp sub-application, plus the request helpers the handlers share."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -53,6 +54,11 @@ class Console:
     uploads: Path
     limiter: LoginLimiter = field(default_factory=LoginLimiter)
     sockets: set[web.WebSocketResponse] = field(default_factory=set)
+    # Open sockets and whose they are: `live.sweep` closes those whose session ended.
+    owners: dict[web.WebSocketResponse, Me] = field(default_factory=dict)
+    recheck: asyncio.Event = field(default_factory=asyncio.Event)
+    # (operator id, chat id) -> when this process last wrote their `chat_opened` entry.
+    opened: dict[tuple[int, int], float] = field(default_factory=dict)
 
     @property
     def tz(self) -> ZoneInfo:

@@ -73,7 +73,9 @@ async def supervisor_view(
 
     staff = (
         await session.scalars(
-            select(Operator).where(Operator.role != OperatorRole.EDITOR).order_by(Operator.name)
+            select(Operator)
+            .where(Operator.role != OperatorRole.EDITOR, Operator.disabled_at.is_(None))
+            .order_by(Operator.name)
         )
     ).all()
     loads = dict(

@@ -3,7 +3,8 @@ operator's chats, and a chat with its full context. The pages (jinja2) and the J
 page JS) render the same dicts, so both always show the same thing.
 
 Who may see what is decided here too (`can_view`): supervisors and admins everything; an operator
-their own chats and the waiting chats of their skill groups; an editor no chat at all.
+their own chats and the waiting chats of their skill groups; an editor no chat at all. What each
+role sees of the personal data in a chat is `handoff.console.privacy`'s policy, applied here.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialogs.content import Content
+from handoff.console import privacy
+from handoff.console.privacy import Policy
 from handoff.console.security import Me
 from handoff.desk import RESOLUTIONS
-from nlu.phones import mask_phone
 from storage.models import (
     Author,
     ChannelAccount,
@@ -31,6 +33,8 @@ from storage.models import (
     Subscriber,
     Ticket,
     TicketStatus,
+    Verification,
+    VerificationMethod,
     utcnow,
 )
 
@@ -77,6 +81,13 @@ ATTACHMENTS = {
     "audio": "аудио",
 }
 PREVIEW = 140
+VERIFICATION_METHODS: dict[str, str] = {
+    VerificationMethod.CONTACT: "поделился контактом в Telegram",
+    VerificationMethod.SMS: "код из SMS",
+    VerificationMethod.SECRET: "кодовое слово",
+    VerificationMethod.OPERATOR: "проверил оператор",
+}
+NOT_VERIFIED = "не подтверждён"
 
 
 class NotFound(LookupError):
@@ -128,19 +139,21 @@ def _shorten(text: str | None, limit: int = PREVIEW) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _flatten(data: dict[str, Any], prefix: str = "") -> list[dict[str, str]]:
-    """Key/value rows for display; phone numbers masked."""
+def _flatten(
+    data: dict[str, Any], policy: Policy, prefix: str = "", *, scope: str = ""
+) -> list[dict[str, str]]:
+    """Key/value rows for display, masked by the role's policy (`scope`: what the data is, for
+    that policy: "customer." for a billing record)."""
     rows: list[dict[str, str]] = []
     for key, value in data.items():
         if isinstance(value, dict):
-            rows += _flatten(value, f"{prefix}{key}.")
+            rows += _flatten(value, policy, f"{prefix}{key}.", scope=scope)
             continue
         if value is None or value == "" or value == []:
             continue
-        if key == "phone":
-            value = mask_phone(value)
-        elif isinstance(value, list):
+        if isinstance(value, list):
             value = ", ".join(str(v) for v in value)
+        value = privacy.show(f"{scope}{prefix}{key}", value, policy)
         label = FIELD_LABELS.get(key, key)
         rows.append({"key": f"{prefix}{key}", "label": f"{prefix}{label}", "value": str(value)})
     return rows
@@ -229,6 +242,7 @@ async def queue_view(session: AsyncSession, who: Me, tz: tzinfo) -> dict[str, An
     ids = [c.id for c in convs]
     from_subscriber = await _last_messages(session, ids, Author.SUBSCRIBER)
     last_any = await _last_messages(session, ids)
+    policy = privacy.policy_for(who.role)
 
     def item(conv: Conversation) -> dict[str, Any]:
         preview = from_subscriber.get(conv.id)
@@ -244,7 +258,11 @@ async def queue_view(session: AsyncSession, who: Me, tz: tzinfo) -> dict[str, An
             "queued_at": iso(conv.queued_at),
             "waiting_s": seconds(conv.queued_at, now),
             "assigned_at": iso(conv.assigned_at),
-            "preview": _shorten(preview.text if preview else None),
+            "preview": _shorten(
+                privacy.message_text(preview.text or "", preview.author, policy)
+                if preview
+                else None
+            ),
             "preview_time": local(preview.created_at, tz, now) if preview else None,
             "needs_answer": last is not None and last.author == Author.SUBSCRIBER,
         }
@@ -273,7 +291,9 @@ def _intent_title(content: Content | None, intent: str | None) -> str | None:
     return found.title if found is not None else None
 
 
-def _nlu(nlu: dict[str, Any] | None, content: Content | None) -> dict[str, Any] | None:
+def _nlu(
+    nlu: dict[str, Any] | None, content: Content | None, policy: Policy
+) -> dict[str, Any] | None:
     if not nlu or not nlu.get("intent"):
         return None
     confidence = float(nlu.get("confidence") or 0.0)
@@ -284,7 +304,10 @@ def _nlu(nlu: dict[str, Any] | None, content: Content | None) -> dict[str, Any] 
     ]
     alternatives = [(name, conf) for name, conf in ranking if name != nlu["intent"]][:3]
     entities = [
-        {"entity": str(e.get("entity")), "value": str(e.get("value"))}
+        {
+            "entity": str(e.get("entity")),
+            "value": str(privacy.show(str(e.get("entity")), str(e.get("value")), policy) or ""),
+        }
         for e in (nlu.get("entities") or [])
         if isinstance(e, dict)
     ]
@@ -296,15 +319,7 @@ def _nlu(nlu: dict[str, Any] | None, content: Content | None) -> dict[str, Any] 
             "confidence": None,
             "percent": "",
             "alternatives": [],
-            "entities": [
-                {
-                    **e,
-                    "value": (mask_phone(e["value"]) or "")
-                    if e["entity"] == "phone"
-                    else e["value"],
-                }
-                for e in entities
-            ],
+            "entities": entities,
         }
     return {
         "intent": str(nlu["intent"]),
@@ -312,10 +327,7 @@ def _nlu(nlu: dict[str, Any] | None, content: Content | None) -> dict[str, Any] 
         "confidence": round(confidence, 3),
         "percent": f"{round(confidence * 100)}%",
         "alternatives": [f"{name} {round(conf * 100)}%" for name, conf in alternatives],
-        "entities": [
-            {**e, "value": (mask_phone(e["value"]) or "") if e["entity"] == "phone" else e["value"]}
-            for e in entities
-        ],
+        "entities": entities,
     }
 
 
@@ -344,6 +356,7 @@ def message_item(
     content: Content | None,
     uploads: Path,
     base: str,
+    policy: Policy,
     channel: str | None = None,
     earlier: bool = False,
 ) -> dict[str, Any]:
@@ -355,14 +368,14 @@ def message_item(
         "author": m.author,
         "author_label": label,
         "direction": m.direction,
-        "text": m.text or "",
+        "text": privacy.message_text(m.text or "", m.author, policy),
         "payload": m.payload,
         "buttons": [str(b) for row in m.buttons or [] for b in (row or [])],
         "attachments": _attachments(m.attachments, uploads, base),
         "edited": m.edited,
         "at": iso(m.created_at),
         "time": local(m.created_at, tz, now),
-        "nlu": _nlu(m.nlu, content) if m.author == Author.SUBSCRIBER else None,
+        "nlu": _nlu(m.nlu, content, policy) if m.author == Author.SUBSCRIBER else None,
         "channel": m.channel or channel,
         "channel_label": CHANNELS.get(m.channel or channel or "", m.channel or channel),
         "conversation_id": m.conversation_id,
@@ -381,8 +394,10 @@ async def chat_view(
     uploads: Path,
     base: str,
 ) -> dict[str, Any]:
-    """The chat and everything an operator needs to answer without asking again."""
+    """The chat and everything an operator needs to answer without asking again, with personal
+    data masked by the role's policy (`handoff.console.privacy`)."""
     now = utcnow()
+    policy = privacy.policy_for(who.role)
     conv = await session.get(Conversation, conv_id)
     if conv is None:
         raise NotFound(f"no chat {conv_id}")
@@ -449,15 +464,18 @@ async def chat_view(
             content=content,
             uploads=uploads,
             base=base,
+            policy=policy,
             channel=channel,
             earlier=earlier,
         )
 
     data = subscriber.data if subscriber is not None else {}
     customer = data.get("customer") if isinstance(data.get("customer"), dict) else None
+    verified = await verification_of(session, conv.channel_account_id, now)
     return {
         "conversation": {
             "id": conv.id,
+            "subscriber_id": conv.subscriber_id,
             "state": conv.state,
             "state_label": STATES.get(ConversationState(conv.state), conv.state),
             "channel": conv.channel,
@@ -486,14 +504,18 @@ async def chat_view(
             + [item(m, conv.channel) for m in messages],
             key=lambda m: (m["at"] or "", m["id"]),
         ),
-        "slots": _flatten({k: v for k, v in conv.slots.items() if not k.startswith("_")}),
+        "slots": _flatten({k: v for k, v in conv.slots.items() if not k.startswith("_")}, policy),
         "subscriber": {
             "name": person(account, subscriber),
             "display_name": subscriber.display_name if subscriber else None,
-            "phone": mask_phone(subscriber.phone) if subscriber else None,
-            "account_number": subscriber.account_number if subscriber else None,
-            "customer": _flatten(customer) if customer else [],
+            "phone": privacy.show("phone", subscriber.phone, policy) if subscriber else None,
+            "account_number": privacy.show("account_number", subscriber.account_number, policy)
+            if subscriber
+            else None,
+            "customer": _flatten(customer, policy, scope="customer.") if customer else [],
         },
+        "verification": _verification(verified, policy, tz, now),
+        "masked": {"role": policy.role, "unmasked": policy.unmasked},
         "channels": [
             {
                 "channel": a.channel,
@@ -540,8 +562,52 @@ async def chat_view(
                     "status_label": STATUS_LABELS.get(op.status, op.status),
                 }
                 for op in staff
-                if op.id != who.id
+                if op.id != who.id and op.disabled_at is None
             ],
             "resolutions": [{"code": r, "label": RESOLUTION_LABELS.get(r, r)} for r in RESOLUTIONS],
         },
+    }
+
+
+# -- verified identity ---------------------------------------------------------------------------
+
+
+async def verification_of(
+    session: AsyncSession, account_id: int, now: datetime
+) -> Verification | None:
+    """The latest valid (not revoked, not expired) verification of a channel account: proof that
+    whoever writes from *this* account is the customer. Per account, not per person: a linked
+    account in the other channel proves nothing about who holds this one right now."""
+    found: Verification | None = (
+        await session.scalars(
+            select(Verification)
+            .where(
+                Verification.account_id == account_id,
+                Verification.revoked_at.is_(None),
+                Verification.expires_at > now,
+            )
+            .order_by(Verification.verified_at.desc(), Verification.id.desc())
+            .limit(1)
+        )
+    ).first()
+    return found
+
+
+def _verification(
+    found: Verification | None, policy: Policy, tz: tzinfo, now: datetime
+) -> dict[str, Any]:
+    if found is None:
+        return {"verified": False, "label": NOT_VERIFIED}
+    method = VERIFICATION_METHODS.get(found.method, found.method)
+    return {
+        "verified": True,
+        "label": f"подтверждён: {method}",
+        "method": found.method,
+        "method_label": method,
+        "at": iso(found.verified_at),
+        "time": local(found.verified_at, tz, now),
+        "until": iso(found.expires_at),
+        "until_time": local(found.expires_at, tz, now),
+        "phone": privacy.show("phone", found.phone, policy),
+        "account_number": privacy.show("account_number", found.account_number, policy),
     }

@@ -118,12 +118,15 @@
         onEvent(event);
       };
       ws.onclose = (ev) => {
+        // 4401: the session ended (logout, the account disabled): to the login form.
+        // 4000: the role or groups changed: reconnect at once and re-read.
         if (ev.code === 4401) { window.location.assign(base + "/login"); return; }
+        if (ev.code === 4000) { delay = 0; }
         // never opened: maybe the session is gone (a 401 answer sends the page to the login)
         if (!opened) api("GET", "/api/queue").catch(() => {});
         if (dot) { dot.className = "live off"; dot.title = "Переподключаемся…"; }
         setTimeout(connect, delay + Math.random() * 300);
-        delay = Math.min(delay * 2, 30000);
+        delay = Math.min(Math.max(delay * 2, 1000), 30000);
       };
     };
     connect();
@@ -229,7 +232,39 @@
     return li;
   }
 
+  function rows(items) {
+    return items.flatMap((r) => [el("dt", {}, r.label), el("dd", {}, r.value)]);
+  }
+
+  // The profile, the verification and the form data, as the API gives them (already masked for
+  // this operator's role: handoff/console/privacy.py).
+  function renderProfile(data) {
+    const v = data.verification;
+    const box = $("#verification");
+    if (box) {
+      box.className = `verification ${v.verified ? "verified" : "unverified"}`;
+      box.replaceChildren(...(v.verified
+        ? ["✅ Подтверждён: ", el("b", { id: "verification-method" }, v.method_label), ", ",
+          el("time", { datetime: v.at }, v.time), ", действует до ",
+          el("time", { datetime: v.until }, v.until_time)]
+        : ["⚠️ ", el("b", { id: "verification-method" }, v.label),
+          " — не сообщайте данные по счёту"]));
+    }
+    const s = data.subscriber;
+    const profile = [el("dt", {}, "Имя"), el("dd", {}, s.name)];
+    if (s.phone) profile.push(el("dt", {}, "Телефон"), el("dd", { class: "phone" }, s.phone));
+    if (s.account_number) {
+      profile.push(el("dt", {}, "Лицевой счёт"), el("dd", { class: "account" }, s.account_number));
+    }
+    $("#profile-rows").replaceChildren(...profile);
+    $("#customer").replaceChildren(...rows(s.customer));
+    $("#customer-title").hidden = s.customer.length === 0;
+    $("#slot-rows").replaceChildren(...rows(data.slots));
+    $("#slots-empty").hidden = data.slots.length > 0;
+  }
+
   function renderChat(data) {
+    renderProfile(data);
     const c = data.conversation;
     const state = $("#chat-state");
     state.textContent = c.state_label;

@@ -143,6 +143,7 @@ class _Run(Runner):
         pressed = self._typed_button(text)
         if pressed is not None:
             self.turn.handled_as = "button"
+            self.given_text = text  # «а на безлимит+ перейти можно?» names the tariff too
             await self._on_payload(pressed)
             return
         await self.request(text)
@@ -197,14 +198,18 @@ class _Run(Runner):
         («а через сбер?»), or — when the NLU is unsure — one of the topics its buttons offered."""
         last = self.slots.get("_last") or {}
         previous = last.get("flow") if last.get("flow") in self.c.flows else None
-        same_or_vague = intent is None or intent in MISS_INTENTS or intent == last.get("intent")
+        parse = self.turn.parse
+        whole = parse.extra.get("whole_confidence") if parse is not None else None
+        reread = isinstance(whole, float) and whole < self.e.threshold  # a clause's guess only
+        same_or_vague = (
+            intent is None or reread or intent in MISS_INTENTS or intent == last.get("intent")
+        )
         if previous and same_or_vague and self._routes_match(previous, text):
             return str(previous)
         if previous and same_or_vague and understanding.is_followup(text):
             return str(previous)
         if intent is not None:
             return None
-        parse = self.turn.parse
         offered = {p.removeprefix(INTENT_PAYLOAD) for _, p in _buttons_of(last)}
         if parse is not None and parse.ranking:
             top = parse.ranking[0]
@@ -234,8 +239,7 @@ class _Run(Runner):
         self.turn.handled_as = "miss"
         misses = int(self.slots.get("_misses", 0)) + 1
         if misses >= self.c.bot.max_misses:
-            self.slots["_misses"] = 0
-            self.offer_human()
+            await self.give_up()
             return
         await self.run(flow, 0)
         self.slots["_misses"] = misses
@@ -259,7 +263,8 @@ class _Run(Runner):
         if payload.startswith(INTENT_PAYLOAD):
             target = self.c.intent_flows.get(payload.removeprefix(INTENT_PAYLOAD))
             # After "did you mean": the message it was about may answer the flow's questions.
-            self.given_text = self.slots.pop("_unsure_text", None)
+            unsure = self.slots.pop("_unsure_text", None)
+            self.given_text = self.given_text or unsure
             await (self.start(target) if target else self._stale())
         elif payload.startswith(FLOW_PAYLOAD):
             name = payload.removeprefix(FLOW_PAYLOAD)
@@ -309,19 +314,24 @@ class _Run(Runner):
     async def _answer_resume(self, text: str) -> bool:
         """A reply to «вернёмся к ...?»: yes / no, or straight the answer the form was waiting
         for. Anything else: not about it (the offer stays for after this answer)."""
+        said = self.forms.parse_yes_no(text)
+        if said is not None:
+            await self._resume(said)
+            return True
         held = self.slots.get("_resume") or {}
         state = held.get("state") or {}
         slot = self.c.slots.get(str(state.get("awaiting")))
-        value = self.forms.parse(slot, text) if slot is not None else None
-        if value is not None and slot is not None and slot.type != "yes_no":
-            self.slots.pop("_resume", None)
-            self.turn.handled_as = f"form:{slot.name}"
-            await self.forms.fill(state, slot.name, value)
-            return True
-        said = self.forms.parse_yes_no(text)
-        if said is None:
+        if slot is None or slot.type == "yes_no":
             return False
-        await self._resume(said)
+        if slot.type == "text":  # any text parses as one: only a real description counts
+            value = understanding.substantive(text)
+        else:
+            value = self.forms.parse(slot, text)
+        if value is None:
+            return False
+        self.slots.pop("_resume", None)
+        self.turn.handled_as = f"form:{slot.name}"
+        await self.forms.fill(state, slot.name, value)
         return True
 
     async def _resume(self, yes: bool) -> None:

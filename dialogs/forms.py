@@ -23,14 +23,14 @@ from dialogs.messages import Button, Outbound
 from dialogs.responder import Turn
 from dialogs.responses import Rows
 from dialogs.slot_types import Choice, parse_value, window_options
-from nlu.address import extract_address
+from nlu.address import address_span, extract_address
 
 NOT_A_DIGRESSION = {"affirm", "deny"}  # answers inside a form, never a new request
 _CLAUSES = re.compile(r"[,.;!?]|\s(?:а|но|или)\s")
 _NOT_THEN = re.compile(r"\bне\s+(?:смогу|могу|получится|буду|успею)|\bнельзя\b|\bзанят")
 _PHONEISH = re.compile(r"\+?\d[\d\s()-]{8,}\d")
 _ADDRESS_TAIL = re.compile(r"\b(?:кв|квартира|корп|корпус|дом|д)\.?\s*\d+\w?", re.IGNORECASE)
-TEXT_CONTROL_WORDS = 6  # a free-text answer this short may still be «не буду ничего писать»
+TEXT_CONTROL_WORDS = 8  # a free-text answer this short may be «а хотя ладно, не буду писать»
 # Slot types a flow-starting message may answer without being asked.
 GIVEN_TYPES = {"phone", "account", "phone_or_account", "address", "time_window", "choice", "text"}
 
@@ -131,8 +131,8 @@ class Forms:
     def _window_in(self, text: str) -> Any:
         """A visit time inside a longer message: its address and phone aside, clause by clause,
         skipping a clause that rules a day out («на пятницу, завтра не смогу»)."""
-        address = extract_address(text)
-        clean = text.replace(address, " ") if address else text
+        found = address_span(text)
+        clean = text[: found[0]] + " " + text[found[1] :] if found else text
         clean = _PHONEISH.sub(" ", clean)
         clean = _ADDRESS_TAIL.sub(" ", clean)
         for clause in _CLAUSES.split(clean):

@@ -13,12 +13,12 @@ with an error and the platform redelivers; the dedupe row makes that redelivery 
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dialogs import outgoing
+from dialogs import outgoing, understanding
 from dialogs.messages import Attachment, HandleResult, Inbound, Outbound
 from dialogs.outgoing import Outgoing, Recipient
 from dialogs.responder import Responder, Turn
@@ -28,6 +28,7 @@ from storage.db import Database, note_event
 from storage.models import Author, ChannelAccount, ConversationState, Direction
 
 log = logging.getLogger(__name__)
+REREAD_BELOW = 0.5  # a parse this unsure of a long message is tried on its shorter readings
 
 
 class RatingResponder(Protocol):
@@ -64,7 +65,7 @@ class ConversationService:
         # Understand the text before the transaction: a Rasa round trip must not hold a DB connection.
         parse = None
         if self.engine is not None and inbound.text and not inbound.payload:
-            parse = await self.engine.parse(inbound.text)
+            parse = await self._understand(inbound.text)
         async with self.db.transaction() as session:
             if not await repo.claim_update(session, inbound.channel, inbound.update_id):
                 log.info("duplicate update %s:%s dropped", inbound.channel, inbound.update_id)
@@ -102,6 +103,25 @@ class ConversationService:
                 )
             conv_id = conv.id
         return HandleResult(conversation_id=conv_id, replies=replies)
+
+    async def _understand(self, text: str) -> Parse:
+        """The NLU's parse of the message; when it is unsure of a long or cluttered message,
+        the best of its shorter readings (without the address, clause by clause) decides the
+        intent — entities still come from the whole message."""
+        assert self.engine is not None
+        whole = await self.engine.parse(text)
+        if whole.confidence >= REREAD_BELOW:
+            return whole
+        best = whole
+        for reading in understanding.readings(text):
+            part = await self.engine.parse(reading)
+            if part.confidence > best.confidence:
+                best = part
+        if best is whole:
+            return whole
+        extra = {**whole.extra, "read_as": best.text, "whole_confidence": whole.confidence}
+        return replace(whole, intent=best.intent, confidence=best.confidence,
+                       ranking=best.ranking, extra=extra)  # fmt: skip
 
     @staticmethod
     async def _store_turn(

@@ -5,6 +5,7 @@ A story is what a subscriber does and what the bot must answer:
     tests:
       - name: где оплатить
         channels: [telegram, vk]          # optional; default both
+        continues: false                  # optional: true builds on the previous story's state
         steps:
           - user: где оплатить?
           - bot: {intent: payment_methods, contains: "Оплатить", buttons: ["⚡ СБП"]}
@@ -25,7 +26,7 @@ emulators, pipeline, NLU and database (supportbot/storydriver.py).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -88,6 +89,7 @@ class Story:
     line: int
     channels: tuple[str, ...]
     steps: tuple[Step, ...]
+    continues: bool = False  # builds on the previous story's state (no fresh demo billing)
 
 
 @dataclass(slots=True)
@@ -159,7 +161,11 @@ def _stories(src: Source, problems: list[Problem]) -> list[Story]:
                             src.problem((*spath, kind, key), f"unknown bot check {key!r}")
                         )
             steps.append(Step(kind, value, src.at(spath)[0]))
-        out.append(Story(str(raw["name"]), src.file, src.at(path)[0], channels, tuple(steps)))
+        continues = raw.get("continues", False)
+        if not isinstance(continues, bool):
+            problems.append(src.problem((*path, "continues"), "continues must be true or false"))
+        story = Story(str(raw["name"]), src.file, src.at(path)[0], channels, tuple(steps))
+        out.append(replace(story, continues=continues is True))
     return out
 
 

@@ -198,3 +198,31 @@ def substantive(text: str, min_words: int = 4) -> str | None:
         body = rest.strip()
     content = [w for w in words(body) if w not in _TOPIC_WORDS]
     return body if len(content) >= min_words else None
+
+
+_SENTENCES = re.compile(r"[.!?;\n]+|,\s*")
+_PHONE_RUN = re.compile(r"\+?\d[\d\s()-]{8,}\d")
+_GREETING = re.compile(
+    r"^(?:добрый\s+(?:день|вечер|утро)|здравствуйте|привет|доброе\s+утро|доброй\s+ночи)\W*",
+    re.IGNORECASE,
+)
+MAX_CLAUSES = 5
+
+
+def readings(text: str) -> list[str]:
+    """Shorter readings of a long or cluttered message to understand it by, the most telling
+    first: without its address, phone numbers and greeting, then clause by clause («уже третий
+    день не работает интернет, дети не могут делать уроки, ... Живу на Октябрьском 20»)."""
+    from nlu.address import address_span  # nlu is below dialogs: allowed, kept lazy for speed
+
+    found = address_span(text)
+    clean = text[: found[0]] + " " + text[found[1] :] if found else text
+    clean = _GREETING.sub("", _PHONE_RUN.sub(" ", clean).strip())
+    out: list[str] = []
+    if clean.strip() and tidy(clean) != tidy(text):
+        out.append(" ".join(clean.split()))
+    for clause in _SENTENCES.split(clean):
+        clause = _GREETING.sub("", clause.strip())
+        if len(clause.split()) >= 2 and clause not in out and tidy(clause) != tidy(text):
+            out.append(clause)
+    return out[:MAX_CLAUSES]

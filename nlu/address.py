@@ -197,7 +197,16 @@ def extract_address(text: str) -> str | None:
     "Садовая 5", "не работает на октябрьском бульваре, д. 20" -> "Октябрьский бульвар 20",
     "ул. Ленина 12" -> "ул Ленина 12". Up to three name words (and a street type) before a house
     number; None when there is no such thing ("уже 3 дня" is no address)."""
-    tokens = [raw.rstrip(".") for raw in _TOKEN.findall(text)]
+    found = address_span(text)
+    return found[2] if found else None
+
+
+def address_span(text: str) -> tuple[int, int, str] | None:
+    """(start, end, the address tidied) of the street address inside `text`, flat and building
+    parts after the house number included ("на Садовую 12 кв 5": the span covers "Садовую 12 кв
+    5"), so the rest of the message can be read without it."""
+    matches = list(_TOKEN.finditer(text))
+    tokens = [m.group().rstrip(".") for m in matches]
     lows = [t.lower().replace("ё", "е") for t in tokens]
     for n in range(len(tokens) - 1, 0, -1):
         if not _HOUSE_PART.match(lows[n]):
@@ -206,7 +215,16 @@ def extract_address(text: str) -> str | None:
             continue
         street, kind = _street_before(tokens, lows, n)
         if street and any(len(lows[k]) >= 3 for k in street):
-            return f"{_compose(tokens, lows, street, kind)} {tokens[n]}"
+            first = min([*street, *(i for i in range(street[0] - 1, n) if _street_type(lows[i]))])
+            last = n
+            while (
+                last + 2 < len(lows)
+                and lows[last + 1] in HOUSE_WORDS
+                and lows[last + 2][:1].isdigit()
+            ):
+                last += 2  # "кв 5", "корп 2"
+            tidy = f"{_compose(tokens, lows, street, kind)} {tokens[n]}"
+            return matches[first].start(), matches[last].end(), tidy
     return None
 
 

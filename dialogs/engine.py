@@ -64,6 +64,7 @@ class DialogEngine:
         actions: Actions,
         *,
         threshold: float = 0.4,
+        suggest_floor: float = 0.0,
         clock: Callable[[], datetime] = utcnow,
         escalator: Escalator | None = None,
         verifier: Verifier | None = None,
@@ -73,6 +74,7 @@ class DialogEngine:
         self.escalator = escalator
         self.verifier = verifier  # who is verified (services/verification.py)
         self.threshold = threshold
+        self.suggest_floor = suggest_floor  # below it no "did you mean" buttons
         self.clock = clock
 
     async def respond(self, turn: Turn) -> list[Outbound]:

@@ -62,6 +62,7 @@ class Engine(Protocol):
     escalator: Escalator | None
     verifier: Verifier | None
     threshold: float
+    suggest_floor: float
     clock: Callable[[], datetime]
 
 
@@ -339,7 +340,7 @@ class Runner:
             return
         parse = self.turn.parse
         offer = []
-        if suggest and parse is not None:
+        if suggest and parse is not None and parse.confidence >= self.e.suggest_floor:
             offer = [
                 r.name
                 for r in parse.ranking[:3]

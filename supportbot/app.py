@@ -106,6 +106,7 @@ class App:
             self.content,
             self.actions,
             threshold=self.settings.nlu.threshold,
+            suggest_floor=self.settings.nlu.suggest_floor,
             escalator=queue,
             verifier=self.verifier,
         )

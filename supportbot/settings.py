@@ -82,9 +82,13 @@ class NLUSettings(BaseModel):
     engine: Literal["embedded", "rasa"] = "embedded"
     # At or above it the bot answers the top intent; below it offers the top 3 as "did you mean"
     # buttons. Chosen by `supportbot nlu evaluate --test content/nlu_test/heldout.yml`: the lowest
-    # threshold whose direct answers are >= 97% right; the buttons hold the right intent often
-    # enough all the way down, so the band is [0, threshold). Figures: README, NLU.
+    # threshold whose direct answers are >= 97% right, and the "did you mean" band
+    # [suggest_floor, threshold) where the buttons hold the right intent often enough.
+    # Figures: README, NLU.
     threshold: float = Field(default=0.4, ge=0.0, le=1.0)
+    # Below this the likely topics are not worth offering as "did you mean" buttons (they are
+    # right for fewer than half of such messages): the bot says it did not understand instead.
+    suggest_floor: float = Field(default=0.35, ge=0.0, le=1.0)
     rasa_url: str = "http://127.0.0.1:5005"
     rasa_token: SecretStr | None = None
     rasa_timeout: float = 2.0  # seconds; past it the embedded engine answers instead

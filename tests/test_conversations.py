@@ -54,7 +54,7 @@ def test_cli_reports_a_failing_story_with_its_file_and_line(tmp_path: Path) -> N
 
 
 def test_cli_runs_selected_stories_and_exits_zero() -> None:
-    result = _cli("-k", "офисы", "--channel", "vk")
+    result = _cli("-k", "офисы и терминалы", "--channel", "vk")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert "ok   [vk] офисы и терминалы" in result.stdout
     assert "1/1 conversation tests passed" in result.stdout

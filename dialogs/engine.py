@@ -84,6 +84,16 @@ class DialogEngine:
             turn.conversation.slots = run.slots  # a new dict, so SQLAlchemy sees the change
         return run.out
 
+    async def verification(self, turn: Turn) -> list[Outbound]:
+        """A message in a chat with an operator who asked for verification: the bot takes what
+        answers it (a contact, a number, the code, the code word) and leaves the rest to the
+        operator (no reply)."""
+        run = _Run(self, self.content.current, turn)
+        await run.verifying_for_operator()
+        if run.slots != turn.conversation.slots:
+            turn.conversation.slots = run.slots
+        return run.out
+
     def notice(self, name: str, turn: Turn, **scope: object) -> Outbound:
         """A reserved response said outside a flow (e.g. "continued_here" when a chat moves in
         from the subscriber's other channel)."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, replace
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -37,6 +37,14 @@ class RatingResponder(Protocol):
     the message starts a new conversation with the bot."""
 
     async def respond(self, turn: Turn) -> tuple[list[Outbound], bool]: ...
+
+
+@runtime_checkable
+class Verifying(Protocol):
+    """A responder that can take a verification's answers in an operator's chat
+    (dialogs.engine.DialogEngine)."""
+
+    async def verification(self, turn: Turn) -> list[Outbound]: ...
 
 
 class Notices(Protocol):
@@ -94,6 +102,11 @@ class ConversationService:
             if conv.state == ConversationState.BOT:
                 turn = Turn(inbound, conv, account, created, session, parse)
                 replies += await self.responder.respond(turn)
+                handled_as = turn.handled_as
+            elif conv.slots.get("_verify") and isinstance(self.responder, Verifying):
+                # An operator asked for verification: the bot takes the answers to it.
+                turn = Turn(inbound, conv, account, created, session, parse)
+                replies += await self.responder.verification(turn)
                 handled_as = turn.handled_as
             await self._store_turn(session, conv.id, account, inbound, parse, replies, handled_as)
             if conv.state in (ConversationState.QUEUED, ConversationState.WITH_OPERATOR):

@@ -238,6 +238,22 @@ class Runner:
         await verification.answer(text, payload, None)
         return True
 
+    async def verifying_for_operator(self) -> None:
+        """Only what answers the verification an operator asked for; anything else is theirs."""
+        inbound = self.turn.inbound
+        text, payload = self.text, inbound.payload or ""
+        state = self.slots.get("_verify") or {}
+        if not payload and understanding.match_button(text, [SECRET_TITLE]) is not None:
+            payload = SECRET_PAYLOAD
+        answers = (
+            inbound.contact is not None
+            or payload.startswith("verify:")
+            or Verification.is_answer(text, str(state.get("stage")))
+        )
+        if answers:
+            self.turn.handled_as = "verify"
+            await self._verification().answer(text, payload, inbound.contact)
+
     async def verify_by_contact(self, contact: SharedContact) -> None:
         """A contact shared with no verification running: verify them anyway (and say so)."""
         verification = self._verification()

@@ -136,6 +136,15 @@ class Verification:
     def end(self) -> None:
         self.t.slots.pop("_verify", None)
 
+    @staticmethod
+    def is_answer(text: str, stage: str) -> bool:
+        """Does `text` answer this stage (a number; the code; the code word)? Used where other
+        messages belong to someone else (an operator's chat)."""
+        if stage in ("secret", "secret_number"):
+            return bool(text.strip())
+        code = parse_value("code", text) if stage == "code" else None
+        return (code is not None and len(code) == CODE_LENGTH) or _claim(text) is not None
+
     async def begin(self, level: str, resume: dict[str, Any], said: str | None) -> bool:
         """Start for a `verify: <level>` step; True when the subscriber is verified already (the
         flow goes straight on). `said`: the message that started the flow (a number in it is

@@ -27,6 +27,7 @@ from dialogs import outgoing
 from dialogs.limits import MAX_TEXT
 from dialogs.messages import Button, Outbound
 from dialogs.responses import ContentSource, say
+from dialogs.verify import SECRET_PAYLOAD, SECRET_TITLE
 from handoff.config import HandoffSettings
 from handoff.queue import HandoffQueue
 from services import audit
@@ -369,13 +370,34 @@ class Desk:
                 data={"operator_id": op.id},
             )
             conv.operator_id = None
-            conv.slots = {k: v for k, v in conv.slots.items() if k not in ("_flow", "_misses")}
+            gone = ("_flow", "_misses", "_verify")  # a verification it asked for ends too
+            conv.slots = {k: v for k, v in conv.slots.items() if k not in gone}
             account = await session.get(ChannelAccount, conv.channel_account_id)
             assert account is not None
             back = self._say("returned_to_bot", account)
             await self._tell(session, conv, [back])
             note_event(session, {"type": "returned", "conversation_id": conv.id})
             _audit(session, "returned_to_bot", op, conv)
+
+    async def request_verification(self, operator_id: int, conv_id: int) -> None:
+        """The operator asks the subscriber to verify who they are: the bot sends
+        `verify_request` and talks the answers through (a contact, a number, the SMS code) while
+        the chat stays with the operator; the chat page shows the result."""
+        async with self.db.transaction() as session:
+            op, conv = await self._load(session, operator_id, conv_id)
+            self._own(op, conv)
+            conv.slots = {
+                **conv.slots,
+                "_verify": {"level": "verified", "stage": "number", "resume": {}, "by": op.id},
+            }
+            account = await session.get(ChannelAccount, conv.channel_account_id)
+            assert account is not None
+            secret = ((Button(SECRET_TITLE, SECRET_PAYLOAD),),)
+            ask = self._say("verify_request", account)
+            ask = Outbound(ask.text, (*secret, *ask.buttons), ask.image, ask.sticker)
+            await self._tell(session, conv, [ask])
+            note_event(session, {"type": "message", "conversation_id": conv.id})
+            _audit(session, "verification_requested", op, conv)
 
     async def close(self, operator_id: int, conv_id: int, resolution: str) -> None:
         if resolution not in RESOLUTIONS:

@@ -56,6 +56,7 @@ RESERVED = {
     "verify_secret_number": "no phone at hand: first the phone or account number",
     "verify_secret_ask": "no phone at hand: then the code word",
     "verify_done": "verified ({customer.name})",
+    "verify_request": "an operator asks the subscriber to verify (from the console)",
     "logged_out": "after «выйти» / «это не мой номер»: the number is forgotten",
     # Conversation skills
     "resume_offer": "after a detour: offer to go back to the interrupted form ({flow_title})",

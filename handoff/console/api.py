@@ -171,6 +171,13 @@ async def return_to_bot(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
 
+async def verify(request: web.Request) -> web.Response:
+    """Ask the subscriber to verify who they are (the bot talks it through in the chat)."""
+    conv_id = await _allowed(request, "verify")
+    await console(request).desk.request_verification(agent(request).id, conv_id)
+    return web.json_response({"ok": True})
+
+
 async def close(request: web.Request) -> web.Response:
     conv_id = await _allowed(request, "close")
     body = await json_body(request)

@@ -186,6 +186,7 @@ def actions(who: Me, conv: Conversation) -> dict[str, bool]:
         "reply": mine,
         "transfer": mine,
         "return": mine,
+        "verify": mine,
         "close": mine or (queued and who.supervisor),
     }
 

@@ -19,14 +19,17 @@ from handoff.queue import HandoffQueue
 from handoff.rating import RatingResponder
 from services.actions import flow_actions
 from services.backend.demo import DemoBackend
+from services.verification import Verifier
 from storage.db import Database
 from storage.models import (
     ChannelAccount,
     Conversation,
     ConversationEvent,
     ConversationState,
+    DemoSms,
     Message,
     OutboxItem,
+    Verification,
 )
 from tests.support import content_source, trained_nlu
 
@@ -60,7 +63,14 @@ class World:
         self.events: list[dict[str, Any]] = []
         db.on_commit(publish=self.events.append)
         self.desk = Desk(db, self.queue, content, settings, clock=self.clock)
-        engine = DialogEngine(content, flow_actions(DemoBackend()), escalator=self.queue)
+        backend = DemoBackend()
+        verifier = Verifier(backend)
+        engine = DialogEngine(
+            content,
+            flow_actions(backend, verifier=verifier),
+            escalator=self.queue,
+            verifier=verifier,
+        )
         self.service = ConversationService(
             db,
             engine,
@@ -232,6 +242,38 @@ async def test_operator_reply_goes_to_the_subscriber_and_the_bot_stays_silent(
         assert exc.status == 403
     else:
         raise AssertionError("another operator must not answer someone else's chat")
+
+
+async def test_an_operator_asks_for_verification_and_the_bot_takes_only_the_answers(
+    db: Database,
+) -> None:
+    """The console's «Запросить подтверждение»: the bot asks, takes the number and the SMS code
+    while the chat stays with the operator, and leaves every other message to the operator."""
+    w = await world(db)
+    await DemoBackend().prepare(db)
+    conv = await w.queued("1")
+    op = await w.operator("anna")
+    await w.desk.assign_waiting()
+    await w.desk.request_verification(op, conv)
+    assert any("подтвердить, что это ты" in t for t in await w.sent_texts(conv))
+    assert await w.say("1", "секунду, ищу телефон") == []  # for the operator, not the bot
+    sent = await w.say("1", "8 911 000-00-01")
+    assert any("SMS" in t for t in sent) and not any("₽" in t for t in sent)
+    async with db.session() as s:
+        sms = await s.scalar(select(DemoSms.text).order_by(DemoSms.id.desc()).limit(1))
+        state = (await s.get(Conversation, conv)).state  # type: ignore[union-attr]
+    assert sms is not None and state == "with_operator"
+    code = sms.split(": ", 1)[1][:6]
+    done = await w.say("1", code)
+    assert any("это ты" in t and "Анна" in t for t in done)
+    async with db.session() as s:
+        verified = await s.scalar(
+            select(Verification.method).where(Verification.revoked_at.is_(None))
+        )
+        conversation = await s.get(Conversation, conv)
+    assert verified == "sms"
+    assert conversation is not None and "_verify" not in conversation.slots
+    assert await w.say("1", "спасибо!") == []  # over: the operator has the chat again
 
 
 async def test_transfer_to_a_group_with_a_note_and_to_an_operator(db: Database) -> None:

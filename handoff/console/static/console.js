@@ -282,6 +282,7 @@
     $("#canned-box").hidden = !can.reply;
     $("#transfer-form").hidden = !can.transfer;
     $("#return").hidden = !can.return;
+    $("#verify-request").hidden = !can.verify;
     $("#close-form").hidden = !can.close;
     $("#more-actions").hidden = !(can.transfer || can.close);
   }
@@ -332,6 +333,8 @@
 
     $("#take").addEventListener("click", () => act("take", {}, "Чат ваш"));
     $("#return").addEventListener("click", () => act("return", {}, "Чат вернулся к боту"));
+    $("#verify-request").addEventListener("click", () =>
+      act("verify", {}, "Бот попросил абонента подтвердить номер"));
     $("#close-form").addEventListener("submit", (ev) => {
       ev.preventDefault();
       act("close", { resolution: $("#close-resolution").value }, "Чат закрыт, абоненту отправлен опрос");

@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hmac
 import json
@@ -334,13 +335,28 @@ async def run_polling(dispatcher: Dispatcher, bot: Bot, *, polling_timeout: int 
     """Long-poll until cancelled. Updates are handled one by one before the next getUpdates
     confirms them (handle_as_tasks=False), so a crash never loses an accepted update."""
     await bot.delete_webhook(drop_pending_updates=False)
-    await dispatcher.start_polling(
-        bot,
-        polling_timeout=polling_timeout,
-        handle_as_tasks=False,
-        handle_signals=False,
-        close_bot_session=False,
+    polling = asyncio.ensure_future(
+        dispatcher.start_polling(
+            bot,
+            polling_timeout=polling_timeout,
+            handle_as_tasks=False,
+            handle_signals=False,
+            close_bot_session=False,
+        )
     )
+    try:
+        await asyncio.shield(polling)
+    except asyncio.CancelledError:
+        # Cancelling start_polling from outside leaves aiogram's own getUpdates task running
+        # (asyncio.wait does not cancel what it waits for): stop it the way aiogram means to.
+        if not polling.done():
+            try:
+                await dispatcher.stop_polling()
+            except RuntimeError:  # not started yet: nothing of aiogram's runs beside this task
+                polling.cancel()
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(polling, timeout=5)  # cancels it if it overstays
+        raise
 
 
 async def set_webhook(

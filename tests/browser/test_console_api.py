@@ -281,6 +281,7 @@ async def test_a_chat_through_the_api_with_full_context(console: Console, client
         "transfer": False,
         "return": False,
         "close": False,
+        "verify": False,  # asking the subscriber to verify is for the operator who has the chat
     }
 
     assert (await irina.post(f"/api/chats/{conv.id}/take"))[0] == 200
@@ -292,6 +293,7 @@ async def test_a_chat_through_the_api_with_full_context(console: Console, client
 
     # transfer to a colleague (with a note), who closes it: the subscriber is asked for CSAT
     status, data = await irina.get(f"/api/chats/{conv.id}")
+    assert data["actions"]["verify"] is True and data["actions"]["reply"] is True
     kolya_id = next(op["id"] for op in data["choices"]["operators"] if op["name"] == "Kolya")
     assert (
         await irina.post(f"/api/chats/{conv.id}/transfer", {"operator_id": kolya_id, "note": "VIP"})

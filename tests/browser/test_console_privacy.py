@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest
 from playwright.async_api import expect
+from sqlalchemy import select
 
 from handoff.console import privacy
+from storage.models import Conversation, Message, OutboxItem
 from tests.browser.audit_support import ACCOUNT, ADDRESS, PHONE, Site, site, sqlite_site
 
 __all__ = ["site", "sqlite_site"]
@@ -177,3 +179,38 @@ async def test_the_chat_page_shows_verification_and_masks_by_role(
     assert not await page.is_visible("#masked-note")
     assert "код из SMS" in await page.inner_text("#verification")
     assert PHONE not in await page.content()
+
+
+async def test_the_operator_asks_the_subscriber_to_verify_from_the_chat_page(
+    sqlite_site: Site, page: Any
+) -> None:
+    """«🔐 Запросить подтверждение»: there only for the operator who has the chat; one click
+    and the bot's request is in the transcript (and on its way to the subscriber), the chat
+    still the operator's."""
+    site = sqlite_site
+    await site.operator("olga")
+    chat = await site.chat()
+    await page.goto(f"{site.url}/login")
+    await page.fill("#login", "olga")
+    await page.fill("#password", "correct-horse-battery")
+    await page.click("#login-submit")
+    await page.wait_for_url(f"{site.url}/")
+    await page.goto(f"{site.url}/chats/{chat.id}")
+    await page.wait_for_selector("#live.on")
+    assert not await page.is_visible("#verify-request")  # not hers yet
+
+    await page.click("#take")
+    await expect(page.locator("#verify-request")).to_be_visible()
+    await page.click("#verify-request")
+    await expect(page.locator("#transcript")).to_contain_text("подтвердить, что это ты")
+    async with site.db.session() as s:
+        conv = await s.get(Conversation, chat.id)
+        queued = await s.scalars(
+            select(Message.text)
+            .join(OutboxItem, OutboxItem.message_id == Message.id)
+            .where(Message.conversation_id == chat.id)
+        )
+        outgoing = list(queued)
+    assert conv is not None and conv.state == "with_operator" and "_verify" in conv.slots
+    assert any("подтвердить, что это ты" in (t or "") for t in outgoing)
+    assert [e.action for e in await site.entries("verification_requested")]

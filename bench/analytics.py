@@ -45,6 +45,7 @@ from storage.models import (  # noqa: E402
     Message,
     Subscriber,
 )
+from supportbot.app import tune_gc  # noqa: E402
 
 TZ = "Europe/Moscow"
 PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432/supportbot_bench"
@@ -324,6 +325,7 @@ async def main() -> None:
         f"{len(rows['conversation_events'])} events over {args.days} days "
         f"(built in {time.perf_counter() - started:.1f} s)"
     )
+    tune_gc()  # the collector as the running app sets it (supportbot/app.py), not the default
     with tempfile.TemporaryDirectory() as tmp:
         db = Database(f"sqlite:///{tmp}/bench.db")
         await migrate.upgrade(db)

@@ -13,7 +13,9 @@ it is, in this order:
   a phone, an account, an address, a day, a description, a tariff — fill the flow's questions
   so nothing is asked twice); a short follow-up («а через сбер?») continues the previous topic;
   a refusal («стоп, не надо мастера») is not a request; below the confidence threshold the bot
-  offers the top intents as buttons, and after repeated misses offers a human.
+  offers the top intents as buttons, and after repeated misses offers a human;
+- the long tail: a question no intent covers (or out of scope) that a knowledge-base article
+  answers gets the article (dialogs/knowledge.py); weaker matches join "did you mean".
 Flow state lives in `conversation.slots` (keys starting with `_`), beside the slot values, so a
 restart or another app process continues the same conversation. Content comes from a holder whose
 `.current` is swapped atomically by hot reload; a turn uses one version from start to end.
@@ -31,6 +33,7 @@ from dialogs.actions import Actions
 from dialogs.content import (
     FLOW_PAYLOAD,
     INTENT_PAYLOAD,
+    KB_PAYLOAD,
     NONE_OF_THESE,
     SLOT_PAYLOAD,
     STEP_PAYLOAD,
@@ -184,10 +187,18 @@ class _Run(Runner):
             self.say("refused")
             return
         if flow is not None and intent in MISS_INTENTS:
-            await self._out_of_scope(flow)
+            if not self.kb.answer(text):  # the long tail first: an article may cover it
+                await self._out_of_scope(flow)
             return
         if flow is not None:
-            await self.start(flow)
+            # A number in the message asks about an account («сколько на счёте 9100...»), and
+            # the topic just answered goes on («а домашний интернет у меня какой?» after «мой
+            # тариф»): the intent's, never an article's.
+            last = self.slots.get("_last") or {}
+            own = parse is None or bool(parse.entities) or intent == last.get("intent")
+            sure = 1.0 if own or parse is None else parse.confidence
+            if not (self.kb.beats_intent(text, sure) and self.kb.answer(text)):
+                await self.start(flow)
             return
         if refusal and intent is None:
             self.turn.handled_as = "cancel"
@@ -196,6 +207,8 @@ class _Run(Runner):
         if self.turn.inbound.attachments:  # a photo with a caption we don't understand
             kind = self.turn.inbound.attachments[0].kind
             self.say(kind if kind in ("photo", "sticker") else "media")
+            return
+        if self.kb.answer(text):  # no intent, but an article answers it
             return
         plainly_elsewhere = self._out_of_scope_flow()
         if plainly_elsewhere is not None:  # «закажите такси»: an honest "can't" beats a guess
@@ -292,6 +305,8 @@ class _Run(Runner):
             await self.forms.pressed(payload.removeprefix(SLOT_PAYLOAD))
         elif payload.startswith(RESUME_PAYLOAD):
             await self._resume(payload == RESUME_PAYLOAD + "yes")
+        elif payload.startswith(KB_PAYLOAD):
+            await self.kb.pressed(payload)
         elif payload == NONE_OF_THESE:
             await self.miss(suggest=False)
         else:

@@ -35,6 +35,7 @@ from dialogs.content import (
     Verify,
 )
 from dialogs.forms import Forms
+from dialogs.knowledge import Knowledge
 from dialogs.messages import Button, Outbound, SharedContact
 from dialogs.responder import Escalator, Turn
 from dialogs.responses import FRIEND, Rows, render
@@ -53,6 +54,7 @@ log = logging.getLogger(__name__)
 MAX_STEPS = 200  # per turn: a goto loop in content must not hang the bot
 # Never offered as "did you mean": not a topic a subscriber could want to pick.
 NO_SUGGEST = {"out_of_scope", "affirm", "deny", "greet", "goodbye", "thanks"}
+MAX_OFFERS = 4  # "did you mean" buttons: intents, then knowledge-base titles
 
 
 class Engine(Protocol):
@@ -79,6 +81,7 @@ class Runner:
         self.topic: tuple[str, str | None] | None = None  # (flow, intent) started this turn
         self.handed_off = False
         self.forms = Forms(self)
+        self.kb = Knowledge(self)
 
     # -- running a flow -------------------------------------------------------------------
 
@@ -363,12 +366,14 @@ class Runner:
                 if r.name in self.c.intent_flows
                 and r.name not in ("out_of_scope", "affirm", "deny")
             ]
-        if not offer:
-            self.say("fallback")
-            return
         rows = [
             (Button(self.c.flows[self.c.intent_flows[i]].title, INTENT_PAYLOAD + i),) for i in offer
         ]
+        if suggest and self.text:  # knowledge-base articles close to the question
+            rows += [(b,) for b in self.kb.titles(self.text, MAX_OFFERS - len(rows))]
+        if not rows:
+            self.say("fallback")
+            return
         rows.append((Button(self.c.bot.none_of_these, NONE_OF_THESE),))
         self.emit(self.c.responses["unsure"], tuple(rows))
 

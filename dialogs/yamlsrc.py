@@ -78,6 +78,14 @@ def load(path: Path, display: str | None = None) -> Source:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ContentError([Problem(name, 1, 1, f"cannot read: {exc}")]) from exc
+    return parse(text, name)
+
+
+def parse(text: str, name: str, first_line: int = 1) -> Source:
+    """Parse YAML text that starts at line `first_line` of the file `name` (a Markdown file's
+    front matter starts at line 2); a syntax error raises ContentError with its position."""
+    if first_line > 1:
+        text = "\n" * (first_line - 1) + text  # positions stay those of the file
     try:
         node = yaml.compose(text, Loader=LOADER)
     except yaml.MarkedYAMLError as exc:

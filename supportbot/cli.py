@@ -22,6 +22,7 @@ from storage.db import DatabaseConfigError
 from supportbot import logmask
 from supportbot.cli_dialogs import add_dialogs_commands
 from supportbot.cli_incidents import add_incident_commands
+from supportbot.cli_kb import add_kb_commands
 from supportbot.cli_nlu import add_nlu_commands
 from supportbot.cli_operators import add_operator_commands
 from supportbot.cli_rasa import add_rasa_commands
@@ -104,6 +105,7 @@ def _parser() -> argparse.ArgumentParser:
     add_operator_commands(sub)
     add_incident_commands(sub)
     add_nlu_commands(sub)
+    add_kb_commands(sub)
     add_rasa_commands(sub)
     add_subscriber_commands(sub)
 

@@ -69,7 +69,8 @@ async def _validate(settings: Settings, args: argparse.Namespace) -> int:
         print(warning, file=sys.stderr)
     print(
         f"ok: {len(content.flows)} flows, {len(content.responses)} responses, "
-        f"{len(content.slots)} slots; every intent of {len(intents)} has a flow"
+        f"{len(content.slots)} slots, {len(content.articles)} knowledge-base articles; "
+        f"every intent of {len(intents)} has a flow"
     )
     return 0
 

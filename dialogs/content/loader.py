@@ -1,5 +1,5 @@
 """Loading content: read every `content/dialogs/*.yml`, compile it in passes (sections and bot
-settings, responses, slots, flows), then check what may refer across files (names, intents,
+settings, responses, slots, flows, knowledge-base articles from `content/knowledge/*.md`), check what may refer across files (names, intents,
 flows, steps, responses, the slots actions need) and what the engine needs (reserved responses,
 a flow for every intent). `load_content` is the entry point.
 """
@@ -14,9 +14,11 @@ from typing import Any
 from dialogs.actions import Actions
 from dialogs.content.actions import ActionTable
 from dialogs.content.flows import FlowBuilder, check_levels, compile_flow
+from dialogs.content.knowledge import compile_articles, index, knowledge_files
 from dialogs.content.model import (
     BUILTIN_NAMES,
     RESERVED,
+    Article,
     Ask,
     BotSettings,
     Call,
@@ -38,7 +40,8 @@ Defs = list[tuple[Source, str, Any]]  # (file, name, raw data) of a slot or a fl
 
 
 def content_files(content_dir: Path) -> list[Path]:
-    return sorted((content_dir / DIALOGS_DIR).glob("*.y*ml"))
+    """Every file the content is made of: dialogs, then knowledge-base articles."""
+    return sorted((content_dir / DIALOGS_DIR).glob("*.y*ml")) + knowledge_files(content_dir)
 
 
 def load_content(
@@ -55,11 +58,13 @@ def load_content(
     problems: list[Problem] = []
     sources: list[Source] = []
     for path in files:
+        if path.suffix == ".md":
+            continue  # articles: compile_articles
         try:
             sources.append(load(path, _display(path, content_dir)))
         except ContentError as exc:
             problems += exc.problems
-    if not files:
+    if all(path.suffix == ".md" for path in files):
         problems.append(
             Problem(str(content_dir / DIALOGS_DIR), 1, 1, "no dialog files (*.yml) found")
         )
@@ -89,6 +94,8 @@ def load_content(
         content_dir=content_dir,
         command_flows=compiler.command_flows,
         start_flows=compiler.start_flows,
+        articles=compiler.articles,
+        knowledge=index(compiler.articles, content_dir),
     )
 
 
@@ -111,6 +118,7 @@ class Compiler(Compilation):
     ) -> None:
         super().__init__(content_dir, intents, groups, actions)
         self._builders: list[FlowBuilder] = []
+        self.articles: dict[str, Article] = {}
 
     # -- passes ---------------------------------------------------------------------------
 
@@ -143,6 +151,7 @@ class Compiler(Compilation):
         for builder in self._builders:
             builder.reachability()
         check_levels(self, self._builders)
+        self.articles = compile_articles(self, self.content_dir)
         self._check_pending()
         self._check_coverage(sources)
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from dialogs.slot_types import Choice
 from dialogs.yamlsrc import Problem
+from nlu.knowledge import KnowledgeIndex
 
 CHANNELS = ("telegram", "vk")  # a response may override its text, buttons... for each of these
 
@@ -58,6 +59,9 @@ RESERVED = {
     "verify_done": "verified ({customer.name})",
     "verify_request": "an operator asks the subscriber to verify (from the console)",
     "logged_out": "after «выйти» / «это не мой номер»: the number is forgotten",
+    # Knowledge base (content/knowledge/*.md)
+    "kb_helped": "after «👍 Помогло» under an article",
+    "kb_not_helped": "after «👎 Не помогло» (once; the second time in a row a human is offered)",
     # Conversation skills
     "resume_offer": "after a detour: offer to go back to the interrupted form ({flow_title})",
     "refused": "a request refused outright («не надо мастера») with nothing to cancel",
@@ -68,6 +72,7 @@ BUILTIN_NAMES |= {"code", "minutes", "from_channel"}  # link_code, continued_her
 BUILTIN_NAMES |= {"verification", "tries_left", "flow_title"}  # verify_*, resume_offer
 LEVELS = ("none", "verified", "fresh")  # what a `verify:` step ensures, in order
 INTENT_PAYLOAD, FLOW_PAYLOAD, STEP_PAYLOAD, SLOT_PAYLOAD = "intent:", "flow:", "step:", "slot:"
+KB_PAYLOAD = "kb:"  # kb:<article> (show it), kb:more:<id>, kb:yes:<id>, kb:no:<id>
 NONE_OF_THESE = "nlu:none"
 
 
@@ -250,8 +255,37 @@ class BotSettings:
     )
     cancel_words: tuple[str, ...] = ("отмена", "отменить", "стоп", "/cancel", "передумал")
     tz: str = "Europe/Moscow"
+    kb_more: str = "📖 Подробнее"
+    kb_yes: str = "👍 Помогло"
+    kb_no: str = "👎 Не помогло"
     # Added to a form's re-prompt: how to leave it.
     leave_hint: str = "Передумал(а) — напиши «отмена» 🙂"
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleText:
+    short: str  # the answer in the chat
+    body: str  # the whole article, on «Подробнее»
+
+
+@dataclass(frozen=True, slots=True)
+class Article:
+    """A knowledge-base article (content/knowledge/<id>.md)."""
+
+    id: str
+    title: str
+    questions: tuple[str, ...]
+    text: ArticleText
+    buttons: tuple[tuple[ButtonSpec, ...], ...] = ()
+    keywords: tuple[str, ...] = ()
+    channels: tuple[tuple[str, ArticleText], ...] = ()  # per-channel overrides
+    file: str = ""
+
+    def for_channel(self, channel: str) -> ArticleText:
+        for name, override in self.channels:
+            if name == channel:
+                return override
+        return self.text
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,6 +300,8 @@ class Content:
     content_dir: Path = field(default=Path("content"))
     command_flows: dict[str, str] = field(default_factory=dict)  # command_key(text) -> flow
     start_flows: dict[str, str] = field(default_factory=dict)  # `starts:` word -> flow
+    articles: dict[str, Article] = field(default_factory=dict)
+    knowledge: KnowledgeIndex = field(default_factory=lambda: KnowledgeIndex(()))
 
     def started_by(self, text: str) -> str | None:
         """The flow whose `starts:` word the message begins with («жалоба: ...»)."""

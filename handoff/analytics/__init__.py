@@ -26,6 +26,10 @@ included.
   (the bot said it did not understand, offered guesses, or gave up).
 - **Top intents**: those same texts that were requests: not a miss, not an answer to a form's
   question (`handled_as = "form:<slot>"`), not "cancel"; counted by NLU intent.
+- **Knowledge-base articles**: per article, the texts it answered (`nlu.handled_as =
+  "kb:<article>"`; not counted as misses nor as top intents) and the «👍 Помогло» / «👎 Не
+  помогло» presses (payloads `kb:yes:<article>` / `kb:no:<article>`) of the period; those with
+  more «не помогло» than «помогло» first.
 - **Top fallback texts**: the texts of misses, lowercased with whitespace collapsed, by count: the
   raw material for new training examples.
 - **Resolved by the bot, per topic**: a contact's topic is the intent of its first request (a

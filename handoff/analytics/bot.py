@@ -1,5 +1,6 @@
 """The bot's own work: contacts it answered, how many it kept (containment), its misses,
-the intents it was asked for, and the handoffs it made. Definitions: __init__.py."""
+the intents it was asked for, its knowledge-base answers and their feedback, and the handoffs it
+made. Definitions: __init__.py."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from sqlalchemy.orm import aliased
 
 from handoff.analytics.figures import (
     MISS,
+    ArticleUse,
     Cell,
     Count,
     Figures,
@@ -39,6 +41,8 @@ from storage.models import (
     ConversationEvent,
     Message,
 )
+
+KB = "kb:"  # `handled_as` of a knowledge-base answer (kb:<article>), and the feedback payloads
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +132,7 @@ def _bot_answered(
 class _BotWork:
     intents: Counter[str] = field(default_factory=Counter)
     miss_texts: Counter[str] = field(default_factory=Counter)
+    kb_answers: Counter[str] = field(default_factory=Counter)  # article -> questions answered
 
 
 async def bot_figures(
@@ -198,12 +203,45 @@ async def bot_figures(
                     work.miss_texts[normalised] += int(n)
             elif handled_as is None:
                 work.intents[str(key)] += int(n)
+            elif str(handled_as).startswith(KB):
+                work.kb_answers[str(handled_as).removeprefix(KB)] += int(n)
         elif (int(key), day) in sent_to:  # a contact handed off that day: to the group's row
             bot.contacts -= 1
             group = cells[(day, str(ch), sent_to[(int(key), day)])]
             group.contacts += 1
             group.handed_off += 1
     return work
+
+
+async def article_uses(
+    session: AsyncSession, period: Period, channel: str | None, answers: Counter[str], top: int
+) -> list[ArticleUse]:
+    """Knowledge-base articles of the period: the questions each answered (`answers`, from
+    `bot_figures`) and the «👍 Помогло» / «👎 Не помогло» presses (their payloads
+    `kb:yes:<id>` / `kb:no:<id>`); the poorly rated first."""
+    m, c = Message, Conversation
+    written_in = func.coalesce(m.channel, c.channel)
+    query = (
+        select(m.payload, func.count())
+        .join(c, c.id == m.conversation_id)
+        .where(
+            m.author == Author.SUBSCRIBER,
+            m.created_at >= period.since,
+            m.created_at < period.until,
+            or_(m.payload.startswith(KB + "yes:"), m.payload.startswith(KB + "no:")),
+        )
+        .group_by(m.payload)
+    )
+    if channel is not None:
+        query = query.where(written_in == channel)
+    votes: Counter[tuple[str, str]] = Counter()
+    for payload, n in (await session.execute(query)).all():
+        kind, _, article = str(payload).removeprefix(KB).partition(":")
+        votes[(article, kind)] += int(n)
+    names = set(answers) | {a for a, _ in votes}
+    uses = [ArticleUse(a, answers[a], votes[(a, "yes")], votes[(a, "no")]) for a in sorted(names)]
+    uses.sort(key=lambda u: (not u.poor, -(u.not_helped - u.helped), -u.answers, u.article))
+    return uses[:top]
 
 
 def top_counts(counts: Counter[str], top: int) -> list[Count]:

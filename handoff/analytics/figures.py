@@ -187,6 +187,29 @@ class Period:
 
 
 @dataclass(frozen=True, slots=True)
+class ArticleUse:
+    """A knowledge-base article in the period: questions it answered, «👍» / «👎» presses."""
+
+    article: str
+    answers: int = 0
+    helped: int = 0
+    not_helped: int = 0
+
+    @property
+    def poor(self) -> bool:
+        """More «не помогло» than «помогло»."""
+        return self.not_helped > self.helped
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "article": self.article,
+            "answers": self.answers,
+            "helped": self.helped,
+            "not_helped": self.not_helped,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Report:
     period: Period
     channel: str | None  # None: every channel
@@ -199,6 +222,8 @@ class Report:
     handoffs: int = 0  # "escalated" events behind handoff_reasons (the list is cut at TOP)
     # Resolution by the bot per topic (handoff/analytics/resolution.py): `Resolution` rows.
     resolution: list[Any] = field(default_factory=list)
+    # Knowledge-base articles: the poorly rated first, then by answers (ArticleUse).
+    articles: list[ArticleUse] = field(default_factory=list)
     totals: Figures = field(init=False)
 
     def __post_init__(self) -> None:
@@ -249,6 +274,7 @@ class Report:
             ],
             "handoffs": self.handoffs,
             "resolution_by_topic": [r.to_json() for r in self.resolution],
+            "knowledge_articles": [a.to_json() for a in self.articles],
         }
 
 

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handoff.analytics.bot import bot_figures, escalations_of, top_counts
+from handoff.analytics.bot import article_uses, bot_figures, escalations_of, top_counts
 from handoff.analytics.figures import NO_GROUP, TOP, Cell, Figures, Period, Reason, Report, Row
 from handoff.analytics.operators import operator_figures
 from handoff.analytics.resolution import resolution_by_topic
@@ -53,6 +53,9 @@ async def service_report(
     ]
     handed = {(e.conversation_id, e.day) for e in escalations}
     resolution = await resolution_by_topic(session, period, channel, handed) if bot_side else []
+    articles = (
+        await article_uses(session, period, channel, work.kb_answers, top) if bot_side else []
+    )
     reasons = Counter(
         (e.reason, e.group) for e in escalations if wanted(e.group) and channel in (None, e.channel)
     )
@@ -70,4 +73,5 @@ async def service_report(
         ],
         handoffs=sum(reasons.values()),
         resolution=resolution,
+        articles=articles,
     )

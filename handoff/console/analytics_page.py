@@ -163,8 +163,14 @@ async def page(request: web.Request) -> web.StreamResponse:
         query=urlencode(query.params()),
         report=report,
         charts=charts(report),
+        article_titles=_article_titles(state),
         **context,
     )
+
+
+def _article_titles(state: Console) -> dict[str, str]:
+    content = state.current_content
+    return {a.id: a.title for a in content.articles.values()} if content is not None else {}
 
 
 async def api_report(request: web.Request) -> web.StreamResponse:

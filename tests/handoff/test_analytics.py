@@ -483,3 +483,30 @@ async def test_the_turn_rule_holds_for_the_real_pipeline(db: Database) -> None:
     assert r.top_fallback_texts == [Count("ну такое", 1)]
     assert r.handoff_reasons == [Reason("asked for a human", "consult", 1)]
     assert (t.first_responses, t.timely, t.assigned, t.rated, t.csat_avg) == (1, 1, 1, 1, 5.0)
+
+
+async def test_knowledge_base_answers_and_feedback_are_counted(db: Database) -> None:
+    """Through the real pipeline: an article's answers and its «👍» / «👎» presses reach the
+    report, the poorly rated article first; a knowledge-base answer is neither a miss nor an
+    intent in the top list."""
+    from tests.handoff.test_desk import world
+
+    w = await world(db)
+    w.clock.now = utcnow()
+    await w.say("1", "гиги сгорают в конце месяца или переносятся?")
+    await w.say("1", payload="kb:yes:rollover")
+    await w.say("2", "забыл пароль от вайфая")
+    await w.say("2", payload="kb:no:wifi_password")
+    await w.say("3", "можно перенести гигабайты на следующий месяц")
+    today = utcnow().astimezone(MSK).date()
+    async with db.session() as s:
+        r = await service_report(
+            s, start=today, end=today, timezone="Europe/Moscow", first_response_target=TARGET
+        )
+    uses = {a.article: (a.answers, a.helped, a.not_helped) for a in r.articles}
+    assert uses == {"rollover": (2, 1, 0), "wifi_password": (1, 0, 1)}
+    assert r.articles[0].article == "wifi_password" and r.articles[0].poor
+    assert r.totals.misses == 0 and r.top_intents == []
+    assert r.to_json()["knowledge_articles"][0] == {
+        "article": "wifi_password", "answers": 1, "helped": 0, "not_helped": 1,
+    }  # fmt: skip

@@ -280,6 +280,14 @@
     $("#take").hidden = !can.take;
     $("#reply-form").hidden = !can.reply;
     $("#canned-box").hidden = !can.reply;
+    const article = data.article;
+    $("#kb-box").hidden = !(can.reply && article);
+    if (article) {
+      $("#kb-title").textContent = article.title;
+      $("#kb-short").textContent = article.short;
+      $("#kb-body").textContent = article.body;
+      $("#kb-insert").dataset.text = article.short;
+    }
     $("#transfer-form").hidden = !can.transfer;
     $("#return").hidden = !can.return;
     $("#verify-request").hidden = !can.verify;
@@ -383,6 +391,7 @@
       ev.preventDefault();
       insertAtCursor(area, found.text, area.selectionStart - word.length - 1, area.selectionStart);
     });
+    $("#kb-insert").addEventListener("click", (ev) => insertAtCursor(area, ev.target.dataset.text));
     $("#canned-list").addEventListener("click", (ev) => {
       const button = ev.target.closest("button.canned");
       if (button) insertAtCursor(area, button.dataset.text);

@@ -1,0 +1,157 @@
+"""Knowledge-base answers in the conversation: the long tail no intent covers.
+
+- `answer(text)`: when an article matches well (`ANSWER_AT`), the bot answers with its short form,
+  «📖 Подробнее» and «👍 Помогло» / «👎 Не помогло» buttons (plus the article's own buttons);
+- `titles(text)`: weaker matches (`SUGGEST_AT`) are offered as up to 3 title buttons under
+  "did you mean" (dialogs/runner.py `miss`);
+- `pressed(payload)`: a title (`kb:<id>`), «Подробнее» (`kb:more:<id>`: the whole article), or the
+  feedback (`kb:yes:<id>`, `kb:no:<id>`). «Не помогло» counts as a miss: two in a row (or after
+  another miss) and the bot offers a human, as after any misses.
+Feedback is the stored button press itself (the message's payload); analytics reads it from there.
+The thresholds come from `supportbot kb evaluate` on an independent question set (README).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from dialogs.content import KB_PAYLOAD, Article, Content
+from dialogs.messages import Button, Outbound
+from dialogs.responder import Turn
+from nlu.knowledge import Hit
+
+ANSWER_AT = 0.36  # an article this close answers the question (kb evaluate: <= 3% wrong)
+SUGGEST_AT = 0.15  # this close: offered as a title button
+# Where the NLU is confident of an intent, an article still answers if it fits at least as well
+# (and fits at all: OVERRIDE_AT), or if it fits very well (CLOSE_AT) and not much worse.
+OVERRIDE_AT = 0.4
+CLOSE_AT, CLOSE_MARGIN = 0.6, 0.15
+LONG_TAIL = 0.7  # ...or if the message reads like an article's question (KnowledgeIndex.long_tail)
+MAX_TITLES = 3
+MIN_WORDS_FOR_TITLES = 2
+MORE, YES, NO = "more:", "yes:", "no:"
+
+
+def article_wins(score: float, long_tail: float | None, confidence: float) -> bool:
+    """Does the best article (`score`) answer a message the NLU gave a confident intent
+    (`confidence`)? The 24 intents claim a third of long-tail questions («хочу подключить
+    антивирус» is not a home-internet request at 0.84): an article that fits wins when the
+    message reads like the articles' questions rather than the intents' examples (`long_tail`,
+    KnowledgeIndex.long_tail), or when it fits as well as the intent."""
+    return (
+        (score >= ANSWER_AT and long_tail is not None and long_tail >= LONG_TAIL)
+        or (score >= OVERRIDE_AT and score >= confidence)
+        or (score >= CLOSE_AT and score >= confidence - CLOSE_MARGIN)
+    )
+
+
+class Run(Protocol):
+    """What the knowledge base uses of the turn's runner (dialogs/runner.py)."""
+
+    c: Content
+    turn: Turn
+    slots: dict[str, Any]
+    out: list[Outbound]
+
+    def say(self, response: str) -> None: ...
+
+    async def give_up(self) -> None: ...
+
+
+class Knowledge:
+    """The knowledge base's part of one turn (attached to the turn's Runner)."""
+
+    def __init__(self, run: Run) -> None:
+        self.r = run
+        self._hits: dict[str, list[Hit]] = {}
+
+    def search(self, text: str) -> list[Hit]:
+        if text not in self._hits:
+            self._hits[text] = self.r.c.knowledge.search(text, MAX_TITLES)
+        return self._hits[text]
+
+    def beats_intent(self, text: str, confidence: float) -> bool:
+        """`confidence` 1.0: the intent's for sure (the engine's own reasons)."""
+        if confidence >= 1.0:
+            return False
+        hits = self.search(text)
+        return bool(hits) and article_wins(
+            hits[0].score, self.r.c.knowledge.long_tail(text), confidence
+        )
+
+    def answer(self, text: str) -> bool:
+        """Answer from the best article if it matches well; False if none does."""
+        hits = self.search(text)
+        if not hits or hits[0].score < ANSWER_AT:
+            return False
+        article = self.r.c.articles.get(hits[0].id)
+        if article is None:
+            return False
+        self.show(article)
+        return True
+
+    def titles(self, text: str, room: int) -> list[Button]:
+        """Up to `room` title buttons of weaker matches (resting on at least two words)."""
+        if self.r.c.knowledge.known_words(text) < MIN_WORDS_FOR_TITLES:
+            return []
+        return [
+            Button(self.r.c.articles[h.id].title, KB_PAYLOAD + h.id)
+            for h in self.search(text)[:room]
+            if h.score >= SUGGEST_AT and h.id in self.r.c.articles
+        ]
+
+    def show(self, article: Article) -> None:
+        """The short answer with «Подробнее» and the feedback buttons."""
+        self.r.turn.handled_as = f"kb:{article.id}"
+        text = article.for_channel(self._channel).short
+        more = (Button(self.r.c.bot.kb_more, f"{KB_PAYLOAD}{MORE}{article.id}"),)
+        self._reply(text, (more, self._feedback(article), *self._own(article)))
+        self.r.slots["_kb"] = article.id
+
+    async def pressed(self, payload: str) -> None:
+        rest = payload.removeprefix(KB_PAYLOAD)
+        kind, _, name = rest.partition(":") if ":" in rest else ("", "", rest)
+        article = self.r.c.articles.get(name)
+        if article is None:
+            self.r.say("stale")
+            return
+        if not kind:
+            self.show(article)
+        elif kind + ":" == MORE:
+            self.r.turn.handled_as = f"kb:{article.id}"
+            body = article.for_channel(self._channel).body
+            self._reply(body, (self._feedback(article), *self._own(article)))
+        elif kind + ":" == YES:
+            self.r.turn.handled_as = "kb_feedback"
+            self.r.slots["_misses"] = 0
+            self.r.say("kb_helped")
+        elif kind + ":" == NO:
+            self.r.turn.handled_as = "kb_feedback"
+            misses = int(self.r.slots.get("_misses", 0)) + 1
+            if misses >= self.r.c.bot.max_misses:
+                await self.r.give_up()
+                return
+            self.r.slots["_misses"] = misses
+            self.r.say("kb_not_helped")
+        else:
+            self.r.say("stale")
+
+    @property
+    def _channel(self) -> str:
+        return str(self.r.turn.inbound.channel)
+
+    def _feedback(self, article: Article) -> tuple[Button, ...]:
+        bot = self.r.c.bot
+        return (
+            Button(bot.kb_yes, f"{KB_PAYLOAD}{YES}{article.id}"),
+            Button(bot.kb_no, f"{KB_PAYLOAD}{NO}{article.id}"),
+        )
+
+    @staticmethod
+    def _own(article: Article) -> tuple[tuple[Button, ...], ...]:
+        return tuple(
+            tuple(Button(b.title, b.payload, b.url) for b in row) for row in article.buttons
+        )
+
+    def _reply(self, text: str, rows: tuple[tuple[Button, ...], ...]) -> None:
+        self.r.out.append(Outbound(text=text, buttons=rows))

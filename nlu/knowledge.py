@@ -1,0 +1,261 @@
+"""Finding the knowledge-base article that answers a question: in-process, on CPU, in about a
+millisecond, with a score calibrated so that a weak match is not answered.
+
+Each article is indexed as several *units*: its title, each of its alternative questions, its
+keywords, and its body. A question is compared with every unit through two TF-IDF views:
+- word lemmas (pymorphy3) and lemma bigrams, after telecom slang is written one way
+  (nlu/slang.py): «гиги сгорают» meets «гигабайты сгорят»;
+- character 3-5-grams inside words: typos and unknown forms («раутер», «вафля»).
+An article's score is its best title/question/keyword match, nudged by how well its body
+matches (`BODY_WEIGHT`), so a question phrased like no listed question still finds the article
+whose text covers it; then lowered by the share of the question's words that no article uses
+even misspelt (`UNKNOWN_PENALTY`: «у билайна есть семейный тариф?» is not about our plan). Scores are cosine similarities in [0, 1]; `supportbot kb evaluate`
+calibrates the answer and suggestion thresholds on an independent question set.
+
+Pure: no database, no content format; dialogs/content/knowledge.py loads articles into `Doc`s.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.sparse import csr_matrix, hstack
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+
+from nlu import slang
+from nlu.morph import lemma
+
+BODY_WEIGHT = 0.25  # how much the body's similarity adds to the best question's
+UNKNOWN_PENALTY = 1.0  # a question whose words are half unknown scores half
+OTHER_OPERATOR = "мтс"  # how nlu/slang.py writes any other operator's name
+WORD_WEIGHT = 0.6  # lemma view vs character view in a unit's similarity
+_WORD = re.compile(r"[a-zа-я0-9]+")
+NEGATIONS = frozenset({"не", "ни"})
+# Words that say nothing about the topic: asked in every question.
+STOPWORDS = frozenset(
+    """
+    а в во да для до же за и из или к как ко ли на не нет ни но о об от по с со у что чтобы это
+    я ты вы мы он она они мне меня мой моя мое мои твой ваш наш у меня нас вас себя свой
+    быть мочь можно нужно надо хотеть сказать подсказать скажите подскажите пожалуйста плиз
+    почему зачем какой какая какое какие который сколько когда где куда откуда чем кто
+    ещё еще уже вот так там тут то бы ну привет здравствуйте добрый день вечер утро спасибо
+    если что-то как-то есть весь всё все этот тот такой очень просто вообще
+    """.split()
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Doc:
+    """What retrieval needs of an article."""
+
+    id: str
+    title: str
+    questions: tuple[str, ...]
+    keywords: tuple[str, ...] = ()
+    body: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    id: str
+    score: float
+    matched: str  # the title/question that matched best (for the console and analytics)
+
+
+def normalise(text: str) -> str:
+    """Lowercase, ё as е, slang written one way."""
+    return slang.canonical(text.lower().replace("ё", "е"))
+
+
+def lemmas(text: str) -> list[str]:
+    return [lemma(w) for w in _WORD.findall(normalise(text))]
+
+
+def _deletions(word: str) -> set[str]:
+    return {word[:i] + word[i + 1 :] for i in range(len(word))}
+
+
+def _word_analyzer(text: str) -> list[str]:
+    """Lemmas without stop words, and their bigrams; «не» joins the next word («что будет,
+    если не платить» is not «как платить»)."""
+    found: list[str] = []
+    negate = False
+    for w in lemmas(text):
+        if w in NEGATIONS:
+            negate = True
+        elif w not in STOPWORDS:
+            found.append(f"не_{w}" if negate else w)
+            negate = False
+    return found + [f"{a} {b}" for a, b in itertools.pairwise(found)]
+
+
+class _View:
+    """One TF-IDF view (fitted by scikit-learn), kept as features x units so that a question
+    touches only the rows of its own features: a search costs its few features, not the
+    vocabulary (sklearn's `transform` + a sparse product cost ~10 ms at 1,000 articles)."""
+
+    def __init__(self, vectorizer: TfidfVectorizer, texts: list[str]) -> None:
+        matrix = vectorizer.fit_transform(texts)
+        self.by_feature: csr_matrix = csr_matrix(matrix.T)
+        self.vocabulary: dict[str, int] = vectorizer.vocabulary_
+        self.idf: np.ndarray = vectorizer.idf_
+        self.analyze = vectorizer.build_analyzer()
+
+    def vector(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """`text` as the fitted vectorizer would weight it: (feature indices, weights)."""
+        counts: dict[int, int] = {}
+        for feature in self.analyze(text):
+            i = self.vocabulary.get(feature)
+            if i is not None:
+                counts[i] = counts.get(i, 0) + 1
+        rows = np.fromiter(counts, dtype=np.int64, count=len(counts))
+        if not counts:
+            return rows, np.zeros(0)
+        tf = 1.0 + np.log(np.fromiter(counts.values(), dtype=np.float64, count=len(counts)))
+        weights = tf * self.idf[rows]  # sublinear tf x idf, as the units were weighted
+        return rows, weights / np.linalg.norm(weights)
+
+    def similarity(self, text: str) -> np.ndarray:
+        """Cosine similarity of `text` with every unit (the units are L2-normalised)."""
+        rows, weights = self.vector(text)
+        if not len(rows):
+            return np.zeros(self.by_feature.shape[1])
+        return np.asarray(weights @ self.by_feature[rows]).ravel()
+
+
+class _Gate:
+    """Is a message long tail (like the articles' questions) or one of the intents' requests
+    (like their training examples)? A logistic regression over the same two views, trained in
+    about half a second and kept per process for the same texts (`_gate`)."""
+
+    def __init__(self, positives: Sequence[str], negatives: Sequence[str]) -> None:
+        texts = [*positives, *negatives]
+        self.words = _View(TfidfVectorizer(analyzer=_word_analyzer, sublinear_tf=True), texts)
+        self.chars = _View(_char_vectorizer((2, 5)), texts)
+        features = hstack([self.words.by_feature.T, self.chars.by_feature.T]).tocsr()
+        labels = np.array([1] * len(positives) + [0] * len(negatives))
+        model = LogisticRegression(C=10, max_iter=2000, class_weight="balanced")
+        model.fit(features, labels)
+        coef = model.coef_.ravel()
+        self.word_coef = coef[: len(self.words.vocabulary)]
+        self.char_coef = coef[len(self.words.vocabulary) :]
+        self.intercept = float(model.intercept_[0])
+
+    def probability(self, text: str) -> float:
+        logit = self.intercept
+        for view, coef in ((self.words, self.word_coef), (self.chars, self.char_coef)):
+            rows, weights = view.vector(text)
+            if len(rows):
+                logit += float(weights @ coef[rows])
+        return 1.0 / (1.0 + math.exp(-logit))
+
+
+@functools.lru_cache(maxsize=4)
+def _gate(positives: tuple[str, ...], negatives: tuple[str, ...]) -> _Gate:
+    return _Gate(positives, negatives)
+
+
+def _char_vectorizer(ngrams: tuple[int, int]) -> TfidfVectorizer:
+    return TfidfVectorizer(
+        analyzer="char_wb", ngram_range=ngrams, sublinear_tf=True, preprocessor=normalise
+    )
+
+
+class KnowledgeIndex:
+    """The articles' units as two TF-IDF views; `search` ranks articles for a question."""
+
+    def __init__(self, docs: Sequence[Doc], requests: Sequence[str] = ()) -> None:
+        """`requests`: examples of what the intents handle (the NLU's training examples); with
+        them `long_tail` tells the articles' kind of question from the intents' kind."""
+        self.docs = list(docs)
+        questions = tuple(q for d in self.docs for q in (d.title, *d.questions))
+        self._gate = _gate(questions, tuple(requests)) if requests and questions else None
+        starts: list[int] = []  # the first unit of each article (units are grouped by article)
+        texts: list[str] = []
+        bodies: list[str] = []
+        for doc in self.docs:
+            starts.append(len(texts))
+            units = [u for u in (doc.title, *doc.questions, " ".join(doc.keywords)) if u.strip()]
+            texts += units or [doc.id]
+            bodies.append(" ".join((doc.title, *doc.questions, *doc.keywords, doc.body)))
+        # Every word the knowledge base knows, and its one-letter deletions (typos, SymSpell).
+        self._known = {w for text in bodies for w in lemmas(text) if w not in STOPWORDS}
+        self._near = self._known | {d for w in self._known if len(w) >= 4 for d in _deletions(w)}
+        self._starts = np.array(starts, dtype=np.int64)
+        self._ends = [*starts[1:], len(texts)]
+        self._texts = texts
+        if texts:
+            self._words = _View(TfidfVectorizer(analyzer=_word_analyzer, sublinear_tf=True), texts)
+            self._chars = _View(_char_vectorizer((3, 5)), texts)
+            self._body = _View(TfidfVectorizer(analyzer=_word_analyzer, sublinear_tf=True), bodies)
+
+    def long_tail(self, text: str) -> float | None:
+        """How likely `text` is an article's kind of question rather than an intent's request
+        (None without the intents' examples)."""
+        return self._gate.probability(text) if self._gate is not None else None
+
+    def known_words(self, text: str) -> int:
+        """How many of the question's words the knowledge base uses (even misspelt): a title
+        offered for «ну это самое там как его» would rest on one word."""
+        return sum(1 for w in self._content_words(text) if self._is_known(w))
+
+    @staticmethod
+    def _content_words(text: str) -> list[str]:
+        return [w for w in lemmas(text) if w not in STOPWORDS and not w.isdigit() and len(w) > 2]
+
+    def unknown_share(self, text: str) -> float:
+        """The share of the question's words that no article uses, even misspelt: «у билайна
+        есть семейный тариф?», «как настроить алису на колонке» ask about things the knowledge
+        base does not cover, however well their other words match."""
+        said = self._content_words(text)
+        if not said:
+            return 0.0
+        unknown = sum(1 for w in said if not self._is_known(w))
+        # Another operator named (nlu/slang.py writes them all «мтс»): their plans, not ours.
+        unknown += OTHER_OPERATOR in said
+        return min(1.0, unknown / len(said))
+
+    def _is_known(self, word: str) -> bool:
+        if word in self._known or word in self._near:
+            return True
+        return len(word) >= 5 and any(d in self._near for d in _deletions(word))
+
+    def __len__(self) -> int:
+        return len(self.docs)
+
+    def search(self, text: str, k: int = 3) -> list[Hit]:
+        """The `k` best articles for `text`, best first (scores in [0, 1])."""
+        if not self.docs or not _WORD.search(normalise(text)):
+            return []
+        unit = WORD_WEIGHT * self._words.similarity(text)
+        unit += (1 - WORD_WEIGHT) * self._chars.similarity(text)
+        best = np.maximum.reduceat(unit, self._starts)
+        score = (1 - BODY_WEIGHT) * best + BODY_WEIGHT * self._body.similarity(text)
+        score *= max(0.0, 1.0 - UNKNOWN_PENALTY * self.unknown_share(text))
+        top = np.argsort(-score, kind="stable")[:k]
+        return [
+            Hit(
+                self.docs[i].id,
+                round(float(score[i]), 4),
+                self._texts[
+                    self._starts[i] + int(np.argmax(unit[self._starts[i] : self._ends[i]]))
+                ],
+            )
+            for i in top
+            if score[i] > 0
+        ]
+
+
+@functools.lru_cache(maxsize=4)
+def build_index(docs: tuple[Doc, ...], requests: tuple[str, ...] = ()) -> KnowledgeIndex:
+    """The index of `docs`, built once per process for the same articles and requests: a
+    content reload that changed no article (an edit to a dialog file) costs nothing here,
+    a changed article about a second (README: figures)."""
+    return KnowledgeIndex(docs, requests)

@@ -180,6 +180,8 @@ class _Run(Runner):
         if context is not None:
             await self.start(context)
             return
+        if (intent is None or intent in MISS_INTENTS) and self.kb.follow_up(text):
+            return  # «а сколько стоит?» right after an article
         flow = self.c.intent_flows.get(intent) if intent else None
         refusal = understanding.control(text, self.c.bot.cancel_words) == "cancel"
         if flow is not None and refusal and intent in REFUSABLE and not self.has_route(flow):
@@ -378,6 +380,12 @@ class _Run(Runner):
         last = dict(self.slots.get("_last") or {})
         if self.topic is not None:
             last["flow"], last["intent"] = self.topic
+        article = (self.turn.handled_as or "").removeprefix("kb:")
+        if article != (self.turn.handled_as or ""):  # answered from an article: its topic now
+            last["flow"] = last["intent"] = None
+            last["article"] = article
+        elif self.out:
+            last.pop("article", None)
         buttons = (
             [[b.title, b.payload] for row in self.out[-1].buttons for b in row if b.payload]
             if self.out

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from dialogs import understanding
 from dialogs.content import KB_PAYLOAD, Article, Content
 from dialogs.messages import Button, Outbound
 from dialogs.responder import Turn
@@ -29,6 +30,7 @@ CLOSE_AT, CLOSE_MARGIN = 0.6, 0.15
 LONG_TAIL = 0.7  # ...or if the message reads like an article's question (KnowledgeIndex.long_tail)
 MAX_TITLES = 3
 MIN_WORDS_FOR_TITLES = 2
+FOLLOW_UP_WORDS = 6
 MORE, YES, NO = "more:", "yes:", "no:"
 
 
@@ -90,6 +92,33 @@ class Knowledge:
         self.show(article)
         return True
 
+    def follow_up(self, text: str) -> bool:
+        """A short question right after an article («а сколько стоит?», «а на андроиде?») is
+        read with the article's title; the same article again means its details (the body)."""
+        last = self.r.slots.get("_last") or {}
+        previous = self.r.c.articles.get(str(last.get("article")))
+        short = len(understanding.words(text)) <= FOLLOW_UP_WORDS
+        if previous is None or not short or not (
+            understanding.is_followup(text) or understanding.is_question(text)
+        ):
+            return False
+        index = self.r.c.knowledge
+        together = [h for h in index.search(f"{previous.title} {text}", 3) if h.score >= ANSWER_AT]
+        if not together:
+            return False
+        # Of the articles that fit with the title, the one the new words fit best: «а на
+        # андроиде?» after eSIM on iPhone is eSIM on Android.
+        alone = {h.id: h.score for h in index.search(text, len(index))}
+        best = max(together, key=lambda h: h.score + alone.get(h.id, 0.0))
+        article = self.r.c.articles.get(best.id)
+        if article is None:
+            return False
+        if article.id == previous.id:
+            self.more(previous)
+        else:
+            self.show(article)
+        return True
+
     def titles(self, text: str, room: int) -> list[Button]:
         """Up to `room` title buttons of weaker matches (resting on at least two words)."""
         if self.r.c.knowledge.known_words(text) < MIN_WORDS_FOR_TITLES:
@@ -106,7 +135,12 @@ class Knowledge:
         text = article.for_channel(self._channel).short
         more = (Button(self.r.c.bot.kb_more, f"{KB_PAYLOAD}{MORE}{article.id}"),)
         self._reply(text, (more, self._feedback(article), *self._own(article)))
-        self.r.slots["_kb"] = article.id
+
+    def more(self, article: Article) -> None:
+        """The whole article, with the feedback buttons."""
+        self.r.turn.handled_as = f"kb:{article.id}"
+        body = article.for_channel(self._channel).body
+        self._reply(body, (self._feedback(article), *self._own(article)))
 
     async def pressed(self, payload: str) -> None:
         rest = payload.removeprefix(KB_PAYLOAD)
@@ -118,9 +152,7 @@ class Knowledge:
         if not kind:
             self.show(article)
         elif kind + ":" == MORE:
-            self.r.turn.handled_as = f"kb:{article.id}"
-            body = article.for_channel(self._channel).body
-            self._reply(body, (self._feedback(article), *self._own(article)))
+            self.more(article)
         elif kind + ":" == YES:
             self.r.turn.handled_as = "kb_feedback"
             self.r.slots["_misses"] = 0

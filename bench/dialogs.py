@@ -38,8 +38,8 @@ from dialogs.pipeline import ConversationService  # noqa: E402
 from dialogs.reload import ReloadingContent  # noqa: E402
 from dialogs.responses import StaticContent  # noqa: E402
 from nlu.data import load_training_data  # noqa: E402
-from nlu.knowledge import _gate, build_index  # noqa: E402
 from nlu.embedded import EmbeddedEngine  # noqa: E402
+from nlu.knowledge import _gate, build_index  # noqa: E402
 from services.actions import flow_actions  # noqa: E402
 from services.backend import BackendContext  # noqa: E402
 from services.backend.demo import DemoBackend  # noqa: E402

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from dialogs import expr, understanding
 from dialogs.content import REMEMBERED_TYPES, SLOT_PAYLOAD, Ask, Content, Response, SlotDef
+from dialogs.knowledge import Knowledge
 from dialogs.messages import Button, Outbound
 from dialogs.responder import Turn
 from dialogs.responses import Rows
@@ -55,6 +56,7 @@ class Run(Protocol):
     slots: dict[str, Any]
     out: list[Outbound]
     given_text: str | None
+    kb: Knowledge
 
     def scope(self) -> dict[str, Any]: ...
 
@@ -202,6 +204,11 @@ class Forms:
             r.clear_flow()
             r.given_text = text
             await r.start(other)  # the subscriber asked something else: answer, offer back later
+            return
+        if understanding.is_question(text) and r.kb.clearly_answers(text):
+            r.slots["_resume"] = {"state": state, "offers": 0}  # «а сколько стоит роутер?»
+            r.clear_flow()
+            r.kb.answer(text)
             return
         await self.reprompt(state)
 

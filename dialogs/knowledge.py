@@ -81,6 +81,13 @@ class Knowledge:
             hits[0].score, self.r.c.knowledge.long_tail(text), confidence
         )
 
+    def clearly_answers(self, text: str) -> bool:
+        """An article fits and the message reads like an article's question (mid-form: a
+        question of its own, not an answer gone wrong)."""
+        hits = self.search(text)
+        kind = self.r.c.knowledge.long_tail(text)
+        return bool(hits) and hits[0].score >= ANSWER_AT and kind is not None and kind >= LONG_TAIL
+
     def answer(self, text: str) -> bool:
         """Answer from the best article if it matches well; False if none does."""
         hits = self.search(text)
@@ -98,8 +105,10 @@ class Knowledge:
         last = self.r.slots.get("_last") or {}
         previous = self.r.c.articles.get(str(last.get("article")))
         short = len(understanding.words(text)) <= FOLLOW_UP_WORDS
-        if previous is None or not short or not (
-            understanding.is_followup(text) or understanding.is_question(text)
+        if (
+            previous is None
+            or not short
+            or not (understanding.is_followup(text) or understanding.is_question(text))
         ):
             return False
         index = self.r.c.knowledge

@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 MAX_STEPS = 200  # per turn: a goto loop in content must not hang the bot
 # Never offered as "did you mean": not a topic a subscriber could want to pick.
 NO_SUGGEST = {"out_of_scope", "affirm", "deny", "greet", "goodbye", "thanks"}
-MAX_OFFERS = 4  # "did you mean" buttons: intents, then knowledge-base titles
+MAX_OFFERS = 3  # "did you mean" buttons (and «Другое»): intents, then knowledge-base titles
 
 
 class Engine(Protocol):

@@ -4,7 +4,7 @@
   would do (answer, offer the title, nothing);
 - `kb evaluate [--set FILE]`: top-1 / top-3 accuracy, answered-right / answered-wrong rates at
   the bot's thresholds, a threshold sweep and retrieval latency, on an independent question set
-  (default content/knowledge_test/questions.yml);
+  (default: every set in content/knowledge_test/);
 - `kb add-question ARTICLE TEXT`: an editor turns a subscriber's question into one of the
   article's alternative questions (the running bot reloads it).
 """
@@ -20,7 +20,7 @@ from dialogs.knowledge import ANSWER_AT, SUGGEST_AT
 from nlu.knowledge_eval import QuestionSetError, evaluate_kb, load_questions
 from supportbot.settings import ConfigError, Settings
 
-DEFAULT_SET = Path("knowledge_test") / "questions.yml"  # under the content directory
+DEFAULT_SET = Path("knowledge_test")  # under the content directory: every *.yml in it
 SWEEP = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7)
 
 
@@ -34,7 +34,10 @@ def add_kb_commands(sub: Any) -> None:
 
     ev = kb_sub.add_parser("evaluate", help="retrieval accuracy on a question set")
     ev.add_argument(
-        "--set", type=Path, dest="questions", help=f"question set (default: content/{DEFAULT_SET})"
+        "--set",
+        type=Path,
+        dest="questions",
+        help=f"a question set file or a folder of them (default: content/{DEFAULT_SET}/)",
     )
     ev.add_argument("--errors", action="store_true", help="list wrong and missed questions")
     ev.add_argument("--json", action="store_true", help="figures as JSON")
@@ -81,8 +84,11 @@ async def _search(settings: Settings, args: argparse.Namespace) -> int:
 async def _evaluate(settings: Settings, args: argparse.Namespace) -> int:
     content = _content(settings)
     path = args.questions or settings.content_dir / DEFAULT_SET
+    files = sorted(path.glob("*.yml")) if path.is_dir() else [path]
     try:
-        questions = load_questions(path, set(content.articles))
+        if not files:
+            raise QuestionSetError(f"{path}: no question sets (*.yml)")
+        questions = [q for f in files for q in load_questions(f, set(content.articles))]
     except QuestionSetError as exc:
         raise ConfigError(str(exc)) from None
     report = evaluate_kb(content.knowledge, questions, ANSWER_AT, SUGGEST_AT)

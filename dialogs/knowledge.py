@@ -19,7 +19,7 @@ from dialogs import understanding
 from dialogs.content import KB_PAYLOAD, Article, Content
 from dialogs.messages import Button, Outbound
 from dialogs.responder import Turn
-from nlu.knowledge import Hit
+from nlu.knowledge import Hit, KnowledgeIndex
 
 ANSWER_AT = 0.36  # an article this close answers the question (kb evaluate: <= 3% wrong)
 SUGGEST_AT = 0.15  # this close: offered as a title button
@@ -28,18 +28,24 @@ SUGGEST_AT = 0.15  # this close: offered as a title button
 OVERRIDE_AT = 0.4
 CLOSE_AT, CLOSE_MARGIN = 0.6, 0.15
 LONG_TAIL = 0.7  # ...or if the message reads like an article's question (KnowledgeIndex.long_tail)
+COVERED = 0.5  # ...and in each case says most of the article question it matched
 MAX_TITLES = 3
 MIN_WORDS_FOR_TITLES = 2
 FOLLOW_UP_WORDS = 6
 MORE, YES, NO = "more:", "yes:", "no:"
 
 
-def article_wins(score: float, long_tail: float | None, confidence: float) -> bool:
-    """Does the best article (`score`) answer a message the NLU gave a confident intent
+def article_wins(index: KnowledgeIndex, text: str, hit: Hit, confidence: float) -> bool:
+    """Does the best article (`hit`) answer a message the NLU gave a confident intent
     (`confidence`)? The 24 intents claim a third of long-tail questions («хочу подключить
-    антивирус» is not a home-internet request at 0.84): an article that fits wins when the
-    message reads like the articles' questions rather than the intents' examples (`long_tail`,
-    KnowledgeIndex.long_tail), or when it fits as well as the intent."""
+    антивирус» is not a home-internet request at 0.84). The message must say most of what the
+    article's matched question says (`COVERED`: «как оплачивать связь» is not «хочу оплачивать
+    связь в конце месяца по счёту»); then the article wins when the message reads like the
+    articles' questions rather than the intents' examples (KnowledgeIndex.long_tail), or fits
+    as well as the intent."""
+    if index.coverage(text, hit) < COVERED:
+        return False
+    score, long_tail = hit.score, index.long_tail(text)
     return (
         (score >= ANSWER_AT and long_tail is not None and long_tail >= LONG_TAIL)
         or (score >= OVERRIDE_AT and score >= confidence)
@@ -74,11 +80,11 @@ class Knowledge:
 
     def beats_intent(self, text: str, confidence: float) -> bool:
         """`confidence` 1.0: the intent's for sure (the engine's own reasons)."""
-        if confidence >= 1.0:
-            return False
         hits = self.search(text)
-        return bool(hits) and article_wins(
-            hits[0].score, self.r.c.knowledge.long_tail(text), confidence
+        return (
+            confidence < 1.0
+            and bool(hits)
+            and article_wins(self.r.c.knowledge, text, hits[0], confidence)
         )
 
     def clearly_answers(self, text: str) -> bool:

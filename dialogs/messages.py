@@ -7,7 +7,7 @@ Frontends (bots/telegram.py, bots/vk.py) translate platform updates into `Inboun
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Literal, Protocol
 
@@ -64,6 +64,33 @@ class Inbound:
     last_name: str | None = None
     username: str | None = None
     contact: SharedContact | None = None  # a shared phone contact (also an attachment "contact")
+
+    def storable(self) -> Inbound:
+        """The same message as the database can always store it: NUL characters dropped (a
+        message PostgreSQL refuses would be retried forever), lone surrogates replaced, names
+        cut to their columns' 100 characters. The pipeline stores and reads only this."""
+        clean = replace(
+            self,
+            text=_storable(self.text),
+            first_name=_storable(self.first_name, NAME_LIMIT),
+            last_name=_storable(self.last_name, NAME_LIMIT),
+            username=_storable(self.username, NAME_LIMIT),
+            attachments=tuple(
+                replace(a, ref=_storable(a.ref), url=_storable(a.url), emoji=_storable(a.emoji))
+                for a in self.attachments
+            ),
+        )
+        return self if clean == self else clean
+
+
+NAME_LIMIT = 100  # storage/models.py ChannelAccount names
+
+
+def _storable(value: str | None, limit: int | None = None) -> str | None:
+    if value is None:
+        return None
+    clean = value.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+    return clean[:limit] if limit is not None else clean
 
 
 @dataclass(frozen=True, slots=True)

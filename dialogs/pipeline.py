@@ -70,6 +70,7 @@ class ConversationService:
         self.notices = notices
 
     async def handle(self, inbound: Inbound) -> HandleResult:
+        inbound = inbound.storable()  # a NUL in a text must not make the database refuse it
         # Understand the text before the transaction: a Rasa round trip must not hold a DB connection.
         parse = None
         if self.engine is not None and inbound.text and not inbound.payload:

@@ -67,6 +67,7 @@ class Hit:
     id: str
     score: float
     matched: str  # the title/question that matched best (for the console and analytics)
+    unit: int = -1  # its index among the index's units (`KnowledgeIndex.coverage`)
 
 
 def normalise(text: str) -> str:
@@ -240,17 +241,27 @@ class KnowledgeIndex:
         score = (1 - BODY_WEIGHT) * best + BODY_WEIGHT * self._body.similarity(text)
         score *= max(0.0, 1.0 - UNKNOWN_PENALTY * self.unknown_share(text))
         top = np.argsort(-score, kind="stable")[:k]
-        return [
-            Hit(
-                self.docs[i].id,
-                round(float(score[i]), 4),
-                self._texts[
-                    self._starts[i] + int(np.argmax(unit[self._starts[i] : self._ends[i]]))
-                ],
+        hits = []
+        for i in top:
+            if score[i] <= 0:
+                continue
+            best_unit = self._starts[i] + int(np.argmax(unit[self._starts[i] : self._ends[i]]))
+            hits.append(
+                Hit(self.docs[i].id, round(float(score[i]), 4), self._texts[best_unit], best_unit)
             )
-            for i in top
-            if score[i] > 0
-        ]
+        return hits
+
+    def coverage(self, text: str, hit: Hit) -> float:
+        """How much of the matched question's (lemma-weighted) content the message says: «как
+        оплачивать связь» says little of «хочу оплачивать связь в конце месяца по счёту», «хочу
+        подключить антивирус» all of «как подключить антивирус»."""
+        if hit.unit < 0:
+            return 0.0
+        rows, _ = self._words.vector(text)
+        if not len(rows):
+            return 0.0
+        column = self._words.by_feature[rows][:, hit.unit].toarray().ravel()
+        return float(np.square(column).sum())
 
 
 @functools.lru_cache(maxsize=4)

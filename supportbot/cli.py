@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -137,9 +138,18 @@ async def _run(settings: Settings, _args: argparse.Namespace) -> int:
         reason = getattr(exc, "orig", None) or exc
         raise ConfigError(f"SUPPORTBOT_DATABASE_URL: cannot use the database: {reason}") from exc
     tune_gc()
+    # SIGTERM (how Docker, systemd and Kubernetes stop a process) drains like Ctrl-C: intake
+    # stops, replies in flight are sent or released, connections close.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     try:
-        await asyncio.Event().wait()
+        await stop.wait()
+        log.info("stopping: draining replies in flight")
     finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
         await app.stop()
     return 0
 

@@ -199,7 +199,7 @@ async def _in_conversation(
             wins = (
                 top is not None
                 and not parse.entities
-                and article_wins(top.score, kb.long_tail(text), parse.confidence)
+                and article_wins(kb, text, top, parse.confidence)
             )
             return ("article", top.id) if wins and top else ("intent", parse.intent)
         if top is not None and top.score >= ANSWER_AT:

@@ -6,11 +6,13 @@ one is refused, so a config file can be committed or shared safely.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_origin
 
 import yaml
 from pydantic import (
@@ -269,6 +271,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
                 f"config file {path}: {leaked[0]} is a secret; set it in the environment "
                 f"(SUPPORTBOT_{leaked[0].upper().replace('.', '__')}) instead"
             )
+    _check_variable_names(os.environ)
     try:
         # Environment wins over the file: file values are passed as defaults below the env.
         env = Settings(**overrides)
@@ -279,6 +282,41 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         loc = ".".join(str(p) for p in err["loc"])
         name = f"SUPPORTBOT_{loc.upper().replace('.', '__')}" if loc else "settings"
         raise ConfigError(f"{name}: {err['msg']}") from exc
+
+
+# SUPPORTBOT_* variables read outside these settings: the config file's path, the Rasa
+# server's own environment (nlu/rasa_runtime.py), the test suite's PostgreSQL and Chromium.
+OTHER_VARIABLES = {"CONFIG", "RASA_PYTHON", "RASA_HOME", "TEST_PG_URL", "CHROMIUM"}
+
+
+def variable_names() -> tuple[set[str], set[str]]:
+    """Every SUPPORTBOT_* variable the app reads, and the prefixes of mapping settings whose
+    keys are free (SUPPORTBOT_HANDOFF__HOURS__<group>)."""
+    names = {f"SUPPORTBOT_{n}" for n in OTHER_VARIABLES}
+    mappings = set()
+    for name, field in Settings.model_fields.items():
+        names.add(f"SUPPORTBOT_{name.upper()}")
+        kind = field.annotation
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            for sub, subfield in kind.model_fields.items():
+                names.add(f"SUPPORTBOT_{name.upper()}__{sub.upper()}")
+                if get_origin(subfield.annotation) is dict:
+                    mappings.add(f"SUPPORTBOT_{name.upper()}__{sub.upper()}__")
+    return names, mappings
+
+
+def _check_variable_names(environ: Mapping[str, str]) -> None:
+    """A misspelt variable (SUPPORTBOT_DATABSE_URL) is an error naming the nearest valid one,
+    not a silent fallback to the default (a local SQLite file instead of PostgreSQL)."""
+    known, mappings = variable_names()
+    for name in sorted(environ):
+        upper = name.upper()
+        if upper.startswith(tuple(mappings)):
+            continue
+        if upper.startswith("SUPPORTBOT_") and upper not in known:
+            near = difflib.get_close_matches(upper, sorted(known), n=1, cutoff=0.6)
+            hint = f"; did you mean {near[0]}?" if near else " (see README: Configuration)"
+            raise ConfigError(f"{name}: not a setting of supportbot{hint}")
 
 
 def _secret_paths(values: dict[str, Any], prefix: str = "") -> list[str]:

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -74,6 +75,26 @@ def test_configuration_mistakes_are_one_clear_line(tmp_path: Path) -> None:
         "run", cwd=tmp_path, SUPPORTBOT_TELEGRAM__TOKEN="1:x", SUPPORTBOT_TELEGRAM__MODE="webhook"
     )
     assert webhook.returncode == 2 and "SUPPORTBOT_TELEGRAM__WEBHOOK_URL" in webhook.stderr
+
+
+def test_a_misspelt_variable_is_an_error_naming_the_setting_it_meant(tmp_path: Path) -> None:
+    """SUPPORTBOT_DATABSE_URL used to be ignored: the app ran on a local SQLite file instead."""
+    typo = supportbot(
+        "db", "upgrade", cwd=tmp_path, SUPPORTBOT_DATABSE_URL="postgresql://db/supportbot"
+    )
+    assert typo.returncode == 2 and "Traceback" not in typo.stderr
+    assert "SUPPORTBOT_DATABSE_URL" in typo.stderr
+    assert "did you mean SUPPORTBOT_DATABASE_URL?" in typo.stderr
+    assert not (tmp_path / "supportbot.db").exists()  # nothing ran on the default database
+    nested = supportbot("db", "upgrade", cwd=tmp_path, SUPPORTBOT_HANDOFF__REDIS="redis://x")
+    assert nested.returncode == 2 and "SUPPORTBOT_HANDOFF__REDIS_URL?" in nested.stderr
+    # Every real setting, a mapping's free keys and the variables read elsewhere are accepted.
+    fine = supportbot(
+        "db", "upgrade", cwd=tmp_path,
+        SUPPORTBOT_HANDOFF__REDIS_URL="", SUPPORTBOT_HANDOFF__HOURS__CONSULT="mon-fri 09:00-21:00",
+        SUPPORTBOT_RASA_HOME=str(tmp_path / "rasa"), SUPPORTBOT_LOG_LEVEL="WARNING",
+    )  # fmt: skip
+    assert fine.returncode == 0, fine.stderr[-2000:]
 
 
 def test_unreachable_database_and_refused_token_are_one_line_each(tmp_path: Path) -> None:
@@ -147,3 +168,46 @@ async def test_a_token_vk_refuses_is_one_line(tmp_path: Path) -> None:
     finally:
         await emu.stop()
     assert last.startswith("supportbot: SUPPORTBOT_VK__TOKEN / SUPPORTBOT_VK__GROUP_ID: VK refused")
+
+
+async def test_sigterm_drains_like_ctrl_c(tmp_path: Path) -> None:
+    """Docker, systemd and Kubernetes stop a process with SIGTERM: `supportbot run` used to die
+    at once (rows left `sending`, a reply doubled after the restart); now it drains and exits 0."""
+    from sqlalchemy import create_engine, text
+
+    from tests.e2e.conftest import free_port
+
+    emu = TelegramEmulator("7000000124:token")
+    await emu.start()
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SUPPORTBOT_")}
+    env = {
+        **clean,
+        "PYTHONPATH": str(ROOT),
+        "SUPPORTBOT_TELEGRAM__TOKEN": "7000000124:token",
+        "SUPPORTBOT_TELEGRAM__API_BASE": emu.base_url,
+        "SUPPORTBOT_CONTENT_DIR": str(CONTENT),
+        "SUPPORTBOT_HTTP_PORT": str(free_port()),
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "supportbot", "run", cwd=tmp_path, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        emu.send_text(555, "где оплатить?")
+        await emu.wait_sent(555, 1, timeout=60)  # up, polling and answering
+        for i in range(5):  # replies in flight when the signal comes
+            emu.send_text(555 + i, "привет")
+        process.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(process.wait(), timeout=30)
+    finally:
+        if process.returncode is None:
+            process.kill()
+        await emu.stop()
+    output = (await process.stdout.read()).decode() if process.stdout else ""
+    assert code == 0, output[-3000:]
+    assert "draining" in output
+    engine = create_engine(f"sqlite:///{tmp_path / 'supportbot.db'}")
+    with engine.connect() as conn:
+        sending = conn.execute(text("select count(*) from outbox where status = 'sending'"))
+        assert sending.scalar() == 0
+    engine.dispose()

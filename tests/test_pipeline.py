@@ -136,3 +136,24 @@ async def test_a_text_that_answers_a_form_is_marked_so_operators_read_it_right(
     assert nlu[0]["intent"] == "balance" and "handled_as" not in nlu[0]
     assert nlu[1]["handled_as"] == "verify"  # the number answered the check, not "out_of_scope 23%"
     assert nlu[3]["handled_as"] == "cancel"
+
+
+async def test_a_message_the_database_would_refuse_is_stored_clean_and_answered(
+    db: Database,
+) -> None:
+    """A NUL in a text (PostgreSQL refuses it), a lone surrogate and a 300-character name used
+    to be retried as transient, stalling every subscriber; now they are stored clean at once."""
+    poison = Inbound(
+        Channel.TELEGRAM, chat_id="7", user_id="7", update_id="p1",
+        text="где\x00 оплатить?\ud800", first_name="Я" * 300, last_name="\x00", username="u\udfff",
+    )  # fmt: skip
+    result = await service(db).handle(poison)
+    assert not result.duplicate
+    [reply] = await outbox(db)
+    assert reply.text and reply.buttons  # answered at once (this service has no NLU: the menu)
+    async with db.session() as s:
+        stored = await s.execute(select(Message.text).where(Message.author == "subscriber"))
+        assert stored.scalar_one() == "где оплатить??"
+    # and the next subscriber is not held up by it
+    await service(db).handle(text("2", "привет", user="8"))
+    assert len(await outbox(db)) == 2

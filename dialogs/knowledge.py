@@ -21,7 +21,7 @@ from dialogs.messages import Button, Outbound
 from dialogs.responder import Turn
 from nlu.knowledge import Hit, KnowledgeIndex
 
-ANSWER_AT = 0.36  # an article this close answers the question (kb evaluate: <= 3% wrong)
+ANSWER_AT = 0.38  # an article this close answers the question (kb evaluate: <= 3% wrong)
 SUGGEST_AT = 0.15  # this close: offered as a title button
 # Where the NLU is confident of an intent, an article still answers if it fits at least as well
 # (and fits at all: OVERRIDE_AT), or if it fits very well (CLOSE_AT) and not much worse.

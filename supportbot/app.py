@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from bots import telegram as tg
 from bots import vk
@@ -50,6 +52,7 @@ from supportbot.nlu_setup import ReloadingEngine
 from supportbot.settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
+PROBE_TIMEOUT = 2.0  # seconds a health/readiness probe waits for the database
 
 
 class App:
@@ -76,6 +79,7 @@ class App:
         self.actions = flow_actions(self.backend, self.incidents, self.verifier)
         self.web[INCIDENTS] = self.incidents
         self.web.router.add_get("/healthz", self._health)
+        self.web.router.add_get("/readyz", self._ready)
         self.web.router.add_post("/api/tickets/{number}/resolve", self._resolve_ticket)
         self._tasks: list[asyncio.Task[Any]] = []
         self._runner: web.AppRunner | None = None
@@ -153,6 +157,32 @@ class App:
         for worker in self.workers.values():
             self._spawn(worker.run(), f"outbox-{worker.channel}")
         log.info("supportbot listening on %s", self.url)
+        log.info("%s", self._describe())
+
+    def _describe(self) -> str:
+        """What this process runs on, secrets masked: the first thing to check when the bot
+        answers from the wrong database or not at all."""
+        cfg = self.settings
+        channels = [
+            f"telegram ({cfg.telegram.mode})" if cfg.telegram.token else None,
+            f"vk ({cfg.vk.mode})" if cfg.vk.token else None,
+        ]
+        content = self.content.current if self.content is not None else None
+        return "; ".join(
+            [
+                f"database {make_url(cfg.database_url).render_as_string(hide_password=True)}",
+                f"events {_masked(cfg.handoff.redis_url) if cfg.handoff.redis_url else 'in-process'}",
+                f"nlu {cfg.nlu.engine}"
+                + (f" at {_masked(cfg.nlu.rasa_url)}" if cfg.nlu.engine == "rasa" else ""),
+                "channels " + (", ".join(c for c in channels if c) or "none"),
+                f"content {cfg.content_dir}"
+                + (
+                    f" ({len(content.flows)} flows, {len(content.articles)} articles)"
+                    if content is not None
+                    else ""
+                ),
+            ]
+        )
 
     def _setup_telegram(self) -> Callable[[], Awaitable[None]] | None:
         cfg = self.settings.telegram
@@ -256,19 +286,44 @@ class App:
         self._tasks.append(task)
 
     async def _health(self, _request: web.Request) -> web.Response:
-        """Liveness plus what an integrator watches: undelivered replies and the NLU engine."""
-        async with self.db.session() as session:
-            backlog = await repo.outbox_backlog(session)
+        """Liveness plus what an integrator watches: undelivered replies and the NLU engine.
+        The process is alive even when the database is not: then `database` says so (within
+        `PROBE_TIMEOUT`), never a hang or a 500."""
+        backlog = await self._outbox_backlog()
         engine = self.service.engine
         return web.json_response(
             {
                 "ok": True,
+                "database": "ok" if backlog is not None else "unavailable",
                 "channels": sorted(self.workers),
-                "outbox_pending": {ch: backlog.get(ch, 0) for ch in sorted(self.workers)},
+                "outbox_pending": {ch: backlog.get(ch, 0) for ch in sorted(self.workers)}
+                if backlog is not None
+                else None,
                 "nlu": engine.health() if isinstance(engine, ReloadingEngine) else None,
                 "dialogs": self._dialogs_health(),
             }
         )
+
+    async def _ready(self, _request: web.Request) -> web.Response:
+        """Readiness (send traffic here?): the database answers, content is live and at least
+        one channel runs; 503 with the reasons otherwise."""
+        problems = []
+        if await self._outbox_backlog() is None:
+            problems.append("database: not answering (SUPPORTBOT_DATABASE_URL)")
+        if self.content is None:
+            problems.append("dialogs: no content loaded")
+        if not self.workers:
+            problems.append("channels: none running")
+        body = {"ready": not problems, "problems": problems}
+        return web.json_response(body, status=503 if problems else 200)
+
+    async def _outbox_backlog(self) -> dict[str, int] | None:
+        try:
+            async with asyncio.timeout(PROBE_TIMEOUT), self.db.session() as session:
+                return await repo.outbox_backlog(session)
+        except (TimeoutError, OSError, SQLAlchemyError) as exc:
+            log.warning("health: the database is not answering: %s", exc)
+            return None
 
     async def _resolve_ticket(self, request: web.Request) -> web.Response:
         """The CRM reports a ticket done: `POST /api/tickets/{number}/resolve {"result": "..."}`
@@ -339,3 +394,12 @@ def tune_gc() -> None:
 def _log_crash(task: asyncio.Task[Any]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("background task %s crashed", task.get_name(), exc_info=task.exception())
+
+
+def _masked(url: str) -> str:
+    """A URL with its password (if any) as ***."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not an SQLAlchemy-style URL: drop any user info
+        scheme, sep, rest = url.partition("://")
+        return f"{scheme}{sep}{rest.rpartition('@')[2]}"

@@ -6,7 +6,10 @@
   "did you mean" (dialogs/runner.py `miss`);
 - `pressed(payload)`: a title (`kb:<id>`), «Подробнее» (`kb:more:<id>`: the whole article), or the
   feedback (`kb:yes:<id>`, `kb:no:<id>`). «Не помогло» counts as a miss: two in a row (or after
-  another miss) and the bot offers a human, as after any misses.
+  another miss) and the bot offers a human, as after any misses;
+- `beats_intent`: an article may answer where the NLU is confident of an intent (`article_wins`);
+- `follow_up`: a short question right after an article is read with it; `clearly_answers`: a
+  long-tail question in the middle of a form (dialogs/forms.py answers it and holds the form).
 Feedback is the stored button press itself (the message's payload); analytics reads it from there.
 The thresholds come from `supportbot kb evaluate` on an independent question set (README).
 """
@@ -37,7 +40,7 @@ MORE, YES, NO = "more:", "yes:", "no:"
 
 def article_wins(index: KnowledgeIndex, text: str, hit: Hit, confidence: float) -> bool:
     """Does the best article (`hit`) answer a message the NLU gave a confident intent
-    (`confidence`)? The 24 intents claim a third of long-tail questions («хочу подключить
+    (`confidence`)? The 24 intents claim about a quarter of long-tail questions («хочу подключить
     антивирус» is not a home-internet request at 0.84). The message must say most of what the
     article's matched question says (`COVERED`: «как оплачивать связь» is not «хочу оплачивать
     связь в конце месяца по счёту»); then the article wins when the message reads like the

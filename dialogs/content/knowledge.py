@@ -16,6 +16,7 @@ Every problem is reported as `file:line:col: message`, like a dialog file's.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from pathlib import Path
@@ -63,19 +64,32 @@ def compile_articles(st: Compilation, content_dir: Path) -> dict[str, Article]:
 def index(articles: dict[str, Article], content_dir: Path) -> KnowledgeIndex:
     """The articles indexed for retrieval, with the NLU's training examples (`content/nlu`) as
     the intents' kind of request (KnowledgeIndex.long_tail)."""
-    examples = []
-    if (content_dir / "nlu").is_dir():
-        try:
-            examples = load_training_data([content_dir / "nlu"]).examples
-        except TrainingDataError:  # reported by the NLU's own loading; the index works without
-            pass
     return build_index(
         tuple(
             Doc(a.id, a.title, a.questions, a.keywords, a.text.body)
             for a in sorted(articles.values(), key=lambda a: a.id)
         ),
-        tuple(e.text for e in examples if e.intent not in NOT_REQUESTS),
+        _requests(content_dir / "nlu"),
     )
+
+
+def _requests(nlu_dir: Path) -> tuple[str, ...]:
+    """The NLU's request examples, read again only when its files change (a reload of the
+    dialogs must not parse 1,500 examples each time)."""
+    if not nlu_dir.is_dir():
+        return ()
+    files = sorted([*nlu_dir.glob("*.yml"), *nlu_dir.glob("*.yaml")])
+    stamp = tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files)
+    return _requests_of(nlu_dir, stamp)
+
+
+@functools.lru_cache(maxsize=4)
+def _requests_of(nlu_dir: Path, _stamp: tuple[tuple[str, int, int], ...]) -> tuple[str, ...]:
+    try:
+        examples = load_training_data([nlu_dir]).examples
+    except TrainingDataError:  # reported by the NLU's own loading; the index works without
+        return ()
+    return tuple(e.text for e in examples if e.intent not in NOT_REQUESTS)
 
 
 def _article(st: Compilation, path: Path, display: str) -> Article | None:

@@ -9,7 +9,8 @@ import csv
 import io
 import json
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
@@ -25,6 +26,9 @@ from tests.browser.audit_support import Site, dump, site
 from tests.browser.conftest import PASSWORD, Client
 
 __all__ = ["site"]
+
+MSK = ZoneInfo("Europe/Moscow")  # the console's default handoff.timezone
+OLD = (utcnow() - timedelta(days=40)).astimezone(MSK).date()  # the bot entries' day
 
 
 async def test_logins_failed_logins_and_logouts_are_audited(site: Site) -> None:
@@ -438,9 +442,12 @@ async def test_the_audit_page_filters_and_pages(site: Site) -> None:
     async with site.db.transaction() as s:
         from services import audit
 
-        for n in range(120):  # a busy log: an old page of bot entries
+        # A busy log: an old page of bot entries, at noon Moscow time 40 days ago and the two
+        # hours before (one calendar day in UTC and in Moscow, whatever the time of the run).
+        noon = datetime.combine(OLD, time(12, 0), MSK).astimezone(UTC)
+        for n in range(120):
             entry = audit.record(s, "verified", actor="bot", subscriber_id=other.subscriber_id)
-            entry.at = utcnow() - timedelta(days=40, minutes=n)
+            entry.at = noon - timedelta(minutes=n)
 
     status, actions, html = await _audit_rows(root_c)
     assert status == 200 and len(actions) == 50
@@ -458,9 +465,9 @@ async def test_the_audit_page_filters_and_pages(site: Site) -> None:
     assert actions == ["chat_opened", "chat_opened"]
     status, actions, _ = await _audit_rows(root_c, f"?subscriber={chat.subscriber_id}")
     assert actions == ["chat_opened"]
-    today = utcnow().date()
-    old = today - timedelta(days=40)
-    status, actions, _ = await _audit_rows(root_c, f"?from={old}&to={old}")
+    # Dates are the console's (handoff.timezone, Moscow): after 21:00 UTC "today" is tomorrow's.
+    today = utcnow().astimezone(MSK).date()
+    status, actions, _ = await _audit_rows(root_c, f"?from={OLD}&to={OLD}")
     assert actions and set(actions) == {"verified"}
     status, actions, _ = await _audit_rows(
         root_c, f"?from={today - timedelta(days=1)}&operator={root}&action=chat_opened"

@@ -172,7 +172,8 @@ def _char_vectorizer(ngrams: tuple[int, int]) -> TfidfVectorizer:
 
 
 class KnowledgeIndex:
-    """The articles' units as two TF-IDF views; `search` ranks articles for a question."""
+    """The articles' units (title, questions, keywords) in a lemma and a character TF-IDF view,
+    their bodies in a third; `search` ranks articles for a question."""
 
     def __init__(self, docs: Sequence[Doc], requests: Sequence[str] = ()) -> None:
         """`requests`: examples of what the intents handle (the NLU's training examples); with

@@ -26,7 +26,7 @@ from dialogs.content import limits
 from dialogs.content.actions import ActionTable
 from dialogs.content.model import CHANNELS, KB_PAYLOAD, Article, ArticleText
 from dialogs.content.responses import _buttons
-from dialogs.content.state import Compilation, Pending
+from dialogs.content.state import Compilation, Pending, display_name
 from dialogs.limits import LIMITS, TELEGRAM
 from dialogs.yamlsrc import ContentError, Problem, Source, parse
 from nlu.data import TrainingDataError, load_training_data
@@ -50,7 +50,7 @@ def compile_articles(st: Compilation, content_dir: Path) -> dict[str, Article]:
     """Every article under `content_dir/knowledge/`, problems noted in `st`."""
     out: dict[str, Article] = {}
     for path in knowledge_files(content_dir):
-        display = _display(path, content_dir)
+        display = display_name(path, content_dir)
         try:
             article = _article(st, path, display)
         except ContentError as exc:
@@ -203,13 +203,6 @@ def _channels(
         _check_text(st, src, (*path, "short"), text)
         out.append((str(channel), text))
     return tuple(out)
-
-
-def _display(path: Path, content_dir: Path) -> str:
-    try:
-        return str(path.relative_to(content_dir.parent))
-    except ValueError:
-        return str(path)
 
 
 def add_question(content_dir: Path, article: Article, question: str) -> bool:

@@ -31,7 +31,7 @@ from dialogs.content.model import (
 )
 from dialogs.content.responses import response
 from dialogs.content.slots import compile_slot
-from dialogs.content.state import Compilation
+from dialogs.content.state import Compilation, display_name
 from dialogs.yamlsrc import ContentError, PathKey, Problem, Source, load
 
 DIALOGS_DIR = "dialogs"
@@ -61,7 +61,7 @@ def load_content(
         if path.suffix == ".md":
             continue  # articles: compile_articles
         try:
-            sources.append(load(path, _display(path, content_dir)))
+            sources.append(load(path, display_name(path, content_dir)))
         except ContentError as exc:
             problems += exc.problems
     if all(path.suffix == ".md" for path in files):
@@ -97,13 +97,6 @@ def load_content(
         articles=compiler.articles,
         knowledge=index(compiler.articles, content_dir),
     )
-
-
-def _display(path: Path, content_dir: Path) -> str:
-    try:
-        return str(path.relative_to(content_dir.parent))
-    except ValueError:
-        return str(path)
 
 
 class Compiler(Compilation):

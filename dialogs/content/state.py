@@ -73,3 +73,12 @@ class Compilation:
         for name in expr.names_in(tree):
             self.pending.names.append((src, path, name, "condition"))
         return tree
+
+
+def display_name(path: Path, content_dir: Path) -> str:
+    """How problems name a content file: relative to the content folder's parent
+    (`content/dialogs/bot.yml`), or as given when it lies elsewhere."""
+    try:
+        return str(path.relative_to(content_dir.parent))
+    except ValueError:
+        return str(path)

@@ -40,6 +40,7 @@ from handoff.rating import RatingResponder
 from handoff.telegram_group import TelegramGroup
 from services.actions import flow_actions
 from services.backend import Backend, load_backend
+from services.backend.guard import Limits, guarded
 from services.outages import Incidents, Rules
 from services.privacy import Policy as RetentionPolicy
 from services.privacy import retention_loop
@@ -61,7 +62,10 @@ class App:
         self.settings = settings
         self.db = Database(settings.database_url)
         self.workers: dict[Channel, OutboxWorker] = {}
-        self.backend: Backend = load_backend(settings.backend)
+        self.backend: Backend = guarded(
+            load_backend(settings.backend),
+            Limits(timeout=settings.backend_timeout, concurrency=settings.backend_concurrency),
+        )
         self.content: ReloadingContent | None = None
         self._responder = responder
         self.bus = make_bus(settings.handoff.redis_url)

@@ -38,7 +38,6 @@ async def test_a_poison_update_delays_no_other_subscriber(
     telegram.send_text(9000, "/start")
     await telegram.wait_sent(9000, 1, timeout=30)  # up and answering
 
-
     async def crowd(users: range) -> float:
         """The worst reply time among `users`, all asking at once."""
         asked = time.monotonic()

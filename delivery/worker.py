@@ -41,7 +41,7 @@ from typing import Any
 from sqlalchemy import Integer, and_, bindparam, exists, func, or_, select, update
 
 from delivery.errors import Blocked, PartialSend, PermanentError, RetryAfter, TransientError
-from delivery.pacing import Pacer, RateLimits, TokenBucket
+from delivery.pacing import Pacer, RateLimits, SharedLimits, TokenBucket
 from delivery.sender import ChannelSender
 from dialogs.messages import Outbound
 from storage import repo
@@ -90,6 +90,7 @@ class OutboxWorker:
         *,
         batch: int = 200,
         poll_interval: float = 1.0,
+        shared: SharedLimits | None = None,
     ) -> None:
         self.db = db
         self.sender = sender
@@ -99,6 +100,7 @@ class OutboxWorker:
         self._refill = max(1, batch // 4)  # claim again once this many slots are free
         self.poll_interval = poll_interval
         self._overall = Pacer(self.limits.overall)
+        self._shared = shared  # the limits across processes (Redis), if several may run
         self._chats: dict[str, TokenBucket] = {}
         self._paused_until = 0.0
         self._wake = asyncio.Event()
@@ -403,6 +405,14 @@ class OutboxWorker:
         if delay:
             await asyncio.sleep(delay)
         await self._overall.wait(lambda: self._paused_until)
+        if self._shared is not None:
+            limits = self.limits
+            await self._shared.wait(
+                [
+                    (self.channel, limits.overall, 1),
+                    (f"{self.channel}:{chat_id}", limits.per_chat, limits.per_chat_burst),
+                ]
+            )
 
 
 def _aware(moment: datetime) -> datetime:

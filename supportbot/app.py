@@ -21,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from bots import telegram as tg
 from bots import vk
 from bots.retry import RetryingHandler
-from delivery.pacing import RateLimits
+from delivery.pacing import RateLimits, SharedLimits
 from delivery.worker import OutboxWorker
 from dialogs.engine import DialogEngine
 from dialogs.messages import Channel
@@ -54,6 +54,12 @@ from supportbot.settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
 PROBE_TIMEOUT = 2.0  # seconds a health/readiness probe waits for the database
+
+
+def redis_prefix(settings: Settings) -> str:  # TEMP: replaced by the events' prefix at merge
+    from sqlalchemy.engine import make_url
+
+    return f"supportbot:{make_url(settings.database_url).database}"
 
 
 class App:
@@ -89,6 +95,16 @@ class App:
         self._runner: web.AppRunner | None = None
         self._closers: list[Callable[[], Awaitable[Any]]] = []
         self.url = f"http://{settings.http_host}:{settings.http_port}"
+
+    def _shared_limits(self) -> SharedLimits | None:
+        """Send limits shared through Redis by every process of this deployment, when there is
+        a Redis (without one, a single process is assumed and its own limits are enough)."""
+        url = self.settings.handoff.redis_url
+        if not url:
+            return None
+        shared = SharedLimits(url, redis_prefix(self.settings))
+        self._closers.append(shared.close)
+        return shared
 
     def _wake(self, channel: str) -> None:
         worker = self.workers.get(Channel(channel))
@@ -213,7 +229,9 @@ class App:
             group_id=group_id,
         )
         limits = RateLimits(cfg.rate_per_chat, cfg.burst_per_chat, cfg.rate_overall)
-        self.workers[Channel.TELEGRAM] = OutboxWorker(self.db, tg.TelegramSender(bot), limits)
+        self.workers[Channel.TELEGRAM] = OutboxWorker(
+            self.db, tg.TelegramSender(bot), limits, shared=self._shared_limits()
+        )
         self._closers.append(bot.session.close)
         secret = cfg.webhook_secret.get_secret_value() if cfg.webhook_secret else None
         if cfg.mode == "webhook":
@@ -254,7 +272,9 @@ class App:
         # VK limits requests per token, not per chat: the per-chat bucket is no tighter.
         limits = RateLimits(cfg.rate_overall, 1, cfg.rate_overall)
         sender = vk.VKSender(bot.api)
-        self.workers[Channel.VK] = OutboxWorker(self.db, sender, limits)
+        self.workers[Channel.VK] = OutboxWorker(
+            self.db, sender, limits, shared=self._shared_limits()
+        )
         self._closers.append(sender.close)
         if cfg.mode == "callback":
             assert cfg.confirmation_code is not None

@@ -48,6 +48,7 @@ from services.verification import Policy, Verifier
 from storage import migrate, repo
 from storage.db import Database
 from supportbot import logmask
+from supportbot.metrics import Metrics
 from supportbot.nlu_setup import ReloadingEngine
 from supportbot.settings import ConfigError, Settings
 
@@ -63,6 +64,7 @@ class App:
         self.workers: dict[Channel, OutboxWorker] = {}
         self.backend: Backend = load_backend(settings.backend)
         self.content: ReloadingContent | None = None
+        self.nlu: ReloadingEngine | None = None
         self._responder = responder
         self.bus = make_bus(settings.handoff.redis_url)
         # The unit of work's effects: after each commit, the live events go to the bus and
@@ -80,6 +82,8 @@ class App:
         self.web[INCIDENTS] = self.incidents
         self.web.router.add_get("/healthz", self._health)
         self.web.router.add_get("/readyz", self._ready)
+        self.metrics = Metrics(self.db, self.workers, settings.skill_groups)
+        self.web.router.add_get("/metrics", self.metrics.handler)
         self.web.router.add_post("/api/tickets/{number}/resolve", self._resolve_ticket)
         self._tasks: list[asyncio.Task[Any]] = []
         self._runner: web.AppRunner | None = None
@@ -97,7 +101,8 @@ class App:
         if prepare is not None:
             await prepare(self.db)
         engine = await ReloadingEngine.start(self.settings)
-        self.service.engine = engine
+        self.nlu = engine
+        self.service.engine = self.metrics.timed(engine)  # NLU latency in /metrics
         self._spawn(engine.watch(), "nlu-reload")
         self.content = ReloadingContent(
             self.settings.content_dir,
@@ -190,7 +195,9 @@ class App:
             return None
         bot = tg.bot_for(cfg.token.get_secret_value(), cfg.api_base)
         # Polling confirms an update with the next fetch: hold it until it is stored.
-        handler = self.service if cfg.mode == "webhook" else RetryingHandler(self.service)
+        # Counted in /metrics; the channel and update id go on every log line meanwhile.
+        inner = self.service if cfg.mode == "webhook" else RetryingHandler(self.service)
+        handler = self.metrics.observe(inner)
         group_id = self.settings.handoff.telegram_group_id
         if group_id is not None:
             assert self.desk is not None  # start() builds the desk before the frontends
@@ -239,7 +246,9 @@ class App:
         cfg = self.settings.vk
         if cfg.token is None or cfg.group_id is None:
             return None
-        handler = self.service if cfg.mode == "callback" else RetryingHandler(self.service)
+        # Counted in /metrics; the channel and update id go on every log line meanwhile.
+        inner = self.service if cfg.mode == "callback" else RetryingHandler(self.service)
+        handler = self.metrics.observe(inner)
         bot = vk.build_bot(
             cfg.token.get_secret_value(),
             cfg.group_id,
@@ -290,7 +299,7 @@ class App:
         The process is alive even when the database is not: then `database` says so (within
         `PROBE_TIMEOUT`), never a hang or a 500."""
         backlog = await self._outbox_backlog()
-        engine = self.service.engine
+        engine = self.nlu
         return web.json_response(
             {
                 "ok": True,

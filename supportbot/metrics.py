@@ -265,8 +265,10 @@ class ObservedHandler:
             self.metrics.bot_replies.labels(channel).inc(len(result.replies))
             return result
         finally:
+            took = time.perf_counter() - started
             self.metrics.updates.labels(channel, outcome).inc()
-            self.metrics.update_seconds.labels(channel).observe(time.perf_counter() - started)
+            self.metrics.update_seconds.labels(channel).observe(took)
+            log.debug("update %s in %.0f ms", outcome, took * 1000)  # ids: the log context
             logcontext.channel.reset(channel_token)
             logcontext.update_id.reset(update_token)
             logcontext.conversation_id.reset(conversation_token)

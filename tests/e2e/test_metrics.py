@@ -46,8 +46,8 @@ def value(samples: Samples, name: str, **labels: str) -> float | None:
     return samples.get((name, frozenset(labels.items())))
 
 
-async def wait_for(check: Callable[[], Any], timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
+async def wait_for(check: Callable[[], Any], within: float = 15) -> None:
+    deadline = time.monotonic() + within
     while not await check():
         assert time.monotonic() < deadline, "the metrics never showed it"
         await asyncio.sleep(0.1)
@@ -80,10 +80,8 @@ async def test_metrics_count_traffic_and_show_backlog_failures_and_queue(
 
     async def settled() -> bool:
         samples, _, _ = await scrape(app.url)
-        return (
-            (value(samples, "supportbot_outbox_backlog", channel="telegram") or 0) >= 1
-            and value(samples, "supportbot_handoff_queue_length", group="consult") == 1
-        )
+        held = value(samples, "supportbot_outbox_backlog", channel="telegram") or 0
+        return held >= 1 and value(samples, "supportbot_handoff_queue_length", group="consult") == 1
 
     await wait_for(settled)
     await asyncio.sleep(1.1)  # the held reply and the waiting chat grow at least a second older

@@ -35,7 +35,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
 from dialogs import logcontext
-from dialogs.messages import HandleResult, Inbound, InboundHandler
+from dialogs.messages import Channel, HandleResult, Inbound, InboundHandler
 from nlu.types import IntentEngine, Parse
 from storage.db import Database
 from storage.models import Conversation, ConversationState, OutboxItem, OutboxStatus, utcnow
@@ -62,7 +62,7 @@ class Snapshot:
 
 
 async def read_snapshot(db: Database) -> Snapshot:
-    """Two grouped counts, both along an index (ix_outbox_due, ix_conversations_queue)."""
+    """Two grouped counts, each along an index (ix_outbox_due, ix_conversations_queue)."""
     snap = Snapshot()
     outbox = (
         select(
@@ -71,6 +71,8 @@ async def read_snapshot(db: Database) -> Snapshot:
             func.count(),
             func.min(OutboxItem.created_at),
         )
+        # Both columns named, so PostgreSQL reads ix_outbox_due (channel, status, ...) alone.
+        .where(OutboxItem.channel.in_([c.value for c in Channel]))
         .where(OutboxItem.status.in_([*UNDELIVERED, OutboxStatus.FAILED]))
         .group_by(OutboxItem.channel, OutboxItem.status)
     )

@@ -384,6 +384,7 @@ class App:
         close_engine = getattr(self.service.engine, "close", None)  # the Rasa client's session
         if close_engine is not None:
             await close_engine()
+        await self.metrics.close()
         await self.db.dispose()
 
 

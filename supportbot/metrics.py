@@ -164,8 +164,16 @@ class Metrics:
                 log.warning("metrics: the database is not answering: %r", exc)
             self._db_was_up = False
             return None
+        if not self._db_was_up:
+            log.info("metrics: the database answers again")
         self._db_was_up = True
         return snapshot
+
+    async def close(self) -> None:
+        """Stop a database read still running for a scrape that gave up on it."""
+        if self._reading is not None and not self._reading.done():
+            self._reading.cancel()
+            await asyncio.gather(self._reading, return_exceptions=True)
 
     async def _query(self) -> Snapshot:
         async with asyncio.timeout(QUERY_TIMEOUT):

@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 SCRAPE_DB_TIMEOUT = 0.5  # seconds a scrape waits for the database's figures
 QUERY_TIMEOUT = 5.0  # a read still running after the scrape answered is abandoned after this
 # What OutboxWorker.stats counts (delivery/worker.py); each is shown, 0 until it happens.
-SEND_OUTCOMES = ("sent", "retry_after", "blocked", "permanent", "transient")
+SEND_OUTCOMES = ("sent", "retry_after", "blocked", "permanent", "transient", "bug", "gave_up")
 UNDELIVERED = (OutboxStatus.PENDING, OutboxStatus.SENDING)
 
 
@@ -198,7 +198,8 @@ class _ScrapeTime(Collector):
             "supportbot_sends",
             "Outbox send attempts by outcome: sent, or the error kind (retry_after = the platform "
             "asked to slow down, blocked = the subscriber blocked the bot, permanent = kept as "
-            "failed for a human, transient = retried)",
+            "failed for a human, transient = retried, bug = an unexpected exception, retried a "
+            "few times; gave_up = a retried row failed for good)",
             labels=["channel", "outcome"],
         )
         for channel, worker in sorted(self.m.workers.items()):

@@ -24,7 +24,7 @@ from typing import Protocol, runtime_checkable
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dialogs import outgoing, understanding
+from dialogs import logcontext, outgoing, understanding
 from dialogs.messages import Attachment, HandleResult, Inbound, Outbound
 from dialogs.outgoing import Outgoing, Recipient
 from dialogs.responder import Responder, Turn
@@ -158,6 +158,7 @@ class ConversationService:
                 replies, consumed = await self.rating.respond(turn)
                 if not consumed:  # the rating is over; this message is a new request
                     conv, created = await repo.open_conversation(session, account)
+            logcontext.conversation_id.set(conv.id)  # on every log line from here (JSON logs)
             handled_as = None
             if conv.state == ConversationState.BOT:
                 turn = Turn(inbound, conv, account, created, session, parse)

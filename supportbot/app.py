@@ -49,6 +49,7 @@ from services.verification import Policy, Verifier
 from storage import migrate, repo
 from storage.db import Database
 from supportbot import logmask
+from supportbot.metrics import Metrics
 from supportbot.nlu_setup import ReloadingEngine
 from supportbot.settings import ConfigError, Settings
 
@@ -73,6 +74,7 @@ class App:
             Limits(timeout=settings.backend_timeout, concurrency=settings.backend_concurrency),
         )
         self.content: ReloadingContent | None = None
+        self.nlu: ReloadingEngine | None = None
         self._responder = responder
         self.bus = make_bus(settings.handoff.redis_url)
         # The unit of work's effects: after each commit, the live events go to the bus and
@@ -90,6 +92,8 @@ class App:
         self.web[INCIDENTS] = self.incidents
         self.web.router.add_get("/healthz", self._health)
         self.web.router.add_get("/readyz", self._ready)
+        self.metrics = Metrics(self.db, self.workers, settings.skill_groups)
+        self.web.router.add_get("/metrics", self.metrics.handler)
         self.web.router.add_post("/api/tickets/{number}/resolve", self._resolve_ticket)
         self._tasks: list[asyncio.Task[Any]] = []
         self._runner: web.AppRunner | None = None
@@ -117,7 +121,8 @@ class App:
         if prepare is not None:
             await prepare(self.db)
         engine = await ReloadingEngine.start(self.settings)
-        self.service.engine = engine
+        self.nlu = engine
+        self.service.engine = self.metrics.timed(engine)  # NLU latency in /metrics
         self._spawn(engine.watch(), "nlu-reload")
         self.content = ReloadingContent(
             self.settings.content_dir,
@@ -210,7 +215,9 @@ class App:
             return None
         bot = tg.bot_for(cfg.token.get_secret_value(), cfg.api_base)
         # Polling confirms an update with the next fetch: hold it until it is stored.
-        handler = self.service if cfg.mode == "webhook" else RetryingHandler(self.service)
+        # Counted in /metrics; the channel and update id go on every log line meanwhile.
+        inner = self.service if cfg.mode == "webhook" else RetryingHandler(self.service)
+        handler = self.metrics.observe(inner)
         group_id = self.settings.handoff.telegram_group_id
         if group_id is not None:
             assert self.desk is not None  # start() builds the desk before the frontends
@@ -261,7 +268,9 @@ class App:
         cfg = self.settings.vk
         if cfg.token is None or cfg.group_id is None:
             return None
-        handler = self.service if cfg.mode == "callback" else RetryingHandler(self.service)
+        # Counted in /metrics; the channel and update id go on every log line meanwhile.
+        inner = self.service if cfg.mode == "callback" else RetryingHandler(self.service)
+        handler = self.metrics.observe(inner)
         bot = vk.build_bot(
             cfg.token.get_secret_value(),
             cfg.group_id,
@@ -314,7 +323,7 @@ class App:
         The process is alive even when the database is not: then `database` says so (within
         `PROBE_TIMEOUT`), never a hang or a 500."""
         backlog = await self._outbox_backlog()
-        engine = self.service.engine
+        engine = self.nlu
         return web.json_response(
             {
                 "ok": True,
@@ -399,6 +408,7 @@ class App:
         close_engine = getattr(self.service.engine, "close", None)  # the Rasa client's session
         if close_engine is not None:
             await close_engine()
+        await self.metrics.close()
         await self.db.dispose()
 
 

@@ -20,7 +20,7 @@ from sqlalchemy.exc import DBAPIError
 from dialogs.yamlsrc import ContentError
 from nlu.data import TrainingDataError
 from storage.db import DatabaseConfigError
-from supportbot import logmask
+from supportbot import logs
 from supportbot.cli_dialogs import add_dialogs_commands
 from supportbot.cli_incidents import add_incident_commands
 from supportbot.cli_kb import add_kb_commands
@@ -41,13 +41,8 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(0)
     try:
         settings = load_settings(args.config)
-        logging.basicConfig(
-            level=getattr(logging, settings.log_level.upper(), logging.INFO),
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )
-        for noisy in ("alembic", "pymorphy3"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
-        logmask.install()  # phone numbers never reach the logs in clear
+        # Text or JSON lines (SUPPORTBOT_LOG_FORMAT); phone numbers never reach them in clear.
+        logs.configure(settings.log_level, settings.log_format)
         func: Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]] = args.func
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             code = runner.run(func(settings, args))

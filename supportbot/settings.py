@@ -239,6 +239,7 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"  # json: one object per line (supportbot/logs.py)
     telegram: TelegramSettings = TelegramSettings()
     vk: VKSettings = VKSettings()
     nlu: NLUSettings = NLUSettings()

@@ -326,8 +326,10 @@ async def run_long_poll(bot: Bot) -> None:
 
 
 def _peer(event: dict[str, Any]) -> object:
-    obj = event.get("object") if isinstance(event.get("object"), dict) else {}
-    message = obj.get("message") if isinstance(obj.get("message"), dict) else obj
+    found = event.get("object")
+    obj: dict[str, Any] = found if isinstance(found, dict) else {}
+    inner = obj.get("message")
+    message: dict[str, Any] = inner if isinstance(inner, dict) else obj
     return message.get("peer_id") or obj.get("user_id") or ("event", event.get("event_id"))
 
 

@@ -113,7 +113,10 @@ class Database:
             database = make_url(self.url).database or ":memory:"
             kwargs["async_creator"] = sqlite_inline.connector(database)
         else:
-            kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
+            # A server that accepts but never answers must not hang a connect for asyncpg's 60 s.
+            kwargs.update(
+                pool_size=10, max_overflow=10, pool_pre_ping=True, connect_args={"timeout": 10}
+            )
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)

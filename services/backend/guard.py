@@ -140,5 +140,5 @@ class GuardedBackend:
 
 def guarded(backend: Backend, limits: Limits | None = None) -> Backend:
     """`backend` with timeouts, a bulkhead and circuit breakers (see the module docstring)."""
-    wrapped: Backend = GuardedBackend(backend, limits)  # type: ignore[assignment]
+    wrapped: Backend = GuardedBackend(backend, limits)
     return wrapped

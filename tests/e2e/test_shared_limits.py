@@ -51,7 +51,7 @@ async def two_processes_send(*, shared: bool) -> int:
     prefix = f"test-{uuid.uuid4().hex[:8]}"
     parts = []
     try:
-        for i in range(2):  # "two processes": separate engines, bots, limiters
+        for _ in range(2):  # "two processes": separate engines, bots, limiters
             db = Database(PG_URL)
             bot = bot_for(TOKEN, emu.base_url)
             limiter = SharedLimits(REDIS, prefix) if shared else None

@@ -14,7 +14,8 @@ supportbot_update_seconds{channel}, supportbot_bot_replies_total{channel},
 supportbot_nlu_parse_seconds{engine}, supportbot_sends_total{channel,outcome},
 supportbot_database_up, supportbot_outbox_backlog{channel},
 supportbot_outbox_oldest_age_seconds{channel}, supportbot_outbox_failed{channel},
-supportbot_handoff_queue_length{group}, supportbot_handoff_oldest_wait_seconds{group}.
+supportbot_handoff_queue_length{group}, supportbot_handoff_oldest_wait_seconds{group},
+supportbot_dead_letters{channel} (updates that failed for good, not yet dealt with).
 """
 
 from __future__ import annotations
@@ -38,7 +39,14 @@ from dialogs import logcontext
 from dialogs.messages import Channel, HandleResult, Inbound, InboundHandler
 from nlu.types import IntentEngine, Parse
 from storage.db import Database
-from storage.models import Conversation, ConversationState, OutboxItem, OutboxStatus, utcnow
+from storage.models import (
+    Conversation,
+    ConversationState,
+    DeadLetter,
+    OutboxItem,
+    OutboxStatus,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +66,7 @@ class Snapshot:
     failed: dict[str, int] = field(default_factory=dict)  # channel -> rows failed for good
     queued: dict[str, int] = field(default_factory=dict)  # skill group -> chats waiting
     waiting_since: dict[str, datetime] = field(default_factory=dict)  # group -> longest waiting
+    dead: dict[str, int] = field(default_factory=dict)  # channel -> unresolved dead letters
     taken_at: datetime = field(default_factory=utcnow)
 
 
@@ -81,7 +90,14 @@ async def read_snapshot(db: Database) -> Snapshot:
         .where(Conversation.state == ConversationState.QUEUED)
         .group_by(Conversation.skill_group)
     )
+    dead = (
+        select(DeadLetter.channel, func.count())
+        .where(DeadLetter.resolved_at.is_(None))
+        .group_by(DeadLetter.channel)
+    )
     async with db.session() as session:
+        for channel, count in (await session.execute(dead)).all():
+            snap.dead[channel] = int(count)
         for channel, status, count, oldest in (await session.execute(outbox)).all():
             if status == OutboxStatus.FAILED:
                 snap.failed[channel] = int(count)
@@ -252,7 +268,15 @@ class _ScrapeTime(Collector):
         for group in sorted({*self.m.groups, *snap.queued}):
             queue.add_metric([group], snap.queued.get(group, 0))
             wait.add_metric([group], _age(snap.waiting_since.get(group), snap.taken_at))
-        yield from (backlog, oldest, failed, queue, wait)
+        dead = GaugeMetricFamily(
+            "supportbot_dead_letters",
+            "Subscriber updates that failed for good (a bug, data the database refused), kept "
+            "for supervisors (console «Сбои») and not yet marked as dealt with",
+            labels=["channel"],
+        )
+        for channel in sorted({*channels, *snap.dead}):
+            dead.add_metric([channel], snap.dead.get(channel, 0))
+        yield from (backlog, oldest, failed, queue, wait, dead)
 
 
 class ObservedHandler:

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import aiohttp
 import pytest
 from sqlalchemy import select
 
@@ -63,3 +64,7 @@ async def test_a_poison_update_delays_no_other_subscriber(
         stored = await s.scalar(select(Message.text).where(Message.text.like("тариф%")))
     assert letter.user_id == str(POISON) and "ValueError" in letter.error
     assert stored == "тариф какой у меня?"
+
+    async with aiohttp.ClientSession() as http, http.get(f"{app.url}/metrics") as resp:
+        page = await resp.text()
+    assert 'supportbot_dead_letters{channel="telegram"} 1.0' in page

@@ -38,6 +38,7 @@ from storage.models import OperatorStatus
 log = logging.getLogger(__name__)
 MAX_LOGIN = 64
 MAX_PASSWORD = 1024
+BUSY_RETRY = 2  # seconds a login refused by the busy hashing gate is asked to wait
 
 
 def _login_page(
@@ -74,24 +75,31 @@ async def login(request: web.Request) -> web.StreamResponse:
         )
     ip = client_ip(request)
     wait = state.limiter.retry_after(login_name, ip)
+    if wait is None and (login_wait := state.limiter.login_retry_after(login_name)) is not None:
+        # many failures for this login from many addresses: hold back the addresses it never
+        # logged in from, never the operator's own (handoff.console.security)
+        if ip not in await auditing.known_addresses(state, login_name):
+            wait = login_wait
     if wait is not None:
-        response = _login_page(
-            state,
-            request,
-            error=f"Слишком много попыток входа. Подождите {round(wait)} с.",
-            status=429,
-        )
-        response.headers["Retry-After"] = str(round(wait))
         log.warning("console: login attempts for %r from %s rate-limited", login_name, ip)
-        return response
+        return _too_many(state, request, f"Подождите {round(wait)} с.", wait)
     try:
+        # The operator is read, the connection let go, and only then the password hashed:
+        # a login flood never holds database connections the subscribers' replies need.
+        async with state.db.session() as session:
+            candidate = await auth.find_for_login(session, login_name)
+        await auth.check_password(candidate, password)
+        assert candidate is not None  # check_password refuses an unknown login
         async with state.db.transaction() as session:
-            done = await auth.log_in(session, login_name, password)
-            auditing.logged_in(session, request, done.operator)
+            done = await auth.open_session(session, candidate)
+            auditing.logged_in(session, request, done.operator, state)
+    except auth.Busy:
+        log.warning("console: login for %r from %s refused: password checks busy", login_name, ip)
+        return _too_many(state, request, "Попробуйте через несколько секунд.", BUSY_RETRY)
     except auth.AuthError as exc:
         disabled = isinstance(exc, auth.DisabledError)
         state.limiter.failed(login_name, ip)
-        limited = state.limiter.retry_after(login_name, ip) is not None
+        limited = state.limiter.reached(login_name, ip)
         log.info("console: failed login for %r from %s", login_name, ip)
         await auditing.login_failed(
             state,
@@ -119,6 +127,15 @@ async def login(request: web.Request) -> web.StreamResponse:
         max_age=auth.SESSION_DAYS * 86400,
     )
     clear_cookie(response, LOGIN_COOKIE, path=state.prefix)
+    return response
+
+
+def _too_many(state: Console, request: web.Request, wait_text: str, wait: float) -> web.Response:
+    """429: too many login attempts (the limits) or too many at once (the hashing gate)."""
+    response = _login_page(
+        state, request, error=f"Слишком много попыток входа. {wait_text}", status=429
+    )
+    response.headers["Retry-After"] = str(max(1, round(wait)))
     return response
 
 

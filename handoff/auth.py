@@ -18,12 +18,13 @@ Each change writes its audit entry (`services.audit`) in the same transaction, n
   can't be disabled, removed or demoted (the CLI can always add another admin).
 
 Password hashing (argon2: ~0.1 s of CPU and 64 MB each, on purpose) runs on `PASSWORDS`, a gate
-of its own: at most `HASH_WORKERS` hashes at once in its own threads, at most `HASH_WAITING`
-waiting; past that a login is refused at once (`Busy`) instead of piling up. No hash runs while
+of its own: at most `HASH_WORKERS` hashes at once in its own threads, at most `HASH_RATE` a
+second, at most `HASH_WAITING` waiting; past that a login is refused at once (`Busy`) instead
+of piling up. No hash runs while
 a database connection is held: the console reads the operator (`find_for_login`), lets the
 connection go, checks the password (`check_password`), then opens the session in a short
 transaction (`open_session`). A login flood therefore costs the subscribers' pipeline neither
-connections nor more than `HASH_WORKERS` CPUs.
+connections nor more than a fraction of one CPU.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import hmac
 import os
 import secrets
 import threading
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -66,7 +68,8 @@ _hasher = PasswordHasher()
 _DUMMY = _hasher.hash("not-a-real-password")
 # Hashes at once: at most half the CPUs (the event loop keeps the rest), at most 2.
 HASH_WORKERS = max(1, min(2, (os.cpu_count() or 2) // 2))
-HASH_WAITING = 8  # logins waiting for a hash; beyond it `Busy` (about a second of waiting)
+HASH_RATE = 2.0  # hashes started per second at most (each ~0.1-0.2 s of one CPU)
+HASH_WAITING = 4  # logins waiting for a hash; beyond it `Busy` (at most ~2 s of waiting)
 T = TypeVar("T")
 
 
@@ -93,37 +96,59 @@ class Busy(AuthError):
 
 
 class HashGate:
-    """Password hashing in threads of its own, bounded: `workers` at once, `waiting` queued.
-    The count is kept by the threads themselves (a cancelled caller's hash still counts until
-    it ends), so the bound holds whatever the callers do."""
+    """Password hashing in threads of its own, bounded three ways: `workers` hashes at once,
+    one started at most every `1 / per_second` s, `waiting` queued; past that, `Busy`. The rate
+    matters as much as the concurrency: argon2 is memory-hard, and on a small machine one
+    hashing thread running flat out made the subscribers' replies ~10x slower even on the
+    other CPU (measured: tests/e2e/test_login_flood.py). The count is kept by the threads
+    themselves (a cancelled caller's hash still counts until it ends)."""
 
-    def __init__(self, workers: int = HASH_WORKERS, waiting: int = HASH_WAITING) -> None:
+    def __init__(
+        self,
+        workers: int = HASH_WORKERS,
+        waiting: int = HASH_WAITING,
+        per_second: float = HASH_RATE,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.limit = workers + waiting
+        self.spacing = 1.0 / per_second
+        self.clock = clock
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="password-hash")
         self._lock = threading.Lock()
         self._pending = 0
+        self._next_start = 0.0
 
     @property
     def pending(self) -> int:
         return self._pending
 
+    @property
+    def full(self) -> bool:
+        """A hash asked for now would be refused: callers check this before any other work
+        (reading the operator), so a flood is turned away for nearly nothing."""
+        return self._pending >= self.limit
+
     async def run(self, fn: Callable[..., T], *args: Any, wait: bool = False) -> T:
         """`fn(*args)` in a hashing thread; `Busy` at once if the gate is full (unless `wait`:
         account changes by an admin or the CLI, which are few, queue instead)."""
         with self._lock:
-            if self._pending >= self.limit and not wait:
+            if self.full and not wait:
                 raise Busy()
             self._pending += 1
 
-        def counted() -> T:
+        def paced() -> T:
             try:
+                with self._lock:  # this hash's turn: `spacing` after the previous one's
+                    start = max(self.clock(), self._next_start)
+                    self._next_start = start + self.spacing
+                time.sleep(max(0.0, start - self.clock()))
                 return fn(*args)
             finally:
                 with self._lock:
                     self._pending -= 1
 
         try:
-            future = self._pool.submit(counted)
+            future = self._pool.submit(paced)
         except BaseException:
             with self._lock:
                 self._pending -= 1

@@ -5,6 +5,7 @@ supervisor's figures, and the editor's note. Pages render the same dicts the JSO
 from __future__ import annotations
 
 import logging
+import time
 
 from aiohttp import web
 
@@ -81,11 +82,14 @@ async def login(request: web.Request) -> web.StreamResponse:
         if ip not in await auditing.known_addresses(state, login_name):
             wait = login_wait
     if wait is not None:
-        log.warning("console: login attempts for %r from %s rate-limited", login_name, ip)
+        _limited.add(login_name, ip)
         return _too_many(state, request, f"Подождите {round(wait)} с.", wait)
     try:
-        # The operator is read, the connection let go, and only then the password hashed:
-        # a login flood never holds database connections the subscribers' replies need.
+        # Refused first if the password checks are busy (a flood costs no database read); else
+        # the operator is read, the connection let go, and only then the password hashed: a
+        # login flood never holds database connections the subscribers' replies need.
+        if auth.PASSWORDS.full:
+            raise auth.Busy()
         async with state.db.session() as session:
             candidate = await auth.find_for_login(session, login_name)
         await auth.check_password(candidate, password)
@@ -94,7 +98,7 @@ async def login(request: web.Request) -> web.StreamResponse:
             done = await auth.open_session(session, candidate)
             auditing.logged_in(session, request, done.operator, state)
     except auth.Busy:
-        log.warning("console: login for %r from %s refused: password checks busy", login_name, ip)
+        _busy.add(login_name, ip)
         return _too_many(state, request, "Попробуйте через несколько секунд.", BUSY_RETRY)
     except auth.AuthError as exc:
         disabled = isinstance(exc, auth.DisabledError)
@@ -128,6 +132,35 @@ async def login(request: web.Request) -> web.StreamResponse:
     )
     clear_cookie(response, LOGIN_COOKIE, path=state.prefix)
     return response
+
+
+class _Refusals:
+    """One warning per `every` seconds about logins refused unchecked (a flood would otherwise
+    write a line per attempt): how many, why, and the latest."""
+
+    def __init__(self, why: str, every: float = 10.0) -> None:
+        self.why = why
+        self.every = every
+        self.since = -every
+        self.count = 0
+
+    def add(self, login_name: str, ip: str) -> None:
+        self.count += 1
+        now = time.monotonic()
+        if now - self.since >= self.every:
+            log.warning(
+                "console: %d login(s) refused unchecked since the last such line: %s; "
+                "latest %r from %s",
+                self.count,
+                self.why,
+                login_name,
+                ip,
+            )
+            self.since, self.count = now, 0
+
+
+_limited = _Refusals("login limits reached")
+_busy = _Refusals("password checks busy (a login flood?)")
 
 
 def _too_many(state: Console, request: web.Request, wait_text: str, wait: float) -> web.Response:

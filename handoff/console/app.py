@@ -71,7 +71,10 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
                 await request.read()  # kept by aiohttp: post() and json() read it from memory
         except TimeoutError:
             response = _error(f"the request body took over {BODY_TIMEOUT:g} s", 408)
-            response.force_close()
+            await response.prepare(request)
+            await response.write_eof()
+            # closed now: aiohttp would otherwise linger up to 10 s reading the rest of the body
+            request.protocol.force_close()
             return response
     return await handler(request)
 

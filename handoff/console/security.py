@@ -318,8 +318,8 @@ class LoginLimiter:
         waits = [
             self._wait(self._recent(("pair", name, ip)), self.per_pair),
             self._wait(self._recent(("ip", ip)), self.per_ip),
-            # spraying: a login already tried from here stays under the per-pair limit
-            self._wait(list(logins.values()), self.spray) if name not in logins else None,
+            # spraying: an address that failed on `spray` distinct logins waits, for any login
+            self._wait(list(logins.values()), self.spray),
         ]
         found = [w for w in waits if w is not None]
         return max(found) if found else None
@@ -330,11 +330,7 @@ class LoginLimiter:
 
     def reached(self, login: str, ip: str) -> bool:
         """After a failure: does some limit now hold back the next attempt like it?"""
-        return (
-            self.retry_after(login, ip) is not None
-            or len(self._logins_from(ip)) >= self.spray
-            or self.login_retry_after(login) is not None
-        )
+        return self.retry_after(login, ip) is not None or self.login_retry_after(login) is not None
 
     def failed(self, login: str, ip: str) -> None:
         if len(self._failures) + len(self._sprayed) > 10_000:  # forget stale keys

@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
 from emulators.telegram import TelegramEmulator

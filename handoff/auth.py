@@ -113,7 +113,9 @@ class HashGate:
         self.limit = workers + waiting
         self.spacing = 1.0 / per_second
         self.clock = clock
-        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="password-hash")
+        self._pool = ThreadPoolExecutor(
+            workers, thread_name_prefix="password-hash", initializer=_lowest_priority
+        )
         self._lock = threading.Lock()
         self._pending = 0
         self._next_start = 0.0
@@ -154,6 +156,15 @@ class HashGate:
                 self._pending -= 1
             raise
         return await asyncio.wrap_future(future)
+
+
+def _lowest_priority() -> None:
+    """A hashing thread yields the CPU to the event loop (Linux: niceness is per thread), so on
+    a busy machine logins wait rather than the subscribers' replies."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except (AttributeError, OSError):  # not Linux, or not allowed: normal priority
+        pass
 
 
 PASSWORDS = HashGate()

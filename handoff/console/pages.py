@@ -65,6 +65,9 @@ async def login(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     login_name = str(form.get("login") or "").strip()[:MAX_LOGIN]
     password = str(form.get("password") or "")[:MAX_PASSWORD]
+    if auth.PASSWORDS.full:  # a login flood: turned away for next to nothing (no page rendered)
+        _busy.add(login_name, client_ip(request))
+        return _busy_page(state)
     if not same_origin(request) or not tokens_match(
         request.cookies.get(LOGIN_COOKIE), str(form.get(CSRF_FIELD) or "")
     ):
@@ -85,11 +88,8 @@ async def login(request: web.Request) -> web.StreamResponse:
         _limited.add(login_name, ip)
         return _too_many(state, request, f"Подождите {round(wait)} с.", wait)
     try:
-        # Refused first if the password checks are busy (a flood costs no database read); else
-        # the operator is read, the connection let go, and only then the password hashed: a
+        # The operator is read, the connection let go, and only then the password hashed: a
         # login flood never holds database connections the subscribers' replies need.
-        if auth.PASSWORDS.full:
-            raise auth.Busy()
         async with state.db.session() as session:
             candidate = await auth.find_for_login(session, login_name)
         await auth.check_password(candidate, password)
@@ -99,7 +99,7 @@ async def login(request: web.Request) -> web.StreamResponse:
             auditing.logged_in(session, request, done.operator, state)
     except auth.Busy:
         _busy.add(login_name, ip)
-        return _too_many(state, request, "Попробуйте через несколько секунд.", BUSY_RETRY)
+        return _busy_page(state)
     except auth.AuthError as exc:
         disabled = isinstance(exc, auth.DisabledError)
         state.limiter.failed(login_name, ip)
@@ -170,6 +170,22 @@ def _too_many(state: Console, request: web.Request, wait_text: str, wait: float)
     )
     response.headers["Retry-After"] = str(max(1, round(wait)))
     return response
+
+
+def _busy_page(state: Console) -> web.Response:
+    """429 while the password checks are busy: a small fixed page (a flood gets thousands)."""
+    page = (
+        '<!doctype html><html lang="ru"><meta charset="utf-8"><title>Вход</title>'
+        "<p>Слишком много попыток входа. Попробуйте через несколько секунд. "
+        f'<a href="{state.prefix}/login">Ко входу</a></p></html>'
+    )
+    return web.Response(
+        text=page,
+        status=429,
+        content_type="text/html",
+        charset="utf-8",
+        headers={"Retry-After": str(BUSY_RETRY)},
+    )
 
 
 async def logout(request: web.Request) -> web.StreamResponse:

@@ -282,7 +282,7 @@ class LoginLimiter:
         self.per_login = cfg.login_failures_per_login
         self.clock = clock
         # ("pair", login, ip) / ("ip", ip) / ("login", login) -> failure times;
-        # ("spray", ip) -> one time per distinct login (its latest failure).
+        # and per address: each distinct login that failed there -> its latest failure.
         self._failures: dict[tuple[str, ...], list[float]] = {}
         self._sprayed: dict[str, dict[str, float]] = {}
 

@@ -20,8 +20,8 @@ Each change writes its audit entry (`services.audit`) in the same transaction, n
 Password hashing (argon2: ~0.1 s of CPU and 64 MB each, on purpose) runs on `PASSWORDS`, a gate
 of its own: at most `HASH_WORKERS` hashes at once in its own threads, at most `HASH_RATE` a
 second, at most `HASH_WAITING` waiting; past that a login is refused at once (`Busy`) instead
-of piling up. No hash runs while
-a database connection is held: the console reads the operator (`find_for_login`), lets the
+of piling up; its threads run at the lowest CPU priority. No hash runs while a database
+connection is held: the console reads the operator (`find_for_login`), lets the
 connection go, checks the password (`check_password`), then opens the session in a short
 transaction (`open_session`). A login flood therefore costs the subscribers' pipeline neither
 connections nor more than a fraction of one CPU.
@@ -132,7 +132,7 @@ class HashGate:
 
     async def run(self, fn: Callable[..., T], *args: Any, wait: bool = False) -> T:
         """`fn(*args)` in a hashing thread; `Busy` at once if the gate is full (unless `wait`:
-        account changes by an admin or the CLI, which are few, queue instead)."""
+        account changes by an admin or the CLI, which are few, queue instead, unpaced)."""
         with self._lock:
             if self.full and not wait:
                 raise Busy()
@@ -140,10 +140,11 @@ class HashGate:
 
         def paced() -> T:
             try:
-                with self._lock:  # this hash's turn: `spacing` after the previous one's
-                    start = max(self.clock(), self._next_start)
-                    self._next_start = start + self.spacing
-                time.sleep(max(0.0, start - self.clock()))
+                if not wait:
+                    with self._lock:  # this hash's turn: `spacing` after the previous one's
+                        start = max(self.clock(), self._next_start)
+                        self._next_start = start + self.spacing
+                    time.sleep(max(0.0, start - self.clock()))
                 return fn(*args)
             finally:
                 with self._lock:

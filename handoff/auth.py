@@ -16,6 +16,15 @@ Each change writes its audit entry (`services.audit`) in the same transaction, n
   the audit log its login. The login stays taken (audit entries stay unambiguous).
 - Nobody disables, removes or changes the role of their own account, and the last active admin
   can't be disabled, removed or demoted (the CLI can always add another admin).
+
+Password hashing (argon2: ~0.1 s of CPU and 64 MB each, on purpose) runs on `PASSWORDS`, a gate
+of its own: at most `HASH_WORKERS` hashes at once in its own threads, at most `HASH_RATE` a
+second, at most `HASH_WAITING` waiting; past that a login is refused at once (`Busy`) instead
+of piling up; its threads run at the lowest CPU priority. No hash runs while a database
+connection is held: the console reads the operator (`find_for_login`), lets the
+connection go, checks the password (`check_password`), then opens the session in a short
+transaction (`open_session`). A login flood therefore costs the subscribers' pipeline neither
+connections nor more than a fraction of one CPU.
 """
 
 from __future__ import annotations
@@ -23,11 +32,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import os
 import secrets
-from collections.abc import Iterable
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -53,6 +66,11 @@ REMOVED_HASH = "!removed"  # not an argon2 hash: nothing verifies against it
 _hasher = PasswordHasher()
 # Verified when a login is unknown, so "no such user" and "wrong password" take the same time.
 _DUMMY = _hasher.hash("not-a-real-password")
+# Hashes at once: at most half the CPUs (the event loop keeps the rest), at most 2.
+HASH_WORKERS = max(1, min(2, (os.cpu_count() or 2) // 2))
+HASH_RATE = 2.0  # hashes started per second at most (each ~0.1-0.2 s of one CPU)
+HASH_WAITING = 4  # logins waiting for a hash; beyond it `Busy` (at most ~2 s of waiting)
+T = TypeVar("T")
 
 
 class AuthError(ValueError):
@@ -70,11 +88,113 @@ class DisabledError(AuthError):
         super().__init__(message, "disabled")
 
 
+class Busy(AuthError):
+    """Too many password checks are running or waiting: the login is refused unchecked."""
+
+    def __init__(self) -> None:
+        super().__init__("too many login attempts, try later", "busy")
+
+
+class HashGate:
+    """Password hashing in threads of its own, bounded three ways: `workers` hashes at once,
+    one started at most every `1 / per_second` s, `waiting` queued; past that, `Busy`. The rate
+    matters as much as the concurrency: argon2 is memory-hard, and on a small machine one
+    hashing thread running flat out made the subscribers' replies ~10x slower even on the
+    other CPU (measured: tests/e2e/test_login_flood.py). The count is kept by the threads
+    themselves (a cancelled caller's hash still counts until it ends)."""
+
+    def __init__(
+        self,
+        workers: int = HASH_WORKERS,
+        waiting: int = HASH_WAITING,
+        per_second: float = HASH_RATE,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.limit = workers + waiting
+        self.spacing = 1.0 / per_second
+        self.clock = clock
+        self._pool = ThreadPoolExecutor(
+            workers, thread_name_prefix="password-hash", initializer=_lowest_priority
+        )
+        self._lock = threading.Lock()
+        self._pending = 0
+        self._next_start = 0.0
+
+    @property
+    def pending(self) -> int:
+        return self._pending
+
+    @property
+    def full(self) -> bool:
+        """A hash asked for now would be refused: callers check this before any other work
+        (reading the operator), so a flood is turned away for nearly nothing."""
+        return self._pending >= self.limit
+
+    async def run(self, fn: Callable[..., T], *args: Any, wait: bool = False) -> T:
+        """`fn(*args)` in a hashing thread; `Busy` at once if the gate is full (unless `wait`:
+        account changes by an admin or the CLI, which are few, queue instead, unpaced)."""
+        with self._lock:
+            if self.full and not wait:
+                raise Busy()
+            self._pending += 1
+
+        def paced() -> T:
+            try:
+                if not wait:
+                    with self._lock:  # this hash's turn: `spacing` after the previous one's
+                        start = max(self.clock(), self._next_start)
+                        self._next_start = start + self.spacing
+                    time.sleep(max(0.0, start - self.clock()))
+                return fn(*args)
+            finally:
+                with self._lock:
+                    self._pending -= 1
+
+        try:
+            future = self._pool.submit(paced)
+        except BaseException:
+            with self._lock:
+                self._pending -= 1
+            raise
+        return await asyncio.wrap_future(future)
+
+
+def _lowest_priority() -> None:
+    """A hashing thread yields the CPU to the event loop (Linux: niceness is per thread), so on
+    a busy machine logins wait rather than the subscribers' replies."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except (AttributeError, OSError):  # not Linux, or not allowed: normal priority
+        pass
+
+
+PASSWORDS = HashGate()
+
+
 @dataclass(frozen=True, slots=True)
 class Login:
     token: str  # for the cookie
     csrf: str
     operator: Operator
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """What a login needs of an operator row, read before the password check (which holds no
+    database connection)."""
+
+    id: int
+    login: str
+    password_hash: str
+    disabled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class NewPassword:
+    """A password already hashed (`new_password`), so the transaction that stores it holds no
+    connection while hashing."""
+
+    hash: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,9 +212,26 @@ SYSTEM = Actor()
 
 
 def hash_password(password: str) -> str:
+    _check_password(password)
+    return _hasher.hash(password)
+
+
+def _check_password(password: str) -> None:
     if len(password) < 8:
         raise AuthError("a password needs at least 8 characters", "password_short")
-    return _hasher.hash(password)
+
+
+async def new_password(password: str) -> NewPassword:
+    """Check and hash a new password on the hashing gate (waits its turn, never `Busy`); call it
+    before opening the transaction that stores it."""
+    _check_password(password)
+    return NewPassword(await PASSWORDS.run(_hasher.hash, password, wait=True))
+
+
+async def _hashed(password: str | NewPassword) -> str:
+    return (
+        password.hash if isinstance(password, NewPassword) else (await new_password(password)).hash
+    )
 
 
 def is_removed(op: Operator) -> bool:
@@ -137,7 +274,7 @@ async def add_operator(
     *,
     login: str,
     name: str,
-    password: str,
+    password: str | NewPassword,
     role: str = OperatorRole.OPERATOR,
     groups: list[str] | None = None,
     max_chats: int = 3,
@@ -159,7 +296,7 @@ async def add_operator(
     op = Operator(
         login=login,
         name=name.strip(),
-        password_hash=await asyncio.to_thread(hash_password, password),
+        password_hash=await _hashed(password),
         role=role,
         groups=list(groups or []),
         max_chats=max_chats,
@@ -303,13 +440,13 @@ async def remove_operator(session: AsyncSession, who: int | str, *, by: Actor) -
 
 
 async def reset_password(
-    session: AsyncSession, who: int | str, password: str, *, by: Actor
+    session: AsyncSession, who: int | str, password: str | NewPassword, *, by: Actor
 ) -> Operator:
     """A new password; the operator's sessions end (a reset is often about a leaked one)."""
     op = await find_operator(session, who)
     if is_removed(op):
         raise AuthError(f"operator {op.login!r} was removed", "removed")
-    op.password_hash = await asyncio.to_thread(hash_password, password)
+    op.password_hash = await _hashed(password)
     ended = await end_sessions(session, op.id)
     _audit(session, "password_reset", by, op, sessions_ended=ended)
     return op
@@ -357,17 +494,44 @@ async def update_operator(
 
 
 async def log_in(session: AsyncSession, login: str, password: str) -> Login:
+    """All of a login in the caller's session (scripts, benchmarks). It holds the session's
+    connection during the hash: the console uses the three steps below instead."""
+    candidate = await find_for_login(session, login)
+    await check_password(candidate, password)
+    assert candidate is not None  # check_password refuses None
+    return await open_session(session, candidate)
+
+
+async def find_for_login(session: AsyncSession, login: str) -> Candidate | None:
+    """The operator a login names, if it can log in at all (not removed)."""
     op = await session.scalar(select(Operator).where(Operator.login == login))
-    usable = op is not None and not is_removed(op)
-    try:  # argon2 is slow on purpose: off the event loop
-        await asyncio.to_thread(
-            _hasher.verify, op.password_hash if op is not None and usable else _DUMMY, password
-        )
+    if op is None or is_removed(op):
+        return None
+    return Candidate(op.id, op.login, op.password_hash, op.disabled_at is not None)
+
+
+async def check_password(candidate: Candidate | None, password: str) -> None:
+    """AuthError unless `password` is the candidate's (DisabledError if it is, for a disabled
+    account); `Busy` if the hashing gate is full. An unknown login costs the same hash."""
+    stored = candidate.password_hash if candidate is not None else _DUMMY
+    try:  # argon2 is slow on purpose: in the gate's threads, off the event loop
+        await PASSWORDS.run(_hasher.verify, stored, password)
+        right = candidate is not None
     except (VerificationError, InvalidHashError):
-        usable = False
-    if op is None or not usable:
+        right = False
+    if candidate is None or not right:
         raise AuthError("wrong login or password", "wrong_password")
-    if op.disabled_at is not None:  # said only to whoever knows the password
+    if candidate.disabled:  # said only to whoever knows the password
+        raise DisabledError()
+
+
+async def open_session(session: AsyncSession, candidate: Candidate) -> Login:
+    """A console session for an operator whose password was checked; refused if the account was
+    disabled or its password changed since it was read."""
+    op = await session.get(Operator, candidate.id)
+    if op is None or op.password_hash != candidate.password_hash:
+        raise AuthError("wrong login or password", "wrong_password")
+    if op.disabled_at is not None:
         raise DisabledError()
     token = secrets.token_urlsafe(32)
     csrf = secrets.token_urlsafe(32)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, field_validator
+import ipaddress
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from handoff.hours import Hours, HoursError
 
@@ -28,6 +30,36 @@ class HandoffSettings(BaseModel):
     redis_url: str | None = None  # live events between app processes; None = in-process
     secure_cookies: bool = False  # set True behind https (the console's session cookie)
     telegram_group_id: int | None = None  # a forum supergroup where operators answer in topics
+    # Console login limits (handoff/console/security.py, README "Console login limits").
+    # Reverse proxies whose X-Forwarded-For is believed: IPs or CIDRs, e.g. ["10.0.0.5",
+    # "172.16.0.0/12"] or "10.0.0.5, 172.16.0.0/12"; empty = the peer's own address is the
+    # client's. (`| str` only lets the environment give a comma list: it is always a list.)
+    trusted_proxies: list[str] | str = []
+    login_window: float = Field(default=300.0, gt=0)  # seconds every login limit counts over
+    login_failures_per_login_ip: int = Field(default=5, ge=1)  # one login from one address
+    login_failures_per_ip: int = Field(default=20, ge=1)  # any logins from one address
+    login_spray_logins: int = Field(default=5, ge=1)  # distinct logins failing from one address
+    # One login from addresses it never logged in from (a distributed guess); its own known
+    # addresses are never held back by it.
+    login_failures_per_login: int = Field(default=20, ge=1)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxies_list(cls, value: object) -> object:
+        if isinstance(value, str):  # "10.0.0.5, 10.1.0.0/16" as well as a JSON list
+            return [p.strip() for p in value.split(",") if p.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_parse(cls, value: list[str] | str) -> list[str]:
+        value = [value] if isinstance(value, str) else value
+        for proxy in value:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ValueError(f"{proxy!r} is not an IP address or CIDR network") from None
+        return value
 
     @field_validator("hours")
     @classmethod

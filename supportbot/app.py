@@ -55,6 +55,12 @@ from supportbot.settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
 PROBE_TIMEOUT = 2.0  # seconds a health/readiness probe waits for the database
+# Seconds a connection may sit without a complete request: idle between requests, and (aiohttp
+# has no separate knob) the time a client has to send a request's headers. Above the 60 s that
+# reverse proxies (nginx) keep idle upstream connections, so the app never closes one under a
+# proxy's feet; far below aiohttp's default of an hour. Header size is bounded by aiohttp (8 KB
+# a line, 128 headers); console bodies by handoff.console.app.BODY_TIMEOUT.
+HTTP_IDLE_TIMEOUT = 75.0
 
 
 def redis_prefix(settings: Settings) -> str:  # TEMP: replaced by the events' prefix at merge
@@ -170,7 +176,7 @@ class App:
         self._spawn(self._retention(), "retention")
         # Routes must exist before the server starts; webhooks/polling only once it listens.
         go_live = [self._setup_telegram(), self._setup_vk()]
-        self._runner = web.AppRunner(self.web, access_log=None)
+        self._runner = web.AppRunner(self.web, access_log=None, keepalive_timeout=HTTP_IDLE_TIMEOUT)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.http_host, self.settings.http_port)
         await site.start()

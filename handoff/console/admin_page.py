@@ -178,12 +178,13 @@ async def add(request: web.Request) -> web.StreamResponse:
         return state.render(request, "error.html", status=403, message=FOR_ADMINS)
     fields = await _fields(request)
     try:
+        password = await auth.new_password(fields.get("password", ""))  # before the transaction
         async with state.db.transaction() as session:
             op = await auth.add_operator(
                 session,
                 login=fields.get("login", ""),
                 name=fields.get("name", ""),
-                password=fields.get("password", ""),
+                password=password,
                 role=fields.get("role", OperatorRole.OPERATOR),
                 groups=_groups(request, fields),
                 max_chats=_max_chats(fields.get("max_chats", "")),
@@ -207,6 +208,10 @@ async def _act(request: web.Request, what: str) -> web.StreamResponse:
     if what == "removed" and fields.get("confirm") != "yes":
         return await _render(request, error="Отметьте «подтверждаю», чтобы удалить.", status=400)
     try:
+        # hashed before the transaction: no connection is held during the hash
+        password = (
+            await auth.new_password(fields.get("password", "")) if what == "password" else None
+        )
         async with state.db.transaction() as session:
             if what == "disabled":
                 await auth.disable_operator(session, target, by=by)
@@ -214,8 +219,8 @@ async def _act(request: web.Request, what: str) -> web.StreamResponse:
                 await auth.enable_operator(session, target, by=by)
             elif what == "removed":
                 await auth.remove_operator(session, target, by=by)
-            elif what == "password":
-                await auth.reset_password(session, target, fields.get("password", ""), by=by)
+            elif password is not None:
+                await auth.reset_password(session, target, password, by=by)
             else:
                 await auth.update_operator(
                     session,

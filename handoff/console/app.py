@@ -5,6 +5,7 @@ never run as code even if it slipped past escaping)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -29,10 +30,13 @@ from handoff.console.security import (
     HARDENING,
     SAFE_METHODS,
     SESSION_COOKIE,
+    LoginLimiter,
+    TrustedProxies,
     clear_cookie,
     csrf_given,
     current_operator,
     remember,
+    remember_client,
     route_kind,
     tokens_match,
 )
@@ -45,10 +49,35 @@ from storage.db import Database
 HERE = Path(__file__).resolve().parent
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 REFUSALS = (ApiError, DeskError, CannedError, UploadError)
+# Seconds a request body (a form, JSON) may take to arrive. The headers are bounded by the
+# server's keep-alive timeout (supportbot/app.py: HTTP_IDLE_TIMEOUT), the body only by this.
+BODY_TIMEOUT = 15.0
 
 
 def _error(message: str, status: int) -> web.Response:
     return web.json_response({"error": message}, status=status)
+
+
+@web.middleware
+async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Before anything else: who the client is (`remember_client`: X-Forwarded-For only from
+    trusted proxies), and the body read within `BODY_TIMEOUT`, so a client trickling a body
+    (slowloris) is cut off instead of holding its connection and handler forever. Multipart
+    bodies (image uploads, which need a session) are streamed by their handler and left alone."""
+    state = request.app[CONSOLE]
+    remember_client(request, state.proxies)
+    if request.body_exists and not request.content_type.startswith("multipart/"):
+        try:
+            async with asyncio.timeout(BODY_TIMEOUT):
+                await request.read()  # kept by aiohttp: post() and json() read it from memory
+        except TimeoutError:
+            response = _error(f"the request body took over {BODY_TIMEOUT:g} s", 408)
+            await response.prepare(request)
+            await response.write_eof()
+            # closed now: aiohttp would otherwise linger up to 10 s reading the rest of the body
+            request.protocol.force_close()
+            return response
+    return await handler(request)
 
 
 @web.middleware
@@ -123,7 +152,7 @@ def console_app(
 ) -> web.Application:
     """The console, to mount with `app.add_subapp(prefix, console_app(...))`.
     `training_setup` wires the NLU improvement loop (its page answers 503 without it)."""
-    app = web.Application(middlewares=[guard])
+    app = web.Application(middlewares=[edge, guard])
     if training_setup is not None:
         app[training.TRAINING] = training_setup
     app[CONSOLE] = Console(
@@ -135,6 +164,8 @@ def console_app(
         prefix=prefix.rstrip("/"),
         templates=templates(),
         uploads=(Path(settings.data_dir) / "uploads").resolve(),
+        limiter=LoginLimiter(settings.handoff),
+        proxies=TrustedProxies(settings.handoff.trusted_proxies),
     )
     app.on_response_prepare.append(_harden)
     app.on_shutdown.append(live.close_all)

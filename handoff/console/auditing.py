@@ -33,6 +33,7 @@ from storage.models import AuditEntry, Operator, utcnow
 log = logging.getLogger(__name__)
 CHAT_OPENED_EVERY = 600.0  # seconds
 _MEMO_LIMIT = 20_000
+KNOWN_ADDRESS_DAYS = 90  # an address a login used this recently is never held back for it
 
 
 async def chat_opened(
@@ -76,8 +77,11 @@ async def chat_opened(
     return recent is None
 
 
-def logged_in(session: AsyncSession, request: web.Request, op: Operator) -> None:
+def logged_in(session: AsyncSession, request: web.Request, op: Operator, state: Console) -> None:
     """In the transaction that creates the session."""
+    known = state.known.get(op.login)
+    if known is not None:
+        known[1].add(client_ip(request))
     audit.record(
         session,
         "login",
@@ -109,6 +113,33 @@ async def login_failed(
             ip=client_ip(request),
             details=details,
         )
+
+
+async def known_addresses(state: Console, login_name: str) -> set[str]:
+    """The addresses this login logged in from within `KNOWN_ADDRESS_DAYS` (the audit log's
+    `login` entries, so every app process and a restart agree). Read once per login per
+    `handoff.login_window` (only while that login is under a distributed guess), then kept."""
+    now = time.monotonic()
+    cached = state.known.get(login_name)
+    if cached is not None and now - cached[0] < state.limiter.window:
+        return cached[1]
+    since = utcnow() - timedelta(days=KNOWN_ADDRESS_DAYS)
+    async with state.db.session() as session:
+        operator = select(Operator.id).where(Operator.login == login_name).scalar_subquery()
+        rows = await session.scalars(
+            select(AuditEntry.ip)
+            .where(
+                AuditEntry.action == "login",
+                AuditEntry.at > since,
+                AuditEntry.operator_id == operator,
+            )
+            .distinct()
+        )
+        found = {ip for ip in rows if ip}
+    if len(state.known) > _MEMO_LIMIT:
+        state.known.clear()
+    state.known[login_name] = (now, found)
+    return found
 
 
 def logged_out(session: AsyncSession, request: web.Request, who: Me) -> None:

@@ -5,6 +5,7 @@ supervisor's figures, and the editor's note. Pages render the same dicts the JSO
 from __future__ import annotations
 
 import logging
+import time
 
 from aiohttp import web
 
@@ -38,6 +39,7 @@ from storage.models import OperatorStatus
 log = logging.getLogger(__name__)
 MAX_LOGIN = 64
 MAX_PASSWORD = 1024
+BUSY_RETRY = 2  # seconds a login refused by the busy hashing gate is asked to wait
 
 
 def _login_page(
@@ -63,6 +65,9 @@ async def login(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     login_name = str(form.get("login") or "").strip()[:MAX_LOGIN]
     password = str(form.get("password") or "")[:MAX_PASSWORD]
+    if auth.PASSWORDS.full:  # a login flood: turned away for next to nothing (no page rendered)
+        _busy.add(login_name, client_ip(request))
+        return _busy_page(state)
     if not same_origin(request) or not tokens_match(
         request.cookies.get(LOGIN_COOKIE), str(form.get(CSRF_FIELD) or "")
     ):
@@ -74,24 +79,31 @@ async def login(request: web.Request) -> web.StreamResponse:
         )
     ip = client_ip(request)
     wait = state.limiter.retry_after(login_name, ip)
+    if wait is None and (login_wait := state.limiter.login_retry_after(login_name)) is not None:
+        # many failures for this login from many addresses: hold back the addresses it never
+        # logged in from, never the operator's own (handoff.console.security)
+        if ip not in await auditing.known_addresses(state, login_name):
+            wait = login_wait
     if wait is not None:
-        response = _login_page(
-            state,
-            request,
-            error=f"Слишком много попыток входа. Подождите {round(wait)} с.",
-            status=429,
-        )
-        response.headers["Retry-After"] = str(round(wait))
-        log.warning("console: login attempts for %r from %s rate-limited", login_name, ip)
-        return response
+        _limited.add(login_name, ip)
+        return _too_many(state, request, f"Подождите {round(wait)} с.", wait)
     try:
+        # The operator is read, the connection let go, and only then the password hashed: a
+        # login flood never holds database connections the subscribers' replies need.
+        async with state.db.session() as session:
+            candidate = await auth.find_for_login(session, login_name)
+        await auth.check_password(candidate, password)
+        assert candidate is not None  # check_password refuses an unknown login
         async with state.db.transaction() as session:
-            done = await auth.log_in(session, login_name, password)
-            auditing.logged_in(session, request, done.operator)
+            done = await auth.open_session(session, candidate)
+            auditing.logged_in(session, request, done.operator, state)
+    except auth.Busy:
+        _busy.add(login_name, ip)
+        return _busy_page(state)
     except auth.AuthError as exc:
         disabled = isinstance(exc, auth.DisabledError)
         state.limiter.failed(login_name, ip)
-        limited = state.limiter.retry_after(login_name, ip) is not None
+        limited = state.limiter.reached(login_name, ip)
         log.info("console: failed login for %r from %s", login_name, ip)
         await auditing.login_failed(
             state,
@@ -120,6 +132,60 @@ async def login(request: web.Request) -> web.StreamResponse:
     )
     clear_cookie(response, LOGIN_COOKIE, path=state.prefix)
     return response
+
+
+class _Refusals:
+    """One warning per `every` seconds about logins refused unchecked (a flood would otherwise
+    write a line per attempt): how many, why, and the latest."""
+
+    def __init__(self, why: str, every: float = 10.0) -> None:
+        self.why = why
+        self.every = every
+        self.since = -every
+        self.count = 0
+
+    def add(self, login_name: str, ip: str) -> None:
+        self.count += 1
+        now = time.monotonic()
+        if now - self.since >= self.every:
+            log.warning(
+                "console: %d login(s) refused unchecked since the last such line: %s; "
+                "latest %r from %s",
+                self.count,
+                self.why,
+                login_name,
+                ip,
+            )
+            self.since, self.count = now, 0
+
+
+_limited = _Refusals("login limits reached")
+_busy = _Refusals("password checks busy (a login flood?)")
+
+
+def _too_many(state: Console, request: web.Request, wait_text: str, wait: float) -> web.Response:
+    """429: too many login attempts (the limits) or too many at once (the hashing gate)."""
+    response = _login_page(
+        state, request, error=f"Слишком много попыток входа. {wait_text}", status=429
+    )
+    response.headers["Retry-After"] = str(max(1, round(wait)))
+    return response
+
+
+def _busy_page(state: Console) -> web.Response:
+    """429 while the password checks are busy: a small fixed page (a flood gets thousands)."""
+    page = (
+        '<!doctype html><html lang="ru"><meta charset="utf-8"><title>Вход</title>'
+        "<p>Слишком много попыток входа. Попробуйте через несколько секунд. "
+        f'<a href="{state.prefix}/login">Ко входу</a></p></html>'
+    )
+    return web.Response(
+        text=page,
+        status=429,
+        content_type="text/html",
+        charset="utf-8",
+        headers={"Retry-After": str(BUSY_RETRY)},
+    )
 
 
 async def logout(request: web.Request) -> web.StreamResponse:

@@ -15,7 +15,7 @@ from aiohttp import web
 from dialogs.content import Content
 from dialogs.responses import ContentSource
 from handoff.config import HandoffSettings
-from handoff.console.security import LoginLimiter, Me, maybe_me, me
+from handoff.console.security import LoginLimiter, Me, TrustedProxies, maybe_me, me
 from handoff.desk import Desk
 from handoff.events import Bus
 from storage.db import Database
@@ -53,12 +53,15 @@ class Console:
     templates: jinja2.Environment
     uploads: Path
     limiter: LoginLimiter = field(default_factory=LoginLimiter)
+    proxies: TrustedProxies = field(default_factory=lambda: TrustedProxies([]))
     sockets: set[web.WebSocketResponse] = field(default_factory=set)
     # Open sockets and whose they are: `live.sweep` closes those whose session ended.
     owners: dict[web.WebSocketResponse, Me] = field(default_factory=dict)
     recheck: asyncio.Event = field(default_factory=asyncio.Event)
     # (operator id, chat id) -> when this process last wrote their `chat_opened` entry.
     opened: dict[tuple[int, int], float] = field(default_factory=dict)
+    # login -> (when read, addresses it logged in from): `auditing.known_addresses`.
+    known: dict[str, tuple[float, set[str]]] = field(default_factory=dict)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -116,7 +119,7 @@ async def json_body(request: web.Request) -> dict[str, Any]:
     """A JSON object body (or a urlencoded form, for plain HTML forms)."""
     if request.content_type == "application/x-www-form-urlencoded":
         return {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
-    if not request.can_read_body:
+    if not request.body_exists:  # (the `edge` middleware has already read it)
         return {}
     try:
         body = await request.json()

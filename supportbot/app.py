@@ -7,6 +7,7 @@ frontends in the configured modes, and one outbox worker per channel; `App.stop(
 from __future__ import annotations
 
 import asyncio
+import errno
 import gc
 import hmac
 import logging
@@ -148,7 +149,12 @@ class App:
         self._runner = web.AppRunner(self.web, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.http_host, self.settings.http_port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:  # not the database: this address can't be listened on
+            raise ConfigError(
+                _listen_error(self.settings.http_host, self.settings.http_port, exc)
+            ) from exc
         port = self._runner.addresses[0][1] if self._runner.addresses else self.settings.http_port
         self.url = f"http://{self.settings.http_host}:{port}"
         for start_channel in go_live:
@@ -394,6 +400,18 @@ def tune_gc() -> None:
 def _log_crash(task: asyncio.Task[Any]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("background task %s crashed", task.get_name(), exc_info=task.exception())
+
+
+def _listen_error(host: str, port: int, exc: OSError) -> str:
+    """One line naming the setting to change when the HTTP server can't listen."""
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            f"SUPPORTBOT_HTTP_PORT: port {port} on {host} is busy (another process listens "
+            "there); stop it or choose another port"
+        )
+    if exc.errno == errno.EACCES:
+        return f"SUPPORTBOT_HTTP_PORT: not allowed to listen on port {port} (below 1024?)"
+    return f"SUPPORTBOT_HTTP_HOST / SUPPORTBOT_HTTP_PORT: cannot listen on {host}:{port}: {exc}"
 
 
 def _masked(url: str) -> str:

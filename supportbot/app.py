@@ -49,6 +49,7 @@ from services.verification import Policy, Verifier
 from storage import migrate, repo
 from storage.db import Database
 from supportbot import logmask
+from supportbot.channel_checks import ChannelChecks
 from supportbot.nlu_setup import ReloadingEngine
 from supportbot.settings import ConfigError, Settings
 
@@ -85,6 +86,7 @@ class App:
         self._tasks: list[asyncio.Task[Any]] = []
         self._runner: web.AppRunner | None = None
         self._closers: list[Callable[[], Awaitable[Any]]] = []
+        self.checks = ChannelChecks()  # tokens verified with the platforms (/readyz)
         self.url = f"http://{settings.http_host}:{settings.http_port}"
 
     def _wake(self, channel: str) -> None:
@@ -223,20 +225,32 @@ class App:
                 "/webhook/telegram", tg.webhook_handler(dispatcher, bot, secret)
             )
 
-        async def go_live() -> None:
+        async def check() -> bool:
             try:
-                await tg.check_token(bot)
+                return await tg.check_token(bot) is not None
             except tg.TokenRefused as exc:
                 raise ConfigError(
                     f"SUPPORTBOT_TELEGRAM__TOKEN: Telegram refused the bot token ({exc})"
                 ) from exc
+
+        async def register_webhook() -> None:
+            assert cfg.webhook_url is not None
+            await tg.set_webhook(bot, cfg.webhook_url, secret, dispatcher=dispatcher)
+
+        async def go_live() -> None:
+            later = await self.checks.verify(
+                "telegram",
+                check,
+                unreachable="telegram: the Bot API does not answer, the token is not verified "
+                "yet (SUPPORTBOT_TELEGRAM__API_BASE)",
+                then=register_webhook if cfg.mode == "webhook" else None,
+            )
+            if later is not None:
+                self._spawn(later, "telegram-verify")
             if group is not None:  # listening before updates flow; stopped before the bot closes
                 await group.start()
                 self._closers.insert(0, group.stop)
-            if cfg.mode == "webhook":
-                assert cfg.webhook_url is not None
-                await tg.set_webhook(bot, cfg.webhook_url, secret, dispatcher=dispatcher)
-            else:  # run_polling removes any webhook itself
+            if cfg.mode == "polling":  # run_polling removes any webhook itself
                 self._spawn(tg.run_polling(dispatcher, bot), "telegram-polling")
 
         return go_live
@@ -263,18 +277,33 @@ class App:
             secret = cfg.secret.get_secret_value() if cfg.secret else None
             self.web.router.add_post(
                 "/webhook/vk",
-                vk.callback_handler(bot, confirmation_code=cfg.confirmation_code, secret=secret),
+                vk.callback_handler(
+                    bot,
+                    confirmation_code=cfg.confirmation_code,
+                    secret=secret,
+                    group_id=cfg.group_id,
+                ),
             )
-            return None
 
-        async def go_live() -> None:
+        async def check() -> bool:
             try:
-                await vk.check_token(bot.api, cfg.group_id or 0)
+                return await vk.check_token(bot.api, cfg.group_id or 0)
             except vk.TokenRefused as exc:
                 raise ConfigError(
                     f"SUPPORTBOT_VK__TOKEN / SUPPORTBOT_VK__GROUP_ID: VK refused them ({exc})"
                 ) from exc
-            self._spawn(vk.run_long_poll(bot), "vk-long-poll")
+
+        async def go_live() -> None:
+            later = await self.checks.verify(
+                "vk",
+                check,
+                unreachable="vk: the VK API does not answer, the token is not verified yet "
+                "(SUPPORTBOT_VK__API_URL)",
+            )
+            if later is not None:
+                self._spawn(later, "vk-verify")
+            if cfg.mode == "longpoll":
+                self._spawn(vk.run_long_poll(bot), "vk-long-poll")
 
         return go_live
 
@@ -320,6 +349,7 @@ class App:
             problems.append("dialogs: no content loaded")
         if not self.workers:
             problems.append("channels: none running")
+        problems += [self.checks.problems[ch] for ch in sorted(self.checks.problems)]
         body = {"ready": not problems, "problems": problems}
         return web.json_response(body, status=503 if problems else 200)
 

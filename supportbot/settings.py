@@ -7,14 +7,13 @@ one is refused, so a config file can be committed or shared safely.
 from __future__ import annotations
 
 import difflib
+import importlib
 import os
 import re
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal, get_origin
-
-import importlib
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml

@@ -34,6 +34,7 @@ from handoff.console.app import console_app
 from handoff.console.canned import seed_canned
 from handoff.console.incidents_page import INCIDENTS
 from handoff.console.training import REVIEW_MARGIN, Training
+from handoff.console.uploads import UploadSender
 from handoff.desk import Desk
 from handoff.events import make_bus
 from handoff.queue import HandoffQueue
@@ -148,6 +149,8 @@ class App:
         self._spawn(self._retention(), "retention")
         # Routes must exist before the server starts; webhooks/polling only once it listens.
         go_live = [self._setup_telegram(), self._setup_vk()]
+        for worker in self.workers.values():  # operator uploads from the database, any process
+            worker.sender = UploadSender(worker.sender, self.db, self._uploads_dir())
         self._runner = web.AppRunner(self.web, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.http_host, self.settings.http_port)
@@ -312,8 +315,11 @@ class App:
         (services/privacy/retention.py; safe with several processes)."""
         cfg = self.settings.retention
         policy = RetentionPolicy(cfg.messages, cfg.processed_updates, cfg.outbox, cfg.uploads)
-        uploads = (Path(self.settings.data_dir) / "uploads").resolve()
-        return retention_loop(self.db, policy, uploads, every=cfg.interval)
+        return retention_loop(self.db, policy, self._uploads_dir(), every=cfg.interval)
+
+    def _uploads_dir(self) -> Path:
+        """Where operator uploads' paths point (their bytes are in the database)."""
+        return (Path(self.settings.data_dir) / "uploads").resolve()
 
     def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
         task = asyncio.create_task(coro, name=name)

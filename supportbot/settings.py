@@ -232,7 +232,7 @@ class RetentionSettings(BaseModel):
     """How long personal data is kept (services/privacy/retention.py), per kind: `messages`
     (their texts, attachments, NLU text; then anonymised, rows kept for analytics),
     `processed_updates` (redelivery ids), `outbox` (finished delivery rows, with the message
-    body), `uploads` (operator images on disk). "365d", "36h"; 0 or "none" = forever. At least
+    body), `uploads` (operator images, in the database). "365d", "36h"; 0 or "none" = forever. At least
     a day: "m" means minutes here, and "6m" for six months would erase nearly everything.
     `interval`: how often the app runs the pass."""
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import hmac
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -61,6 +60,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from bots.text import split_text
+from bots.webhook import BadBody, read_json
 from delivery.errors import (
     Blocked,
     PartialSend,
@@ -308,9 +308,9 @@ def webhook_handler(
                 )
                 return error(401, "missing or wrong secret token")
         try:
-            data = json.loads(await request.read())
-        except ValueError:  # includes UnicodeDecodeError
-            return error(400, "body is not JSON")
+            data = await read_json(request)
+        except BadBody as exc:
+            return error(exc.status, str(exc))
         if not isinstance(data, dict):
             return error(400, "body is not a Telegram Update")
         try:

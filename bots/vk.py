@@ -60,6 +60,7 @@ from vkbottle.tools import PhotoMessageUploader
 from vkbottle_types.events import GroupEventType
 
 from bots.text import split_text
+from bots.webhook import BadBody, read_json
 from delivery.errors import (
     Blocked,
     PartialSend,
@@ -245,17 +246,20 @@ class TokenRefused(Exception):
     """VK refused the community token (error 5) or the group id (error 100/15/27)."""
 
 
-async def check_token(api: API, group_id: int) -> None:
-    """Raise TokenRefused if VK rejects the token for this community; network trouble only logs
-    (Long Poll retries by itself)."""
+async def check_token(api: API, group_id: int) -> bool:
+    """True when VK accepts the token for this community (groups.getById with it); False when
+    VK can't be reached or fails otherwise (logged); raises TokenRefused if VK rejects them."""
     try:
         await api.request("groups.getById", {"group_id": group_id})
     except VKAPIError as exc:
         if getattr(exc, "code", None) in (5, 15, 27, 100):
             raise TokenRefused(f"error {exc.code}: {exc.error_msg}") from exc
         log.warning("vk: groups.getById failed at start-up: %r", exc)
-    except (VKBadResponse, aiohttp.ClientError, TimeoutError) as exc:
+        return False
+    except (VKBadResponse, aiohttp.ClientError, TimeoutError, OSError) as exc:
         log.warning("vk: API unreachable at start-up (%r); will keep trying", exc)
+        return False
+    return True
 
 
 class _Names:
@@ -340,23 +344,33 @@ async def _route_lane(bot: Bot, lane: list[dict[str, Any]]) -> None:
 
 
 def callback_handler(
-    bot: Bot, *, confirmation_code: str, secret: str | None
+    bot: Bot, *, confirmation_code: str, secret: str | None, group_id: int | None = None
 ) -> Callable[[web.Request], Awaitable[web.Response]]:
-    """aiohttp handler for `POST /webhook/vk` (Callback API)."""
+    """aiohttp handler for `POST /webhook/vk` (Callback API). With a `secret`, a request without
+    it is refused (403) before anything else, the confirmation request included; the confirmation
+    code goes only to a request naming this `group_id` (when given). Bodies: bots/webhook.py."""
 
     async def handle(request: web.Request) -> web.Response:
         try:
-            event = await request.json()
-        except ValueError:
-            return web.Response(status=400, text="invalid JSON")
-        if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+            event = await read_json(request)
+        except BadBody as exc:
+            return web.Response(status=exc.status, text=str(exc))
+        if not isinstance(event, dict):
+            return web.Response(status=400, text="not a VK event")
+        # The secret first: without it nobody learns anything, not even the confirmation code.
+        if secret is not None:
+            given = event.get("secret")
+            if not isinstance(given, str) or not hmac.compare_digest(
+                given.encode(), secret.encode()
+            ):
+                log.warning("vk callback: missing or wrong secret from %s", request.remote)
+                return web.Response(status=403, text="wrong secret")
+        if not isinstance(event.get("type"), str):
             return web.Response(status=400, text="not a VK event")
         if event["type"] == "confirmation":
+            if group_id is not None and event.get("group_id") != group_id:
+                return web.Response(status=403, text="not this community")
             return web.Response(text=confirmation_code)
-        if secret is not None:
-            given = str(event.get("secret", "")).encode()
-            if not hmac.compare_digest(given, secret.encode()):
-                return web.Response(status=403, text="wrong secret")
         if await _route(bot, event):
             return web.Response(status=500, text="handler failed")
         return web.Response(text="ok")

@@ -6,6 +6,7 @@ migrations in storage/migrations create it. Timestamps are timezone-aware UTC.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
@@ -17,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Numeric,
     String,
@@ -592,3 +594,24 @@ class DemoSms(Base):
     phone: Mapped[str] = mapped_column(String(32))
     text: Mapped[str] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# An upload's name: random, with the extension its bytes were recognised as.
+UPLOAD_NAME = re.compile(r"^[0-9a-f]{32}\.(png|jpg|gif)$")
+
+
+class Upload(Base):
+    """An image an operator attached in the console (handoff/console/uploads.py), kept here so
+    every app process behind a load balancer serves and sends it. Messages refer to it by
+    `name` (`<32 hex>.png|jpg|gif`, the last part of their image path); retention and erasure
+    delete the row."""
+
+    __tablename__ = "uploads"
+    __table_args__ = (Index("ix_uploads_created_at", "created_at"),)
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    content_type: Mapped[str] = mapped_column(String(32))
+    filename: Mapped[str | None] = mapped_column(String(255))  # as the operator's browser named it
+    size: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -7,6 +7,7 @@ frontends in the configured modes, and one outbox worker per channel; `App.stop(
 from __future__ import annotations
 
 import asyncio
+import errno
 import gc
 import hmac
 import logging
@@ -33,6 +34,7 @@ from handoff.console.app import console_app
 from handoff.console.canned import seed_canned
 from handoff.console.incidents_page import INCIDENTS
 from handoff.console.training import REVIEW_MARGIN, Training
+from handoff.console.uploads import UploadSender
 from handoff.desk import Desk
 from handoff.events import make_bus
 from handoff.queue import HandoffQueue
@@ -49,6 +51,7 @@ from services.verification import Policy, Verifier
 from storage import migrate, repo
 from storage.db import Database
 from supportbot import logmask
+from supportbot.channel_checks import ChannelChecks
 from supportbot.metrics import Metrics
 from supportbot.nlu_setup import ReloadingEngine
 from supportbot.settings import ConfigError, Settings
@@ -104,6 +107,7 @@ class App:
         self._tasks: list[asyncio.Task[Any]] = []
         self._runner: web.AppRunner | None = None
         self._closers: list[Callable[[], Awaitable[Any]]] = []
+        self.checks = ChannelChecks()  # tokens verified with the platforms (/readyz)
         self.url = f"http://{settings.http_host}:{settings.http_port}"
 
     def _shared_limits(self) -> SharedLimits | None:
@@ -176,10 +180,17 @@ class App:
         self._spawn(self._retention(), "retention")
         # Routes must exist before the server starts; webhooks/polling only once it listens.
         go_live = [self._setup_telegram(), self._setup_vk()]
+        for worker in self.workers.values():  # operator uploads from the database, any process
+            worker.sender = UploadSender(worker.sender, self.db, self._uploads_dir())
         self._runner = web.AppRunner(self.web, access_log=None, keepalive_timeout=HTTP_IDLE_TIMEOUT)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.http_host, self.settings.http_port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:  # not the database: this address can't be listened on
+            raise ConfigError(
+                _listen_error(self.settings.http_host, self.settings.http_port, exc)
+            ) from exc
         port = self._runner.addresses[0][1] if self._runner.addresses else self.settings.http_port
         self.url = f"http://{self.settings.http_host}:{port}"
         for start_channel in go_live:
@@ -252,20 +263,32 @@ class App:
                 "/webhook/telegram", tg.webhook_handler(dispatcher, bot, secret)
             )
 
-        async def go_live() -> None:
+        async def check() -> bool:
             try:
-                await tg.check_token(bot)
+                return await tg.check_token(bot) is not None
             except tg.TokenRefused as exc:
                 raise ConfigError(
                     f"SUPPORTBOT_TELEGRAM__TOKEN: Telegram refused the bot token ({exc})"
                 ) from exc
+
+        async def register_webhook() -> None:
+            assert cfg.webhook_url is not None
+            await tg.set_webhook(bot, cfg.webhook_url, secret, dispatcher=dispatcher)
+
+        async def go_live() -> None:
+            later = await self.checks.verify(
+                "telegram",
+                check,
+                unreachable="telegram: the Bot API does not answer, the token is not verified "
+                "yet (SUPPORTBOT_TELEGRAM__API_BASE)",
+                then=register_webhook if cfg.mode == "webhook" else None,
+            )
+            if later is not None:
+                self._spawn(later, "telegram-verify")
             if group is not None:  # listening before updates flow; stopped before the bot closes
                 await group.start()
                 self._closers.insert(0, group.stop)
-            if cfg.mode == "webhook":
-                assert cfg.webhook_url is not None
-                await tg.set_webhook(bot, cfg.webhook_url, secret, dispatcher=dispatcher)
-            else:  # run_polling removes any webhook itself
+            if cfg.mode == "polling":  # run_polling removes any webhook itself
                 self._spawn(tg.run_polling(dispatcher, bot), "telegram-polling")
 
         return go_live
@@ -296,18 +319,33 @@ class App:
             secret = cfg.secret.get_secret_value() if cfg.secret else None
             self.web.router.add_post(
                 "/webhook/vk",
-                vk.callback_handler(bot, confirmation_code=cfg.confirmation_code, secret=secret),
+                vk.callback_handler(
+                    bot,
+                    confirmation_code=cfg.confirmation_code,
+                    secret=secret,
+                    group_id=cfg.group_id,
+                ),
             )
-            return None
 
-        async def go_live() -> None:
+        async def check() -> bool:
             try:
-                await vk.check_token(bot.api, cfg.group_id or 0)
+                return await vk.check_token(bot.api, cfg.group_id or 0)
             except vk.TokenRefused as exc:
                 raise ConfigError(
                     f"SUPPORTBOT_VK__TOKEN / SUPPORTBOT_VK__GROUP_ID: VK refused them ({exc})"
                 ) from exc
-            self._spawn(vk.run_long_poll(bot), "vk-long-poll")
+
+        async def go_live() -> None:
+            later = await self.checks.verify(
+                "vk",
+                check,
+                unreachable="vk: the VK API does not answer, the token is not verified yet "
+                "(SUPPORTBOT_VK__API_URL)",
+            )
+            if later is not None:
+                self._spawn(later, "vk-verify")
+            if cfg.mode == "longpoll":
+                self._spawn(vk.run_long_poll(bot), "vk-long-poll")
 
         return go_live
 
@@ -316,8 +354,11 @@ class App:
         (services/privacy/retention.py; safe with several processes)."""
         cfg = self.settings.retention
         policy = RetentionPolicy(cfg.messages, cfg.processed_updates, cfg.outbox, cfg.uploads)
-        uploads = (Path(self.settings.data_dir) / "uploads").resolve()
-        return retention_loop(self.db, policy, uploads, every=cfg.interval)
+        return retention_loop(self.db, policy, self._uploads_dir(), every=cfg.interval)
+
+    def _uploads_dir(self) -> Path:
+        """Where operator uploads' paths point (their bytes are in the database)."""
+        return (Path(self.settings.data_dir) / "uploads").resolve()
 
     def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
         task = asyncio.create_task(coro, name=name)
@@ -353,6 +394,7 @@ class App:
             problems.append("dialogs: no content loaded")
         if not self.workers:
             problems.append("channels: none running")
+        problems += [self.checks.problems[ch] for ch in sorted(self.checks.problems)]
         body = {"ready": not problems, "problems": problems}
         return web.json_response(body, status=503 if problems else 200)
 
@@ -434,6 +476,18 @@ def tune_gc() -> None:
 def _log_crash(task: asyncio.Task[Any]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("background task %s crashed", task.get_name(), exc_info=task.exception())
+
+
+def _listen_error(host: str, port: int, exc: OSError) -> str:
+    """One line naming the setting to change when the HTTP server can't listen."""
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            f"SUPPORTBOT_HTTP_PORT: port {port} on {host} is busy (another process listens "
+            "there); stop it or choose another port"
+        )
+    if exc.errno == errno.EACCES:
+        return f"SUPPORTBOT_HTTP_PORT: not allowed to listen on port {port} (below 1024?)"
+    return f"SUPPORTBOT_HTTP_HOST / SUPPORTBOT_HTTP_PORT: cannot listen on {host}:{port}: {exc}"
 
 
 def _masked(url: str) -> str:

@@ -7,12 +7,14 @@ one is refused, so a config file can be committed or shared safely.
 from __future__ import annotations
 
 import difflib
+import importlib
 import os
 import re
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal, get_origin
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import (
@@ -47,14 +49,41 @@ class TelegramSettings(BaseModel):
         None  # public https URL Telegram posts to, ending in /webhook/telegram
     )
     webhook_secret: SecretStr | None = None
+    # Webhook mode without a secret: anyone who finds the URL can post fake updates. Refused
+    # unless this says the risk is taken knowingly (e.g. a private network).
+    allow_webhook_without_secret: bool = False
     rate_per_chat: float = 1.0
     burst_per_chat: int = 2
     rate_overall: float = 25.0  # Telegram allows ~30 msg/s; the margin absorbs network jitter
+
+    @field_validator("token")
+    @classmethod
+    def _token_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        """A bot token is `<bot id>:<secret>` (what @BotFather gives); the value is not echoed."""
+        if value is None:
+            return None
+        left, sep, right = value.get_secret_value().partition(":")
+        if not sep or not left.isdigit() or not right or any(c.isspace() for c in right):
+            raise ValueError(
+                "not a bot token: expected the shape 123456789:AAH... that @BotFather gives"
+            )
+        return value
 
     @model_validator(mode="after")
     def _webhook_needs_url(self) -> TelegramSettings:
         if self.token and self.mode == "webhook" and not self.webhook_url:
             raise ValueError("telegram.mode=webhook needs SUPPORTBOT_TELEGRAM__WEBHOOK_URL")
+        if (
+            self.token
+            and self.mode == "webhook"
+            and not self.webhook_secret
+            and not self.allow_webhook_without_secret
+        ):
+            raise ValueError(
+                "SUPPORTBOT_TELEGRAM__WEBHOOK_SECRET: webhook mode needs a secret (anyone who "
+                "finds the URL could post fake updates); set it, or set "
+                "SUPPORTBOT_TELEGRAM__ALLOW_WEBHOOK_WITHOUT_SECRET=true to run without one"
+            )
         return self
 
 
@@ -67,6 +96,9 @@ class VKSettings(BaseModel):
     api_url: str | None = None  # None = VK's cloud. The emulator's /method/ URL in tests.
     confirmation_code: str | None = None  # Callback API: the string VK shows in the group settings
     secret: SecretStr | None = None  # Callback API secret key
+    # Callback mode without a secret: anyone who finds the URL can post fake events (and read
+    # the confirmation code). Refused unless this says the risk is taken knowingly.
+    allow_callback_without_secret: bool = False
     rate_overall: float = 18.0  # VK allows 20 requests/s per token
 
     @model_validator(mode="after")
@@ -75,6 +107,17 @@ class VKSettings(BaseModel):
             raise ValueError("a VK token needs SUPPORTBOT_VK__GROUP_ID (the community id)")
         if self.token and self.mode == "callback" and not self.confirmation_code:
             raise ValueError("vk.mode=callback needs SUPPORTBOT_VK__CONFIRMATION_CODE")
+        if (
+            self.token
+            and self.mode == "callback"
+            and not self.secret
+            and not self.allow_callback_without_secret
+        ):
+            raise ValueError(
+                "SUPPORTBOT_VK__SECRET: Callback API mode needs the secret key (anyone who finds "
+                "the URL could post fake events); set it, or set "
+                "SUPPORTBOT_VK__ALLOW_CALLBACK_WITHOUT_SECRET=true to run without one"
+            )
         return self
 
 
@@ -189,7 +232,7 @@ class RetentionSettings(BaseModel):
     """How long personal data is kept (services/privacy/retention.py), per kind: `messages`
     (their texts, attachments, NLU text; then anonymised, rows kept for analytics),
     `processed_updates` (redelivery ids), `outbox` (finished delivery rows, with the message
-    body), `uploads` (operator images on disk). "365d", "36h"; 0 or "none" = forever. At least
+    body), `uploads` (operator images, in the database). "365d", "36h"; 0 or "none" = forever. At least
     a day: "m" means minutes here, and "6m" for six months would erase nearly everything.
     `interval`: how often the app runs the pass."""
 
@@ -258,6 +301,34 @@ class Settings(BaseSettings):
     # Bearer token for the integration API (/api/...: the CRM resolves tickets); unset = API off.
     api_token: SecretStr | None = None
 
+    @field_validator("backend")
+    @classmethod
+    def _backend_loads(cls, value: str) -> str:
+        """`package.module:ClassName` names a class that imports (it is built by the App)."""
+        module_name, sep, attr = value.partition(":")
+        attr = attr if sep else "Backend"  # services.backend.load_backend's default
+        if not module_name or not attr:
+            raise ValueError(f"{value!r} is not of the form package.module:ClassName")
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as exc:  # ImportError, or the module itself fails on import
+            why = str(exc) if isinstance(exc, ImportError) else repr(exc)
+            raise ValueError(f"{value!r}: cannot import {module_name}: {why}") from exc
+        if not isinstance(getattr(module, attr, None), type):
+            raise ValueError(f"{value!r}: {module_name} has no class {attr}")
+        return value
+
+    @model_validator(mode="after")
+    def _known_timezone(self) -> Settings:
+        try:
+            ZoneInfo(self.handoff.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"SUPPORTBOT_HANDOFF__TIMEZONE: {self.handoff.timezone!r} is not a known time "
+                "zone (an IANA name such as Europe/Moscow or Asia/Yekaterinburg)"
+            ) from None
+        return self
+
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
     """Settings from env (+ YAML file from the argument or SUPPORTBOT_CONFIG); raises ConfigError."""
@@ -286,7 +357,10 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         err = exc.errors()[0]
         loc = ".".join(str(p) for p in err["loc"])
         name = f"SUPPORTBOT_{loc.upper().replace('.', '__')}" if loc else "settings"
-        raise ConfigError(f"{name}: {err['msg']}") from exc
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        if msg.startswith("SUPPORTBOT_"):  # a check across settings names the one to change
+            raise ConfigError(msg) from None
+        raise ConfigError(f"{name}: {msg}") from None
 
 
 # SUPPORTBOT_* variables read outside these settings: the config file's path, the Rasa

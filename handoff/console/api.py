@@ -8,7 +8,6 @@ calling the desk: on SQLite there is a single connection, and the desk opens its
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,8 @@ from handoff.console.uploads import (
     CONTENT_TYPES,
     MAX_IMAGE_BYTES,
     NAME,
+    forget,
+    load,
     read_limited,
     save_image,
     sniff,
@@ -93,12 +94,13 @@ async def take(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
 
-async def _reply_parts(request: web.Request) -> tuple[str, bytes | None]:
-    """(text, image bytes) from a JSON body or a multipart form with `text` and `image`."""
+async def _reply_parts(request: web.Request) -> tuple[str, bytes | None, str | None]:
+    """(text, image bytes, the image's file name) from a JSON body or a multipart form with
+    `text` and `image`."""
     if not request.content_type.startswith("multipart/"):
         body = await json_body(request)
-        return str(body.get("text") or ""), None
-    text, image = "", None
+        return str(body.get("text") or ""), None, None
+    text, image, filename = "", None, None
     reader = await request.multipart()
     while (part := await reader.next()) is not None:
         if not isinstance(part, BodyPartReader):
@@ -109,29 +111,31 @@ async def _reply_parts(request: web.Request) -> tuple[str, bytes | None]:
         elif part.name == "image":
             data = await read_limited(part, MAX_IMAGE_BYTES)
             image = data or None  # a file input left empty sends an empty part
+            filename = part.filename
         else:
             await part.release()
-    return text, image
+    return text, image, filename
 
 
 async def reply(request: web.Request) -> web.Response:
     state = console(request)
     who = agent(request)
     conv_id = await _allowed(request, "reply")
-    text, image = await _reply_parts(request)
+    text, image, filename = await _reply_parts(request)
     if not text.strip() and image is None:
         raise ApiError("write a reply or attach an image")
     if image is not None and sniff(image) is None:
         raise ApiError("only PNG, JPEG or GIF images can be attached")
-    path = await save_image(image, state.uploads) if image is not None else None
+    path = None
+    if image is not None:
+        path = await save_image(image, state.uploads, state.db, filename=filename)
     try:
         message_id = await state.desk.reply(
             who.id, conv_id, text, image=str(path) if path is not None else None
         )
     except Exception:
         if path is not None:
-            with contextlib.suppress(OSError):
-                path.unlink()
+            await forget(state.db, path)
         raise
     return web.json_response({"message_id": message_id})
 
@@ -236,12 +240,16 @@ async def supervisor_figures(request: web.Request) -> web.Response:
 
 
 async def upload(request: web.Request) -> web.StreamResponse:
-    """An image an operator attached (only console users see them)."""
+    """An image an operator attached (only console users see them), from the database, so any
+    app process serves it; a file an older version left on this machine's disk otherwise."""
     state = console(request)
     agent(request)
     name = request.match_info["name"]
     if not NAME.match(name):
         raise ApiError("no such image", 404)
+    stored = await load(state.db, name)
+    if stored is not None:
+        return web.Response(body=stored.data, content_type=stored.content_type)
     path: Path = state.uploads / name
     headers: dict[str, Any] = {"Content-Type": CONTENT_TYPES["." + name.rsplit(".", 1)[1]]}
     return web.FileResponse(path, headers=headers)

@@ -22,6 +22,7 @@ from dialogs.knowledge import ANSWER_AT
 from handoff.console import privacy
 from handoff.console.privacy import Policy
 from handoff.console.security import Me
+from handoff.console.uploads import upload_name
 from handoff.desk import RESOLUTIONS
 from storage.models import (
     Author,
@@ -343,7 +344,8 @@ def _attachments(raw: list[Any], uploads: Path, base: str) -> list[dict[str, Any
         url = None
         if isinstance(ref, str) and not ref.startswith(("http://", "https://")):
             path = Path(ref)
-            if path.parent == uploads:
+            # another app process may keep its data elsewhere: the upload's name is what counts
+            if path.parent == uploads or upload_name(ref) is not None:
                 url = f"{base}/api/uploads/{path.name}"
         out.append({"kind": kind, "label": ATTACHMENTS.get(kind, kind), "url": url})
     return out

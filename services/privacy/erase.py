@@ -40,7 +40,7 @@ from services.privacy.person import Person
 from services.privacy.scrub import (
     ERASURE,
     Scrubbed,
-    delete_files,
+    delete_uploads,
     has_json,
     marker,
     scrub_messages,
@@ -244,7 +244,7 @@ async def erase_person(
 
     # Files last, still inside the transaction: if the commit then fails, the person asked for
     # them to be gone anyway, and a second erasure finishes the rest.
-    done.uploads = await delete_files(scrubbed.files)
+    done.uploads = await delete_uploads(scrubbed)
     details = done.to_json()
     if by:
         details["by"] = by

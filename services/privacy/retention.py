@@ -9,7 +9,8 @@ Per kind of data, an age after which it goes (`Policy`; None = kept forever):
 - `processed_updates`: the platform update ids kept to drop redeliveries are deleted (the
   platforms redeliver within hours: Telegram keeps an update 24 h);
 - `outbox`: finished rows (sent, failed, unreachable) are deleted; pending ones never are;
-- `uploads`: operator upload files older than this (by their modification time) are deleted.
+- `uploads`: operator uploads stored longer than this are deleted (their `uploads` rows; files
+  older versions left in the uploads directory, by their modification time).
 
 `run_retention` does one pass in small batches, each its own short transaction (at most
 `batch` rows), yielding to the event loop between them. Safe with several app processes: on
@@ -39,7 +40,7 @@ from services import audit
 from services.privacy.scrub import (
     RETENTION,
     Scrubbed,
-    delete_files,
+    delete_uploads,
     has_json,
     marker,
     scrub_messages,
@@ -52,6 +53,7 @@ from storage.models import (
     OutboxItem,
     OutboxStatus,
     ProcessedUpdate,
+    Upload,
     utcnow,
 )
 
@@ -125,8 +127,9 @@ async def run_retention(
         if policy.outbox is not None:
             cutoffs["outbox_before"] = cut = now - policy.outbox
             await _outbox(db, cut, batch, done)
-        if policy.uploads is not None and uploads is not None:
+        if policy.uploads is not None:
             cutoffs["uploads_before"] = cut = now - policy.uploads
+            await _upload_rows(db, cut, batch, done)
             done.uploads += await _old_uploads(uploads, cut)
     except _Busy:
         done.busy = True
@@ -199,7 +202,7 @@ async def _messages(
             scrubbed: Scrubbed = await scrub_messages(
                 session, [r[0] for r in rows], why=RETENTION, uploads=uploads
             )
-            files = await delete_files(scrubbed.files)
+            files = await delete_uploads(scrubbed)
         done.messages += scrubbed.messages
         done.processed_updates += scrubbed.processed_updates
         done.uploads += files
@@ -308,8 +311,33 @@ async def _outbox(db: Database, cutoff: datetime, batch: int, done: Pass) -> Non
         await asyncio.sleep(0)
 
 
-async def _old_uploads(directory: Path, cutoff: datetime) -> int:
+async def _upload_rows(db: Database, cutoff: datetime, batch: int, done: Pass) -> None:
+    """Delete the stored uploads created before `cutoff`, a batch per transaction."""
+    u = Upload
+    while True:
+        async with db.transaction() as session:
+            await _lock(session)
+            names = list(
+                (
+                    await session.scalars(
+                        select(u.name).where(u.created_at < cutoff).order_by(u.name).limit(batch)
+                    )
+                ).all()
+            )
+            if names:
+                await session.execute(
+                    delete(u).where(u.name.in_(names)).execution_options(synchronize_session=False)
+                )
+        done.uploads += len(names)
+        if len(names) < batch:
+            return
+        await asyncio.sleep(0)
+
+
+async def _old_uploads(directory: Path | None, cutoff: datetime) -> int:
     """Delete the files in the uploads directory last modified before `cutoff`."""
+    if directory is None:
+        return 0
     limit = cutoff.timestamp()
 
     def sweep() -> int:

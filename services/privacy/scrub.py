@@ -8,7 +8,8 @@ wrote or was told goes:
   message without text keeps None;
 - `payload`: None, except a topic button's `intent:<name>` (the analytics' topic of a contact);
 - `attachments`: only each one's kind ("photo", "sticker"); the file ids and paths go, and an
-  operator's upload they point to is deleted from disk;
+  operator's upload they point to is deleted (its `uploads` row, or a file an older version
+  left on disk);
 - `buttons`: [] (labels can carry what the bot said);
 - `nlu`: only the intent, confidence, ranking, how the turn was handled and the engine; the
   text, entities (phones!) and the engine's raw extras go. `nlu["anonymised"]` records why
@@ -25,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,12 +35,14 @@ from sqlalchemy import String, cast, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import (
+    UPLOAD_NAME,
     Conversation,
     Message,
     NluReview,
     OutboxItem,
     OutboxStatus,
     ProcessedUpdate,
+    Upload,
 )
 
 MARK = "anonymised"  # the key in messages.nlu
@@ -106,6 +109,18 @@ def upload_paths(attachments: Any, uploads: Path | None) -> list[Path]:
     return found
 
 
+def upload_names(attachments: Any) -> set[str]:
+    """The names of the stored operator uploads (`uploads` rows) `attachments` point to."""
+    found = set()
+    for item in attachments or []:
+        ref = item.get("ref") if isinstance(item, dict) else None
+        if isinstance(ref, str) and ref and not ref.startswith(("http://", "https://")):
+            name = Path(ref).name
+            if UPLOAD_NAME.match(name):
+                found.add(name)
+    return found
+
+
 @dataclass(slots=True)
 class Scrubbed:
     """What one or more `scrub_messages` calls changed."""
@@ -116,6 +131,7 @@ class Scrubbed:
     processed_updates: int = 0
     nlu_reviews: int = 0
     files: list[Path] = field(default_factory=list)
+    upload_rows: set[str] = field(default_factory=set)  # `uploads` rows deleted
 
     def add(self, other: Scrubbed) -> None:
         self.messages += other.messages
@@ -124,13 +140,15 @@ class Scrubbed:
         self.processed_updates += other.processed_updates
         self.nlu_reviews += other.nlu_reviews
         self.files += other.files
+        self.upload_rows |= other.upload_rows
 
 
 async def scrub_messages(
     session: AsyncSession, ids: Sequence[int], *, why: str, uploads: Path | None
 ) -> Scrubbed:
     """Anonymise messages `ids` (a batch: at most a few hundred) in the caller's transaction.
-    The upload files found are returned in `files`, not deleted: `delete_files` does that."""
+    Upload rows go in this transaction; the upload files found are returned in `files`, not
+    deleted: `delete_uploads` does that."""
     done = Scrubbed()
     for start in range(0, len(ids), CHUNK):
         done.add(await _scrub_chunk(session, list(ids[start : start + CHUNK]), why, uploads))
@@ -161,8 +179,10 @@ async def _scrub_chunk(
     ).all()
     updates = []
     updates_by_channel: dict[str, list[str]] = defaultdict(list)
+    names: set[str] = set()
     for msg_id, text, payload, attachments, nlu, update_id, channel in rows:
         done.files += upload_paths(attachments, uploads)
+        names |= upload_names(attachments)
         if update_id:
             updates_by_channel[str(channel)].append(str(update_id))
         updates.append(
@@ -180,6 +200,11 @@ async def _scrub_chunk(
     if updates:
         await session.execute(update(Message), updates)  # executemany by primary key
         done.messages = len(updates)
+    if names:
+        rows_gone = await session.scalars(
+            delete(Upload).where(Upload.name.in_(sorted(names))).returning(Upload.name)
+        )
+        done.upload_rows = set(rows_gone.all())
     for channel, update_ids in updates_by_channel.items():
         gone = await session.execute(
             delete(ProcessedUpdate).where(
@@ -217,23 +242,23 @@ async def scrub_outbox(session: AsyncSession, where: Any, *, reason: str) -> tup
     return n_cancelled + _count(emptied), n_cancelled
 
 
-async def delete_files(paths: Iterable[Path]) -> int:
-    """Delete files (a missing one is fine: an earlier run got it); returns how many went."""
-    unique = sorted(set(paths))
-    if not unique:
-        return 0
+async def delete_uploads(scrubbed: Scrubbed) -> int:
+    """Delete the upload files `scrubbed` found (its rows went in its transaction); returns
+    how many uploads went, each counted once."""
+    unique = sorted(set(scrubbed.files))
 
-    def unlink() -> int:
-        gone = 0
+    def unlink() -> set[str]:
+        gone = set()
         for path in unique:
             try:
                 path.unlink()
-                gone += 1
+                gone.add(path.name)
             except FileNotFoundError:
                 pass
         return gone
 
-    return await asyncio.to_thread(unlink)
+    files = await asyncio.to_thread(unlink) if unique else set()
+    return len(files | scrubbed.upload_rows)
 
 
 def _count(result: Any) -> int:

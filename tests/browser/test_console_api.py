@@ -16,7 +16,7 @@ from aiohttp import web
 from sqlalchemy import select
 
 from handoff.config import HandoffSettings
-from storage.models import Conversation, ConversationState, Operator
+from storage.models import Conversation, ConversationState, Operator, Upload
 from tests.browser.conftest import PASSWORD, Client, Console, wait_text
 
 USER = 5101
@@ -403,9 +403,12 @@ async def test_reply_with_an_image(console: Console, clients: Any) -> None:
         assert r.status == 200, await r.text()
     photo = await wait_text(lambda: console.telegram.sent(USER), "вот схема")
     assert photo["method"] == "sendPhoto"
-    uploads = list((console.app.settings.data_dir / "uploads").iterdir())
-    assert len(uploads) == 1 and uploads[0].read_bytes() == tiny_png()  # the refused ones: gone
+    async with console.app.db.session() as s:  # in the database, for every app process
+        uploads = (await s.scalars(select(Upload))).all()
+    assert len(uploads) == 1 and uploads[0].data == tiny_png()  # the refused ones: not stored
     assert re.fullmatch(r"[0-9a-f]{32}\.png", uploads[0].name)
+    on_disk = console.app.settings.data_dir / "uploads"  # only a send's temporary copy, gone
+    assert not on_disk.exists() or list(on_disk.iterdir()) == []
 
     data = (await nina.get(f"/api/chats/{conv.id}"))[1]
     [image] = [a for m in data["messages"] for a in m["attachments"] if a["url"]]

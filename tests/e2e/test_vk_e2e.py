@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from emulators.vk import VKEmulator
 from storage.models import ChannelAccount, Message, OutboxItem
 from supportbot.app import App
-from tests.e2e.conftest import VK_CONFIRM, VK_SECRET, vk_settings
+from tests.e2e.conftest import VK_CONFIRM, VK_GROUP, VK_SECRET, vk_settings
 
 USER = 2001
 
@@ -108,7 +108,8 @@ async def test_callback_refuses_wrong_secret_and_malformed_bodies(
                                "conversation_message_id": 1, "attachments": []}},
     }  # fmt: skip
     async with aiohttp.ClientSession() as http:
-        async with http.post(url, json={"type": "confirmation", "group_id": 1}) as resp:
+        confirm = {"type": "confirmation", "group_id": VK_GROUP, "secret": VK_SECRET}
+        async with http.post(url, json=confirm) as resp:
             assert await resp.text() == VK_CONFIRM
         for secret in (None, "wrong"):
             body = {**event, "secret": secret} if secret else event

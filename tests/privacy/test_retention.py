@@ -25,6 +25,7 @@ from storage.models import (
     OutboxItem,
     ProcessedUpdate,
     Subscriber,
+    Upload,
     utcnow,
 )
 from tests.handoff.test_analytics import ROWS, cells, report
@@ -179,6 +180,50 @@ async def test_retention_removes_only_what_is_older_than_the_policy(
     assert again.changed == 0 and await _snapshot(db) == before
     async with db.session() as s:
         assert len((await s.scalars(select(AuditEntry))).all()) == 1  # nothing done, nothing said
+
+
+async def test_retention_deletes_stored_uploads_from_the_table(
+    db: Database, tmp_path: Path
+) -> None:
+    """Uploads live in the `uploads` table (every app process serves them): the row of an upload
+    stored longer than the policy goes, and so does the row an anonymised message points to;
+    a recent upload of a recent message stays."""
+    now = utcnow()
+    old, recent = now - timedelta(days=400), now - timedelta(days=10)
+    uploads = (tmp_path / "uploads").resolve()  # the path messages use; nothing on disk
+    names = {k: f"{k * 32}.png" for k in "efg"}
+    async with db.transaction() as s:
+        sub = Subscriber(display_name="Анна", data={})
+        s.add(sub)
+        await s.flush()
+        acc = ChannelAccount(subscriber_id=sub.id, channel="vk", external_user_id="2", chat_id="2")
+        s.add(acc)
+        await s.flush()
+        conv = Conversation(
+            subscriber_id=sub.id, channel_account_id=acc.id, channel="vk", created_at=old
+        )
+        s.add(conv)
+        await s.flush()
+        for key, stored_at in (("e", old), ("f", recent), ("g", recent)):
+            s.add(
+                Upload(
+                    name=names[key], content_type="image/png", size=len(PNG), data=PNG,
+                    created_at=stored_at,
+                )
+            )  # fmt: skip
+        for key, sent_at in (("f", old), ("g", recent)):  # f: a message older than the policy
+            s.add(
+                Message(
+                    conversation_id=conv.id, direction="out", author="operator", text="Вот",
+                    attachments=[{"kind": "photo", "ref": str(uploads / names[key])}],
+                    created_at=sent_at,
+                )
+            )  # fmt: skip
+    done = await run_retention(db, POLICY, uploads, now=now)
+    assert (done.messages, done.uploads) == (1, 2)
+    async with db.session() as s:
+        assert list((await s.scalars(select(Upload.name))).all()) == [names["g"]]
+    assert (await run_retention(db, POLICY, uploads, now=now)).uploads == 0
 
 
 async def test_a_pass_starts_where_the_last_one_stopped_unless_full(

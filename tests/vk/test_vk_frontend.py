@@ -208,9 +208,10 @@ async def test_callback_rejects_bad_requests(
             assert r.status == 403
         async with s.post(webhook.url, data=b"{not json") as r:
             assert r.status == 400
-        async with s.post(
-            webhook.url, json={"type": "confirmation", "group_id": emu.group_id}
-        ) as r:
+        confirm = {"type": "confirmation", "group_id": emu.group_id}
+        async with s.post(webhook.url, json=confirm) as r:  # the code only with the secret
+            assert (r.status, await r.text()) == (403, "wrong secret")
+        async with s.post(webhook.url, json={**confirm, "secret": "s3cret"}) as r:
             assert (r.status, r.content_type, await r.text()) == (
                 200,
                 "text/plain",

@@ -34,7 +34,7 @@ from handoff.console.canned import seed_canned
 from handoff.console.incidents_page import INCIDENTS
 from handoff.console.training import REVIEW_MARGIN, Training
 from handoff.desk import Desk
-from handoff.events import make_bus
+from handoff.events import make_bus, redis_prefix
 from handoff.queue import HandoffQueue
 from handoff.rating import RatingResponder
 from handoff.telegram_group import TelegramGroup
@@ -64,7 +64,9 @@ class App:
         self.backend: Backend = load_backend(settings.backend)
         self.content: ReloadingContent | None = None
         self._responder = responder
-        self.bus = make_bus(settings.handoff.redis_url)
+        # This deployment's Redis keys and channels start with it (SUPPORTBOT_HANDOFF__REDIS_PREFIX).
+        self.redis_prefix = redis_prefix(settings.database_url, settings.handoff.redis_prefix)
+        self.bus = make_bus(settings.handoff.redis_url, self.redis_prefix)
         # The unit of work's effects: after each commit, the live events go to the bus and
         # the channels written to wake their outbox workers.
         self.db.on_commit(publish=self.bus.publish, wake=self._wake)
@@ -171,7 +173,9 @@ class App:
         return "; ".join(
             [
                 f"database {make_url(cfg.database_url).render_as_string(hide_password=True)}",
-                f"events {_masked(cfg.handoff.redis_url) if cfg.handoff.redis_url else 'in-process'}",
+                f"events {_masked(cfg.handoff.redis_url)} (prefix {self.redis_prefix})"
+                if cfg.handoff.redis_url
+                else "events in-process",
                 f"nlu {cfg.nlu.engine}"
                 + (f" at {_masked(cfg.nlu.rasa_url)}" if cfg.nlu.engine == "rasa" else ""),
                 "channels " + (", ".join(c for c in channels if c) or "none"),

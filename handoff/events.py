@@ -20,8 +20,8 @@ import contextlib
 import hashlib
 import json
 import logging
-from pathlib import Path
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any, Protocol
 
 from sqlalchemy.engine import make_url

@@ -31,8 +31,8 @@ class Listener:
             self.got.append(event)
             self._new.set()
 
-    async def wait_for(self, event: dict[str, object], timeout: float = 5) -> None:
-        async with asyncio.timeout(timeout):
+    async def wait_for(self, event: dict[str, object]) -> None:
+        async with asyncio.timeout(5):
             while event not in self.got:
                 self._new.clear()
                 await self._new.wait()
@@ -122,5 +122,5 @@ def test_prefix_setting_from_the_environment(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("SUPPORTBOT_HANDOFF__REDIS_PREFIX", "acme-prod")
     assert load_settings().handoff.redis_prefix == "acme-prod"
     monkeypatch.setenv("SUPPORTBOT_HANDOFF__REDIS_PREFIX", "acme prod")
-    with pytest.raises(ConfigError, match="^SUPPORTBOT_HANDOFF__REDIS_PREFIX: .*without spaces"):
+    with pytest.raises(ConfigError, match=r"^SUPPORTBOT_HANDOFF__REDIS_PREFIX: .*without spaces"):
         load_settings()

@@ -7,6 +7,8 @@ frontends in the configured modes, and one outbox worker per channel; `App.stop(
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import gc
 import hmac
 import logging
@@ -47,6 +49,7 @@ from services.tickets import TicketError, resolve_ticket
 from services.verification import Policy, Verifier
 from storage import migrate, repo
 from storage.db import Database
+from storage.leases import Leases
 from supportbot import logmask
 from supportbot.nlu_setup import ReloadingEngine
 from supportbot.settings import ConfigError, Settings
@@ -70,6 +73,8 @@ class App:
         # The unit of work's effects: after each commit, the live events go to the bus and
         # the channels written to wake their outbox workers.
         self.db.on_commit(publish=self.bus.publish, wake=self._wake)
+        # Polling, Long Poll, the operator group and periodic jobs run in one process at a time.
+        self.leases = Leases(self.db.url)
         self.service = ConversationService(self.db, _NotStarted())
         self.desk: Desk | None = None
         self.telegram_group: TelegramGroup | None = None
@@ -143,8 +148,9 @@ class App:
                 ),
             ),
         )
-        self._spawn(handoff_worker.run(self.desk, self.bus), "handoff")
-        self._spawn(self._retention(), "retention")
+        handoff_loop = functools.partial(handoff_worker.run, self.desk, self.bus)
+        self._spawn(self.leases.run("handoff queue", handoff_loop), "handoff")
+        self._spawn(self.leases.run("retention", self._retention), "retention")
         # Routes must exist before the server starts; webhooks/polling only once it listens.
         go_live = [self._setup_telegram(), self._setup_vk()]
         self._runner = web.AppRunner(self.web, access_log=None)
@@ -228,14 +234,19 @@ class App:
                 raise ConfigError(
                     f"SUPPORTBOT_TELEGRAM__TOKEN: Telegram refused the bot token ({exc})"
                 ) from exc
-            if group is not None:  # listening before updates flow; stopped before the bot closes
-                await group.start()
-                self._closers.insert(0, group.stop)
+            if group is not None:  # listening (or standing by) before updates flow
+                up = asyncio.Event()
+                posting = functools.partial(group.run, up)
+                role = self.leases.run("telegram operator group", posting, on_standby=up.set)
+                self._spawn(role, "telegram-group")  # stopped before the bot closes
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(up.wait(), 10)
             if cfg.mode == "webhook":
                 assert cfg.webhook_url is not None
                 await tg.set_webhook(bot, cfg.webhook_url, secret, dispatcher=dispatcher)
             else:  # run_polling removes any webhook itself
-                self._spawn(tg.run_polling(dispatcher, bot), "telegram-polling")
+                polling = functools.partial(tg.run_polling, dispatcher, bot)
+                self._spawn(self.leases.run("telegram polling", polling), "telegram-polling")
 
         return go_live
 
@@ -272,7 +283,8 @@ class App:
                 raise ConfigError(
                     f"SUPPORTBOT_VK__TOKEN / SUPPORTBOT_VK__GROUP_ID: VK refused them ({exc})"
                 ) from exc
-            self._spawn(vk.run_long_poll(bot), "vk-long-poll")
+            long_poll = functools.partial(vk.run_long_poll, bot)
+            self._spawn(self.leases.run("vk long poll", long_poll), "vk-long-poll")
 
         return go_live
 
@@ -300,6 +312,7 @@ class App:
                 "ok": True,
                 "database": "ok" if backlog is not None else "unavailable",
                 "channels": sorted(self.workers),
+                "roles": sorted(self.leases.held),  # single-instance roles this process runs
                 "outbox_pending": {ch: backlog.get(ch, 0) for ch in sorted(self.workers)}
                 if backlog is not None
                 else None,
@@ -371,6 +384,7 @@ class App:
             if not task.get_name().startswith("outbox-"):
                 task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.leases.close()  # the roles' jobs are stopped: a stand-by may take them
         if self._runner is not None:
             await self._runner.cleanup()
         for close in self._closers:

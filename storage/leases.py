@@ -121,7 +121,9 @@ class Leases:
             while True:
                 done, _ = await asyncio.wait({task}, timeout=self.check)
                 if done:
-                    if task.exception() is not None:
+                    if task.cancelled():
+                        log.warning("%s was cancelled; releasing it", role)
+                    elif task.exception() is not None:
                         log.error("%s crashed; releasing it", role, exc_info=task.exception())
                     else:
                         log.warning("%s ended; releasing it", role)

@@ -20,7 +20,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import hmac
 import json
@@ -70,7 +69,7 @@ from delivery.errors import (
     SendError,
     TransientError,
 )
-from delivery.sender import Pace
+from delivery.sender import Pace, Progress
 from dialogs.limits import TELEGRAM, measure
 from dialogs.messages import (
     Attachment,
@@ -332,31 +331,53 @@ def webhook_handler(
 
 
 async def run_polling(dispatcher: Dispatcher, bot: Bot, *, polling_timeout: int = 10) -> None:
-    """Long-poll until cancelled. Updates are handled one by one before the next getUpdates
-    confirms them (handle_as_tasks=False), so a crash never loses an accepted update."""
+    """Long-poll until cancelled. A batch from getUpdates is handled in full before the next
+    getUpdates confirms it, so a crash never loses an accepted update; within the batch each
+    chat's updates go in order and different chats at once, so one slow subscriber (billing
+    taking its time) never holds up the others."""
     await bot.delete_webhook(drop_pending_updates=False)
-    polling = asyncio.ensure_future(
-        dispatcher.start_polling(
-            bot,
-            polling_timeout=polling_timeout,
-            handle_as_tasks=False,
-            handle_signals=False,
-            close_bot_session=False,
-        )
-    )
-    try:
-        await asyncio.shield(polling)
-    except asyncio.CancelledError:
-        # Cancelling start_polling from outside leaves aiogram's own getUpdates task running
-        # (asyncio.wait does not cancel what it waits for): stop it the way aiogram means to.
-        if not polling.done():
-            try:
-                await dispatcher.stop_polling()
-            except RuntimeError:  # not started yet: nothing of aiogram's runs beside this task
-                polling.cancel()
-            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                await asyncio.wait_for(polling, timeout=5)  # cancels it if it overstays
-        raise
+    allowed = dispatcher.resolve_used_update_types()
+    wait = int((bot.session.timeout or 60) + polling_timeout)
+    offset: int | None = None
+    backoff = 1.0
+    while True:
+        try:
+            updates = await bot.get_updates(
+                offset=offset,
+                timeout=polling_timeout,
+                allowed_updates=allowed,
+                request_timeout=wait,
+            )
+        except Exception as exc:  # Telegram unreachable, 5xx, 409 (another poller): keep trying
+            log.warning("telegram getUpdates failed (%r); again in %.0f s", exc, backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(30.0, backoff * 2)
+            continue
+        backoff = 1.0
+        lanes: dict[object, list[Update]] = {}
+        for update in updates:
+            lanes.setdefault(_lane(update), []).append(update)
+        await asyncio.gather(*(_feed(dispatcher, bot, lane) for lane in lanes.values()))
+        if updates:
+            offset = updates[-1].update_id + 1
+
+
+def _lane(update: Update) -> object:
+    """Updates of one chat (or one user, for events without a chat) are handled in order."""
+    event = update.event
+    chat = getattr(event, "chat", None) or getattr(getattr(event, "message", None), "chat", None)
+    if chat is not None:
+        return ("chat", chat.id)
+    user = getattr(event, "from_user", None)
+    return ("user", user.id) if user is not None else ("update", update.update_id)
+
+
+async def _feed(dispatcher: Dispatcher, bot: Bot, lane: list[Update]) -> None:
+    for update in lane:
+        try:
+            await dispatcher.feed_update(bot, update)
+        except Exception:  # the handler gave up on it (logged there): go on with the next
+            log.exception("telegram update %s not handled", update.update_id)
 
 
 async def set_webhook(
@@ -479,6 +500,7 @@ class TelegramSender:
         key: int,
         skip_parts: int = 0,
         pace: Pace | None = None,
+        progress: Progress | None = None,
     ) -> list[str]:
         parts = self.plan(message)
         if not parts:
@@ -504,6 +526,8 @@ class TelegramSender:
                     raise PartialSend(index, ids, error) from exc
                 raise error from exc
             ids.append(str(sent.message_id))
+            if progress is not None and not last:
+                await progress(index + 1, ids)
         return ids
 
     async def _send_part(self, chat_id: str, part: _Part, markup: Markup | None) -> Message:

@@ -40,6 +40,7 @@ What vkbottle 4.11 does by itself on API errors (read from its source), and what
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import hmac
 import json
@@ -67,7 +68,7 @@ from delivery.errors import (
     SendError,
     TransientError,
 )
-from delivery.sender import Pace
+from delivery.sender import Pace, Progress
 from dialogs.limits import VK
 from dialogs.messages import Attachment, Button, Channel, Inbound, InboundHandler, Outbound
 
@@ -313,12 +314,27 @@ async def _route(bot: Bot, event: dict[str, Any]) -> list[BaseException]:
 
 
 async def run_long_poll(bot: Bot) -> None:
-    """Bots Long Poll until cancelled; events are handled in order, one at a time (wrap the
-    handler in `bots.retry.RetryingHandler` so a failing database does not lose an event)."""
+    """Bots Long Poll until cancelled. A batch is handled in full before the next one is asked
+    for (vkbottle saves the position after it); each conversation's events in order, different
+    conversations at once, so one slow subscriber never holds up the others (wrap the handler
+    in `bots.retry.RetryingHandler` so a failing database does not lose an event)."""
     async for batch in bot.polling.listen():
+        lanes: dict[object, list[dict[str, Any]]] = {}
         for event in batch.get("updates", []):
-            if await _route(bot, event):
-                log.error("vk: event %s was not handled", event.get("event_id"))
+            lanes.setdefault(_peer(event), []).append(event)
+        await asyncio.gather(*(_route_lane(bot, lane) for lane in lanes.values()))
+
+
+def _peer(event: dict[str, Any]) -> object:
+    obj = event.get("object") if isinstance(event.get("object"), dict) else {}
+    message = obj.get("message") if isinstance(obj.get("message"), dict) else obj
+    return message.get("peer_id") or obj.get("user_id") or ("event", event.get("event_id"))
+
+
+async def _route_lane(bot: Bot, lane: list[dict[str, Any]]) -> None:
+    for event in lane:
+        if await _route(bot, event):
+            log.error("vk: event %s was not handled", event.get("event_id"))
 
 
 def callback_handler(
@@ -473,6 +489,7 @@ class VKSender:
         key: int,
         skip_parts: int = 0,
         pace: Pace | None = None,
+        progress: Progress | None = None,
     ) -> list[str]:
         try:
             peer_id = int(chat_id)
@@ -491,6 +508,8 @@ class VKSender:
                 if index > skip_parts:
                     raise PartialSend(index, ids, error) from e
                 raise error from e
+            if progress is not None and index < len(parts) - 1:
+                await progress(index + 1, ids)
         return ids
 
     async def _send_part(self, peer_id: int, part: _Part, random_id: int, pace: Pace | None) -> int:

@@ -9,6 +9,9 @@ from dialogs.messages import Channel, Outbound
 
 # Awaited before every platform request a send makes: the outbox worker's rate limiter.
 Pace = Callable[[], Awaitable[None]]
+# Awaited after each part of a multi-part message but the last, with the number of parts
+# delivered in all and their platform ids: the worker writes it down at once.
+Progress = Callable[[int, list[str]], Awaitable[None]]
 
 
 class ChannelSender(Protocol):
@@ -22,6 +25,7 @@ class ChannelSender(Protocol):
         key: int,
         skip_parts: int = 0,
         pace: Pace | None = None,
+        progress: Progress | None = None,
     ) -> list[str]:
         """Deliver `message` to `chat_id`; return the platform message ids created.
 
@@ -29,6 +33,8 @@ class ChannelSender(Protocol):
         dropped by VK itself). `skip_parts` parts were already delivered by an earlier attempt.
         `pace` is awaited before each API request (a message may take several: parts, a photo
         upload), so platform limits, which count requests, hold however a message is made up.
+        `progress(done, ids)` is awaited after each part but the last (`done` counts the
+        skipped parts too; `ids` are this call's), so a crash mid-message repeats no part.
         Raise delivery.errors.* on failure; raise `PartialSend` when some parts went out before it.
         """
         ...

@@ -1,20 +1,29 @@
 """The outbox worker: delivers stored replies through a channel's `ChannelSender`, within limits.
 
-One worker per channel. Each round it (1) writes the results of finished sends in one
-transaction, (2) claims the next due message of every chat that has nothing in flight (the head
-of that chat's queue, so per-chat order holds even across processes), keeping at most `batch`
-rows in flight, and (3) starts a send per claimed row. Every platform request of a send (a
-message may take several: long text, sticker + text, a VK photo upload) waits for a per-chat
-token bucket and the channel's `Pacer`, so we stay under the platform's limits instead of
-hammering into 429s; a broadcast to thousands drains at the channel's rate. Failures:
+One worker per channel. Each round it claims the next due message of every chat that has
+nothing in flight (the head of that chat's queue, so per-chat order holds even across
+processes), keeping at most `batch` rows in flight, and starts a send per claimed row. Every
+platform request of a send (a message may take several: long text, sticker + text, a VK photo
+upload) waits for a per-chat token bucket and the channel's `Pacer`, so we stay under the
+platform's limits instead of hammering into 429s; a broadcast to thousands drains at the
+channel's rate.
 
+Crash safety: a send's result is written the moment it is known (and each part of a multi-part
+message as it goes out), so a process killed mid-way repeats at most the one request per chat
+that was on the wire (Telegram has no idempotency key; VK drops the repeat itself thanks to
+`random_id`). A claimed row carries a short lease (`LEASE`) that the worker renews while the
+row is in flight, so a dead process's rows are sent by another process (or the restarted one)
+within `LEASE`, not minutes later.
+
+Failure policy (one place, by the class of the error):
 - RetryAfter (Telegram 429, VK 6/9): the whole channel pauses for the time asked, the row waits.
 - Blocked (403 / VK 901): the chat's account is marked unreachable and its pending rows stop.
-- TransientError / unexpected exceptions: exponential backoff, retried until it goes through.
-- PermanentError: the row is kept as `failed` with the error for a human; later rows go on.
-
-A claimed row carries a lease; if a process dies mid-send, the row is picked up again after the
-lease expires (at-least-once; VK drops the resend itself thanks to `random_id`).
+- TransientError (network, 5xx): exponential backoff up to a minute, for at most `GIVE_UP_AFTER`
+  since the message was written; then the row is `failed` ("gave up") for a human to see.
+- PermanentError (400, VK 100): `failed` at once with the error; later rows of the chat go on.
+- Anything else is a bug: retried `MAX_BUG_ATTEMPTS` times (it may be a fluke), then `failed`.
+Failed rows are the outgoing dead letters: supervisors see them (console "Сбои") and can
+send them again.
 """
 
 from __future__ import annotations
@@ -24,14 +33,15 @@ import functools
 import logging
 import random
 import time
+from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Integer, and_, bindparam, exists, func, or_, select, update
 
-from delivery.errors import Blocked, PartialSend, PermanentError, RetryAfter
-from delivery.pacing import Pacer, RateLimits, TokenBucket
+from delivery.errors import Blocked, PartialSend, PermanentError, RetryAfter, TransientError
+from delivery.pacing import Pacer, RateLimits, SharedLimits, TokenBucket
 from delivery.sender import ChannelSender
 from dialogs.messages import Outbound
 from storage import repo
@@ -41,8 +51,10 @@ from storage.models import Base, OutboxStatus, utcnow
 log = logging.getLogger(__name__)
 
 OUTBOX = Base.metadata.tables["outbox"]
-LEASE = timedelta(minutes=5)
+LEASE = timedelta(seconds=20)  # renewed every LEASE/4 while a row is in flight
 MAX_BACKOFF = 60.0
+GIVE_UP_AFTER = timedelta(hours=24)  # a transient failure retried longer than this is failed
+MAX_BUG_ATTEMPTS = 5  # an unexpected exception (a bug) is not retried in a loop forever
 
 
 @dataclass(slots=True)
@@ -55,6 +67,7 @@ class _Claimed:
     attempts: int
     parts_sent: int
     platform_message_ids: list[str]
+    created_at: datetime
 
 
 @dataclass(slots=True)
@@ -77,6 +90,7 @@ class OutboxWorker:
         *,
         batch: int = 200,
         poll_interval: float = 1.0,
+        shared: SharedLimits | None = None,
     ) -> None:
         self.db = db
         self.sender = sender
@@ -86,12 +100,17 @@ class OutboxWorker:
         self._refill = max(1, batch // 4)  # claim again once this many slots are free
         self.poll_interval = poll_interval
         self._overall = Pacer(self.limits.overall)
+        self._shared = shared  # the limits across processes (Redis), if several may run
         self._chats: dict[str, TokenBucket] = {}
         self._paused_until = 0.0
         self._wake = asyncio.Event()
-        self._done: list[_Result] = []
+        self._done: list[_Result] = []  # results not written yet (the database was away)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._in_flight: set[int] = set()  # claimed row ids whose lease this worker renews
         self._stopping = False
+        # What happened to sends, for /metrics: sent, retry_after, blocked, permanent,
+        # transient, bug, gave_up.
+        self.stats: Counter[str] = Counter()
         self._build_statements()
 
     def wake(self) -> None:
@@ -100,13 +119,14 @@ class OutboxWorker:
 
     async def run(self) -> None:
         log.info("outbox worker for %s started", self.channel)
+        renewer = asyncio.create_task(self._renew_leases(), name=f"outbox-{self.channel}-lease")
         try:
             while not self._stopping:
                 self._wake.clear()
                 try:
                     await self._flush_results()
                     # At most `batch` rows in flight: a claimed row waits for its turn under the
-                    # lease, and a lease that ran out before the send would send it twice.
+                    # lease (renewed), and the platform's rate decides how fast they drain.
                     room = self.batch - len(self._tasks)
                     claimed = await self._claim(room) if room >= self._refill else []
                 except Exception as exc:
@@ -114,6 +134,7 @@ class OutboxWorker:
                     await asyncio.sleep(1.0)
                     continue
                 for item in claimed:
+                    self._in_flight.add(item.id)
                     task = asyncio.create_task(self._deliver(item))
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
@@ -123,15 +144,29 @@ class OutboxWorker:
                     pass
         finally:
             await self._drain()
+            renewer.cancel()
 
     async def stop(self) -> None:
         self._stopping = True
         self._wake.set()
 
     async def _drain(self) -> None:
+        """On stop: let sends on the wire finish (10 s at most), then hand every row still
+        claimed back as pending, so nothing stays `sending` until its lease runs out."""
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=10)
-        await self._flush_results()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=2)
+        try:
+            await self._flush_results()
+            if self._in_flight:
+                async with self.db.session() as session, session.begin():
+                    await session.execute(self._release, {"ids": sorted(self._in_flight)})
+                self._in_flight.clear()
+        except Exception as exc:
+            log.warning("outbox %s: could not hand back claimed rows (%r)", self.channel, exc)
 
     # -- database side ---------------------------------------------------------------------
 
@@ -165,6 +200,19 @@ class OutboxWorker:
                 attempts=t.c.attempts + 1,
             )
             .returning(t.c.id)
+        )
+        mine = and_(
+            t.c.id.in_(bindparam("ids", expanding=True)), t.c.status == OutboxStatus.SENDING
+        )
+        self._renew = update(t).where(mine).values(lease_until=bindparam("lease"))
+        self._release = update(t).where(mine).values(status=OutboxStatus.PENDING, lease_until=None)
+        self._progress = (
+            update(t)
+            .where(t.c.id == bindparam("b_id"), t.c.status == OutboxStatus.SENDING)
+            .values(
+                parts_sent=bindparam("b_parts"),
+                platform_message_ids=bindparam("b_ids", type_=t.c.platform_message_ids.type),
+            )
         )
         self._record = (
             update(t)
@@ -201,40 +249,82 @@ class OutboxWorker:
             won = {row[0] for row in await session.execute(self._take, params)}
         return [_Claimed(*row) for row in rows if row.id in won]
 
+    async def _renew_leases(self) -> None:
+        """Keep the lease of every row in flight (claimed, waiting for its turn or on the
+        wire) a full `LEASE` ahead, so only a dead process's rows ever expire."""
+        every = LEASE.total_seconds() / 4
+        while True:
+            await asyncio.sleep(every)
+            if not self._in_flight:
+                continue
+            try:
+                async with self.db.session() as session, session.begin():
+                    params = {"ids": sorted(self._in_flight), "lease": utcnow() + LEASE}
+                    await session.execute(self._renew, params)
+            except Exception as exc:
+                log.warning("outbox %s: lease renewal failed (%r)", self.channel, exc)
+
+    async def _write(self, done: list[_Result]) -> None:
+        now = utcnow()
+        async with self.db.session() as session, session.begin():
+            await session.execute(
+                self._record,
+                [
+                    {
+                        "b_id": r.item_id,
+                        "b_status": r.status,
+                        "b_parts": r.parts_sent,
+                        "b_ids": r.ids,
+                        "b_error": r.error,
+                        "b_sent_at": now if r.status == OutboxStatus.SENT else None,
+                        "b_not_before": r.not_before,
+                    }
+                    for r in done
+                ],
+            )
+            for r in done:
+                if r.status == OutboxStatus.UNREACHABLE:
+                    await repo.mark_unreachable(session, self.channel, r.chat_id, now)
+                    params = {"b_chat": r.chat_id, "b_error": r.error}
+                    await session.execute(self._stop_chat, params)
+
     async def _flush_results(self) -> None:
+        """Write results whose immediate write failed (the database was away)."""
         if not self._done:
             return
         done, self._done = self._done, []
-        now = utcnow()
         try:
-            async with self.db.session() as session, session.begin():
-                await session.execute(
-                    self._record,
-                    [
-                        {
-                            "b_id": r.item_id,
-                            "b_status": r.status,
-                            "b_parts": r.parts_sent,
-                            "b_ids": r.ids,
-                            "b_error": r.error,
-                            "b_sent_at": now if r.status == OutboxStatus.SENT else None,
-                            "b_not_before": r.not_before,
-                        }
-                        for r in done
-                    ],
-                )
-                for r in done:
-                    if r.status == OutboxStatus.UNREACHABLE:
-                        await repo.mark_unreachable(session, self.channel, r.chat_id, now)
-                        params = {"b_chat": r.chat_id, "b_error": r.error}
-                        await session.execute(self._stop_chat, params)
+            await self._write(done)
         except Exception:
             self._done = done + self._done  # keep them: nothing is forgotten on a DB hiccup
             raise
+        self._in_flight.difference_update(r.item_id for r in done)
+
+    async def _record_progress(self, item: _Claimed, parts: int, ids: list[str]) -> None:
+        """A part of a multi-part message went out: note it now, so a crash resends only the
+        part that was on the wire."""
+        before = list(item.platform_message_ids or [])
+        params = {"b_id": item.id, "b_parts": parts, "b_ids": before + ids}
+        try:
+            async with self.db.session() as session, session.begin():
+                await session.execute(self._progress, params)
+        except Exception as exc:  # the final result is written (or kept) anyway
+            log.warning("outbox #%s: progress not recorded (%r)", item.id, exc)
 
     # -- platform side ---------------------------------------------------------------------
 
     async def _deliver(self, item: _Claimed) -> None:
+        result = await self._send(item)
+        try:
+            await self._write([result])  # at once: a crash after this cannot repeat the send
+        except Exception as exc:
+            log.warning("outbox #%s: result kept for the next pass (%r)", item.id, exc)
+            self._done.append(result)
+        else:
+            self._in_flight.discard(item.id)
+        self._wake.set()
+
+    async def _send(self, item: _Claimed) -> _Result:
         parts = item.parts_sent
         ids: list[str] = list(item.platform_message_ids or [])
         try:
@@ -245,33 +335,51 @@ class OutboxWorker:
                     key=item.id,
                     skip_parts=parts,
                     pace=functools.partial(self._wait_turn, item.chat_id),
+                    progress=functools.partial(self._record_progress, item),
                 )
             except PartialSend as partial:
                 parts = partial.done
                 ids += partial.sent_ids
                 raise partial.cause from partial
-            self._finish(item, OutboxStatus.SENT, parts + len(new_ids), ids + new_ids)
+            self.stats["sent"] += 1
+            return self._result(item, OutboxStatus.SENT, parts + len(new_ids), ids + new_ids)
         except RetryAfter as exc:
+            self.stats["retry_after"] += 1
             self._paused_until = max(self._paused_until, time.monotonic() + exc.seconds)
             log.warning(
                 "%s asked to retry after %.1fs (chat %s)", self.channel, exc.seconds, item.chat_id
             )
-            self._finish(item, OutboxStatus.PENDING, parts, ids, delay=exc.seconds, error=str(exc))
-        except Blocked as exc:
-            log.info("%s chat %s blocked the bot; marking unreachable", self.channel, item.chat_id)
-            self._finish(item, OutboxStatus.UNREACHABLE, parts, ids, error=str(exc))
-        except PermanentError as exc:
-            log.error("%s outbox #%s rejected for good: %s", self.channel, item.id, exc)
-            self._finish(item, OutboxStatus.FAILED, parts, ids, error=str(exc))
-        except Exception as exc:  # TransientError and anything unexpected: back off, retry
-            delay = min(MAX_BACKOFF, 2.0 ** max(0, item.attempts - 1)) * random.uniform(0.8, 1.2)
-            log.warning(
-                "%s outbox #%s failed (%s); retry in %.1fs", self.channel, item.id, exc, delay
+            return self._result(
+                item, OutboxStatus.PENDING, parts, ids, delay=exc.seconds, error=str(exc)
             )
-            self._finish(item, OutboxStatus.PENDING, parts, ids, delay=delay, error=repr(exc))
+        except Blocked as exc:
+            self.stats["blocked"] += 1
+            log.info("%s chat %s blocked the bot; marking unreachable", self.channel, item.chat_id)
+            return self._result(item, OutboxStatus.UNREACHABLE, parts, ids, error=str(exc))
+        except PermanentError as exc:
+            self.stats["permanent"] += 1
+            log.error("%s outbox #%s rejected for good: %s", self.channel, item.id, exc)
+            return self._result(item, OutboxStatus.FAILED, parts, ids, error=str(exc))
+        except Exception as exc:
+            return self._retry_or_fail(item, exc, parts, ids)
 
-    def _finish(
-        self,
+    def _retry_or_fail(self, item: _Claimed, exc: Exception, parts: int, ids: list[str]) -> _Result:
+        """A transient error is retried with backoff until `GIVE_UP_AFTER`; an unexpected
+        exception (a bug) `MAX_BUG_ATTEMPTS` times. Then the row is failed, for a human."""
+        bug = not isinstance(exc, TransientError)
+        self.stats["bug" if bug else "transient"] += 1
+        age = utcnow() - _aware(item.created_at)
+        if (bug and item.attempts >= MAX_BUG_ATTEMPTS) or age > GIVE_UP_AFTER:
+            self.stats["gave_up"] += 1
+            why = f"gave up after {item.attempts} attempts: {exc!r}"
+            log.error("%s outbox #%s %s", self.channel, item.id, why, exc_info=bug)
+            return self._result(item, OutboxStatus.FAILED, parts, ids, error=why[:2000])
+        delay = min(MAX_BACKOFF, 2.0 ** max(0, item.attempts - 1)) * random.uniform(0.8, 1.2)
+        log.warning("%s outbox #%s failed (%r); retry in %.1fs", self.channel, item.id, exc, delay)
+        return self._result(item, OutboxStatus.PENDING, parts, ids, delay=delay, error=repr(exc))
+
+    @staticmethod
+    def _result(
         item: _Claimed,
         status: OutboxStatus,
         parts: int,
@@ -279,10 +387,9 @@ class OutboxWorker:
         *,
         delay: float | None = None,
         error: str | None = None,
-    ) -> None:
+    ) -> _Result:
         not_before = utcnow() + timedelta(seconds=delay) if delay is not None else None
-        self._done.append(_Result(item.id, item.chat_id, status, parts, ids, not_before, error))
-        self._wake.set()
+        return _Result(item.id, item.chat_id, status, parts, ids, not_before, error)
 
     async def _wait_turn(self, chat_id: str) -> None:
         """Sleep until this chat and the channel as a whole may make one more request (the
@@ -298,3 +405,16 @@ class OutboxWorker:
         if delay:
             await asyncio.sleep(delay)
         await self._overall.wait(lambda: self._paused_until)
+        if self._shared is not None:
+            limits = self.limits
+            await self._shared.wait(
+                [
+                    (self.channel, limits.overall, 1),
+                    (f"{self.channel}:{chat_id}", limits.per_chat, limits.per_chat_burst),
+                ]
+            )
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands datetimes back naive (they are stored in UTC)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

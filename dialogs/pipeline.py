@@ -6,16 +6,22 @@ a closed chat asking for its rating goes to the rating responder) and writes the
 dialogs/outgoing.py. The transaction is the database's unit of work: once it commits, the
 channel's outbox sender is woken and the live events noted in it are published (operators'
 consoles see a queued chat's new message at once).
-Persist first, acknowledge after: if anything here fails, the frontend answers the platform
-with an error and the platform redelivers; the dedupe row makes that redelivery exactly-once.
+Persist first, acknowledge after: if the database is away (a transient failure), `handle`
+raises, the frontend answers the platform with an error (or holds the polled update) and the
+update comes again; the dedupe row makes that redelivery exactly-once. Anything else is
+permanent (a bug, data the database refuses): retrying it would hold up everyone behind it,
+so the update is kept as a dead letter for supervisors, the subscriber gets an apology, and
+`handle` returns normally.
 """
 
 from __future__ import annotations
 
 import logging
+import traceback
 from dataclasses import asdict, replace
 from typing import Protocol, runtime_checkable
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialogs import outgoing, understanding
@@ -24,10 +30,14 @@ from dialogs.outgoing import Outgoing, Recipient
 from dialogs.responder import Responder, Turn
 from nlu.types import IntentEngine, Parse
 from storage import repo
-from storage.db import Database, note_event
-from storage.models import Author, ChannelAccount, ConversationState, Direction
+from storage.db import Database, note_event, note_wake, transient
+from storage.models import Author, ChannelAccount, ConversationState, DeadLetter, Direction
 
 log = logging.getLogger(__name__)
+APOLOGY = (
+    "Ой, у меня что-то сломалось на этом сообщении 😔 Я уже передал его команде. "
+    "Попробуй написать по-другому или позови оператора — он поможет."
+)
 REREAD_BELOW = 0.5  # a parse this unsure of a long message is tried on its shorter readings
 
 
@@ -75,6 +85,55 @@ class ConversationService:
         parse = None
         if self.engine is not None and inbound.text and not inbound.payload:
             parse = await self._understand(inbound.text)
+        for attempt in (1, 2):
+            try:
+                return await self._turn(inbound, parse)
+            except Exception as exc:
+                if transient(exc):
+                    raise  # the database is away: the update comes again
+                if isinstance(exc, IntegrityError) and attempt == 1:
+                    continue  # most likely a race with the same subscriber's other update
+                return await self._dead_letter(inbound, exc)
+        raise AssertionError("unreachable")
+
+    async def _dead_letter(self, inbound: Inbound, exc: Exception) -> HandleResult:
+        """Keep the update for supervisors, mark it processed, apologise to the subscriber.
+        If even that cannot be written, the original error goes up (the update comes again)."""
+        log.error(
+            "%s update %s from chat %s failed for good; kept as a dead letter",
+            inbound.channel, inbound.update_id, inbound.chat_id, exc_info=exc,
+        )  # fmt: skip
+        error = "".join(traceback.format_exception_only(exc)).strip()[:4000]
+        try:
+            async with self.db.transaction() as session:
+                if not await repo.claim_update(session, inbound.channel, inbound.update_id):
+                    return HandleResult(duplicate=True)
+                conv_id = await repo.open_conversation_id(session, inbound.channel, inbound.chat_id)
+                session.add(
+                    DeadLetter(
+                        channel=inbound.channel,
+                        update_id=inbound.update_id,
+                        chat_id=inbound.chat_id,
+                        user_id=inbound.user_id,
+                        conversation_id=conv_id,
+                        text=(inbound.text or inbound.payload or "")[:4000] or None,
+                        error=error,
+                    )
+                )
+                apology = Outbound(text=APOLOGY)
+                if conv_id is not None:
+                    to = Recipient(conv_id, inbound.channel, inbound.chat_id)
+                    await outgoing.write(session, [Outgoing(to, apology)])
+                else:
+                    await repo.enqueue(session, [_raw_outbox(inbound, apology)])
+                    note_wake(session, inbound.channel)
+                note_event(session, {"type": "dead_letter", "channel": inbound.channel})
+        except Exception as second:
+            log.error("dead letter for %s not written (%r)", inbound.update_id, second)
+            raise exc from second
+        return HandleResult(conversation_id=conv_id, replies=[apology])
+
+    async def _turn(self, inbound: Inbound, parse: Parse | None) -> HandleResult:
         async with self.db.transaction() as session:
             if not await repo.claim_update(session, inbound.channel, inbound.update_id):
                 log.info("duplicate update %s:%s dropped", inbound.channel, inbound.update_id)
@@ -167,6 +226,11 @@ class ConversationService:
         # The reply goes to the chat the message came from (the account row may lag an edit).
         to = Recipient(conv_id, inbound.channel, inbound.chat_id, account.id)
         await outgoing.write(session, [Outgoing(to, r) for r in replies], incoming=incoming)
+
+
+def _raw_outbox(inbound: Inbound, reply: Outbound) -> dict[str, object]:
+    """An outbox row outside any conversation (the failure came before there was one)."""
+    return {"channel": inbound.channel, "chat_id": inbound.chat_id, "body": reply.to_json()}
 
 
 def _attachment_json(att: Attachment) -> dict[str, object]:

@@ -16,7 +16,14 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    DisconnectionError,
+    InterfaceError,
+    OperationalError,
+)
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -25,6 +32,26 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from storage import sqlite_inline
+
+# PostgreSQL error classes that a retry can get past: serialization failure, deadlock,
+# shutdown / cannot connect now, too many connections, and every connection exception (08...).
+_TRANSIENT_SQLSTATES = {"40001", "40P01", "57P01", "57P02", "57P03", "53300", "55P03"}
+
+
+def transient(exc: BaseException) -> bool:
+    """Is `exc` the database (or network) being away for a while, so that the same work
+    retried later will go through? Anything else (data the database refuses, a bug) is
+    permanent: retrying it only blocks whoever waits behind it."""
+    if isinstance(exc, OSError | TimeoutError | ConnectionError):
+        return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
+            return True
+        code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+        return isinstance(code, str) and (code in _TRANSIENT_SQLSTATES or code.startswith("08"))
+    if isinstance(exc, SQLAlchemyTimeoutError | DisconnectionError):
+        return True  # the pool had no connection to give in time
+    return False
 
 
 class DatabaseConfigError(ValueError):

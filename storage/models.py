@@ -239,6 +239,26 @@ class ProcessedUpdate(Base):
     processed_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class DeadLetter(Base):
+    """A subscriber's update the bot could not process for a reason retrying cannot fix (a bug,
+    data the database refuses): kept for supervisors (console "Сбои") instead of being
+    retried in a loop; the subscriber got an apology. `resolved_at` when someone looked at it."""
+
+    __tablename__ = "dead_letters"
+    __table_args__ = (Index("ix_dead_letters_created_at", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    update_id: Mapped[str] = mapped_column(String(64))
+    chat_id: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(String(64))
+    conversation_id: Mapped[int | None] = mapped_column(BigId)
+    text: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column()
+
+
 class OutboxItem(Base):
     """A reply waiting for (or done with) delivery; written in the same transaction as its message."""
 

@@ -162,6 +162,22 @@ _PERSON_OPEN = (
 )
 
 
+async def open_conversation_id(session: AsyncSession, channel: str, chat_id: str) -> int | None:
+    """The id of the chat's conversation that is not closed, if any (no row is created)."""
+    query = (
+        select(Conversation.id)
+        .join(ChannelAccount, ChannelAccount.id == Conversation.channel_account_id)
+        .where(
+            ChannelAccount.channel == channel,
+            ChannelAccount.chat_id == chat_id,
+            Conversation.state != ConversationState.CLOSED,
+        )
+        .order_by(Conversation.id.desc())
+        .limit(1)
+    )
+    return await session.scalar(query)
+
+
 async def open_or_continue(
     session: AsyncSession, account: ChannelAccount
 ) -> tuple[Conversation, bool, str | None]:

@@ -23,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from bots import telegram as tg
 from bots import vk
 from bots.retry import RetryingHandler
-from delivery.pacing import RateLimits
+from delivery.pacing import RateLimits, SharedLimits
 from delivery.worker import OutboxWorker
 from dialogs.engine import DialogEngine
 from dialogs.messages import Channel
@@ -42,6 +42,7 @@ from handoff.rating import RatingResponder
 from handoff.telegram_group import TelegramGroup
 from services.actions import flow_actions
 from services.backend import Backend, load_backend
+from services.backend.guard import Limits, guarded
 from services.outages import Incidents, Rules
 from services.privacy import Policy as RetentionPolicy
 from services.privacy import retention_loop
@@ -64,7 +65,10 @@ class App:
         self.settings = settings
         self.db = Database(settings.database_url)
         self.workers: dict[Channel, OutboxWorker] = {}
-        self.backend: Backend = load_backend(settings.backend)
+        self.backend: Backend = guarded(
+            load_backend(settings.backend),
+            Limits(timeout=settings.backend_timeout, concurrency=settings.backend_concurrency),
+        )
         self.content: ReloadingContent | None = None
         self._responder = responder
         # This deployment's Redis keys and channels start with it (SUPPORTBOT_HANDOFF__REDIS_PREFIX).
@@ -92,6 +96,16 @@ class App:
         self._runner: web.AppRunner | None = None
         self._closers: list[Callable[[], Awaitable[Any]]] = []
         self.url = f"http://{settings.http_host}:{settings.http_port}"
+
+    def _shared_limits(self) -> SharedLimits | None:
+        """Send limits shared through Redis by every process of this deployment, when there is
+        a Redis (without one, a single process is assumed and its own limits are enough)."""
+        url = self.settings.handoff.redis_url
+        if not url:
+            return None
+        shared = SharedLimits(url, self.redis_prefix)
+        self._closers.append(shared.close)
+        return shared
 
     def _wake(self, channel: str) -> None:
         worker = self.workers.get(Channel(channel))
@@ -219,7 +233,9 @@ class App:
             group_id=group_id,
         )
         limits = RateLimits(cfg.rate_per_chat, cfg.burst_per_chat, cfg.rate_overall)
-        self.workers[Channel.TELEGRAM] = OutboxWorker(self.db, tg.TelegramSender(bot), limits)
+        self.workers[Channel.TELEGRAM] = OutboxWorker(
+            self.db, tg.TelegramSender(bot), limits, shared=self._shared_limits()
+        )
         self._closers.append(bot.session.close)
         secret = cfg.webhook_secret.get_secret_value() if cfg.webhook_secret else None
         if cfg.mode == "webhook":
@@ -265,7 +281,9 @@ class App:
         # VK limits requests per token, not per chat: the per-chat bucket is no tighter.
         limits = RateLimits(cfg.rate_overall, 1, cfg.rate_overall)
         sender = vk.VKSender(bot.api)
-        self.workers[Channel.VK] = OutboxWorker(self.db, sender, limits)
+        self.workers[Channel.VK] = OutboxWorker(
+            self.db, sender, limits, shared=self._shared_limits()
+        )
         self._closers.append(sender.close)
         if cfg.mode == "callback":
             assert cfg.confirmation_code is not None

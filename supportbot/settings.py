@@ -244,6 +244,10 @@ class Settings(BaseSettings):
     nlu: NLUSettings = NLUSettings()
     # The billing/CRM integration (services/backend): `package.module:ClassName`.
     backend: str = "services.backend.demo:DemoBackend"
+    # Every billing/CRM call: answered within this many seconds or "unavailable" (the flow's
+    # on_error reply); at most this many at once (each holds a database connection meanwhile).
+    backend_timeout: float = Field(default=5.0, gt=0)
+    backend_concurrency: int = Field(default=6, ge=1)
     # Operator skill groups a flow can hand off to (`handoff: <group>` in content).
     skill_groups: list[str] = ["consult", "tech", "finance", "complaints"]
     handoff: HandoffSettings = HandoffSettings()

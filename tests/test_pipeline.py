@@ -157,3 +157,60 @@ async def test_a_message_the_database_would_refuse_is_stored_clean_and_answered(
     # and the next subscriber is not held up by it
     await service(db).handle(text("2", "привет", user="8"))
     assert len(await outbox(db)) == 2
+
+
+class _Bomb:
+    """A responder with a bug that only one message triggers."""
+
+    def __init__(self, inner: object) -> None:
+        self.inner = inner
+        self.calls = 0
+
+    async def respond(self, turn: object) -> list[Outbound]:
+        self.calls += 1
+        if getattr(turn, "inbound").text == "💣":  # noqa: B009
+            raise KeyError("tariff")
+        return await self.inner.respond(turn)  # type: ignore[attr-defined]
+
+
+async def test_a_message_that_hits_a_bug_is_kept_as_a_dead_letter_and_answered(
+    db: Database,
+) -> None:
+    """A permanent failure is not retried in a loop (it held polling for ~2 minutes for every
+    subscriber): it is kept for supervisors, the subscriber gets an apology, and a
+    redelivery of the same update is dropped."""
+    from dialogs.pipeline import APOLOGY
+    from storage.models import DeadLetter
+
+    bomb = _Bomb(dialog_engine())
+    svc = ConversationService(db, bomb)  # type: ignore[arg-type]
+    await svc.handle(text("1", "/start"))
+    result = await svc.handle(text("2", "💣"))
+    assert [r.text for r in result.replies] == [APOLOGY]
+    assert (await svc.handle(text("2", "💣"))).duplicate  # the platform's redelivery
+    assert bomb.calls == 2  # /start, then the bomb once: never retried
+    async with db.session() as s:
+        [letter] = (await s.execute(select(DeadLetter))).scalars()
+    assert (letter.channel, letter.update_id, letter.chat_id) == ("telegram", "2", "100")
+    assert letter.text == "💣" and "KeyError" in letter.error and letter.conversation_id
+    texts = [r.text for r in await outbox(db)]
+    assert texts[-1] == APOLOGY
+    await svc.handle(text("3", "где оплатить?"))  # the conversation goes on
+    assert len(await outbox(db)) == len(texts) + 1
+
+
+async def test_the_database_being_away_is_not_a_dead_letter(db: Database) -> None:
+    """Transient failures go up so the platform (or the polling loop) brings the update back."""
+    import pytest
+
+    from storage.models import DeadLetter
+
+    class Away:
+        async def respond(self, turn: object) -> list[Outbound]:
+            raise ConnectionRefusedError("database restarting")
+
+    svc = ConversationService(db, Away())  # type: ignore[arg-type]
+    with pytest.raises(ConnectionRefusedError):
+        await svc.handle(text("1", "привет"))
+    assert await count(db, DeadLetter) == 0
+    assert await count(db, Message) == 0  # rolled back: it will be stored when it comes again

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -187,3 +188,19 @@ async def test_an_idle_chat_stays_and_a_busy_one_here_wins(db: Database) -> None
         assert vk is not None
         same, _, came_from = await repo.open_or_continue(s, vk)  # ...but VK's own form is busy
         assert (same.id, came_from) == (mine.id, None)
+
+
+async def test_the_migrations_build_exactly_the_models(db: Database) -> None:
+    """A column or table added to storage/models.py without a migration (or the other way
+    round) would work in tests built from the models and break a real upgrade."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from storage.models import Base
+
+    def diff(conn: Any) -> list[Any]:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        return list(compare_metadata(context, Base.metadata))
+
+    async with db.engine.connect() as conn:
+        assert await conn.run_sync(diff) == []

@@ -17,6 +17,7 @@ from handoff.console import (
     analytics_page,
     api,
     audit_page,
+    failures_page,
     incidents_page,
     live,
     pages,
@@ -166,4 +167,5 @@ def console_app(
     privacy_page.add_routes(r)
     admin_page.add_routes(r)
     audit_page.add_routes(r)
+    failures_page.add_routes(r)
     return app

@@ -6,6 +6,7 @@ pipeline. The real aiogram client talks to the emulator throughout."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -39,8 +40,9 @@ async def polling(bot: Bot, recorder: Any) -> AsyncIterator[Dispatcher]:
     dispatcher = build_dispatcher(recorder)
     task = asyncio.create_task(run_polling(dispatcher, bot, polling_timeout=1))
     yield dispatcher
-    await dispatcher.stop_polling()
-    await asyncio.wait_for(task, 5)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.wait_for(task, 5)
 
 
 # ------------------------------------------------------------------ receiving a contact

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -34,8 +35,9 @@ async def polling(bot: Bot, recorder: Any) -> AsyncIterator[Dispatcher]:
     dispatcher = build_dispatcher(recorder)
     task = asyncio.create_task(run_polling(dispatcher, bot, polling_timeout=1))
     yield dispatcher
-    await dispatcher.stop_polling()
-    await asyncio.wait_for(task, 5)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.wait_for(task, 5)
 
 
 async def test_each_kind_of_update_becomes_one_inbound(

@@ -28,6 +28,9 @@ class HandoffSettings(BaseModel):
     first_response_target: float = 60.0  # seconds: "timely first response" in SLA figures
     nps: bool = False  # after CSAT also ask NPS (0-10)
     redis_url: str | None = None  # live events between app processes; None = in-process
+    # Prefix of this deployment's Redis keys and channels; None = derived from the database name
+    # (handoff/events.py: redis_prefix). Set it when two deployments share one database name.
+    redis_prefix: str | None = None
     secure_cookies: bool = False  # set True behind https (the console's session cookie)
     telegram_group_id: int | None = None  # a forum supergroup where operators answer in topics
     # Console login limits (handoff/console/security.py, README "Console login limits").
@@ -59,6 +62,13 @@ class HandoffSettings(BaseModel):
                 ipaddress.ip_network(proxy, strict=False)
             except ValueError:
                 raise ValueError(f"{proxy!r} is not an IP address or CIDR network") from None
+        return value
+
+    @field_validator("redis_prefix")
+    @classmethod
+    def _prefix_plain(cls, value: str | None) -> str | None:
+        if value is not None and (not value.strip() or any(c.isspace() for c in value)):
+            raise ValueError("must be a non-empty word without spaces, e.g. supportbot-prod")
         return value
 
     @field_validator("hours")

@@ -7,20 +7,43 @@ say "look again", so a lost event costs freshness, never correctness.
 
 - `LocalBus`: in-process fan-out (one app process; the default).
 - `RedisBus`: Redis pub/sub, so a console connected to one process sees what another did.
+
+On Redis every deployment has its own prefix (`redis_prefix`: SUPPORTBOT_HANDOFF__REDIS_PREFIX,
+else one derived from the database name), and the channel also names the Redis database number
+(pub/sub ignores it), so two deployments sharing a Redis never see each other's events.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any, Protocol
 
+from sqlalchemy.engine import make_url
+
 log = logging.getLogger(__name__)
-CHANNEL = "supportbot:events"
 Event = dict[str, Any]
+
+
+def redis_prefix(database_url: str, configured: str | None = None) -> str:
+    """The deployment's prefix for its Redis keys and channels: `configured`
+    (SUPPORTBOT_HANDOFF__REDIS_PREFIX) if set, else `supportbot:<database name>` (for SQLite
+    the file's name and a hash of its full path), so processes on one database share it and
+    deployments on different databases never do."""
+    if configured:
+        return configured
+    url = make_url(database_url)
+    name = url.database or ""
+    if url.get_backend_name() == "sqlite":
+        path = str(Path(name).resolve()) if name and name != ":memory:" else name
+        digest = hashlib.sha256(path.encode()).hexdigest()[:8]
+        return f"supportbot:sqlite:{Path(name).stem or 'memory'}-{digest}"
+    return f"supportbot:{name}"
 
 
 class Bus(Protocol):
@@ -71,11 +94,15 @@ class RedisBus(LocalBus):
     delivers every process's events (its own included) to local subscribers. While Redis is
     away, events are delivered locally and both tasks reconnect."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, prefix: str) -> None:
         super().__init__()
         import redis.asyncio as redis
 
         self._redis = redis.from_url(url)
+        self.prefix = prefix  # the deployment's (redis_prefix); other Redis keys may reuse it
+        # Pub/sub is global to the server, whatever database the URL names: the channel says it.
+        db = self._redis.connection_pool.connection_kwargs.get("db", 0)
+        self.channel = f"{prefix}:db{db}:events"
         self._outgoing: asyncio.Queue[Event] = asyncio.Queue(maxsize=10_000)
         self._tasks: list[asyncio.Task[None]] = []
         self._connected = asyncio.Event()
@@ -94,7 +121,7 @@ class RedisBus(LocalBus):
             try:
                 async with self._redis.pipeline(transaction=False) as pipe:
                     for event in batch:
-                        pipe.publish(CHANNEL, json.dumps(event, default=str))
+                        pipe.publish(self.channel, json.dumps(event, default=str))
                     await pipe.execute()
             except asyncio.CancelledError:
                 raise
@@ -116,7 +143,7 @@ class RedisBus(LocalBus):
         while True:
             try:
                 pubsub = self._redis.pubsub()
-                await pubsub.subscribe(CHANNEL)
+                await pubsub.subscribe(self.channel)
                 self._connected.set()
                 async for message in pubsub.listen():
                     if message.get("type") == "message":
@@ -135,5 +162,7 @@ class RedisBus(LocalBus):
         await self._redis.aclose()
 
 
-def make_bus(redis_url: str | None) -> LocalBus:
-    return RedisBus(redis_url) if redis_url else LocalBus()
+def make_bus(redis_url: str | None, prefix: str) -> LocalBus:
+    """The Redis bus on `redis_url` with the deployment's `prefix` (`redis_prefix`), else the
+    in-process one."""
+    return RedisBus(redis_url, prefix) if redis_url else LocalBus()

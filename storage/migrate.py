@@ -1,16 +1,26 @@
-"""Schema migrations: `supportbot db upgrade` and the app's start-up call this (Alembic under the hood)."""
+"""Schema migrations: `supportbot db upgrade` and the app's start-up call this (Alembic under the hood).
+
+On PostgreSQL an upgrade runs under an advisory lock, so replicas starting together on a fresh
+database migrate one after the other (the later ones find the schema current) instead of racing.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SQLAlchemyError
 
 from storage.db import Database
 
+log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
+LOCK_KEY = 0x5B_7E7E_0002  # pg advisory lock: "supportbot migrations" (retention has ..0001)
 
 
 def alembic_config() -> Config:
@@ -20,15 +30,30 @@ def alembic_config() -> Config:
 
 
 async def upgrade(db: Database, revision: str = "head") -> None:
-    """Bring the schema to `revision` inside one transaction (PostgreSQL DDL is transactional)."""
+    """Bring the schema to `revision` inside one transaction (PostgreSQL DDL is transactional).
+    On PostgreSQL one process at a time: the advisory lock is held on a connection of its own
+    around the upgrade (and goes with that connection if the process dies)."""
 
     def run(conn: Connection) -> None:
         cfg = alembic_config()
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
 
-    async with db.engine.begin() as conn:
-        await conn.run_sync(run)
+    if db.is_sqlite:  # one file, one writer: nothing to race
+        async with db.engine.begin() as conn:
+            await conn.run_sync(run)
+        return
+    async with db.engine.connect() as guard:
+        await guard.execution_options(isolation_level="AUTOCOMMIT")
+        if not await guard.scalar(text(f"SELECT pg_try_advisory_lock({LOCK_KEY})")):
+            log.info("migrations: another process is migrating this database; waiting for it")
+            await guard.execute(text(f"SELECT pg_advisory_lock({LOCK_KEY})"))
+        try:
+            async with db.engine.begin() as conn:
+                await conn.run_sync(run)
+        finally:  # a broken connection has dropped the lock with it
+            with contextlib.suppress(SQLAlchemyError, OSError):
+                await guard.execute(text(f"SELECT pg_advisory_unlock({LOCK_KEY})"))
 
 
 async def current(db: Database) -> str | None:

@@ -7,7 +7,9 @@ frontends in the configured modes, and one outbox worker per channel; `App.stop(
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
+import functools
 import gc
 import hmac
 import logging
@@ -36,7 +38,7 @@ from handoff.console.incidents_page import INCIDENTS
 from handoff.console.training import REVIEW_MARGIN, Training
 from handoff.console.uploads import UploadSender
 from handoff.desk import Desk
-from handoff.events import make_bus
+from handoff.events import make_bus, redis_prefix
 from handoff.queue import HandoffQueue
 from handoff.rating import RatingResponder
 from handoff.telegram_group import TelegramGroup
@@ -50,6 +52,7 @@ from services.tickets import TicketError, resolve_ticket
 from services.verification import Policy, Verifier
 from storage import migrate, repo
 from storage.db import Database
+from storage.leases import Leases
 from supportbot import logmask
 from supportbot.channel_checks import ChannelChecks
 from supportbot.metrics import Metrics
@@ -66,12 +69,6 @@ PROBE_TIMEOUT = 2.0  # seconds a health/readiness probe waits for the database
 HTTP_IDLE_TIMEOUT = 75.0
 
 
-def redis_prefix(settings: Settings) -> str:  # TEMP: replaced by the events' prefix at merge
-    from sqlalchemy.engine import make_url
-
-    return f"supportbot:{make_url(settings.database_url).database}"
-
-
 class App:
     def __init__(self, settings: Settings, *, responder: Responder | None = None) -> None:
         logmask.install()  # phone numbers never reach the logs in clear (152-ФЗ)
@@ -85,10 +82,14 @@ class App:
         self.content: ReloadingContent | None = None
         self.nlu: ReloadingEngine | None = None
         self._responder = responder
-        self.bus = make_bus(settings.handoff.redis_url)
+        # This deployment's Redis keys and channels start with it (SUPPORTBOT_HANDOFF__REDIS_PREFIX).
+        self.redis_prefix = redis_prefix(settings.database_url, settings.handoff.redis_prefix)
+        self.bus = make_bus(settings.handoff.redis_url, self.redis_prefix)
         # The unit of work's effects: after each commit, the live events go to the bus and
         # the channels written to wake their outbox workers.
         self.db.on_commit(publish=self.bus.publish, wake=self._wake)
+        # Polling, Long Poll, the operator group and periodic jobs run in one process at a time.
+        self.leases = Leases(self.db.url)
         self.service = ConversationService(self.db, _NotStarted())
         self.desk: Desk | None = None
         self.telegram_group: TelegramGroup | None = None
@@ -116,7 +117,7 @@ class App:
         url = self.settings.handoff.redis_url
         if not url:
             return None
-        shared = SharedLimits(url, redis_prefix(self.settings))
+        shared = SharedLimits(url, self.redis_prefix)
         self._closers.append(shared.close)
         return shared
 
@@ -176,8 +177,9 @@ class App:
                 ),
             ),
         )
-        self._spawn(handoff_worker.run(self.desk, self.bus), "handoff")
-        self._spawn(self._retention(), "retention")
+        handoff_loop = functools.partial(handoff_worker.run, self.desk, self.bus)
+        self._spawn(self.leases.run("handoff queue", handoff_loop), "handoff")
+        self._spawn(self.leases.run("retention", self._retention), "retention")
         # Routes must exist before the server starts; webhooks/polling only once it listens.
         go_live = [self._setup_telegram(), self._setup_vk()]
         for worker in self.workers.values():  # operator uploads from the database, any process
@@ -213,7 +215,9 @@ class App:
         return "; ".join(
             [
                 f"database {make_url(cfg.database_url).render_as_string(hide_password=True)}",
-                f"events {_masked(cfg.handoff.redis_url) if cfg.handoff.redis_url else 'in-process'}",
+                f"events {_masked(cfg.handoff.redis_url)} (prefix {self.redis_prefix})"
+                if cfg.handoff.redis_url
+                else "events in-process",
                 f"nlu {cfg.nlu.engine}"
                 + (f" at {_masked(cfg.nlu.rasa_url)}" if cfg.nlu.engine == "rasa" else ""),
                 "channels " + (", ".join(c for c in channels if c) or "none"),
@@ -285,11 +289,16 @@ class App:
             )
             if later is not None:
                 self._spawn(later, "telegram-verify")
-            if group is not None:  # listening before updates flow; stopped before the bot closes
-                await group.start()
-                self._closers.insert(0, group.stop)
+            if group is not None:  # listening (or standing by) before updates flow
+                up = asyncio.Event()
+                posting = functools.partial(group.run, up)
+                role = self.leases.run("telegram operator group", posting, on_standby=up.set)
+                self._spawn(role, "telegram-group")  # stopped before the bot closes
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(up.wait(), 10)
             if cfg.mode == "polling":  # run_polling removes any webhook itself
-                self._spawn(tg.run_polling(dispatcher, bot), "telegram-polling")
+                polling = functools.partial(tg.run_polling, dispatcher, bot)
+                self._spawn(self.leases.run("telegram polling", polling), "telegram-polling")
 
         return go_live
 
@@ -345,7 +354,8 @@ class App:
             if later is not None:
                 self._spawn(later, "vk-verify")
             if cfg.mode == "longpoll":
-                self._spawn(vk.run_long_poll(bot), "vk-long-poll")
+                long_poll = functools.partial(vk.run_long_poll, bot)
+                self._spawn(self.leases.run("vk long poll", long_poll), "vk-long-poll")
 
         return go_live
 
@@ -376,6 +386,7 @@ class App:
                 "ok": True,
                 "database": "ok" if backlog is not None else "unavailable",
                 "channels": sorted(self.workers),
+                "roles": sorted(self.leases.held),  # single-instance roles this process runs
                 "outbox_pending": {ch: backlog.get(ch, 0) for ch in sorted(self.workers)}
                 if backlog is not None
                 else None,
@@ -448,6 +459,7 @@ class App:
             if not task.get_name().startswith("outbox-"):
                 task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.leases.close()  # the roles' jobs are stopped: a stand-by may take them
         if self._runner is not None:
             await self._runner.cleanup()
         for close in self._closers:

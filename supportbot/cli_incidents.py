@@ -71,9 +71,10 @@ async def _publish(settings: Settings, events: list[dict[str, Any]]) -> None:
     """Tell open consoles (only possible across processes through Redis)."""
     if not settings.handoff.redis_url or not events:
         return
-    from handoff.events import make_bus
+    from handoff.events import make_bus, redis_prefix
 
-    bus = make_bus(settings.handoff.redis_url)
+    prefix = redis_prefix(settings.database_url, settings.handoff.redis_prefix)
+    bus = make_bus(settings.handoff.redis_url, prefix)
     await bus.start()
     try:
         for event in events:

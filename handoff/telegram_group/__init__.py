@@ -20,8 +20,9 @@ call for one chat holds up no other and never the subscriber's handoff itself (t
 before any event is published). Posts into the group go straight to the Bot API (they are not
 subscriber messages, so not the outbox) and honour 429 `retry_after`.
 
-Limits: one app process should run it (in several, each would post into the topics); what the
-subscriber wrote while no process ran it is not forwarded (the next summary shows it); operator
+With several app processes one of them posts into the topics (the app runs it as a
+single-instance role, storage/leases.py); any of them takes the operators' messages. Limits: what
+the subscriber wrote while no process ran it is not forwarded (the next summary shows it); operator
 replies made in the web console are not mirrored into the topic; an operator's photo is refused
 (only text reaches the subscriber).
 """

@@ -135,10 +135,13 @@ class TelegramGroup:
                     await aclose()
             self._events = None
 
-    async def run(self) -> None:
-        """`start`, then wait until cancelled, then `stop` (for an app that spawns tasks)."""
-        await self.start()
+    async def run(self, started: asyncio.Event | None = None) -> None:
+        """`start` (then set `started`), wait until cancelled, then `stop` (for an app that
+        spawns tasks, e.g. as a single-instance role: one process posts into the topics)."""
         try:
+            await self.start()
+            if started is not None:
+                started.set()
             await asyncio.Event().wait()
         finally:
             await self.stop()

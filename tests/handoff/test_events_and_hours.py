@@ -29,7 +29,7 @@ async def test_local_bus_fans_out_to_every_subscriber() -> None:
 
 
 async def test_redis_bus_delivers_one_process_events_to_another() -> None:
-    one, two = RedisBus(REDIS), RedisBus(REDIS)
+    one, two = RedisBus(REDIS, "supportbot:test"), RedisBus(REDIS, "supportbot:test")
     await one.start()
     await two.start()
     try:
@@ -47,7 +47,7 @@ async def test_redis_bus_delivers_one_process_events_to_another() -> None:
 
 
 async def test_redis_bus_without_redis_still_delivers_locally() -> None:
-    bus = RedisBus("redis://127.0.0.1:1/0")  # nothing listens there
+    bus = RedisBus("redis://127.0.0.1:1/0", "supportbot:test")  # nothing listens there
     start = asyncio.create_task(bus.start())
     await asyncio.sleep(0.1)
     got = asyncio.create_task(first_event(bus))

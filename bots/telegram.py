@@ -331,35 +331,99 @@ def webhook_handler(
 
 
 async def run_polling(dispatcher: Dispatcher, bot: Bot, *, polling_timeout: int = 10) -> None:
-    """Long-poll until cancelled. A batch from getUpdates is handled in full before the next
-    getUpdates confirms it, so a crash never loses an accepted update; within the batch each
-    chat's updates go in order and different chats at once, so one slow subscriber (billing
-    taking its time) never holds up the others."""
+    """Long-poll until cancelled, handling updates as they come: each chat's in order, different
+    chats at once, so one slow subscriber (billing taking its time) never holds up the others.
+    An update is confirmed to Telegram (the next getUpdates' offset passes it) only once it and
+    every earlier one are handled, so a crash never loses an accepted update."""
     await bot.delete_webhook(drop_pending_updates=False)
     allowed = dispatcher.resolve_used_update_types()
     wait = int((bot.session.timeout or 60) + polling_timeout)
-    offset: int | None = None
+    poller = _Poller(dispatcher, bot)
     backoff = 1.0
-    while True:
+    try:
+        while True:
+            try:
+                updates = await bot.get_updates(
+                    offset=poller.offset(),
+                    timeout=polling_timeout,
+                    allowed_updates=allowed,
+                    request_timeout=wait,
+                )
+            except Exception as exc:  # unreachable, 5xx, 409 (another poller): keep trying
+                log.warning("telegram getUpdates failed (%r); again in %.0f s", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(30.0, backoff * 2)
+                continue
+            backoff = 1.0
+            if not sum(poller.take(update) for update in updates):
+                # Only updates still being handled came back (they are not confirmed yet, so
+                # Telegram answers at once): wait for one of them instead of asking again.
+                await poller.settle(POLL_PAUSE)
+            await poller.room()
+    finally:
+        await poller.close()
+
+
+POLL_PAUSE = 0.2  # s: how often getUpdates is asked while earlier updates are still handled
+MAX_IN_FLIGHT = 90  # fewer than getUpdates' 100, so new updates always fit in the answer
+
+
+class _Poller:
+    """The updates taken from getUpdates and not finished yet; `offset()` confirms every
+    update before the oldest unfinished one."""
+
+    def __init__(self, dispatcher: Dispatcher, bot: Bot) -> None:
+        self.dispatcher = dispatcher
+        self.bot = bot
+        self.unfinished: dict[int, asyncio.Task[None]] = {}
+        self.lanes: dict[object, asyncio.Task[None]] = {}  # a chat's newest update
+        self.next: int | None = None  # one past the newest update taken
+
+    def offset(self) -> int | None:
+        return min(self.unfinished) if self.unfinished else self.next
+
+    def take(self, update: Update) -> bool:
+        """Start handling `update` after its chat's earlier one; False if already taken."""
+        if self.next is not None and update.update_id < self.next:
+            return False
+        self.next = update.update_id + 1
+        lane = _lane(update)
+        task = asyncio.create_task(self._handle(update, self.lanes.get(lane)))
+        self.unfinished[update.update_id] = self.lanes[lane] = task
+
+        def done(_task: asyncio.Task[None], update_id: int = update.update_id) -> None:
+            self.unfinished.pop(update_id, None)
+            if self.lanes.get(lane) is task:
+                del self.lanes[lane]
+
+        task.add_done_callback(done)
+        return True
+
+    async def _handle(self, update: Update, before: asyncio.Task[None] | None) -> None:
+        if before is not None:
+            await asyncio.wait([before])
         try:
-            updates = await bot.get_updates(
-                offset=offset,
-                timeout=polling_timeout,
-                allowed_updates=allowed,
-                request_timeout=wait,
-            )
-        except Exception as exc:  # Telegram unreachable, 5xx, 409 (another poller): keep trying
-            log.warning("telegram getUpdates failed (%r); again in %.0f s", exc, backoff)
-            await asyncio.sleep(backoff)
-            backoff = min(30.0, backoff * 2)
-            continue
-        backoff = 1.0
-        lanes: dict[object, list[Update]] = {}
-        for update in updates:
-            lanes.setdefault(_lane(update), []).append(update)
-        await asyncio.gather(*(_feed(dispatcher, bot, lane) for lane in lanes.values()))
-        if updates:
-            offset = updates[-1].update_id + 1
+            await self.dispatcher.feed_update(self.bot, update)
+        except Exception:  # the handler gave up on it (logged there): go on with the next
+            log.exception("telegram update %s not handled", update.update_id)
+
+    async def settle(self, timeout: float) -> None:  # noqa: ASYNC109
+        if self.unfinished:
+            tasks = set(self.unfinished.values())
+            await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        else:
+            await asyncio.sleep(timeout)
+
+    async def room(self) -> None:
+        while len(self.unfinished) >= MAX_IN_FLIGHT:
+            await self.settle(POLL_PAUSE)
+
+    async def close(self) -> None:
+        """On stop: updates being handled finish (10 s at most); the rest come again later."""
+        if self.unfinished:
+            await asyncio.wait(set(self.unfinished.values()), timeout=10)
+        for task in list(self.unfinished.values()):
+            task.cancel()
 
 
 def _lane(update: Update) -> object:
@@ -370,14 +434,6 @@ def _lane(update: Update) -> object:
         return ("chat", chat.id)
     user = getattr(event, "from_user", None)
     return ("user", user.id) if user is not None else ("update", update.update_id)
-
-
-async def _feed(dispatcher: Dispatcher, bot: Bot, lane: list[Update]) -> None:
-    for update in lane:
-        try:
-            await dispatcher.feed_update(bot, update)
-        except Exception:  # the handler gave up on it (logged there): go on with the next
-            log.exception("telegram update %s not handled", update.update_id)
 
 
 async def set_webhook(

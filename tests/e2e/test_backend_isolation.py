@@ -36,7 +36,7 @@ async def test_a_hung_backend_leaves_other_subscribers_answered(
 ) -> None:
     await (await fresh_postgres()).dispose()
     await start_app(
-        telegram=telegram_settings(telegram, "polling"),
+        telegram=telegram_settings(telegram, "polling").model_copy(update={"rate_overall": 1e3}),
         database_url=PG_URL,
         backend=f"{__name__}:HangingBackend",
         backend_timeout=2.0,
@@ -58,8 +58,9 @@ async def test_a_hung_backend_leaves_other_subscribers_answered(
     for user in hung:  # each told billing is slow, none left without an answer
         await telegram.wait_sent(user, 1, timeout=20)
         assert UNAVAILABLE in (telegram.sent(user)[0]["text"] or "")
-    # Three calls at most hang (the bulkhead), for 2 s; the other subscribers never wait for them.
-    assert worst_other < 4.0, f"others waited {worst_other:.1f} s for an FAQ answer"
+    # Sends are not paced here (rate_overall), so this is the bot's own time: the others are
+    # answered before the hung calls' 2 s timeout is even up.
+    assert worst_other < 1.5, f"others waited {worst_other:.1f} s for an FAQ answer"
     # The breaker is open now: the next one is told at once, not after the timeout.
     asked = time.monotonic()
     telegram.send_text(7200, "где ваши офисы?")

@@ -231,6 +231,8 @@ class Desk:
         )
         conv.operator_id = op.id
         conv.assigned_at = now
+        if "_offered_at" not in conv.slots:  # the entry's first offer: the join time runs from it
+            conv.slots = {**conv.slots, "_offered_at": now.isoformat()}
         note_event(
             session,
             {"type": "assigned", "conversation_id": conv.id, "operator_id": op.id},

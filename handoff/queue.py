@@ -15,9 +15,9 @@ The model (M/M/c from the position): with `free` free seats the first `free` cha
 taken at once; the chat at position p > free needs k = p - free chats to end first. With every
 seat busy, chats end at rate seats / h (h: the group's recent mean handling time, assigned ->
 closed over the last 50 chats; 5 min with no history), so the wait for a seat is Erlang(k,
-seats/h). The subscriber is told its 15th-85th percentile range, plus the time operators of the
-group recently took from being assigned a chat to their first reply (its 15th/85th percentile
-over the last 50 answered chats; 30 s with little history). Shown as whole minutes (rounded
+seats/h). The subscriber is told its 15th-85th percentile range, plus the time the group
+recently took from a chat's first offer to an operator to the first reply, misses and re-offers
+included (its 15th/85th percentile over the last 50 answered chats; 5-30 s with little history). Shown as whole minutes (rounded
 outwards) or "меньше минуты": no fixed minute is added. bench/queue_sim.py measures how often
 the upper end is kept.
 """
@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -154,6 +154,18 @@ def _erfinv(y: float) -> float:
     return x
 
 
+def _offered_at(slots: Any) -> datetime | None:
+    raw = slots.get("_offered_at") if isinstance(slots, dict) else None
+    try:
+        return datetime.fromisoformat(raw) if isinstance(raw, str) else None
+    except ValueError:
+        return None
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -203,6 +215,7 @@ class HandoffQueue:
             conv.operator_replied_at = None
             conv.declined_by = []
             conv.priority = 0
+            conv.slots = {k: v for k, v in conv.slots.items() if k != "_offered_at"}
         conv.handoff_reason = reason[:200]
         conv.operator_id = None
         conv.assigned_at = None
@@ -319,10 +332,11 @@ class HandoffQueue:
         return sum(spans) / len(spans) if spans else DEFAULT_HANDLE_SECONDS
 
     async def join_seconds(self, session: AsyncSession, group: str) -> tuple[float, float]:
-        """(low, high) percentiles of the recent time from assignment to the first reply."""
+        """(low, high) percentiles of the recent time from a chat's first offer to an operator
+        to the first reply (misses and re-offers included)."""
         rows = (
             await session.execute(
-                select(Conversation.assigned_at, Conversation.first_response_at)
+                select(Conversation.assigned_at, Conversation.first_response_at, Conversation.slots)
                 .where(
                     Conversation.skill_group == group,
                     Conversation.assigned_at.is_not(None),
@@ -332,9 +346,13 @@ class HandoffQueue:
                 .limit(HISTORY)
             )
         ).all()
-        lags = [
-            (f - a).total_seconds() for a, f in rows if a is not None and f is not None and f >= a
-        ]
+        lags = []
+        for assigned, first, slots in rows:
+            offered = _offered_at(slots) or assigned
+            if first is not None and offered is not None:
+                lag = (_aware(first) - _aware(offered)).total_seconds()
+                if lag >= 0:
+                    lags.append(lag)
         if len(lags) < MIN_HISTORY:
             return DEFAULT_JOIN_SECONDS
         return _percentile(lags, LOW), _percentile(lags, HIGH)

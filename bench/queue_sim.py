@@ -55,6 +55,7 @@ from tests.support import content_source  # noqa: E402
 START = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)  # a Monday, 10:00 in Moscow
 WORKER_SLOW = 5.0  # the app's worker checks missed chats every 5 s
 STUCK_AFTER = 5.0
+GIVE_UP = 4 * 3600.0  # the run ends this long after the last arrival even if chats still wait
 
 
 class SimClock:
@@ -131,6 +132,7 @@ async def simulate(args: argparse.Namespace, db: Database) -> None:
     for n in range(args.chats):
         t += rnd.expovariate(lam)
         at(t, "arrive", n)
+    last_arrival = t
     at(WORKER_SLOW, "slow")
     misses = updates = 0
     closed = 0
@@ -215,7 +217,7 @@ async def simulate(args: argparse.Namespace, db: Database) -> None:
             found = await desk.missed()
             misses += len(found)
             updates += await desk.tell_positions()
-            if closed < args.chats:
+            if closed < args.chats and clock.t < last_arrival + GIVE_UP:
                 at(clock.t + WORKER_SLOW, "slow")
         await assign()
         await watch_stuck()

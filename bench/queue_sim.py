@@ -12,7 +12,9 @@ transaction on the database.
 
 Printed:
 - mean wait for a seat (arrival -> the assignment that was answered) and the first response,
-  vs Erlang C's mean wait in queue for the same lambda, mu, c (misses make ours longer);
+  vs a perfect FCFS M/M/c queue fed the same arrivals and handling times, and vs Erlang C's
+  mean wait in queue for the same lambda, mu, c (one run's sample differs from the formula;
+  misses make ours longer: a missed chat holds a seat for a minute);
 - ETA kept %: of the answered chats, the share whose first reply came within the wait they were
   told at arrival (the upper end of «2–4 мин», 1 min for «меньше минуты»/«уже подключается»);
 - missed offers, chats offered again after every online operator missed them, position updates;
@@ -88,6 +90,18 @@ def erlang_c_wait(lam: float, mu: float, c: int) -> float:
     return p_wait / (c * mu - lam)
 
 
+def ideal_fcfs_wait(arrivals: list[float], services: list[float], c: int) -> float:
+    """Mean wait of a perfect first-come-first-served queue with c seats, no platform delay."""
+    free = [0.0] * c
+    waits = []
+    for arrived, service in zip(arrivals, services, strict=True):
+        seat = heapq.heappop(free)
+        start = max(arrived, seat)
+        waits.append(start - arrived)
+        heapq.heappush(free, start + service)
+    return statistics.fmean(waits)
+
+
 async def fresh_db(pg: str | None, tmp: str) -> Database:
     if pg is None:
         db = Database(f"sqlite:///{tmp}/sim.db")
@@ -129,10 +143,14 @@ async def simulate(args: argparse.Namespace, db: Database) -> None:
         heapq.heappush(events, (t, seq, kind, ref))
 
     t = 0.0
+    arrivals, services = [], []  # drawn up front: the ideal queue below gets the same ones
     for n in range(args.chats):
         t += rnd.expovariate(lam)
+        arrivals.append(t)
+        services.append(rnd.expovariate(1.0 / args.handle))
         at(t, "arrive", n)
     last_arrival = t
+    service_of: dict[int, float] = {}
     at(WORKER_SLOW, "slow")
     misses = updates = 0
     closed = 0
@@ -192,6 +210,7 @@ async def simulate(args: argparse.Namespace, db: Database) -> None:
                 await queue.escalate(s, conv, account, group="consult", reason="sim")
                 told = conv.slots.get("_queue_told") or {}
                 chats[conv.id] = Chat(clock.t, told.get("told_s"), str(told.get("mode")))
+                service_of[conv.id] = services[ref]
         elif kind == "reply":
             chat = chats[ref]
             async with db.session() as s:
@@ -203,7 +222,7 @@ async def simulate(args: argparse.Namespace, db: Database) -> None:
                 continue
             chat.assigned, chat.answered = assigned, clock.t
             await desk.reply(owner, ref, "Здравствуйте! Смотрю ваш вопрос.")
-            handled = assigned + rnd.expovariate(1.0 / args.handle)
+            handled = assigned + service_of[ref]
             at(max(clock.t + 0.5, handled), "close", ref)
         elif kind == "close":
             async with db.session() as s:
@@ -232,6 +251,7 @@ async def simulate(args: argparse.Namespace, db: Database) -> None:
     stuck = sum(1 for c in chats.values() if c.stuck)
     mu = 1.0 / args.handle
     erlang = erlang_c_wait(lam, mu, args.operators * args.seats)
+    ideal = ideal_fcfs_wait(arrivals, services, args.operators * args.seats)
     rho = lam / (mu * args.operators * args.seats)
     print(
         f"queue_sim: {len(chats)} chats, lambda {args.arrivals}/h, mean handling {args.handle:.0f} s,"
@@ -241,7 +261,8 @@ async def simulate(args: argparse.Namespace, db: Database) -> None:
     )
     print(
         f"  mean wait for a seat {statistics.fmean(seat_waits):.1f} s"
-        f" (Erlang C {erlang:.1f} s); mean first response {statistics.fmean(first):.1f} s,"
+        f" (ideal FCFS M/M/c on the same arrivals and handling times {ideal:.1f} s,"
+        f" Erlang C {erlang:.1f} s); mean first response {statistics.fmean(first):.1f} s,"
         f" p90 {_pct(first, 0.9):.0f} s; answered {len(answered)}/{len(chats)}"
     )
     modes = {m: sum(1 for c in chats.values() if c.mode == m) for m in ("joining", "waiting")}

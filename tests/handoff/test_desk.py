@@ -452,6 +452,26 @@ async def test_waiting_subscribers_hear_when_the_queue_moves(db: Database) -> No
     assert any("Ты теперь 1-й" in t for t in await w.sent_texts(last))
 
 
+async def test_a_subscriber_waiting_with_nobody_online_hears_when_an_operator_comes(
+    db: Database,
+) -> None:
+    w = await world(db)
+    anna = await w.operator("anna", max_chats=1)
+    busy = await w.queued("0")
+    await w.desk.assign_waiting()
+    await w.desk.set_status(anna, "offline")  # her chat stays hers; nobody is online now
+    conv = await w.queued("1")
+    assert any("нет на месте" in t for t in await w.sent_texts(conv))
+    w.clock.now += timedelta(seconds=90)
+    assert await w.desk.tell_positions() == 0  # still nobody: said once, not repeated
+    await w.desk.set_status(anna, "online")
+    w.clock.now += timedelta(seconds=5)
+    assert await w.desk.tell_positions() == 1
+    texts = await w.sent_texts(conv)
+    assert "Ты теперь 1-й" in texts[-1] and "ждать" in texts[-1], texts
+    assert busy != conv
+
+
 async def test_nps_is_asked_after_csat_when_turned_on(db: Database) -> None:
     w = await world(db)
     w.service.rating = RatingResponder(content_source(), nps=True)

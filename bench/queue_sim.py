@@ -190,10 +190,10 @@ async def simulate(args: argparse.Namespace, db: Database) -> None:
             declined = set(conv.declined_by)
             may = free if set(online) <= declined else free - declined
             chat = chats[conv.id]
-            if may and chat.stuck_since is None:
-                chat.stuck_since = clock.t
-            elif not may:
+            if not may:
                 chat.stuck_since = None
+            elif chat.stuck_since is None:
+                chat.stuck_since = clock.t
             elif clock.t - chat.stuck_since > STUCK_AFTER:
                 chat.stuck = True
 
@@ -214,10 +214,10 @@ async def simulate(args: argparse.Namespace, db: Database) -> None:
         elif kind == "reply":
             chat = chats[ref]
             async with db.session() as s:
-                conv = await s.get(Conversation, ref)
-                assert conv is not None and conv.assigned_at is not None
-                owner, state = conv.operator_id, conv.state
-                assigned = (conv.assigned_at.replace(tzinfo=UTC) - START).total_seconds()
+                row = await s.get(Conversation, ref)
+                assert row is not None and row.assigned_at is not None
+                owner, state = row.operator_id, row.state
+                assigned = (row.assigned_at.replace(tzinfo=UTC) - START).total_seconds()
             if state != ConversationState.WITH_OPERATOR or owner is None:
                 continue
             chat.assigned, chat.answered = assigned, clock.t
@@ -226,9 +226,9 @@ async def simulate(args: argparse.Namespace, db: Database) -> None:
             at(max(clock.t + 0.5, handled), "close", ref)
         elif kind == "close":
             async with db.session() as s:
-                conv = await s.get(Conversation, ref)
-                assert conv is not None
-                owner = conv.operator_id
+                row = await s.get(Conversation, ref)
+                assert row is not None
+                owner = row.operator_id
             if owner is not None:
                 await desk.close(owner, ref, "solved")
                 closed += 1

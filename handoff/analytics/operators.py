@@ -220,10 +220,14 @@ async def _entries(
     )
     if channel is not None:
         query = query.where(c.channel == channel)
-    out = []
-    for ch, group, started, until, first, gone, state in (await session.execute(query)).all():
-        first = first if first is not None and (until is None or first < until) else None
-        gone = gone if gone is not None and (until is None or gone < until) else None
+    out: list[tuple[str, str | None, datetime, datetime | None, datetime | None, bool]] = []
+    for ch, group, started, until, reply, left_at, state in (await session.execute(query)).all():
+        first: datetime | None = (
+            reply if reply is not None and (until is None or reply < until) else None
+        )
+        gone: datetime | None = (
+            left_at if left_at is not None and (until is None or left_at < until) else None
+        )
         if first is not None and gone is not None and gone < first:
             first = None
         if first is None and gone is None and until is not None:

@@ -4,8 +4,12 @@
   priority first) go to online operators of that group with a free seat, least-loaded first.
   Chats and operators are locked with `FOR UPDATE SKIP LOCKED` on PostgreSQL, so several app
   processes never assign a chat twice or overfill an operator.
+  The scan reads the whole line, so chats the free operators can't take (they missed them)
+  never block the chats behind them.
 - `missed`: an assigned operator who hasn't answered within `missed_after` seconds misses the
-  chat: it is recorded and re-offered to someone else (it keeps its place in the queue).
+  chat: it is recorded and re-offered to someone else (it keeps its place in the queue). A chat
+  missed by every online operator of its group goes back to all of them ("offered_again" event
+  naming who missed it; the "missed" events stay): the queue never stops on it.
 - operator actions: `take` (manual, from the queue), `reply`, `transfer` (to a group or an
   operator, with a note), `return_to_bot`, `close` (with a resolution code; the subscriber is
   asked for CSAT), `set_status`.
@@ -37,6 +41,7 @@ from storage.models import (
     Author,
     ChannelAccount,
     Conversation,
+    ConversationEvent,
     ConversationState,
     Operator,
     OperatorRole,
@@ -132,32 +137,76 @@ class Desk:
         free = sum(max(0, op.max_chats - loads.get(op.id, 0)) for op in ops)
         if free == 0:
             return []
-        waiting = (
-            await session.scalars(
-                select(Conversation)
+        # The whole line, unlocked and cheap (ids and who missed them): a chat the free
+        # operators can't take never hides the chats behind it.
+        line = (
+            await session.execute(
+                select(Conversation.id, Conversation.declined_by)
                 .where(
                     Conversation.state == ConversationState.QUEUED,
                     Conversation.skill_group == group,
                 )
                 .order_by(Conversation.priority.desc(), Conversation.queued_at, Conversation.id)
-                .limit(free * 2)
-                .with_for_update(skip_locked=True)
             )
         ).all()
-        out = []
-        for conv in waiting:
+        online_ids = {op.id for op in ops}
+        plan: dict[int, Operator] = {}
+        offered_again: set[int] = set()
+        for conv_id, declined in line:
+            if free == 0:
+                break
+            declined = set(declined or ())
+            if online_ids <= declined:  # every online operator of the group missed it
+                offered_again.add(conv_id)
+                declined = set()
             candidates = [
-                op
-                for op in ops
-                if loads.get(op.id, 0) < op.max_chats and op.id not in conv.declined_by
+                op for op in ops if loads.get(op.id, 0) < op.max_chats and op.id not in declined
             ]
             if not candidates:
                 continue
             op = min(candidates, key=lambda o: (loads.get(o.id, 0) / o.max_chats, o.id))
             loads[op.id] = loads.get(op.id, 0) + 1
+            free -= 1
+            plan[conv_id] = op
+        if not plan:
+            return []
+        locked = (
+            await session.scalars(
+                select(Conversation)
+                .where(
+                    Conversation.id.in_(list(plan)),
+                    Conversation.state == ConversationState.QUEUED,
+                )
+                .order_by(Conversation.priority.desc(), Conversation.queued_at, Conversation.id)
+                .with_for_update(skip_locked=True)
+            )
+        ).all()
+        out = []
+        for conv in locked:  # another process may have taken some meanwhile: those are skipped
+            op = plan[conv.id]
+            if conv.id in offered_again and conv.declined_by:
+                await self._offer_again(session, conv, now)
+            if op.id in conv.declined_by:
+                continue  # missed again since the line was read
             await self._assign(session, conv, op, now, kind="assigned")
             out.append(Assignment(conv.id, op.id))
         return out
+
+    async def _offer_again(self, session: AsyncSession, conv: Conversation, now: datetime) -> None:
+        """Every online operator of the group missed the chat: it goes back to all of them
+        (the misses stay recorded as "missed" events; this one records who they were)."""
+        session.add(
+            ConversationEvent(
+                conversation_id=conv.id,
+                kind="offered_again",
+                from_state=conv.state,
+                to_state=conv.state,
+                data={"missed_by": list(conv.declined_by)},
+                at=now,
+            )
+        )
+        conv.declined_by = []
+        note_event(session, {"type": "offered_again", "conversation_id": conv.id})
 
     async def _loads(self, session: AsyncSession, operator_ids: list[int]) -> dict[int, int]:
         rows = await session.execute(
@@ -182,6 +231,8 @@ class Desk:
         )
         conv.operator_id = op.id
         conv.assigned_at = now
+        if "_offered_at" not in conv.slots:  # the entry's first offer: the join time runs from it
+            conv.slots = {**conv.slots, "_offered_at": now.isoformat()}
         note_event(
             session,
             {"type": "assigned", "conversation_id": conv.id, "operator_id": op.id},

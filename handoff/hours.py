@@ -1,7 +1,8 @@
 """Working hours of a skill group: "mon-fri 09:00-18:00, sat 10:00-16:00" in the group's timezone.
 
 `Hours.is_open(at)` says whether operators work at that moment; `Hours.next_open(at)` when they
-are back (for "операторы вернутся в пн в 09:00"). An empty spec means around the clock.
+are back (for "операторы вернутся в пн в 09:00"); `describe_today` says until when they work
+today ("сегодня до 22:00", "круглосуточно"). An empty spec means around the clock.
 """
 
 from __future__ import annotations
@@ -80,3 +81,25 @@ class Hours:
             else f"в {DAY_NAMES_RU[opens.weekday()]}"
         )
         return f"{when} в {opens:%H:%M}"
+
+    def around_the_clock(self) -> bool:
+        return not self.windows or all(
+            any(d == day and s == 0 and e == 24 * 60 for d, s, e in self.windows)
+            for day in range(7)
+        )
+
+    def describe_today(self, at: datetime) -> str:
+        """When the line works, said to a subscriber at `at`: 'круглосуточно', 'сегодня до
+        22:00' while open, else when it opens ('завтра в 08:00')."""
+        if self.around_the_clock():
+            return "круглосуточно"
+        if not self.is_open(at):
+            return f"снова {self.describe_return(at)}"
+        local = at.astimezone(self.tz)
+        minute = local.hour * 60 + local.minute
+        end = max(e for d, s, e in self.windows if d == local.weekday() and s <= minute < e)
+        return (
+            "сегодня до полуночи"
+            if end == 24 * 60
+            else f"сегодня до {end // 60:02d}:{end % 60:02d}"
+        )

@@ -41,11 +41,18 @@ included.
 - **Handoff reasons**: every "escalated" event of the period (transfers between groups included)
   by its `reason` and the group it was sent to.
 - Operator figures (the same as the supervisor's "today"):
-  - **timely first response**: of the chats whose first operator reply came that day, the share
-    whose wait was at most `first_response_target`; the wait runs from the chat's last handoff
-    by the bot before that reply (its "escalated" event from the bot; `queued_at` if there is
-    none) to `first_response_at`. Not `queued_at` itself: a transfer to another group restarts
-    it. **Average first response** is the mean wait;
+  - a **queue entry**: one request for an operator, from the bot's handoff (its "escalated"
+    event from the bot; a transfer to another group continues the entry, a new request after
+    "return to bot" is a new entry) to the first operator message after it (**answered**, on
+    the day of that message), to leaving the handoff without one (**abandoned**: closed,
+    returned to the bot, or a new request began; on the day it left), or neither yet
+    (**waiting**: counted now, on the period's first day if it began earlier);
+  - **timely first response**: the entries answered within `first_response_target`, of the
+    entries answered that day plus the unanswered ones that waited longer than the target
+    (abandoned that day after the target, or waiting longer than it so far): unanswered
+    subscribers lower it; short abandons and short waits so far are left out. **Average first
+    response** is the mean wait of the answered entries; **average wait (all)** the mean over
+    answered (to the answer), abandoned (to leaving) and waiting (so far) entries;
   - **response inside the session**: after a chat's first operator reply, the time from a
     subscriber message (the earliest unanswered one) to the next operator reply, on the day of
     the reply;

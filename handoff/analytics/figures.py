@@ -43,6 +43,10 @@ class Figures:
     first_responses: int = 0
     timely: int = 0
     first_response_total_s: float = 0.0
+    waiting: int = 0  # queue entries still unanswered (now)
+    abandoned: int = 0  # queue entries that left before an operator's answer
+    late_unanswered: int = 0  # of those two, the ones that waited longer than the target
+    unanswered_wait_total_s: float = 0.0  # their waits: to leaving, or so far
     session_responses: int = 0
     session_response_total_s: float = 0.0
     assigned: int = 0
@@ -79,7 +83,23 @@ class Figures:
 
     @property
     def timely_pct(self) -> float | None:
-        return pct(self.timely, self.first_responses)
+        """Answered within the target, of the answered and the unanswered that waited longer."""
+        return pct(self.timely, self.first_responses + self.late_unanswered)
+
+    @property
+    def queue_entries(self) -> int:
+        """Queue entries counted: answered + still waiting + abandoned."""
+        return self.first_responses + self.waiting + self.abandoned
+
+    @property
+    def answered_pct(self) -> float | None:
+        return pct(self.first_responses, self.queue_entries)
+
+    @property
+    def avg_wait_all_s(self) -> float | None:
+        """The mean wait of every entry: to the answer, to leaving, or so far."""
+        total = self.first_response_total_s + self.unanswered_wait_total_s
+        return mean(total, self.queue_entries)
 
     @property
     def avg_first_response_s(self) -> float | None:
@@ -117,6 +137,12 @@ class Figures:
             "first_responses": self.first_responses,
             "timely": self.timely,
             "timely_first_response_pct": self.timely_pct,
+            "answered": self.first_responses,
+            "waiting": self.waiting,
+            "abandoned": self.abandoned,
+            "late_unanswered": self.late_unanswered,
+            "answered_pct": self.answered_pct,
+            "avg_wait_all_s": self.avg_wait_all_s,
             "avg_first_response_s": self.avg_first_response_s,
             "responses_in_session": self.session_responses,
             "avg_response_in_session_s": self.avg_response_in_session_s,

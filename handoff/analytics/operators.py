@@ -4,7 +4,7 @@ the session, assignments and misses, CSAT and NPS. Definitions: __init__.py."""
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -14,6 +14,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from handoff.analytics.figures import Cell, Figures, Period, as_date, local_day
 from storage.models import (
@@ -22,6 +23,7 @@ from storage.models import (
     ConversationEvent,
     ConversationState,
     Message,
+    utcnow,
 )
 
 
@@ -31,6 +33,7 @@ async def operator_figures(
     *,
     first_response_target: float,
     channel: str | None = None,
+    now: datetime | None = None,
 ) -> dict[Cell, Figures]:
     """First responses, responses inside the session, assignments and misses, CSAT and NPS of
     the period, per local day x channel x the chat's current group."""
@@ -44,30 +47,30 @@ async def operator_figures(
     def of_channel(query: Any) -> Any:
         return query if channel is None else query.where(c.channel == channel)
 
-    # When the subscriber started waiting: the chat's last handoff from the bot before the first
-    # reply. `queued_at` alone is not it: a transfer to another group restarts it.
-    waiting_since = (
-        select(func.max(e.at))
-        .where(
-            e.conversation_id == c.id,
-            e.kind == "escalated",
-            e.at <= c.first_response_at,
-            or_(e.from_state.is_(None), e.from_state != ConversationState.WITH_OPERATOR),
-        )
-        .correlate(c)
-        .scalar_subquery()
-    )
-    responses = of_channel(
-        select(c.channel, c.skill_group, waiting_since, c.queued_at, c.first_response_at).where(
-            c.first_response_at >= since, c.first_response_at < until, c.queued_at.is_not(None)
-        )
-    )
-    for ch, group, escalated, queued, first in (await session.execute(responses)).all():
-        span = (first - (escalated or queued)).total_seconds()
-        f = cell(first, ch, group)
-        f.first_responses += 1
-        f.timely += span <= first_response_target
-        f.first_response_total_s += span
+    target = first_response_target
+    for ch, group, started, answered, left, still in await _entries(session, period, channel):
+        if answered is not None:
+            if not since <= answered < until:
+                continue
+            span = (answered - started).total_seconds()
+            f = cell(answered, ch, group)
+            f.first_responses += 1
+            f.timely += span <= target
+            f.first_response_total_s += span
+            continue
+        if left is not None:
+            if not since <= left < until:
+                continue
+            f, span = cell(left, ch, group), (left - started).total_seconds()
+            f.abandoned += 1
+        elif still and started < until:
+            f = cell(max(started, since), ch, group)
+            span = (min(now or utcnow(), until) - started).total_seconds()
+            f.waiting += 1
+        else:
+            continue
+        f.late_unanswered += span > target
+        f.unanswered_wait_total_s += max(0.0, span)
 
     for ch, group, replied, gap in await _session_gaps(session, since, until, channel):
         f = cell(replied, ch, group)
@@ -158,3 +161,77 @@ async def _session_gaps(
             if at >= since:
                 gaps.append((ch, group, at, (at - asked).total_seconds()))
     return gaps
+
+
+LOOKBACK = timedelta(days=7)  # a queue entry answered or left in the period began at most this
+# long before it (an entry still waiting counts however old it is)
+_ENDS = (ConversationState.BOT, ConversationState.RATING, ConversationState.CLOSED)
+_HANDOFF = (ConversationState.QUEUED, ConversationState.WITH_OPERATOR)
+
+
+def _starts(e: Any) -> Any:
+    """An "escalated" event that starts a queue entry: from the bot, not a transfer."""
+    return (e.kind == "escalated") & (e.from_state.is_(None) | e.from_state.not_in(list(_HANDOFF)))
+
+
+async def _entries(
+    session: AsyncSession, period: Period, channel: str | None
+) -> list[tuple[str, str | None, datetime, datetime | None, datetime | None, bool]]:
+    """Queue entries that may count in the period: (channel, the chat's group, started, first
+    operator answer, left the handoff before an answer, still in the handoff now). An entry runs
+    from its "escalated" event to the next one from the bot; a transfer continues it."""
+    c, e = Conversation, ConversationEvent
+    nxt, end, m = aliased(ConversationEvent), aliased(ConversationEvent), Message
+    next_start = (
+        select(func.min(nxt.at))
+        .where(nxt.conversation_id == e.conversation_id, nxt.at > e.at, _starts(nxt))
+        .correlate(e)
+        .scalar_subquery()
+    )
+    answered = (
+        select(func.min(m.created_at))
+        .where(
+            m.conversation_id == e.conversation_id,
+            m.author == Author.OPERATOR,
+            m.created_at >= e.at,
+        )
+        .correlate(e)
+        .scalar_subquery()
+    )
+    left = (
+        select(func.min(end.at))
+        .where(
+            end.conversation_id == e.conversation_id,
+            end.at >= e.at,
+            end.from_state.in_(list(_HANDOFF)),
+            end.to_state.in_(list(_ENDS)),
+        )
+        .correlate(e)
+        .scalar_subquery()
+    )
+    query = (
+        select(c.channel, c.skill_group, e.at, next_start, answered, left, c.state)
+        .join(c, c.id == e.conversation_id)
+        .where(
+            _starts(e),
+            e.at < period.until,
+            or_(e.at >= period.since - LOOKBACK, c.state.in_(list(_HANDOFF))),
+        )
+    )
+    if channel is not None:
+        query = query.where(c.channel == channel)
+    out: list[tuple[str, str | None, datetime, datetime | None, datetime | None, bool]] = []
+    for ch, group, started, until, reply, left_at, state in (await session.execute(query)).all():
+        first: datetime | None = (
+            reply if reply is not None and (until is None or reply < until) else None
+        )
+        gone: datetime | None = (
+            left_at if left_at is not None and (until is None or left_at < until) else None
+        )
+        if first is not None and gone is not None and gone < first:
+            first = None
+        if first is None and gone is None and until is not None:
+            gone = until  # a new request began: this one ended unanswered
+        still = first is None and gone is None and state in _HANDOFF
+        out.append((ch, group, started, first, gone, still))
+    return out

@@ -2,11 +2,16 @@
 service levels computed from the stored conversation timestamps and events.
 
 Definitions (also printed on the supervisor page; "today" starts at midnight in
-`handoff.timezone`):
-- timely first response: of the chats whose first operator reply came today, the share whose
-  wait (from the handoff to the first reply; a transfer does not restart it) is at most
-  `handoff.first_response_target`;
-- average first response: the mean of those waits;
+`handoff.timezone`). A queue entry is one request for an operator: from the bot's handoff
+(a transfer continues it; a new request after "return to bot" is a new one) to the first
+operator reply (answered), to leaving operators without one (abandoned: closed, returned to the
+bot, or a new request began), or still unanswered now (waiting):
+- answered / waiting / abandoned: entries answered today, unanswered now, left unanswered today;
+- timely first response: answered within `handoff.first_response_target`, of the entries
+  answered today plus the unanswered ones (waiting, or abandoned today) that waited longer than
+  the target (short abandons and short waits so far are left out);
+- average first response: the mean wait of the entries answered today; average wait (all): the
+  mean over answered, waiting (so far) and abandoned (until they left);
 - response inside the session: after a chat's first operator reply, the mean time from a
   subscriber message to the next operator reply (the gaps whose reply came today);
 - missed chats: chats with a "missed" event today (an assigned operator did not answer within
@@ -107,6 +112,7 @@ async def supervisor_view(
         session,
         today,
         first_response_target=first_response_target,
+        now=now,
     )
     t = Figures.total(figures.values())
     return {
@@ -117,6 +123,12 @@ async def supervisor_view(
         "today": {
             "since": today.since.isoformat(),
             "first_responses": t.first_responses,
+            "answered": t.first_responses,
+            "waiting": t.waiting,
+            "abandoned": t.abandoned,
+            "late_unanswered": t.late_unanswered,
+            "answered_pct": t.answered_pct,
+            "avg_wait_all_s": t.avg_wait_all_s,
             "timely_first_response_pct": t.timely_pct,
             "first_response_target_s": first_response_target,
             "avg_first_response_s": t.avg_first_response_s,

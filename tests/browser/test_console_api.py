@@ -226,8 +226,12 @@ async def test_roles_are_enforced_on_the_server(console: Console, clients: Any) 
     assert status == 200
     assert {op["name"]: op["load"] for op in figures["operators"]}["Olga"] == 1
     assert "egor" not in {op["login"] for op in figures["operators"]}
+    # taken but not answered yet: counted as waiting, not hidden
+    today = figures["today"]
+    assert (today["answered"], today["waiting"], today["abandoned"]) == (0, 1, 0)
     status, html = await sveta.get("/supervisor")
     assert status == 200 and "Своевременный первый ответ" in html
+    assert 'id="sv-entries">0 / 1 / 0<' in html and "ушли без ответа" in html
 
 
 async def test_a_chat_through_the_api_with_full_context(console: Console, clients: Any) -> None:
@@ -315,6 +319,7 @@ async def test_a_chat_through_the_api_with_full_context(console: Console, client
     await sup.log_in("sup")
     today = (await sup.get("/api/supervisor"))[1]["today"]
     assert today["first_responses"] == 1 and today["timely_first_response_pct"] == 100.0
+    assert (today["answered"], today["waiting"], today["abandoned"]) == (1, 0, 0)
     assert today["assigned"] == 1 and today["missed_pct"] == 0.0
     assert today["avg_first_response_s"] is not None
 

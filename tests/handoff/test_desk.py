@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from dialogs.engine import DialogEngine
@@ -143,11 +144,16 @@ class World:
 
 async def test_queue_tells_position_and_expected_wait(db: Database) -> None:
     w = await world(db)
-    await w.operator("anna", max_chats=1, online=False)  # nobody online yet
+    anna = await w.operator("anna", max_chats=1, online=False)  # nobody online yet
     first = await w.say("1", "позовите оператора")
     assert any("Передаю чат специалисту" in t for t in first)
-    assert any("1-й в очереди" in t for t in first)
-    await w.say("2", "хочу поговорить с человеком")
+    # Nobody to estimate from: said so, with the line's hours, and no invented minutes.
+    assert any("нет на месте" in t and "круглосуточно" in t for t in first), first
+    assert any("1-й в очереди" in t for t in first) and not any("мин" in t for t in first)
+    await w.desk.set_status(anna, "online")  # one seat, free: the first chat takes it
+    second = await w.say("2", "хочу поговорить с человеком")
+    # One chat has to end first: Exp(1/300 s) for the seat + 5..30 s to join (no history).
+    assert any("2-й в очереди" in t and "Ждать до 10 мин" in t for t in second), second
     third = await w.say("3", "оператора пожалуйста")
     assert any("3-й в очереди" in t for t in third)
     conv3 = await w.conversation_id("3")
@@ -155,8 +161,26 @@ async def test_queue_tells_position_and_expected_wait(db: Database) -> None:
         conv = await s.get(Conversation, conv3)
         assert conv is not None
         estimate = await w.queue.estimate(s, conv)
-    # 2 chats ahead, no free seat, 5 min average handling (no history), 1 seat assumed.
-    assert estimate.position == 3 and estimate.eta_minutes == 16
+    # 2 chats must end on 1 seat, 5 min average handling: Erlang(2, 1/300 s), 15-85 %
+    # (x with exp(-x) * (1 + x) = 0.85 and 0.15), plus 5..30 s to join.
+    assert estimate.position == 3 and estimate.mode == "waiting"
+    assert estimate.low_s == pytest.approx(300 * 0.6832 + 5, rel=1e-3)
+    assert estimate.high_s == pytest.approx(300 * 3.3724 + 30, rel=1e-3)
+    assert estimate.wait == "3–18 мин" and estimate.told_s == 18 * 60
+
+
+async def test_a_free_operator_means_you_are_next_not_minutes(db: Database) -> None:
+    w = await world(db)
+    await w.operator("anna", max_chats=2)
+    replies = await w.say("1", "позовите оператора")
+    assert any("Ты следующий" in t and "уже подключается" in t for t in replies), replies
+    assert not any("мин" in t for t in replies)
+
+
+async def test_nobody_online_within_hours_is_said_with_the_hours(db: Database) -> None:
+    w = await world(db, hours={"consult": "mon-sun 08:00-22:00"})
+    replies = await w.say("1", "позовите оператора")  # Monday 12:00 in Moscow
+    assert any("нет на месте" in t and "сегодня до 22:00" in t for t in replies), replies
 
 
 async def test_assignment_is_longest_waiting_first_least_loaded_and_within_capacity(
@@ -314,6 +338,27 @@ async def test_return_to_bot_hands_the_chat_back(db: Database) -> None:
     assert any("Оплатить связь" in t for t in reply)  # the bot answers again
 
 
+async def test_a_new_request_after_return_to_bot_is_a_new_queue_entry(db: Database) -> None:
+    w = await world(db)
+    conv = await w.queued("1")
+    anna = await w.operator("anna", max_chats=1)
+    boris = await w.operator("boris", max_chats=1)
+    [a] = await w.desk.assign_waiting()
+    w.clock.now += timedelta(seconds=61)
+    await w.desk.missed()  # missed once by whoever got it
+    [b] = await w.desk.assign_waiting()
+    await w.desk.reply(b.operator_id, conv, "Здравствуйте!")
+    await w.desk.return_to_bot(b.operator_id, conv)
+    w.clock.now += timedelta(hours=2)
+    await w.say("1", "позовите оператора")
+    assert await w.conversation_id("1") == conv  # the same conversation...
+    again = await w.conv(conv)
+    # ...but a new wait: from now, unanswered, offered to everyone again.
+    assert again.queued_at == w.clock.now.replace(tzinfo=again.queued_at.tzinfo)
+    assert again.first_response_at is None and again.declined_by == []
+    assert {a.operator_id, b.operator_id} == {anna, boris}
+
+
 async def test_close_asks_for_csat_stores_score_and_comment_then_a_new_chat_starts(
     db: Database,
 ) -> None:
@@ -381,17 +426,50 @@ async def test_outside_working_hours_the_subscriber_is_told_when_operators_retur
 
 async def test_waiting_subscribers_hear_when_the_queue_moves(db: Database) -> None:
     w = await world(db)
-    for user in ("1", "2", "3", "4"):
+    for user in ("1", "2", "3", "4", "5"):
         await w.queued(user)
         w.clock.now += timedelta(seconds=5)
-    last = await w.conversation_id("4")
-    await w.operator("anna", max_chats=2)
+    last = await w.conversation_id("5")
+    anna = await w.operator("anna", max_chats=2)
     await w.desk.assign_waiting()  # the first two leave the queue
     await w.desk.tell_positions()
+    told = await w.sent_texts(last)
+    assert not any("Ты теперь" in t for t in told)  # told 25 s ago: not yet again
+    w.clock.now += timedelta(seconds=60)
+    await w.desk.tell_positions()
     texts = await w.sent_texts(last)
-    assert any("Ты теперь 2-й" in t for t in texts), texts
+    assert any("Ты теперь 3-й" in t and "ждать" in t for t in texts), texts
     await w.desk.tell_positions()
     assert (await w.sent_texts(last)) == texts  # nothing new to tell, nothing sent
+    for conv_id in (await w.conversation_id("1"), await w.conversation_id("2")):
+        await w.desk.close(anna, conv_id, "solved")
+    await w.desk.assign_waiting()  # moved up by 2, but told a moment ago: no spam
+    w.clock.now += timedelta(seconds=10)
+    await w.desk.tell_positions()
+    assert (await w.sent_texts(last)) == texts
+    w.clock.now += timedelta(seconds=55)
+    await w.desk.tell_positions()
+    assert any("Ты теперь 1-й" in t for t in await w.sent_texts(last))
+
+
+async def test_a_subscriber_waiting_with_nobody_online_hears_when_an_operator_comes(
+    db: Database,
+) -> None:
+    w = await world(db)
+    anna = await w.operator("anna", max_chats=1)
+    busy = await w.queued("0")
+    await w.desk.assign_waiting()
+    await w.desk.set_status(anna, "offline")  # her chat stays hers; nobody is online now
+    conv = await w.queued("1")
+    assert any("нет на месте" in t for t in await w.sent_texts(conv))
+    w.clock.now += timedelta(seconds=90)
+    assert await w.desk.tell_positions() == 0  # still nobody: said once, not repeated
+    await w.desk.set_status(anna, "online")
+    w.clock.now += timedelta(seconds=5)
+    assert await w.desk.tell_positions() == 1
+    texts = await w.sent_texts(conv)
+    assert "Ты теперь 1-й" in texts[-1] and "ждать" in texts[-1], texts
+    assert busy != conv
 
 
 async def test_nps_is_asked_after_csat_when_turned_on(db: Database) -> None:

@@ -76,6 +76,23 @@ def test_working_hours(spec: str, at: datetime, open_: bool, returns: str) -> No
     assert hours.describe_return(at) == returns
 
 
+@pytest.mark.parametrize(
+    ("spec", "at", "today"),
+    [
+        ("mon-fri 09:00-18:00", datetime(2026, 11, 23, 7, 0, tzinfo=UTC), "сегодня до 18:00"),
+        ("mon-fri 09:00-18:00, sat 10:00-16:00", datetime(2026, 11, 21, 10, 0, tzinfo=UTC), "сегодня до 16:00"),
+        ("mon-sun 08:00-24:00", datetime(2026, 11, 22, 19, 0, tzinfo=UTC), "сегодня до полуночи"),
+        ("mon-sun 00:00-24:00", datetime(2026, 11, 22, 23, 30, tzinfo=UTC), "круглосуточно"),
+        ("", datetime(2026, 11, 22, 1, 0, tzinfo=UTC), "круглосуточно"),
+        ("mon-fri 09:00-18:00", datetime(2026, 11, 21, 10, 0, tzinfo=UTC), "снова в пн в 09:00"),
+    ],
+)  # fmt: skip
+def test_the_line_s_hours_today_for_a_waiting_subscriber(
+    spec: str, at: datetime, today: str
+) -> None:
+    assert Hours.parse(spec, "Europe/Moscow").describe_today(at) == today
+
+
 @pytest.mark.parametrize("spec", ["weekdays 9-18", "mon-fri 18:00-09:00", "xyz 09:00-10:00"])
 def test_bad_working_hours_are_refused_with_the_setting(spec: str) -> None:
     with pytest.raises(HoursError, match="working hours"):

@@ -429,6 +429,8 @@
     $("#sv-avg-first").textContent = duration(t.avg_first_response_s);
     $("#sv-avg-inside").textContent = duration(t.avg_response_in_session_s);
     $("#sv-missed").textContent = pct(t.missed_pct);
+    $("#sv-entries").textContent = `${t.answered} / ${t.waiting} / ${t.abandoned}`;
+    $("#sv-avg-wait-all").textContent = duration(t.avg_wait_all_s);
     $("#sv-csat").textContent = pct(t.csat_pct);
     $("#sv-csat-avg").textContent = t.csat_avg === null ? "—" : String(t.csat_avg);
     $("#sv-counts").textContent = `Первых ответов: ${t.first_responses}, назначений: ${t.assigned}, `

@@ -5,6 +5,7 @@ supervisor's figures, and the editor's note. Pages render the same dicts the JSO
 from __future__ import annotations
 
 import logging
+import math
 import time
 
 from aiohttp import web
@@ -168,7 +169,7 @@ def _too_many(state: Console, request: web.Request, wait_text: str, wait: float)
     response = _login_page(
         state, request, error=f"Слишком много попыток входа. {wait_text}", status=429
     )
-    response.headers["Retry-After"] = str(max(1, round(wait)))
+    response.headers["Retry-After"] = str(max(1, math.ceil(wait)))  # never before it is over
     return response
 
 

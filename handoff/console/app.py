@@ -23,6 +23,8 @@ from handoff.console import (
     live,
     pages,
     privacy_page,
+    search_page,
+    tickets_page,
     training,
 )
 from handoff.console.canned import CannedError
@@ -199,4 +201,6 @@ def console_app(
     admin_page.add_routes(r)
     audit_page.add_routes(r)
     failures_page.add_routes(r)
+    search_page.add_routes(r)
+    tickets_page.add_routes(r)
     return app

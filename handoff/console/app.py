@@ -23,6 +23,7 @@ from handoff.console import (
     live,
     pages,
     privacy_page,
+    readable,
     search_page,
     tickets_page,
     training,
@@ -57,7 +58,8 @@ BODY_TIMEOUT = 15.0
 
 
 def _error(message: str, status: int) -> web.Response:
-    return web.json_response({"error": message}, status=status)
+    """A refusal as JSON; the page's toast shows `error` (in Russian, `readable.refusal`)."""
+    return web.json_response({"error": readable.refusal(message)}, status=status)
 
 
 @web.middleware

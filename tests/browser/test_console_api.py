@@ -170,7 +170,7 @@ async def test_state_changes_need_the_csrf_token(console: Console, clients: Any)
     await client.log_in("gleb")
     assert (await client.post("/api/status", {"status": "away"}, csrf=None)) == (
         403,
-        {"error": "missing or wrong CSRF token"},
+        {"error": "Сессия устарела: обновите страницу."},
     )
     assert (await client.post("/api/status", {"status": "away"}, csrf="x" * 43))[0] == 403
     # the session cookie alone is what a forged cross-site form would carry: refused

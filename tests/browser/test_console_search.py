@@ -146,3 +146,52 @@ async def test_an_overdue_ticket_is_highlighted_and_resolving_it_tells_the_subsc
 
     audited = await wait_for(entry, 5, "the audit entry")
     assert audited.details["number"] == number and audited.operator_id is not None
+
+
+def visible(html: str) -> str:
+    """The page's text as people see it: no tags, no attributes (tooltips hold raw values)."""
+    body = html.split("<main>")[-1]
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", body))
+
+
+async def test_the_chat_page_shows_buttons_and_collected_data_readably(
+    telegram: TelegramEmulator, start_app: Callable[..., Awaitable[App]]
+) -> None:
+    app = await start_app(telegram=telegram_settings(telegram, "polling"))
+    site = Site(app)
+    user = 8103
+    telegram.send_text(user, "как оплатить связь?")
+    [ways] = await telegram.wait_sent(user, 1)
+    datas = [b["callback_data"] for row in ways["reply_markup"]["inline_keyboard"] for b in row]
+    sbp = next(d for d in datas if d.endswith(":sbp"))
+    telegram.press_button(user, ways["message_id"], sbp)
+    await telegram.wait_sent(user, 2)
+    telegram.send_text(user, "какие есть тарифы?")
+    await telegram.wait_sent(user, 3)
+    telegram.send_text(user, "позовите оператора")
+
+    async def queued() -> int | None:
+        from storage.models import Conversation
+
+        async with app.db.session() as s:
+            query = select(Conversation.id).where(Conversation.state == "queued")
+            return (await s.scalars(query)).first()
+
+    chat = await wait_for(queued, 10, "the chat in the queue")
+    await site.operator("sveta", role="supervisor")
+    client = await site.logged_in("sveta")
+    status, html = await client.get(f"/chats/{chat}")
+    assert status == 200
+    text = visible(html)
+    assert "кнопка: ⚡ СБП" in text and f'title="{sbp}"' in html  # the raw value: tooltip only
+    assert "Причина передачи: абонент попросил оператора" in text
+    slots = visible(html.split('id="slot-rows">')[1].split("</dl>")[0])
+    assert "Тарифы" in slots and "шт.:" in slots and "и ещё" in slots, slots
+    for raw in ("step:", "intent:", "{'", "':", "True", "False", "asked for a human"):
+        assert raw not in text, (raw, text)
+    assert not re.search(r"\d{4}-\d{2}-\d{2}T", text)  # no ISO timestamps
+    status, data = await client.get(f"/api/chats/{chat}")
+    pressed = [m for m in data["messages"] if m["payload_raw"] == sbp]
+    assert [m["payload"] for m in pressed] == ["⚡ СБП"]  # what the page's script shows too
+    for http in site.sessions:
+        await http.close()

@@ -77,7 +77,7 @@ REASONS = {
 # Refusals of the console's API (desk, canned replies, uploads, the guard), for the toasts.
 REFUSALS: tuple[tuple[str, str], ...] = (
     (r"log in first", "Войдите в консоль заново."),
-    (r"missing or wrong CSRF token", "Сессия устарела: обновите страницу."),
+    (r"missing or wrong CSRF token", "Сессия устарела (нет CSRF-токена): обновите страницу."),
     (r"the request body took over .*", "Запрос шёл слишком долго — попробуйте ещё раз."),
     (r"another operator has this chat", "Этот чат уже у другого оператора."),
     (r"this chat is not yours", "Это не ваш чат."),

@@ -162,9 +162,9 @@ def _content_titles(content: Content) -> dict[str, str]:
                 found.setdefault(spec.payload, spec.title)
     for flow in content.flows.values():
         for ins in flow.program:
-            for response in (getattr(ins, "response", None), getattr(ins, "prompt", None)):
-                if isinstance(response, Response):
-                    for spec in _specs(response):
+            for said in (getattr(ins, "response", None), getattr(ins, "prompt", None)):
+                if isinstance(said, Response):
+                    for spec in _specs(said):
                         if spec.payload:
                             found.setdefault(spec.payload, spec.title)
     for article in content.articles.values():

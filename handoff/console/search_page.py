@@ -124,7 +124,7 @@ def _spellings(q: str) -> list[str]:
 def _like(column: Any, q: str, *, sqlite: bool) -> ColumnElement[bool]:
     escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     if not sqlite:
-        return column.ilike(f"%{escaped}%", escape="\\")  # type: ignore[no-any-return]
+        return column.ilike(f"%{escaped}%", escape="\\")
     return or_(*(column.like(f"%{s}%", escape="\\") for s in _spellings(escaped)))
 
 
@@ -206,7 +206,7 @@ async def page(request: web.Request) -> web.StreamResponse:
     if who.editor:
         return state.render(request, "error.html", status=403, message=NOT_FOR_EDITORS)
     sqlite = state.db.is_sqlite
-    options = {
+    options: dict[str, Any] = {
         "channels": list(CHANNELS.items()),
         "groups": state.groups,
         "states": [(str(s), label) for s, label in STATES.items()],
@@ -280,8 +280,8 @@ async def page(request: web.Request) -> web.StreamResponse:
                 snippets.setdefault(m.conversation_id, m)
     rows = []
     for c in convs:
-        m = snippets.get(c.id)
-        text = privacy.message_text(m.text or "", m.author, policy) if m is not None else ""
+        hit = snippets.get(c.id)
+        text = privacy.message_text(hit.text or "", hit.author, policy) if hit is not None else ""
         rows.append(
             {
                 "id": c.id,

@@ -23,6 +23,9 @@ from handoff.console import (
     live,
     pages,
     privacy_page,
+    readable,
+    search_page,
+    tickets_page,
     training,
 )
 from handoff.console.canned import CannedError
@@ -55,7 +58,8 @@ BODY_TIMEOUT = 15.0
 
 
 def _error(message: str, status: int) -> web.Response:
-    return web.json_response({"error": message}, status=status)
+    """A refusal as JSON; the page's toast shows `error` (in Russian, `readable.refusal`)."""
+    return web.json_response({"error": readable.refusal(message)}, status=status)
 
 
 @web.middleware
@@ -199,4 +203,6 @@ def console_app(
     admin_page.add_routes(r)
     audit_page.add_routes(r)
     failures_page.add_routes(r)
+    search_page.add_routes(r)
+    tickets_page.add_routes(r)
     return app

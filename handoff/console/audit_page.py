@@ -59,6 +59,7 @@ ACTIONS = {
     "operator_removed": "учётная запись удалена",
     "password_reset": "пароль сброшен",
     "audit_exported": "выгрузка журнала аудита",
+    "ticket_resolved": "решил заявку",
 }
 DETAILS = {
     "login": "логин",
@@ -84,6 +85,8 @@ DETAILS = {
     "shortcut": "сокращение",
     "filters": "фильтры",
     "rows": "строк",
+    "number": "номер",
+    "channel": "канал",
 }
 VALUES = {
     "wrong_password": "неверный пароль или логин",

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialogs.content import Content
 from dialogs.knowledge import ANSWER_AT
-from handoff.console import privacy
+from handoff.console import privacy, readable
 from handoff.console.privacy import Policy
 from handoff.console.security import Me
 from handoff.console.uploads import upload_name
@@ -256,7 +256,7 @@ async def queue_view(session: AsyncSession, who: Me, tz: tzinfo) -> dict[str, An
             "channel_label": CHANNELS.get(conv.channel, conv.channel),
             "name": person(accounts.get(conv.channel_account_id)),
             "group": conv.skill_group,
-            "reason": conv.handoff_reason,
+            "reason": readable.reason(conv.handoff_reason, None),
             "priority": conv.priority,
             "queued_at": iso(conv.queued_at),
             "waiting_s": seconds(conv.queued_at, now),
@@ -363,6 +363,7 @@ def message_item(
     policy: Policy,
     channel: str | None = None,
     earlier: bool = False,
+    slots: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     label = AUTHORS.get(Author(m.author), m.author) if m.author in tuple(Author) else m.author
     if m.author == Author.OPERATOR and m.operator_id in operators:
@@ -373,7 +374,9 @@ def message_item(
         "author_label": label,
         "direction": m.direction,
         "text": privacy.message_text(m.text or "", m.author, policy),
-        "payload": m.payload,
+        # the pressed button by its title; the raw payload only for the tooltip
+        "payload": readable.button_title(m.payload, content, slots or {}) if m.payload else None,
+        "payload_raw": m.payload,
         "buttons": [str(b) for row in m.buttons or [] for b in (row or [])],
         "attachments": _attachments(m.attachments, uploads, base),
         "edited": m.edited,
@@ -471,6 +474,7 @@ async def chat_view(
             policy=policy,
             channel=channel,
             earlier=earlier,
+            slots=conv.slots,
         )
 
     data = subscriber.data if subscriber is not None else {}
@@ -486,7 +490,7 @@ async def chat_view(
             "channel_label": CHANNELS.get(conv.channel, conv.channel),
             "name": person(account, subscriber),
             "group": conv.skill_group,
-            "reason": conv.handoff_reason,
+            "reason": readable.reason(conv.handoff_reason, content),
             "operator": {"id": conv.operator_id, "name": names.get(conv.operator_id)}
             if conv.operator_id is not None
             else None,
@@ -508,7 +512,7 @@ async def chat_view(
             + [item(m, conv.channel) for m in messages],
             key=lambda m: (m["at"] or "", m["id"]),
         ),
-        "slots": _flatten({k: v for k, v in conv.slots.items() if not k.startswith("_")}, policy),
+        "slots": readable.slot_rows(conv.slots, content, policy, tz),
         "subscriber": {
             "name": person(account, subscriber),
             "display_name": subscriber.display_name if subscriber else None,

@@ -41,7 +41,10 @@ async def test_json_csv_and_roles(console: Console, clients: Any) -> None:
     for client in (olga, egor):  # operators and editors: 403 everywhere
         status, html = await client.get(f"/analytics{PERIOD}")
         assert status == 403 and "для супервизоров" in html
-        assert await client.get(f"/api/analytics{PERIOD}") == (403, {"error": "supervisors only"})
+        assert await client.get(f"/api/analytics{PERIOD}") == (
+            403,
+            {"error": "Только для супервизоров."},
+        )
         assert (await client.get(f"/analytics.csv{PERIOD}"))[0] == 403
 
     expected = await report(console.app.db)

@@ -170,7 +170,7 @@ async def test_state_changes_need_the_csrf_token(console: Console, clients: Any)
     await client.log_in("gleb")
     assert (await client.post("/api/status", {"status": "away"}, csrf=None)) == (
         403,
-        {"error": "missing or wrong CSRF token"},
+        {"error": "Сессия устарела (нет CSRF-токена): обновите страницу."},
     )
     assert (await client.post("/api/status", {"status": "away"}, csrf="x" * 43))[0] == 403
     # the session cookie alone is what a forged cross-site form would carry: refused
@@ -400,7 +400,7 @@ async def test_reply_with_an_image(console: Console, clients: Any) -> None:
         return f
 
     async with nina.http.post(url, data=form(b"<html>not an image</html>"), headers=headers) as r:
-        assert r.status == 400 and "PNG, JPEG or GIF" in (await r.json())["error"]
+        assert r.status == 400 and "PNG, JPEG или GIF" in (await r.json())["error"]
     big = tiny_png() + b"\0" * (5 * 1024 * 1024)
     async with nina.http.post(url, data=form(big), headers=headers) as r:
         assert r.status == 413

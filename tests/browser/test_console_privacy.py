@@ -49,7 +49,7 @@ async def test_an_operator_sees_identifiers_masked(site: Site) -> None:
         "address": STREET,
         "contract.account": MASKED_ACCOUNT,
         "phone": MASKED_PHONE,
-        "window.label": "завтра с 10 до 14",
+        "window": "завтра с 10 до 14",
     }
     [said] = [m for m in data["messages"] if m["author"] == "subscriber"]
     assert {e["entity"]: e["value"] for e in said["nlu"]["entities"]} == {

@@ -169,6 +169,10 @@ def can_view(who: Me, conv: Conversation) -> bool:
         return False
     if who.supervisor or conv.operator_id == who.id:
         return True
+    if conv.state == ConversationState.CLOSED:
+        # A past conversation found by search: an operator helping the subscriber now needs
+        # their history. Read-only (no action applies to a closed chat); opening it is audited.
+        return True
     return conv.state == ConversationState.QUEUED and conv.skill_group in who.groups
 
 

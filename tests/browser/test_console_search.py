@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import select, update
@@ -195,3 +196,26 @@ async def test_the_chat_page_shows_buttons_and_collected_data_readably(
     assert [m["payload"] for m in pressed] == ["⚡ СБП"]  # what the page's script shows too
     for http in site.sessions:
         await http.close()
+
+
+async def test_an_operator_can_read_a_past_conversation_found_by_search(
+    console: Any, clients: Any
+) -> None:
+    """Any operator may open a closed conversation (the subscriber's history), read-only."""
+    from sqlalchemy import update
+
+    from storage.models import Conversation, ConversationState
+
+    conv = await console.queue_telegram(7601, first="роутер мигает красным")
+    async with console.app.db.session() as s, s.begin():
+        await s.execute(
+            update(Conversation)
+            .where(Conversation.id == conv.id)
+            .values(state=ConversationState.CLOSED, skill_group="tech")
+        )
+    await console.operator("nina", groups=("consult",))
+    nina = clients()
+    await nina.log_in("nina")
+    status, page = await nina.get(f"/chats/{conv.id}")
+    assert status == 200 and "роутер мигает красным" in page
+    assert (await nina.post(f"/api/chats/{conv.id}/take"))[0] >= 400  # reading, not acting

@@ -5,6 +5,7 @@ notes on a chat that other operators see and the subscriber never gets."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -48,3 +49,78 @@ async def test_a_queued_or_closed_chat_shows_no_transfer_or_close(
         await expect(page.locator("#more-actions")).to_be_hidden()
         await page.reload()
         await expect(page.locator("#chat-state")).to_have_text("закрыт, ждём оценку")
+
+
+async def _alerts(page: Any) -> dict[str, int]:
+    counts: dict[str, int] = await page.evaluate("({...window.__consoleAlerts})")
+    return counts
+
+
+async def test_a_chat_assigned_to_me_alerts_me(console: Console, page: Any) -> None:
+    nina = await console.operator("nina", name="Нина")
+    await page.context.grant_permissions(["notifications"], origin=console.app.url)
+    await log_in(page, console, "nina")
+    await expect(page.locator("#live")).to_have_class("live on")
+    await expect(page.locator("#sound-toggle")).to_have_text("🔔 Звук")
+    await expect(page.locator("#notify-toggle")).to_be_hidden()  # already allowed
+    title = await page.title()
+    assert not title.startswith("(")
+
+    # a chat is assigned to me (here by the desk, as the routing loop or a transfer does)
+    first = await console.queue_telegram(TG_USER)
+    await console.app.desk.take(nina, first.id)
+    mine = page.locator(f"#mine li[data-id='{first.id}']")
+    await expect(mine.locator(".unread")).to_have_text("1")
+    await expect(page).to_have_title(f"(1) {title}")
+    assert await _alerts(page) == {
+        "sounds": 1,
+        "muted": 0,
+        "notifications": 1,
+        "notificationsSkipped": 0,
+    }
+
+    # the subscriber writes again: one more unread in that chat, no new sound
+    console.telegram.send_text(TG_USER, "алло, вы тут?")
+    await expect(mine.locator(".unread")).to_have_text("2")
+    await expect(page).to_have_title(f"(2) {title}")
+
+    # muted (remembered across pages): a second assigned chat counts, but plays nothing
+    await page.click("#sound-toggle")
+    await expect(page.locator("#sound-toggle")).to_have_text("🔕 Без звука")
+    await page.reload()
+    await expect(page.locator("#sound-toggle")).to_have_text("🔕 Без звука")
+    await expect(page.locator("#live")).to_have_class("live on")
+    await expect(mine.locator(".unread")).to_have_text("2")  # kept across the reload
+    second = await console.queue_telegram(TG_USER + 1)
+    await console.app.desk.take(nina, second.id)
+    await expect(page.locator(f"#mine li[data-id='{second.id}'] .unread")).to_have_text("1")
+    await expect(page).to_have_title(f"(3) {title}")
+    counts = await _alerts(page)
+    assert counts["sounds"] == 0 and counts["muted"] == 1 and counts["notifications"] == 1
+
+    # opening a chat reads it: its counter goes, the other stays
+    await mine.locator("a.open-chat").click()
+    await page.wait_for_url(f"{console.url}/chats/{first.id}")
+    await expect(page).to_have_title(re.compile(r"^\(1\) "))
+    await page.goto(f"{console.url}/")
+    await expect(mine.locator(".unread")).to_have_count(0)
+    await expect(page.locator(f"#mine li[data-id='{second.id}'] .unread")).to_have_text("1")
+    await expect(page).to_have_title(f"(1) {title}")
+
+
+async def test_alerts_without_notification_permission(console: Console, page: Any) -> None:
+    """The browser refuses notifications: the counter and the title still work, nothing breaks."""
+    await page.context.grant_permissions([], origin=console.app.url)
+    pavel = await console.operator("pavel", name="Павел")
+    await log_in(page, console, "pavel")
+    await expect(page.locator("#live")).to_have_class("live on")
+    permission = await page.evaluate("Notification.permission")
+    assert permission in ("default", "denied")
+    await expect(page.locator("#notify-toggle")).to_be_visible(visible=permission == "default")
+    conv = await console.queue_telegram(TG_USER)
+    await console.app.desk.take(pavel, conv.id)
+    await expect(page.locator(f"#mine li[data-id='{conv.id}'] .unread")).to_have_text("1")
+    await expect(page).to_have_title(re.compile(r"^\(1\) "))
+    counts = await _alerts(page)
+    assert counts["notifications"] == 0 and counts["notificationsSkipped"] == 1
+    assert counts["sounds"] == 1

@@ -124,3 +124,78 @@ async def test_alerts_without_notification_permission(console: Console, page: An
     counts = await _alerts(page)
     assert counts["notifications"] == 0 and counts["notificationsSkipped"] == 1
     assert counts["sounds"] == 1
+
+
+async def test_internal_notes_are_seen_by_operators_and_never_sent(
+    console: Console, page: Any, browser: Any
+) -> None:
+    irina = await console.operator("irina", name="Ирина")
+    await console.operator("kolya", name="Коля")
+    await console.operator("sup", role="supervisor", groups=(), name="Светлана")
+    conv = await console.queue_telegram(TG_USER)
+    await console.app.desk.take(irina, conv.id)
+    before = len(console.telegram.sent(TG_USER))
+
+    # a supervisor watches the chat in another browser
+    other = await browser.new_context(locale="ru-RU")
+    sup = await other.new_page()
+    await log_in(sup, console, "sup")
+    await sup.goto(f"{console.url}/chats/{conv.id}")
+    await expect(sup.locator("#live")).to_have_class("live on")
+    await expect(sup.locator("#notes-empty")).to_be_visible()
+
+    await log_in(page, console, "irina")
+    await page.goto(f"{console.url}/chats/{conv.id}")
+    await page.fill("#note-text", "Абонент просил не звонить до 18:00")
+    await page.click("#note-add")
+    await expect(page.locator("#flash")).to_contain_text("Заметка добавлена")
+    await expect(page.locator("#note-text")).to_have_value("")
+    note = page.locator("#note-list .note").last
+    await expect(note.locator(".text")).to_have_text("Абонент просил не звонить до 18:00")
+    await expect(note.locator(".author")).to_have_text("Ирина")
+    await expect(note.locator("time")).to_have_text(re.compile(r"^\d\d:\d\d$"))
+    # the supervisor's open page shows it live; it is not in the transcript
+    await expect(sup.locator("#note-list .note .text")).to_have_text(
+        "Абонент просил не звонить до 18:00"
+    )
+    await expect(sup.locator("#transcript")).not_to_contain_text("не звонить до 18:00")
+
+    # an empty note is refused with a clear message
+    await page.fill("#note-text", "   ")
+    await page.click("#note-add")
+    await expect(page.locator("#flash")).to_have_text("Напишите текст заметки")
+
+    # the transfer's note is one of the notes; the colleague who gets the chat sees both
+    await page.select_option("#transfer-operator", label="Коля (не в сети)")
+    await page.fill("#transfer-note", "VIP, тариф не менять")
+    await page.locator("#transfer-form button[type=submit]").click()
+    await expect(page.locator("#flash")).to_contain_text("Чат передан")
+    third = await browser.new_context(locale="ru-RU")
+    page = await third.new_page()
+    await log_in(page, console, "kolya")
+    await page.goto(f"{console.url}/chats/{conv.id}")
+    notes = page.locator("#note-list .note")
+    await expect(notes).to_have_count(2)
+    await expect(notes.nth(0).locator(".text")).to_have_text("Абонент просил не звонить до 18:00")
+    await expect(notes.nth(1)).to_have_class(re.compile("note-transfer"))
+    await expect(notes.nth(1).locator(".text")).to_have_text("VIP, тариф не менять")
+    await expect(notes.nth(1).locator(".author")).to_have_text("Ирина")
+    await expect(notes.nth(1).locator(".note-label")).to_have_text("при передаче оператору Коля")
+
+    # a transfer to a group: its note is authored by whoever had the chat
+    await page.select_option("#transfer-group", "tech")
+    await page.fill("#transfer-note", "роутер мигает красным")
+    await page.locator("#transfer-form button[type=submit]").click()
+    last = sup.locator("#note-list .note").last
+    await expect(last.locator(".text")).to_have_text("роутер мигает красным")
+    await expect(last.locator(".author")).to_have_text("Коля")
+    await expect(last.locator(".note-label")).to_have_text("при передаче в группу tech")
+    await other.close()
+    await third.close()
+
+    # the subscriber got the operators' join/transfer notices, never a note
+    sent = console.telegram.sent(TG_USER)[before:]
+    assert sent, "the transfers' notices reach the subscriber"
+    texts = " ".join(str(m.get("text") or m.get("caption") or "") for m in sent)
+    for secret in ("не звонить", "VIP", "роутер мигает"):
+        assert secret not in texts

@@ -97,6 +97,16 @@ async def test_a_chat_assigned_to_me_alerts_me(console: Console, page: Any) -> N
     await expect(page).to_have_title(f"(3) {title}")
     counts = await _alerts(page)
     assert counts["sounds"] == 0 and counts["muted"] == 1 and counts["notifications"] == 1
+    # the sound the page plays is there and the browser can decode it (the CSP allows it)
+    decoded = await page.evaluate(
+        """() => new Promise((done) => {
+            const a = new Audio(document.body.dataset.base + "/static/alert.wav");
+            a.oncanplaythrough = () => done(a.duration);
+            a.onerror = () => done("error " + (a.error && a.error.code));
+            a.load();
+        })"""
+    )
+    assert isinstance(decoded, float) and 0.1 < decoded < 1.0, decoded
 
     # opening a chat reads it: its counter goes, the other stays
     await mine.locator("a.open-chat").click()

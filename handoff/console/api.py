@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 
-from handoff.console import auditing, canned
+from handoff.console import auditing, canned, notes
 from handoff.console.security import client_ip
 from handoff.console.state import (
     ApiError,
@@ -187,6 +187,37 @@ async def close(request: web.Request) -> web.Response:
     body = await json_body(request)
     await console(request).desk.close(agent(request).id, conv_id, str(body.get("resolution") or ""))
     return web.json_response({"ok": True})
+
+
+async def note_add(request: web.Request) -> web.Response:
+    """An internal note on a chat anyone who may open it can add; the subscriber never gets it."""
+    state = console(request)
+    who = agent(request)
+    conv_id = chat_id(request)
+    body = await json_body(request)
+    text = str(body.get("text") or "").strip()
+    if not text:
+        raise ApiError("Напишите текст заметки")
+    if len(text) > notes.MAX_NOTE:
+        raise ApiError(f"Заметка длиннее {notes.MAX_NOTE} символов")
+    async with state.db.transaction() as session:
+        conv = await session.get(Conversation, conv_id)
+        if conv is None:
+            raise ApiError(f"Чата {conv_id} нет", 404)
+        if not can_view(who, conv):
+            raise ApiError("Это не ваш чат", 403)
+        notes.add(session, conv, who.id, text)
+        audit.record(
+            session,
+            "note_added",
+            actor="operator",
+            operator_id=who.id,
+            subscriber_id=conv.subscriber_id,
+            conversation_id=conv.id,
+            ip=client_ip(request),
+            details={"length": len(text)},
+        )
+    return web.json_response({"ok": True}, status=201)
 
 
 async def status(request: web.Request) -> web.Response:

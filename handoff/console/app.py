@@ -191,6 +191,7 @@ def console_app(
     r.add_post(r"/api/chats/{id:\d+}/return", api.return_to_bot, name="api:back-to-bot")
     r.add_post(r"/api/chats/{id:\d+}/close", api.close, name="api:close")
     r.add_post(r"/api/chats/{id:\d+}/verify", api.verify, name="api:verify")
+    r.add_post(r"/api/chats/{id:\d+}/notes", api.note_add, name="api:notes")
     r.add_post("/api/status", api.status, name="api:status")
     r.add_get("/api/canned", api.canned_search, name="api:canned")
     r.add_post("/api/canned", api.canned_add, name="api:canned-add")

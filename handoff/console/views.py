@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialogs.content import Content
 from dialogs.knowledge import ANSWER_AT
-from handoff.console import privacy, readable
+from handoff.console import notes, privacy, readable
 from handoff.console.privacy import Policy
 from handoff.console.security import Me
 from handoff.console.uploads import upload_name
@@ -511,6 +511,9 @@ async def chat_view(
             "resolution_label": RESOLUTION_LABELS.get(conv.resolution or "", conv.resolution),
         },
         "actions": actions(who, conv),
+        "notes": await notes.listing(
+            session, conv.id, names=names, when=lambda at: local(at, tz, now)
+        ),
         "messages": sorted(
             [item(m, channel, earlier=True) for m, channel in before]
             + [item(m, conv.channel) for m in messages],

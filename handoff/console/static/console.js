@@ -93,6 +93,135 @@
   let liveStarted = false;
   // -- (END incidents) ----------------------------------------------------------------------------
 
+  // -- alerts: a chat assigned to me (BEGIN alerts) -----------------------------------------------
+  // Unread counts per chat live in localStorage (shared by this operator's tabs and pages); the
+  // title shows their sum, «(2) Очередь». A chat assigned to me plays a short sound (unless
+  // muted: remembered in localStorage) and shows a desktop notification when the browser allows.
+  // window.__consoleAlerts counts what was done: headless browsers play and show nothing.
+  const myId = Number(body.dataset.me || 0);
+  const UNREAD_KEY = "supportbot.unread";
+  const SOUND_KEY = "supportbot.sound";
+  const baseTitle = document.title;
+  const alertCounts = { sounds: 0, muted: 0, notifications: 0, notificationsSkipped: 0 };
+  window.__consoleAlerts = alertCounts;
+  let sound = null;
+
+  function store(key, fallback) {
+    try { return JSON.parse(window.localStorage.getItem(key)) ?? fallback; } catch (e) { return fallback; }
+  }
+  function keep(key, value) {
+    try { window.localStorage.setItem(key, JSON.stringify(value)); } catch (e) { /* private mode */ }
+  }
+  const unread = () => store(UNREAD_KEY, {});
+  const muted = () => store(SOUND_KEY, "on") === "off";
+  const viewing = (id) => page === "chat" && String(body.dataset.chatId) === String(id);
+
+  function renderUnread() {
+    const counts = unread();
+    const total = Object.values(counts).reduce((a, b) => a + b, 0);
+    document.title = total ? `(${total}) ${baseTitle}` : baseTitle;
+    body.dataset.unread = String(total);
+    for (const li of document.querySelectorAll("#mine li[data-id]")) {
+      const n = counts[li.dataset.id] || 0;
+      let mark = li.querySelector(".unread");
+      if (!n) { if (mark) mark.remove(); continue; }
+      if (!mark) {
+        mark = el("span", { class: "unread", title: "Непрочитанные" });
+        li.querySelector("a.open-chat").after(mark);
+      }
+      mark.textContent = String(n);
+    }
+  }
+
+  function setUnread(id, change) {
+    const counts = unread();
+    const n = change === null ? 0 : (counts[id] || 0) + change;
+    if (n > 0) counts[id] = n; else delete counts[id];
+    keep(UNREAD_KEY, counts);
+    renderUnread();
+  }
+
+  function ring() {
+    if (muted()) { alertCounts.muted += 1; return; }
+    alertCounts.sounds += 1;
+    body.dataset.lastAlert = "sound";
+    try {
+      sound = sound || new Audio(`${base}/static/alert.wav`);
+      sound.currentTime = 0;
+      const played = sound.play();
+      if (played) played.catch(() => {});  // no gesture yet, or no audio device: stay quiet
+    } catch (e) { /* no audio at all */ }
+  }
+
+  function notify(id) {
+    if (!("Notification" in window) || Notification.permission !== "granted") {
+      alertCounts.notificationsSkipped += 1;
+      return;
+    }
+    try {
+      const shown = new Notification("Вам назначен чат", {
+        body: `Чат №${id} ждёт ответа.`, tag: `supportbot-chat-${id}`, lang: "ru",
+      });
+      shown.onclick = () => { window.focus(); window.location.assign(`${base}/chats/${id}`); };
+      alertCounts.notifications += 1;
+    } catch (e) { alertCounts.notificationsSkipped += 1; }
+  }
+
+  function alertOn(event) {
+    const id = event.conversation_id;
+    if (id === undefined || id === null || !myId) return;
+    const mineNow = event.operator_id === myId;
+    if (event.type === "assigned" && mineNow) {
+      if (viewing(id) && document.visibilityState === "visible") return;  // I'm looking at it
+      setUnread(id, 1);
+      ring();
+      notify(id);
+    } else if (event.type === "message" && !event.operator_id && !viewing(id)) {
+      if (unread()[id] !== undefined || document.querySelector(`#mine li[data-id="${id}"]`)) {
+        setUnread(id, 1);  // the subscriber wrote again in a chat of mine
+      }
+    } else if (["closed", "returned"].includes(event.type)
+      || (["assigned", "missed"].includes(event.type) && !mineNow)) {
+      if (unread()[id] !== undefined) setUnread(id, null);  // no longer mine to answer
+    }
+  }
+
+  function alertSwitches() {
+    const dot = $("#live");
+    if (!dot || !myId) return;
+    const toggle = el("button", { type: "button", id: "sound-toggle", class: "alert-switch" });
+    const showSound = () => {
+      const off = muted();
+      toggle.textContent = off ? "🔕 Без звука" : "🔔 Звук";
+      toggle.title = off ? "Звук новых чатов выключен — включить" : "Звук новых чатов включён — выключить";
+      toggle.setAttribute("aria-pressed", String(!off));
+    };
+    const ask = el("button", { type: "button", id: "notify-toggle", class: "alert-switch" },
+      "Включить уведомления");
+    ask.title = "Показывать уведомление на рабочем столе, когда вам назначен чат";
+    const showAsk = () => {
+      ask.hidden = !("Notification" in window) || Notification.permission !== "default";
+    };
+    const askPermission = () => {  // only ever on a click: browsers ignore it otherwise
+      if (!("Notification" in window) || Notification.permission !== "default") return;
+      Notification.requestPermission().then(showAsk, showAsk);
+    };
+    toggle.addEventListener("click", () => {
+      keep(SOUND_KEY, muted() ? "on" : "off");
+      showSound();
+      askPermission();
+    });
+    ask.addEventListener("click", askPermission);
+    showSound();
+    showAsk();
+    dot.after(toggle, ask);
+    window.addEventListener("storage", (ev) => {
+      if (ev.key === UNREAD_KEY) renderUnread();
+      if (ev.key === SOUND_KEY) showSound();
+    });
+  }
+  // -- (END alerts) -------------------------------------------------------------------------------
+
   // -- live updates -------------------------------------------------------------------------------
   function live(onEvent, onOpen) {
     liveStarted = true;  // (incidents)
@@ -114,6 +243,7 @@
         try { event = JSON.parse(msg.data); } catch (e) { return; }
         if (event.type === "hello") return;
         if (event.type === "incident") incidentAlert(event);  // (incidents)
+        alertOn(event);  // (alerts)
         document.dispatchEvent(new CustomEvent("console:event", { detail: event }));  // (incidents)
         onEvent(event);
       };
@@ -179,6 +309,7 @@
     $("#mine").replaceChildren(...data.mine.map(mineItem));
     $("#mine-count").textContent = String(data.mine.length);
     $("#mine-empty").hidden = data.mine.length > 0;
+    renderUnread();  // (alerts)
     for (const b of document.querySelectorAll("#status-switch button")) {
       b.classList.toggle("active", b.dataset.status === data.me.status);
     }
@@ -263,8 +394,23 @@
     $("#slots-empty").hidden = data.slots.length > 0;
   }
 
+  function noteItem(n) {
+    return el("li", { class: n.transfer ? "note note-transfer" : "note", dataset: { id: n.id } },
+      el("div", { class: "meta" },
+        el("span", { class: "author" }, n.author), " ",
+        el("time", { datetime: n.at }, n.time),
+        n.label ? el("span", { class: "note-label" }, n.label) : null),
+      el("div", { class: "text" }, n.text));
+  }
+
+  function renderNotes(notes) {
+    $("#note-list").replaceChildren(...notes.map(noteItem));
+    $("#notes-empty").hidden = notes.length > 0;
+  }
+
   function renderChat(data) {
     renderProfile(data);
+    renderNotes(data.notes);
     const c = data.conversation;
     const state = $("#chat-state");
     state.textContent = c.state_label;
@@ -391,6 +537,14 @@
       ev.preventDefault();
       insertAtCursor(area, found.text, area.selectionStart - word.length - 1, area.selectionStart);
     });
+    $("#note-form").addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const text = $("#note-text").value.trim();
+      if (!text) { flash("Напишите текст заметки"); return; }
+      if (await act("notes", { text }, "Заметка добавлена — её видят только операторы")) {
+        $("#note-text").value = "";
+      }
+    });
     $("#kb-insert").addEventListener("click", (ev) => insertAtCursor(area, ev.target.dataset.text));
     $("#canned-list").addEventListener("click", (ev) => {
       const button = ev.target.closest("button.canned");
@@ -455,6 +609,9 @@
     live(refresh, refresh);
   }
 
+  alertSwitches();  // (alerts)
+  if (page === "chat") setUnread(body.dataset.chatId, null);  // opened: read
+  else renderUnread();
   if (page === "queue") queuePage();
   else if (page === "chat") chatPage();
   else if (page === "supervisor") supervisorPage();

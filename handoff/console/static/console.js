@@ -434,6 +434,14 @@
       $("#kb-body").textContent = article.body;
       $("#kb-insert").dataset.text = article.short;
     }
+    const bot = data.bot_answer;
+    $("#bot-box").hidden = !(can.reply && bot);
+    if (bot) {
+      $("#bot-for").textContent = bot.for;
+      $("#bot-title").textContent = bot.title;
+      $("#bot-text").textContent = bot.text;
+      $("#bot-insert").dataset.text = bot.text;
+    }
     $("#transfer-form").hidden = !can.transfer;
     $("#return").hidden = !can.return;
     $("#verify-request").hidden = !can.verify;
@@ -546,6 +554,7 @@
       }
     });
     $("#kb-insert").addEventListener("click", (ev) => insertAtCursor(area, ev.target.dataset.text));
+    $("#bot-insert").addEventListener("click", (ev) => insertAtCursor(area, ev.target.dataset.text));
     $("#canned-list").addEventListener("click", (ev) => {
       const button = ev.target.closest("button.canned");
       if (button) insertAtCursor(area, button.dataset.text);

@@ -12,7 +12,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dialogs import understanding
-from dialogs.content import Content, Flow, Jump, Response, Route, Say, SetSlots, StartFlow
+from dialogs.content import (
+    Content,
+    End,
+    Flow,
+    Jump,
+    Response,
+    Route,
+    Say,
+    SetSlots,
+    StartFlow,
+)
 from dialogs.responses import FRIEND, render
 
 MAX_STEPS = 50  # a loop in content (a `goto` back) ends the walk, not the console
@@ -30,23 +40,17 @@ def flow_for(content: Content, intent: str) -> Flow | None:
     return next((f for f in content.flows.values() if intent in f.intents), None)
 
 
-def answer(
-    content: Content, intent: str, said: str, channel: str, first_name: str | None = None
-) -> Answer | None:
-    """What the bot says to `said` (understood as `intent`) before it would need anything else;
-    None when the flow starts by asking, checking or calling (the operator answers that)."""
-    flow = flow_for(content, intent)
-    if flow is None:
-        return None
-    start, program, pc = flow, flow.program, 0
-    scope = {"first_name": first_name or FRIEND, "channel": channel}
-    texts: list[str] = []
+def walk(content: Content, name: str, said: str) -> tuple[list[Response], bool]:
+    """The responses flow `name` says to `said` before it needs anything else, and whether it
+    ends there (True: it answers from the words alone, nothing is asked, called or checked)."""
+    program, pc = content.flows[name].program, 0
+    said_so: list[Response] = []
     for _ in range(MAX_STEPS):
         if pc >= len(program):
-            break
+            return said_so, True
         step = program[pc]
         if isinstance(step, Say):
-            texts.append(_plain(step.response, scope, channel))
+            said_so.append(step.response)
             pc += 1
         elif isinstance(step, Route):
             pc = next((t for keys, t in step.routes if understanding.matches(said, keys)), pc + 1)
@@ -56,10 +60,31 @@ def answer(
             pc += 1
         elif isinstance(step, StartFlow):
             program, pc = content.flows[step.flow].program, 0
-        else:  # ask, call, verify, handoff, ticket, a condition, the end
-            break
-    text = "\n\n".join(t for t in texts if t)
-    return Answer(start.name, start.title, text) if text else None
+        elif isinstance(step, End):
+            return said_so, True
+        else:  # ask, call, verify, handoff, ticket, a condition
+            return said_so, False
+    return said_so, False
+
+
+def completes(content: Content, name: str, said: str) -> bool:
+    """Does flow `name` answer `said` from the words alone (says something, then ends)?"""
+    said_so, ends = walk(content, name, said)
+    return ends and bool(said_so)
+
+
+def answer(
+    content: Content, intent: str, said: str, channel: str, first_name: str | None = None
+) -> Answer | None:
+    """What the bot says to `said` (understood as `intent`) before it would need anything else,
+    as text; None when the flow starts by asking, checking or calling (the operator answers)."""
+    flow = flow_for(content, intent)
+    if flow is None:
+        return None
+    scope = {"first_name": first_name or FRIEND, "channel": channel}
+    responses, _ = walk(content, flow.name, said)
+    text = "\n\n".join(t for t in (_plain(r, scope, channel) for r in responses) if t)
+    return Answer(flow.name, flow.title, text) if text else None
 
 
 def _plain(response: Response, scope: dict[str, str], channel: str) -> str:

@@ -1,0 +1,45 @@
+"""Where a message asking two things is split (`understanding.two_asks`), and where it is not."""
+
+from __future__ import annotations
+
+import pytest
+
+from dialogs.understanding import two_asks
+
+
+@pytest.mark.parametrize(
+    ("text", "parts"),
+    [
+        (
+            "здравствуйте, подскажите где можно оплатить и какой у меня тариф",
+            ("подскажите где можно оплатить", "какой у меня тариф"),
+        ),
+        ("какой у меня баланс? и где оплатить", ("какой у меня баланс", "где оплатить")),
+        (
+            "хочу сменить тариф, а ещё подключить автоплатёж",
+            ("хочу сменить тариф", "подключить автоплатёж"),
+        ),
+        (
+            "Привет! Как оплатить картой? Какой у меня тариф?",
+            ("Как оплатить картой", "Какой у меня тариф"),
+        ),
+    ],
+)
+def test_two_questions_are_split_where_the_second_begins(text: str, parts: tuple[str, str]) -> None:
+    assert two_asks(text) == parts
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "где оплатить?",
+        "не работает интернет и телевизор",  # one request about two things
+        "где и как оплатить",
+        "оплатил, а деньги не пришли",
+        "не работает интернет, что делать",  # «, что делать» goes on the same request
+        "уже третий день не работает интернет, дети не могут делать уроки",
+        "где оплатить? как оплатить? когда оплатить?",  # three: not guessed at
+    ],
+)
+def test_one_request_is_left_whole(text: str) -> None:
+    assert two_asks(text) is None

@@ -202,6 +202,9 @@ class _Run(Runner):
             sure = 1.0 if own or parse is None else parse.confidence
             if not (self.kb.beats_intent(text, sure) and self.kb.answer(text)):
                 await self._start_both(flow)
+                answered = not (self.handed_off or self.slots.get("_flow") or own)
+                if answered and not self.slots.get("_verify"):
+                    self.kb.offer_beside(text)
             return
         if refusal and intent is None:
             self.turn.handled_as = "cancel"

@@ -207,8 +207,8 @@ async def _in_conversation(
             if wins and top:
                 return "article", top.id
             flow = content.intent_flows.get(parse.intent)
-            offered = beside(kb, text) if flow and completes(content, flow, text) else None
-            return "intent", offered.id if offered and not parse.entities else None
+            under = beside(kb, text) if flow and completes(content, flow, text) else None
+            return "intent", under.id if under and not parse.entities else None
         if top is not None and top.score >= ANSWER_AT:
             return "article", top.id
         offered = [h.id for h in hits if h.score >= SUGGEST_AT]

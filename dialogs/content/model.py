@@ -51,6 +51,8 @@ RESERVED = {
     "verify_ask": "asks who they are: phone or account number (Telegram: a share-contact button)",
     "verify_code_sent": "after a number: 'if it is ours, an SMS code comes' ({minutes} min)",
     "verify_code_wrong": "a wrong code ({tries_left} tries left)",
+    "verify_code_waiting": "a message with no code while the code is awaited",
+    "verify_code_resent": "«не пришло» while the code is awaited: a new code is sent ({minutes} min)",
     "verify_code_expired": "the code is too old: ask for the number again",
     "verify_too_many": "too many wrong codes or code words: a human will help",
     "verify_limited": "too many codes asked for within an hour",

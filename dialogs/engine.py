@@ -45,7 +45,7 @@ from dialogs.messages import Button, Outbound
 from dialogs.responder import Escalator, Turn
 from dialogs.responses import ContentSource, render
 from dialogs.runner import Runner
-from dialogs.verify import Verifier
+from dialogs.verify import NUMBER_GIVEN, Verifier, claim_of
 from storage.models import utcnow
 
 log = logging.getLogger(__name__)
@@ -173,6 +173,11 @@ class _Run(Runner):
         confident = parse is not None and parse.confidence >= self.e.threshold
         intent = parse.intent if parse is not None and confident else None
         self.given_text = text
+        if understanding.only_number(text) and (claim := claim_of(text)) is not None:
+            self.slots[NUMBER_GIVEN] = claim  # «89110000001» first: kept for the check to come
+            self.turn.handled_as = "number"
+            self.say("number_only")
+            return
         started = self.c.started_by(text)  # «жалоба: ...» whatever the rest says
         if started is not None:
             await self.start(started)

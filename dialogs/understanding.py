@@ -252,3 +252,18 @@ def two_asks(text: str) -> tuple[str, str] | None:
     if len(parts) != 2 or any(len(words(p)) < 2 for p in parts):
         return None
     return parts[0], parts[1]
+
+
+_NUMBER_CHARS = re.compile(r"[\d+()\-.\s/№#:,]+")
+_NUMBER_WORDS = frozenset(
+    {"мой", "моя", "номер", "телефон", "тел", "счет", "счёт", "лицевой", "лс", "л", "с", "вот",
+     "это", "договор", "договора", "абонент", "my", "phone"}
+)  # fmt: skip
+
+
+def only_number(text: str) -> bool:
+    """Is the message just a number, perhaps named («89110000001», «мой номер +7 911 …»,
+    «л/с 100200301»)? Subscribers often start so; what they want comes next."""
+    if not any(ch.isdigit() for ch in text):
+        return False
+    return all(w in _NUMBER_WORDS for w in words(_NUMBER_CHARS.sub(" ", text.lower())))

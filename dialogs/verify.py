@@ -161,6 +161,7 @@ class Verification:
             await self._send({"phone": known.get("phone")})
             return False
         claim = _claim(said) if said else None
+        claim = claim or t.slots.pop(NUMBER_GIVEN, None)  # a number sent on its own before
         if claim is not None:
             await self._send(claim)
             return False
@@ -284,6 +285,7 @@ class Verification:
             t.say("verify_unknown")
 
 
+NUMBER_GIVEN = "_number"  # slot: a number the subscriber sent on its own, for the next check
 # «смс не пришла», «код не приходит», «где код?», «отправьте ещё раз»
 _NOT_ARRIVED = re.compile(
     r"не\s*(?:при|до)?(?:шл|шёл|шел|ход|получ)|нет\s+(?:смс|sms|кода|сообщ)"
@@ -291,6 +293,11 @@ _NOT_ARRIVED = re.compile(
     r"|(?:отправ|пришл|вышл|скин)\w*\s+(?:ещё|еще|снова|заново|новый|другой)",
     re.IGNORECASE,
 )
+
+
+def claim_of(text: str) -> dict[str, Any] | None:
+    """A phone or account number in the message (see `_claim`)."""
+    return _claim(text)
 
 
 def _claim(text: str) -> dict[str, Any] | None:

@@ -62,6 +62,7 @@ RESERVED = {
     "verify_secret_ask": "no phone at hand: then the code word",
     "verify_done": "verified ({customer.name})",
     "verify_request": "an operator asks the subscriber to verify (from the console)",
+    "number_only": "a message that is only a phone or account number: what about it? (kept for the check)",
     "logged_out": "after «выйти» / «это не мой номер»: the number is forgotten",
     # Knowledge base (content/knowledge/*.md)
     "kb_helped": "after «👍 Помогло» under an article",

@@ -1,10 +1,10 @@
-"""Where a message asking two things is split (`understanding.two_asks`), and where it is not."""
+"""Reading a message's shape: two questions at once (`two_asks`), a number on its own (`only_number`)."""
 
 from __future__ import annotations
 
 import pytest
 
-from dialogs.understanding import two_asks
+from dialogs.understanding import only_number, two_asks
 
 
 @pytest.mark.parametrize(
@@ -43,3 +43,19 @@ def test_two_questions_are_split_where_the_second_begins(text: str, parts: tuple
 )
 def test_one_request_is_left_whole(text: str) -> None:
     assert two_asks(text) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "alone"),
+    [
+        ("89110000001", True),
+        ("+7 (911) 000-00-01", True),
+        ("мой номер 8 911 000 00 01", True),
+        ("л/с 100200301", True),
+        ("баланс 89110000001", False),  # a request with its number
+        ("тариф за 300 рублей", False),
+        ("привет", False),
+    ],
+)
+def test_a_message_that_is_only_a_number(text: str, alone: bool) -> None:
+    assert only_number(text) is alone

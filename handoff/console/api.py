@@ -36,7 +36,7 @@ from handoff.console.uploads import (
 )
 from handoff.console.views import Forbidden, NotFound, actions, can_view, chat_view, queue_view
 from services import audit
-from storage.models import Conversation, Operator, OperatorRole
+from storage.models import Conversation, Operator, OperatorRole, OperatorStatus
 
 MAX_TEXT_FIELD = 64 * 1024
 MAX_NOTE = 500
@@ -221,11 +221,24 @@ async def note_add(request: web.Request) -> web.Response:
 
 
 async def status(request: web.Request) -> web.Response:
+    """Set my status. Going offline with chats is refused (409, `chats`: how many) unless the
+    body says `release: true`: then they go back to the queue for colleagues (the page asks
+    first). A break ("away") keeps them: new chats stop, the operator finishes these."""
+    state = console(request)
     who = agent(request)
     body = await json_body(request)
     new = str(body.get("status") or "")
-    await console(request).desk.set_status(who.id, new)
-    return web.json_response({"status": new})
+    release = body.get("release") is True
+    if new == OperatorStatus.OFFLINE and not release:
+        held = await state.desk.open_chats(who.id)
+        if held:
+            return web.json_response(
+                {"error": f"У вас чатов: {held}. Уйти из сети и вернуть их в очередь?",
+                 "chats": held},
+                status=409,
+            )  # fmt: skip
+    released = await state.desk.set_status(who.id, new, release=release)
+    return web.json_response({"status": new, "released": released})
 
 
 async def canned_search(request: web.Request) -> web.Response:

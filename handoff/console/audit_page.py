@@ -49,6 +49,7 @@ ACTIONS = {
     "chat_taken": "взял чат",
     "reply_sent": "ответил абоненту",
     "chat_transferred": "передал чат",
+    "chat_released": "вернул чат в очередь, уходя из сети",
     "note_added": "добавил заметку к чату",
     "returned_to_bot": "вернул чат боту",
     "chat_closed": "закрыл чат",

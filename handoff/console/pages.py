@@ -190,7 +190,8 @@ def _busy_page(state: Console) -> web.Response:
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
-    """End the session; an operator who leaves goes offline, so no chat is assigned to them."""
+    """End the session; an operator who leaves goes offline, so no chat is assigned to them, and
+    the chats they still have go back to the queue for colleagues."""
     state = console(request)
     who = me(request)
     async with state.db.transaction() as session:
@@ -198,8 +199,8 @@ async def logout(request: web.Request) -> web.StreamResponse:
         auditing.logged_out(session, request, who)
         # open sockets of this session close at once (handoff.console.live)
         note_event(session, {"type": "session_ended", "operator_id": who.id})
-    if not who.editor and who.status != OperatorStatus.OFFLINE:
-        await state.desk.set_status(who.id, OperatorStatus.OFFLINE)
+    if not who.editor:  # and their chats go back to the queue: nobody would answer them
+        await state.desk.set_status(who.id, OperatorStatus.OFFLINE, release=True)
     response = _see_other(f"{state.prefix}/login")
     clear_cookie(response, SESSION_COOKIE, path=state.prefix)
     return response

@@ -57,7 +57,7 @@ RESOLUTION_LABELS = {
     "spam": "спам",
     "no_reply": "абонент не ответил",
 }
-STATUS_LABELS = {"online": "на линии", "away": "отошёл", "offline": "не в сети"}
+STATUS_LABELS = {"online": "на линии", "away": "перерыв", "offline": "не в сети"}
 AUTHORS = {
     Author.SUBSCRIBER: "Абонент",
     Author.BOT: "Бот",

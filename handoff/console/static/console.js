@@ -320,12 +320,23 @@
     const refresh = debounced(async () => {
       try { renderQueue(await api("GET", "/api/queue")); } catch (e) { flash(e.message); }
     }, 120);
+    // Going offline with chats: the server refuses (409) until the operator agrees to hand
+    // them back to the queue; a break keeps them.
     for (const b of document.querySelectorAll("#status-switch button")) {
       b.addEventListener("click", async () => {
+        const status = b.dataset.status;
         try {
-          await api("POST", "/api/status", { status: b.dataset.status });
+          let done;
+          try {
+            done = await api("POST", "/api/status", { status });
+          } catch (e) {
+            if (e.status !== 409 || !window.confirm(e.message)) throw e;
+            done = await api("POST", "/api/status", { status, release: true });
+          }
+          const n = (done.released || []).length;
+          if (n) flash(`Чатов возвращено в очередь: ${n}`, true);
           refresh();
-        } catch (e) { flash(e.message); }
+        } catch (e) { if (e.status !== 409) flash(e.message); }
       });
     }
     setInterval(tickWaiting, 1000);

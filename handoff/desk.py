@@ -239,6 +239,8 @@ class Desk:
         )
         conv.operator_id = op.id
         conv.assigned_at = now
+        if kind == "taken":  # they took it themselves: nothing in it is news to them
+            conv.operator_read_at = now
         if "_offered_at" not in conv.slots:  # the entry's first offer: the join time runs from it
             conv.slots = {**conv.slots, "_offered_at": now.isoformat()}
         note_event(

@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 
-from handoff.console import auditing, canned, notes
+from handoff.console import auditing, canned, notes, unread
 from handoff.console.security import client_ip
 from handoff.console.state import (
     ApiError,
@@ -69,7 +69,17 @@ async def chat(request: web.Request) -> web.Response:
     except Forbidden as exc:
         raise ApiError(str(exc), 403) from exc
     await auditing.chat_opened(state, request, who, data, via="api")
+    if request.query.get("read") == "1":  # the page shows it to its operator: read
+        await unread.mark_read(state.db, who.id, chat_id(request))
     return web.json_response(data)
+
+
+async def unread_counts(request: web.Request) -> web.Response:
+    """My unread chats (`handoff.console.unread`), the same in every tab and browser."""
+    state = console(request)
+    who = agent(request)
+    async with state.db.session() as session:
+        return web.json_response(unread.as_json(await unread.for_operator(session, who.id)))
 
 
 async def _allowed(request: web.Request, action: str) -> int:

@@ -193,6 +193,7 @@ def console_app(
     r.add_post(r"/api/chats/{id:\d+}/verify", api.verify, name="api:verify")
     r.add_post(r"/api/chats/{id:\d+}/notes", api.note_add, name="api:notes")
     r.add_post("/api/status", api.status, name="api:status")
+    r.add_get("/api/unread", api.unread_counts, name="api:unread")
     r.add_get("/api/canned", api.canned_search, name="api:canned")
     r.add_post("/api/canned", api.canned_add, name="api:canned-add")
     r.add_get("/api/supervisor", api.supervisor_figures, name="api:supervisor")

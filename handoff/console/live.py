@@ -46,8 +46,8 @@ async def relevant(state: Console, who: Me, event: Event) -> bool:
         return True
     if event.get("operator_id") == who.id:
         return True
-    if event.get("type") == "operator":
-        return False  # someone else's status: only supervisors watch that
+    if event.get("type") in ("operator", "read"):
+        return False  # someone else's status or reading: only supervisors watch that
     conv_id = event.get("conversation_id")
     if not isinstance(conv_id, int):
         return False

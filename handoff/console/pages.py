@@ -11,7 +11,7 @@ import time
 from aiohttp import web
 
 from handoff import auth
-from handoff.console import auditing, canned
+from handoff.console import auditing, canned, unread
 from handoff.console.security import (
     CSRF_FIELD,
     LOGIN_COOKIE,
@@ -243,6 +243,7 @@ async def chat(request: web.Request) -> web.StreamResponse:
             )
             replies = await canned.search(session, who)
         await auditing.chat_opened(state, request, who, data, via="page")
+        await unread.mark_read(state.db, who.id, int(request.match_info["id"]))
     except NotFound:
         return _error_page(state, request, 404, "Такого чата нет.")
     except Forbidden:

@@ -45,6 +45,7 @@ from handoff.console.security import (
 )
 from handoff.console.state import CONSOLE, ApiError, Console, ConsoleSettings
 from handoff.console.uploads import UploadError
+from handoff.console.views import ROLE_LABELS
 from handoff.desk import Desk, DeskError
 from handoff.events import Bus
 from storage.db import Database
@@ -129,6 +130,7 @@ def templates() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["duration"] = duration
+    env.filters["role"] = lambda code: ROLE_LABELS.get(code, code)
     return env
 
 

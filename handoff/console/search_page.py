@@ -29,7 +29,7 @@ from sqlalchemy import ColumnElement, Select, false, func, or_, select
 from handoff.console import privacy
 from handoff.console.security import me
 from handoff.console.state import ApiError, console
-from handoff.console.views import CHANNELS, STATES, local, person
+from handoff.console.views import CHANNELS, STATES, can_view, person
 from nlu.phones import normalise_phone
 from storage.models import (
     Author,
@@ -291,8 +291,10 @@ async def page(request: web.Request) -> web.StreamResponse:
                 "channel": c.channel,
                 "channel_label": CHANNELS.get(c.channel, c.channel),
                 "group": c.skill_group or "",
-                "date": local(c.created_at, tz) or "",
+                # the full date: results span months, «06:49» alone says too little
+                "date": c.created_at.astimezone(tz).strftime("%d.%m.%Y %H:%M"),
                 "state": c.state,
+                "openable": can_view(who, c),  # another's live chat: listed, not opened
                 "state_label": STATES.get(ConversationState(c.state), c.state),
                 "snippet": _snippet(text, query.q),
             }

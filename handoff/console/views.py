@@ -58,6 +58,12 @@ RESOLUTION_LABELS = {
     "no_reply": "абонент не ответил",
 }
 STATUS_LABELS = {"online": "на линии", "away": "перерыв", "offline": "не в сети"}
+ROLE_LABELS = {
+    "operator": "оператор",
+    "supervisor": "супервизор",
+    "editor": "редактор",
+    "admin": "администратор",
+}
 AUTHORS = {
     Author.SUBSCRIBER: "Абонент",
     Author.BOT: "Бот",
@@ -169,9 +175,10 @@ def can_view(who: Me, conv: Conversation) -> bool:
         return False
     if who.supervisor or conv.operator_id == who.id:
         return True
-    if conv.state == ConversationState.CLOSED:
-        # A past conversation found by search: an operator helping the subscriber now needs
-        # their history. Read-only (no action applies to a closed chat); opening it is audited.
+    if conv.state in (ConversationState.CLOSED, ConversationState.RATING, ConversationState.BOT):
+        # A conversation found by search that no operator has now (past, or with the bot): an
+        # operator helping the subscriber needs their history. Read-only (no action applies to
+        # it); opening it is audited.
         return True
     return conv.state == ConversationState.QUEUED and conv.skill_group in who.groups
 

@@ -598,7 +598,7 @@
     $("#sv-queues tbody").replaceChildren(...data.queues.map((q) => el("tr", { dataset: { group: q.group } },
       el("td", {}, q.group), el("td", { class: "n" }, q.waiting), el("td", {}, duration(q.longest_wait_s)))));
     $("#sv-operators tbody").replaceChildren(...data.operators.map((op) => el("tr", { dataset: { id: op.id } },
-      el("td", {}, op.name, op.supervisor ? el("small", {}, ` (${op.role})`) : null),
+      el("td", {}, op.name, op.supervisor ? el("small", {}, ` (${op.role_label})`) : null),
       el("td", {}, el("span", { class: `st st-${op.status}` }, op.status_label)),
       el("td", { class: "n" }, `${op.load}/${op.max_chats}`),
       el("td", {}, op.groups.join(", ")))));

@@ -17,9 +17,9 @@
   count nobody else). "away" (a break) keeps the chats the operator has: they finish them, and one
   not answered yet goes back to the queue as a missed chat after `missed_after`. Going "offline"
   with `release=True` (the console, after the operator confirms; logging out) hands every chat the
-  operator still has back to the queue at its old place, ahead of new arrivals (an "escalated"
-  event with the reason `released by <name>`, audited as `chat_released`), and tells each
-  subscriber; without it (the CLI, tests) the chats stay theirs.
+  operator still has back to the queue at its old place, ahead of new arrivals (a "released"
+  event, as when an admin disables an account: `handoff.auth.release_chats`; audited as
+  `chat_released`), and tells each subscriber a colleague will take it over; without it (the CLI, tests) the chats stay theirs.
 Every change is a stored conversation event (SLA figures come from them) and a live event.
 """
 
@@ -39,6 +39,7 @@ from dialogs.limits import MAX_TEXT
 from dialogs.messages import Button, Outbound
 from dialogs.responses import ContentSource, say
 from dialogs.verify import SECRET_PAYLOAD, SECRET_TITLE
+from handoff.auth import release_chats
 from handoff.config import HandoffSettings
 from handoff.queue import HandoffQueue
 from services import audit
@@ -60,7 +61,6 @@ log = logging.getLogger(__name__)
 RESOLUTIONS = ("solved", "not_solved", "duplicate", "spam", "no_reply")
 SUPERVISORS = (OperatorRole.SUPERVISOR, OperatorRole.ADMIN)
 CSAT_PAYLOAD, NPS_PAYLOAD = "csat:", "nps:"
-RELEASED = "released by "  # the reason of a chat handed back by an operator going offline
 
 
 class DeskError(Exception):
@@ -517,26 +517,11 @@ class Desk:
             return (await self._loads(session, [operator_id])).get(operator_id, 0)
 
     async def _release(self, session: AsyncSession, op: Operator) -> list[int]:
-        convs = (
-            await session.scalars(
-                select(Conversation)
-                .where(
-                    Conversation.state == ConversationState.WITH_OPERATOR,
-                    Conversation.operator_id == op.id,
-                )
-                .order_by(Conversation.id)
-                .with_for_update()
-            )
-        ).all()
+        convs = await release_chats(session, op)
         for conv in convs:
             account = await session.get(ChannelAccount, conv.channel_account_id)
             assert account is not None
-            group = conv.skill_group or self.queue.groups[0]
-            conv.priority = max(conv.priority, 1)  # it waited once: ahead of new arrivals
-            replies = await self.queue.escalate(
-                session, conv, account, group=group, reason=f"{RELEASED}{op.name}"
-            )
-            await self._tell(session, conv, [self._say("transferred", account), *replies])
+            await self._tell(session, conv, [self._say("transferred", account)])
             _audit(session, "chat_released", op, conv)
         return [conv.id for conv in convs]
 

@@ -133,8 +133,6 @@ def reason(raw: str | None, content: Content | None) -> str | None:
         return REASONS[raw]
     if raw.startswith("transfer from "):
         return f"передан от {raw.removeprefix('transfer from ')}"
-    if raw.startswith("released by "):
-        return f"вернулся в очередь: {raw.removeprefix('released by ')} не в сети"
     if content is not None and raw in content.flows:
         return f"сценарий «{content.flows[raw].title}»"
     return raw

@@ -10,7 +10,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from storage.db import Database
-from storage.models import AuditEntry, Conversation, ConversationState
+from storage.models import AuditEntry, Conversation, ConversationEvent, ConversationState
 from tests.handoff.test_desk import world
 
 
@@ -74,9 +74,9 @@ async def test_going_offline_with_release_hands_chats_back_in_their_place(db: Da
     for conv_id in (first, second):
         conv = await w.conv(conv_id)
         assert conv.state == ConversationState.QUEUED and conv.operator_id is None
-        assert conv.handoff_reason == "released by Anna"
+        assert conv.priority == 1  # ahead of new arrivals
         texts = await w.sent_texts(conv_id)
-        assert "Передаю твой вопрос" in texts[-2] and "в очереди" in texts[-1], texts
+        assert "Передаю твой вопрос" in texts[-1], texts
     boris = await w.operator("boris", max_chats=2)
     done = await w.desk.assign_waiting()
     # their old places, ahead of the chat that arrived later
@@ -89,6 +89,15 @@ async def test_going_offline_with_release_hands_chats_back_in_their_place(db: Da
             )
         )
     assert sorted(audited) == [first, second]
+    async with db.session() as s:
+        kinds = list(
+            await s.scalars(
+                select(ConversationEvent.kind)
+                .where(ConversationEvent.conversation_id == first)
+                .order_by(ConversationEvent.id)
+            )
+        )
+    assert kinds[-3:] == ["assigned", "released", "assigned"], kinds
 
 
 async def test_going_offline_without_release_keeps_the_chats(db: Database) -> None:

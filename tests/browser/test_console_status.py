@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from playwright.async_api import expect
 
-from storage.models import Operator
+from storage.models import Conversation, Operator
 from tests.browser.conftest import Console, log_in, wait_for, wait_text
 
 pytestmark = pytest.mark.browser
@@ -69,4 +69,34 @@ async def test_the_status_switch_steers_routing(console: Console, page: Any) -> 
     await expect(active).to_have_text("не в сети")
     await expect(page.locator(f"#queue tr[data-id='{first.id}']")).to_be_visible()
     await expect(page.locator("#mine li")).to_have_count(0)
+    await wait_text(lambda: console.telegram.sent(FIRST), "Передаю твой вопрос")
+
+
+async def test_logging_out_with_chats_asks_and_hands_them_back(console: Console, page: Any) -> None:
+    boris = await console.operator("boris", name="Борис")
+    conv = await console.queue_telegram(FIRST)
+    await console.route(boris, conv.id)
+    await log_in(page, console, "boris")
+    await page.goto(f"{console.url}/chats/{conv.id}")
+    asked: list[str] = []
+
+    async def answer(dialog: Any, accept: bool) -> None:
+        asked.append(dialog.message)
+        await (dialog.accept() if accept else dialog.dismiss())
+
+    page.once("dialog", lambda d: answer(d, False))
+    await page.get_by_role("button", name="Выйти").click()
+    await wait_for(lambda: _true(asked), 5, "the question")
+    assert asked == ["У вас чатов: 1. Выйти и вернуть их в очередь?"]
+    await page.wait_for_timeout(300)
+    assert page.url == f"{console.url}/chats/{conv.id}"  # stayed
+
+    page.once("dialog", lambda d: answer(d, True))
+    await page.get_by_role("button", name="Выйти").click()
+    await expect(page).to_have_url(f"{console.url}/login")
+    async with console.app.db.session() as s:
+        op = await s.get(Operator, boris)
+        back = await s.get(Conversation, conv.id)
+        assert op is not None and op.status == "offline"
+        assert back is not None and back.state == "queued" and back.operator_id is None
     await wait_text(lambda: console.telegram.sent(FIRST), "Передаю твой вопрос")

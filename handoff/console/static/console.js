@@ -91,6 +91,7 @@
     body.append(box);
   }
   let liveStarted = false;
+  let leaving = false;  // logging out: the page is going to the login form anyway
   // -- (END incidents) ----------------------------------------------------------------------------
 
   // -- alerts: a chat assigned to me (BEGIN alerts) -----------------------------------------------
@@ -259,7 +260,7 @@
       ws.onclose = (ev) => {
         // 4401: the session ended (logout, the account disabled): to the login form.
         // 4000: the role or groups changed: reconnect at once and re-read.
-        if (ev.code === 4401) { window.location.assign(base + "/login"); return; }
+        if (ev.code === 4401) { if (!leaving) window.location.assign(base + "/login"); return; }
         if (ev.code === 4000) { delay = 0; }
         // never opened: maybe the session is gone (a 401 answer sends the page to the login)
         if (!opened) api("GET", "/api/queue").catch(() => {});
@@ -631,6 +632,21 @@
       } catch (e) { flash(e.message); }
     });
     live(refresh, refresh);
+  }
+
+  // Logging out hands my chats back to the queue (handoff/console/pages.py): ask first.
+  const logoutForm = document.querySelector("form.logout");
+  if (logoutForm && myId) {
+    logoutForm.addEventListener("submit", async (ev) => {
+      if (logoutForm.dataset.confirmed) return;
+      ev.preventDefault();
+      let held = 0;
+      try { held = (await api("GET", "/api/queue")).mine.length; } catch (e) { held = 0; }
+      if (held && !window.confirm(`У вас чатов: ${held}. Выйти и вернуть их в очередь?`)) return;
+      logoutForm.dataset.confirmed = "1";
+      leaving = true;  // the socket's «session ended» must not race the form's own navigation
+      logoutForm.submit();
+    });
   }
 
   alertSwitches();  // (alerts)

@@ -24,6 +24,7 @@ from handoff.console.privacy import Policy
 from handoff.console.security import Me
 from handoff.console.uploads import upload_name
 from handoff.desk import RESOLUTIONS
+from services.tickets import KIND_TITLES
 from storage.models import (
     Author,
     ChannelAccount,
@@ -329,7 +330,9 @@ def _nlu(
     if handled.startswith("form:") or handled in HANDLED_LABELS:  # the NLU's guess didn't matter
         return {
             "intent": HANDLED_LABELS.get(handled, "ответ в форме"),
-            "title": handled.removeprefix("form:") if handled.startswith("form:") else None,
+            "title": readable.slot_label(handled.removeprefix("form:"), content)
+            if handled.startswith("form:")
+            else None,
             "confidence": None,
             "percent": "",
             "alternatives": [],
@@ -568,6 +571,7 @@ async def chat_view(
             {
                 "number": t.number,
                 "kind": t.kind,
+                "kind_label": KIND_TITLES.get(t.kind, t.kind),
                 "status": t.status,
                 "created": local(t.created_at, tz, now),
                 "due": local(t.due_at, tz, now),

@@ -202,6 +202,14 @@ async def test_tickets_filter_highlight_open_and_resolve(console: Console, page:
     await page.click("#tk-chat")
     await page.wait_for_url(f"{console.url}/chats/{marina}")
     await expect(page.locator("#transcript")).to_contain_text("Интернет пропадает каждый вечер")
+    # the chat's context names things in Russian too
+    await expect(page.locator("#tickets")).to_contain_text(f"{urgent} блокировка номера")
+    await expect(page.locator("#tickets")).to_contain_text(f"{number} жалоба")
+    slots = await page.locator("#slot-rows").inner_text()
+    for raw in ("count", "details", "complaint_text", "items"):
+        assert raw not in slots, (raw, slots)
+    form_answer = page.locator("#transcript .nlu", has_text="ответ в форме")
+    await expect(form_answer.locator(".intent-title")).to_have_text("Текст жалобы")
     await page.go_back()
 
     # resolve it with a result: the subscriber is told, the ticket shows it, it is audited

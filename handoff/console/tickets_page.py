@@ -19,6 +19,7 @@ from aiohttp import web
 from sqlalchemy import func, select
 
 from handoff.console.paging import paged
+from handoff.console.readable import SLOT_LABELS
 from handoff.console.security import client_ip, me
 from handoff.console.state import console
 from handoff.console.views import CHANNELS, person
@@ -55,7 +56,10 @@ def _detail(value: Any) -> str:
     if isinstance(value, list):
         return "; ".join(_detail(v) for v in value)
     if isinstance(value, dict):
-        return ", ".join(f"{DETAIL_LABELS.get(k, k)}: {_detail(v)}" for k, v in value.items())
+        return ", ".join(
+            f"{DETAIL_LABELS.get(k) or SLOT_LABELS.get(k, k).lower()}: {_detail(v)}"
+            for k, v in value.items()
+        )
     return str(value)
 
 
@@ -171,7 +175,7 @@ async def _one(request: web.Request, *, error: str | None = None, status: int = 
         )
     data = row(ticket, state.tz, utcnow()) | {"name": names.get(ticket.subscriber_id, "")}
     details = [
-        {"label": DETAIL_LABELS.get(k, k), "value": _detail(v)}
+        {"label": DETAIL_LABELS.get(k) or SLOT_LABELS.get(k, k).lower(), "value": _detail(v)}
         for k, v in (ticket.details or {}).items()
         if v not in (None, "", [], {})
     ]

@@ -23,7 +23,16 @@ from tests.browser.test_console_search import complaint
 pytestmark = pytest.mark.browser
 MARINA, OLEG, VK_USER, WAITING = 8201, 8202, 8203, 8204
 PHONE = "+79161234567"
-RAW = ("open", "resolved", "block_number", "complaint", "with_operator", "queued", "consult:")
+RAW = (
+    "open",
+    "resolved",
+    "block_number",
+    "complaint",
+    "complaint_text",
+    "with_operator",
+    "queued",
+    "consult:",
+)
 
 
 async def readable(page: Any) -> str:
@@ -192,6 +201,12 @@ async def test_tickets_filter_highlight_open_and_resolve(console: Console, page:
     await expect(page.locator("#tk-empty")).to_be_visible()
     await page.select_option("#tk-filter select[name=status]", label="открыта")
     await page.click("#tk-apply")
+
+    # the complaint's page labels what the bot collected
+    await page.get_by_role("link", name=number).click()
+    await page.wait_for_url(f"{console.url}/tickets/{number}")
+    assert "текст жалобы" in await readable(page)
+    await page.go_back()
 
     # open the urgent one: its details and its conversation
     await page.get_by_role("link", name=urgent).click()

@@ -65,8 +65,14 @@ async def _counts(session: AsyncSession, convs: list[Conversation]) -> list[Unre
     return out
 
 
-async def for_operator(session: AsyncSession, operator_id: int) -> list[Unread]:
-    """The operator's chats with something unread."""
+@dataclass(frozen=True, slots=True)
+class Mine:
+    chats: list[int]  # every chat the operator has now
+    unread: list[Unread]  # those with something unread
+
+
+async def for_operator(session: AsyncSession, operator_id: int) -> Mine:
+    """The operator's chats, and those with something unread."""
     convs = list(
         (
             await session.scalars(
@@ -79,13 +85,16 @@ async def for_operator(session: AsyncSession, operator_id: int) -> list[Unread]:
             )
         ).all()
     )
-    return await _counts(session, convs)
+    return Mine([c.id for c in convs], await _counts(session, convs))
 
 
-def as_json(unread: list[Unread]) -> dict[str, Any]:
-    """`/api/unread`: counts per chat, their total, and the chats assigned but not opened yet
-    (the page alerts once per assignment: `at` tells one assignment from the next)."""
+def as_json(mine: Mine) -> dict[str, Any]:
+    """`/api/unread`: counts per chat, their total, the chats assigned but not opened yet (the
+    page alerts once per assignment: `at` tells one assignment from the next), and all my chats
+    (the page re-reads the counts on events about these or naming me, and no others)."""
+    unread = mine.unread
     return {
+        "mine": mine.chats,
         "chats": {str(u.conversation_id): u.count for u in unread},
         "total": sum(u.count for u in unread),
         "new": [

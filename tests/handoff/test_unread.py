@@ -12,8 +12,13 @@ from tests.handoff.test_desk import world
 
 
 async def _counts(db: Database, operator_id: int) -> dict[str, object]:
+    """The `/api/unread` answer without `mine` (checked on its own)."""
     async with db.session() as s:
-        return unread.as_json(await unread.for_operator(s, operator_id))
+        data = unread.as_json(await unread.for_operator(s, operator_id))
+    async with db.session() as s:
+        mine = (await unread.for_operator(s, operator_id)).chats
+    assert data.pop("mine") == mine
+    return data
 
 
 async def test_unread_counts_follow_assignment_messages_and_reading(db: Database) -> None:
@@ -47,6 +52,8 @@ async def test_unread_counts_follow_assignment_messages_and_reading(db: Database
 
     await w.say("1", "спасибо")
     assert await _counts(db, anna) == {"chats": {str(conv): 1}, "total": 1, "new": []}
+    async with db.session() as s:
+        assert (await unread.for_operator(s, anna)).chats == [conv]
 
     # transferred to Борис: new for him, gone for her
     w.clock.now = utcnow()

@@ -111,6 +111,7 @@
   window.__consoleAlerts = alertCounts;
   let sound = null;
   let counts = {};
+  let mineIds = new Set();  // my chats, as the server last said
 
   function store(key, fallback) {
     try { return JSON.parse(window.localStorage.getItem(key)) ?? fallback; } catch (e) { return fallback; }
@@ -158,6 +159,7 @@
       const data = await api("GET", "/api/unread");
       alertCounts.syncs += 1;
       counts = data.chats;
+      mineIds = new Set(data.mine.map(String));
       renderUnread();
       alertNew(data.new);
     } catch (e) { /* the next event or reconnect reads them again */ }
@@ -191,9 +193,10 @@
   }
 
   const ABOUT_MY_CHATS = ["assigned", "message", "closed", "returned", "missed", "queued", "read"];
-  function alertOn(event) {
+  function alertOn(event) {  // only events naming me or about a chat of mine
     if (!myId || event.conversation_id === undefined || event.conversation_id === null) return;
-    if (ABOUT_MY_CHATS.includes(event.type)) syncSoon();
+    if (!ABOUT_MY_CHATS.includes(event.type)) return;
+    if (event.operator_id === myId || mineIds.has(String(event.conversation_id))) syncSoon();
   }
 
   function alertSwitches() {

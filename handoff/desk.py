@@ -19,7 +19,8 @@
   with `release=True` (the console, after the operator confirms; logging out) hands every chat the
   operator still has back to the queue at its old place, ahead of new arrivals (a "released"
   event, as when an admin disables an account: `handoff.auth.release_chats`; audited as
-  `chat_released`), and tells each subscriber a colleague will take it over; without it (the CLI, tests) the chats stay theirs.
+  `chat_released`), and tells each subscriber a colleague will take it over; without it (the
+  CLI, tests) the chats stay theirs.
 Every change is a stored conversation event (SLA figures come from them) and a live event.
 """
 

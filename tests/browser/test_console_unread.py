@@ -77,12 +77,19 @@ async def test_a_chat_assigned_while_offline_alerts_on_reconnect_everywhere(
     other = await browser.new_context(locale="ru-RU")
     try:
         far = await other.new_page()
+        visited: list[str] = []  # where it went, printed if this fails (a stray redirect?)
+        far.on("framenavigated", lambda f: visited.append(f.url) if f == far.main_frame else None)
+        far.on("console", lambda m: visited.append(f"console {m.type}: {m.text}"))
         await log_in(far, console, "nina")
         await expect(far.locator(f"#mine li[data-id='{conv.id}'] .unread")).to_have_text("2")
         await expect(far).to_have_title(f"(2) {title}")
         # reading the chat there clears it here, live
         await far.goto(f"{console.url}/chats/{conv.id}")
-        await expect(far.locator("#transcript")).to_contain_text("алло, есть кто?")
+        try:
+            await expect(far.locator("#transcript")).to_contain_text("алло, есть кто?")
+        except AssertionError:
+            print("the other browser went:", *visited, sep="\n  ")
+            raise
         await expect(mine.locator(".unread")).to_have_count(0)
         await expect(page).to_have_title(title)
         await expect(tab).to_have_title(title)

@@ -50,16 +50,18 @@ def _when(at: datetime | None, tz: tzinfo) -> str:
     return at.astimezone(tz).strftime("%d.%m.%Y %H:%M") if at is not None else ""
 
 
+def _detail_label(key: str) -> str:
+    """A ticket detail's name for people: ours, else the slot's label the bot collected it as."""
+    return DETAIL_LABELS.get(key) or SLOT_LABELS.get(key, key).lower()
+
+
 def _detail(value: Any) -> str:
     if isinstance(value, bool):
         return "да" if value else "нет"
     if isinstance(value, list):
         return "; ".join(_detail(v) for v in value)
     if isinstance(value, dict):
-        return ", ".join(
-            f"{DETAIL_LABELS.get(k) or SLOT_LABELS.get(k, k).lower()}: {_detail(v)}"
-            for k, v in value.items()
-        )
+        return ", ".join(f"{_detail_label(str(k))}: {_detail(v)}" for k, v in value.items())
     return str(value)
 
 
@@ -175,7 +177,7 @@ async def _one(request: web.Request, *, error: str | None = None, status: int = 
         )
     data = row(ticket, state.tz, utcnow()) | {"name": names.get(ticket.subscriber_id, "")}
     details = [
-        {"label": DETAIL_LABELS.get(k) or SLOT_LABELS.get(k, k).lower(), "value": _detail(v)}
+        {"label": _detail_label(k), "value": _detail(v)}
         for k, v in (ticket.details or {}).items()
         if v not in (None, "", [], {})
     ]

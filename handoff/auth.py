@@ -367,8 +367,10 @@ async def end_sessions(session: AsyncSession, operator_id: int) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-async def _release_chats(session: AsyncSession, op: Operator) -> list[int]:
-    """The operator's chats go back to their queue (keeping their place)."""
+async def release_chats(session: AsyncSession, op: Operator) -> list[Conversation]:
+    """The operator's chats go back to their queue, keeping their place and ahead of new
+    arrivals (they waited once already); a "released" event each. Also what the desk does when
+    an operator goes offline with chats (`Desk.set_status(..., release=True)`)."""
     convs = (
         await session.scalars(
             select(Conversation)
@@ -387,8 +389,9 @@ async def _release_chats(session: AsyncSession, op: Operator) -> list[int]:
         conv.operator_id = None
         conv.assigned_at = None
         conv.queued_at = conv.queued_at or utcnow()
+        conv.priority = max(conv.priority, 1)
         note_event(session, {"type": "queued", "conversation_id": conv.id})
-    return [c.id for c in convs]
+    return list(convs)
 
 
 async def _switch_off(session: AsyncSession, op: Operator) -> tuple[int, list[int]]:
@@ -396,7 +399,7 @@ async def _switch_off(session: AsyncSession, op: Operator) -> tuple[int, list[in
     op.disabled_at = op.disabled_at or now
     op.status, op.status_at = OperatorStatus.OFFLINE, now
     ended = await end_sessions(session, op.id)
-    released = await _release_chats(session, op)
+    released = [conv.id for conv in await release_chats(session, op)]
     note_event(session, {"type": "operator", "operator_id": op.id, "status": op.status})
     return ended, released
 

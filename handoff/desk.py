@@ -13,6 +13,14 @@
 - operator actions: `take` (manual, from the queue), `reply`, `transfer` (to a group or an
   operator, with a note), `return_to_bot`, `close` (with a resolution code; the subscriber is
   asked for CSAT), `set_status`.
+- operator status: only "online" operators get new chats (assignment and the queue's estimate
+  count nobody else). "away" (a break) keeps the chats the operator has: they finish them, and one
+  not answered yet goes back to the queue as a missed chat after `missed_after`. Going "offline"
+  with `release=True` (the console, after the operator confirms; logging out) hands every chat the
+  operator still has back to the queue at its old place, ahead of new arrivals (a "released"
+  event, as when an admin disables an account: `handoff.auth.release_chats`; audited as
+  `chat_released`), and tells each subscriber a colleague will take it over; without it (the
+  CLI, tests) the chats stay theirs.
 Every change is a stored conversation event (SLA figures come from them) and a live event.
 """
 
@@ -32,6 +40,7 @@ from dialogs.limits import MAX_TEXT
 from dialogs.messages import Button, Outbound
 from dialogs.responses import ContentSource, say
 from dialogs.verify import SECRET_PAYLOAD, SECRET_TITLE
+from handoff.auth import release_chats
 from handoff.config import HandoffSettings
 from handoff.queue import HandoffQueue
 from services import audit
@@ -231,6 +240,8 @@ class Desk:
         )
         conv.operator_id = op.id
         conv.assigned_at = now
+        if kind == "taken":  # they took it themselves: nothing in it is news to them
+            conv.operator_read_at = now
         if "_offered_at" not in conv.slots:  # the entry's first offer: the join time runs from it
             conv.slots = {**conv.slots, "_offered_at": now.isoformat()}
         note_event(
@@ -479,15 +490,41 @@ class Desk:
             note_event(session, {"type": "closed", "conversation_id": conv.id})
             _audit(session, "chat_closed", op, conv, resolution=resolution)
 
-    async def set_status(self, operator_id: int, status: str) -> None:
+    async def set_status(
+        self, operator_id: int, status: str, *, release: bool = False
+    ) -> list[int]:
+        """Set the operator's status; with `release` and "offline", their chats go back to the
+        queue (see the module's note). Returns the ids of the chats handed back."""
         if status not in tuple(OperatorStatus):
             raise DeskError(f"status must be one of {', '.join(OperatorStatus)}", 400)
+        released: list[int] = []
         async with self.db.transaction() as session:
-            op = await session.get(Operator, operator_id)
+            op = await session.get(Operator, operator_id, with_for_update=True)
             if op is None or op.disabled_at is not None:
                 raise DeskError("unknown operator", 403)
             op.status, op.status_at = status, self.clock()
             note_event(session, {"type": "operator", "operator_id": op.id, "status": status})
+            if release and status == OperatorStatus.OFFLINE:
+                released = await self._release(session, op)
+        if released:
+            log.info(
+                "handoff: %d chat(s) of an operator going offline back in the queue", len(released)
+            )
+        return released
+
+    async def open_chats(self, operator_id: int) -> int:
+        """How many chats the operator has now (the console warns before going offline)."""
+        async with self.db.session() as session:
+            return (await self._loads(session, [operator_id])).get(operator_id, 0)
+
+    async def _release(self, session: AsyncSession, op: Operator) -> list[int]:
+        convs = await release_chats(session, op)
+        for conv in convs:
+            account = await session.get(ChannelAccount, conv.channel_account_id)
+            assert account is not None
+            await self._tell(session, conv, [self._say("transferred", account)])
+            _audit(session, "chat_released", op, conv)
+        return [conv.id for conv in convs]
 
 
 def _audit(

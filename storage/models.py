@@ -181,6 +181,8 @@ class Conversation(Base):
     assigned_at: Mapped[datetime | None] = mapped_column()
     first_response_at: Mapped[datetime | None] = mapped_column()
     operator_replied_at: Mapped[datetime | None] = mapped_column()  # the latest operator reply
+    # when its operator last had it open in the console: their unread count runs from here
+    operator_read_at: Mapped[datetime | None] = mapped_column()
     handoff_reason: Mapped[str | None] = mapped_column(String(200))
     priority: Mapped[int] = mapped_column(default=0)
     declined_by: Mapped[list[Any]] = mapped_column(default=list)  # operators who missed it

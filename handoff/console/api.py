@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 
-from handoff.console import auditing, canned, notes
+from handoff.console import auditing, canned, notes, unread
 from handoff.console.security import client_ip
 from handoff.console.state import (
     ApiError,
@@ -36,7 +36,7 @@ from handoff.console.uploads import (
 )
 from handoff.console.views import Forbidden, NotFound, actions, can_view, chat_view, queue_view
 from services import audit
-from storage.models import Conversation, Operator, OperatorRole
+from storage.models import Conversation, Operator, OperatorRole, OperatorStatus
 
 MAX_TEXT_FIELD = 64 * 1024
 MAX_NOTE = 500
@@ -69,7 +69,17 @@ async def chat(request: web.Request) -> web.Response:
     except Forbidden as exc:
         raise ApiError(str(exc), 403) from exc
     await auditing.chat_opened(state, request, who, data, via="api")
+    if request.query.get("read") == "1":  # the page shows it to its operator: read
+        await unread.mark_read(state.db, who.id, chat_id(request))
     return web.json_response(data)
+
+
+async def unread_counts(request: web.Request) -> web.Response:
+    """My unread chats (`handoff.console.unread`), the same in every tab and browser."""
+    state = console(request)
+    who = agent(request)
+    async with state.db.session() as session:
+        return web.json_response(unread.as_json(await unread.for_operator(session, who.id)))
 
 
 async def _allowed(request: web.Request, action: str) -> int:
@@ -221,11 +231,24 @@ async def note_add(request: web.Request) -> web.Response:
 
 
 async def status(request: web.Request) -> web.Response:
+    """Set my status. Going offline with chats is refused (409, `chats`: how many) unless the
+    body says `release: true`: then they go back to the queue for colleagues (the page asks
+    first). A break ("away") keeps them: new chats stop, the operator finishes these."""
+    state = console(request)
     who = agent(request)
     body = await json_body(request)
     new = str(body.get("status") or "")
-    await console(request).desk.set_status(who.id, new)
-    return web.json_response({"status": new})
+    release = body.get("release") is True
+    if new == OperatorStatus.OFFLINE and not release:
+        held = await state.desk.open_chats(who.id)
+        if held:
+            return web.json_response(
+                {"error": f"У вас чатов: {held}. Уйти из сети и вернуть их в очередь?",
+                 "chats": held},
+                status=409,
+            )  # fmt: skip
+    released = await state.desk.set_status(who.id, new, release=release)
+    return web.json_response({"status": new, "released": released})
 
 
 async def canned_search(request: web.Request) -> web.Response:

@@ -45,6 +45,7 @@ from handoff.console.security import (
 )
 from handoff.console.state import CONSOLE, ApiError, Console, ConsoleSettings
 from handoff.console.uploads import UploadError
+from handoff.console.views import ROLE_LABELS
 from handoff.desk import Desk, DeskError
 from handoff.events import Bus
 from storage.db import Database
@@ -129,6 +130,7 @@ def templates() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["duration"] = duration
+    env.filters["role"] = lambda code: ROLE_LABELS.get(code, code)
     return env
 
 
@@ -193,6 +195,7 @@ def console_app(
     r.add_post(r"/api/chats/{id:\d+}/verify", api.verify, name="api:verify")
     r.add_post(r"/api/chats/{id:\d+}/notes", api.note_add, name="api:notes")
     r.add_post("/api/status", api.status, name="api:status")
+    r.add_get("/api/unread", api.unread_counts, name="api:unread")
     r.add_get("/api/canned", api.canned_search, name="api:canned")
     r.add_post("/api/canned", api.canned_add, name="api:canned-add")
     r.add_get("/api/supervisor", api.supervisor_figures, name="api:supervisor")

@@ -21,7 +21,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
@@ -29,9 +28,10 @@ from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handoff.console.paging import paged
 from handoff.console.security import Me, client_ip, me
 from handoff.console.state import ApiError, console
 from services import audit
@@ -49,6 +49,7 @@ ACTIONS = {
     "chat_taken": "взял чат",
     "reply_sent": "ответил абоненту",
     "chat_transferred": "передал чат",
+    "chat_released": "вернул чат в очередь, уходя из сети",
     "note_added": "добавил заметку к чату",
     "returned_to_bot": "вернул чат боту",
     "chat_closed": "закрыл чат",
@@ -303,25 +304,14 @@ async def page(request: web.Request) -> web.StreamResponse:
                 pager=None, csv_query="", **context,
             )  # fmt: skip
         filtered = query.statement(state.tz)
-        total = int(
-            await session.scalar(select(func.count()).select_from(filtered.subquery())) or 0
+        entries, pager = await paged(
+            session,
+            filtered,
+            (AuditEntry.at.desc(), AuditEntry.id.desc()),
+            page=query.page,
+            size=PAGE_SIZE,
+            params=lambda n: query.params(page=n),
         )
-        pages = max(1, math.ceil(total / PAGE_SIZE))
-        current = min(query.page, pages)
-        entries = (
-            await session.scalars(
-                filtered.order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
-                .offset((current - 1) * PAGE_SIZE)
-                .limit(PAGE_SIZE)
-            )
-        ).all()
-    pager = {
-        "page": current,
-        "pages": pages,
-        "total": total,
-        "newer": urlencode(query.params(page=current - 1)) if current > 1 else None,
-        "older": urlencode(query.params(page=current + 1)) if current < pages else None,
-    }
     return state.render(
         request,
         "audit.html",

@@ -13,7 +13,10 @@ CLI without Redis). A changed role or groups (`session_changed`) closes the oper
 with 4000: the page reconnects and gets events by the new ones.
 
 Only ids travel over the socket (`FORWARDED`): the page re-reads the chat through the API, where
-the role's masking (`handoff.console.privacy`) applies."""
+the role's masking (`handoff.console.privacy`) applies. Nothing is replayed here: when the socket
+(re)connects the page re-reads what it shows and its operator's unread chats
+(`handoff.console.unread`, kept on the server), so whatever happened while it was down shows up
+and alerts then; an operator's `read` events reach only their own pages (and supervisors')."""
 
 from __future__ import annotations
 
@@ -46,8 +49,8 @@ async def relevant(state: Console, who: Me, event: Event) -> bool:
         return True
     if event.get("operator_id") == who.id:
         return True
-    if event.get("type") == "operator":
-        return False  # someone else's status: only supervisors watch that
+    if event.get("type") in ("operator", "read"):
+        return False  # someone else's status or reading: only supervisors watch that
     conv_id = event.get("conversation_id")
     if not isinstance(conv_id, int):
         return False

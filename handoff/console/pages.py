@@ -11,7 +11,7 @@ import time
 from aiohttp import web
 
 from handoff import auth
-from handoff.console import auditing, canned
+from handoff.console import auditing, canned, unread
 from handoff.console.security import (
     CSRF_FIELD,
     LOGIN_COOKIE,
@@ -190,7 +190,8 @@ def _busy_page(state: Console) -> web.Response:
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
-    """End the session; an operator who leaves goes offline, so no chat is assigned to them."""
+    """End the session; an operator who leaves goes offline, so no chat is assigned to them, and
+    the chats they still have go back to the queue for colleagues."""
     state = console(request)
     who = me(request)
     async with state.db.transaction() as session:
@@ -198,8 +199,8 @@ async def logout(request: web.Request) -> web.StreamResponse:
         auditing.logged_out(session, request, who)
         # open sockets of this session close at once (handoff.console.live)
         note_event(session, {"type": "session_ended", "operator_id": who.id})
-    if not who.editor and who.status != OperatorStatus.OFFLINE:
-        await state.desk.set_status(who.id, OperatorStatus.OFFLINE)
+    if not who.editor:  # and their chats go back to the queue: nobody would answer them
+        await state.desk.set_status(who.id, OperatorStatus.OFFLINE, release=True)
     response = _see_other(f"{state.prefix}/login")
     clear_cookie(response, SESSION_COOKIE, path=state.prefix)
     return response
@@ -242,6 +243,7 @@ async def chat(request: web.Request) -> web.StreamResponse:
             )
             replies = await canned.search(session, who)
         await auditing.chat_opened(state, request, who, data, via="page")
+        await unread.mark_read(state.db, who.id, int(request.match_info["id"]))
     except NotFound:
         return _error_page(state, request, 404, "Такого чата нет.")
     except Forbidden:

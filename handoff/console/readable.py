@@ -66,6 +66,15 @@ SLOT_LABELS = {
     "reason": "Причина",
     "amount": "Сумма",
     "until": "До",
+    "count": "Количество",
+    "details": "Подробности",
+    "text": "Текст",
+    "title": "Название",
+    "items": "Список",
+    "current": "Текущая",
+    "visit": "Визит",
+    "comment": "Комментарий",
+    "created_at": "Создана",
 }
 REASONS = {
     "asked for a human": "абонент попросил оператора",
@@ -287,6 +296,11 @@ def _label(key: str, content: Content | None) -> str:
                 first = variant.text.strip().splitlines()[0]
                 return first if len(first) <= 60 else first[:59] + "…"
     return key
+
+
+def slot_label(key: str, content: Content | None) -> str:
+    """A slot's name for people (its label, else its question's first line, else the name)."""
+    return _label(key, content)
 
 
 def value_text(value: Any, tz: tzinfo) -> str:

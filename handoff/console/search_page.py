@@ -16,20 +16,19 @@ inflection is not found there.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
-from urllib.parse import urlencode
 
 from aiohttp import web
 from sqlalchemy import ColumnElement, Select, false, func, or_, select
 
 from handoff.console import privacy
+from handoff.console.paging import paged
 from handoff.console.security import me
 from handoff.console.state import ApiError, console
-from handoff.console.views import CHANNELS, STATES, local, person
+from handoff.console.views import CHANNELS, STATES, can_view, person
 from nlu.phones import normalise_phone
 from storage.models import (
     Author,
@@ -228,16 +227,14 @@ async def page(request: web.Request) -> web.StreamResponse:
     policy = privacy.policy_for(who.role)
     found = statement(query, tz, sqlite=sqlite)
     async with state.db.session() as session:
-        total = int(await session.scalar(select(func.count()).select_from(found.subquery())) or 0)
-        pages = max(1, math.ceil(total / PAGE_SIZE))
-        current = min(query.page, pages)
-        convs = (
-            await session.scalars(
-                found.order_by(Conversation.created_at.desc(), Conversation.id.desc())
-                .offset((current - 1) * PAGE_SIZE)
-                .limit(PAGE_SIZE)
-            )
-        ).all()
+        convs, pager = await paged(
+            session,
+            found,
+            (Conversation.created_at.desc(), Conversation.id.desc()),
+            page=query.page,
+            size=PAGE_SIZE,
+            params=lambda n: query.params(page=n),
+        )
         ids = [c.id for c in convs]
         accounts = {
             a.id: a
@@ -291,19 +288,14 @@ async def page(request: web.Request) -> web.StreamResponse:
                 "channel": c.channel,
                 "channel_label": CHANNELS.get(c.channel, c.channel),
                 "group": c.skill_group or "",
-                "date": local(c.created_at, tz) or "",
+                # the full date: results span months, «06:49» alone says too little
+                "date": c.created_at.astimezone(tz).strftime("%d.%m.%Y %H:%M"),
                 "state": c.state,
+                "openable": can_view(who, c),  # another's live chat: listed, not opened
                 "state_label": STATES.get(ConversationState(c.state), c.state),
                 "snippet": _snippet(text, query.q),
             }
         )
-    pager = {
-        "page": current,
-        "pages": pages,
-        "total": total,
-        "newer": urlencode(query.params(page=current - 1)) if current > 1 else None,
-        "older": urlencode(query.params(page=current + 1)) if current < pages else None,
-    }
     return state.render(
         request, "search.html", error=None, form=query.form(), rows=rows, pager=pager, **options
     )

@@ -32,7 +32,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handoff.analytics import Figures, Period, operator_figures
-from handoff.console.views import STATUS_LABELS, seconds
+from handoff.console.views import ROLE_LABELS, STATUS_LABELS, seconds
 from handoff.desk import SUPERVISORS
 from storage.models import (
     Conversation,
@@ -98,6 +98,7 @@ async def supervisor_view(
             "name": op.name,
             "login": op.login,
             "role": op.role,
+            "role_label": ROLE_LABELS.get(op.role, op.role),
             "supervisor": op.role in SUPERVISORS,
             "groups": list(op.groups),
             "status": op.status,

@@ -11,14 +11,15 @@ the CLI use), so the subscriber is told the result; recorded in the audit log
 
 from __future__ import annotations
 
-import math
 from datetime import datetime, tzinfo
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 from aiohttp import web
 from sqlalchemy import func, select
 
+from handoff.console.paging import paged
+from handoff.console.readable import SLOT_LABELS
 from handoff.console.security import client_ip, me
 from handoff.console.state import console
 from handoff.console.views import CHANNELS, person
@@ -49,13 +50,18 @@ def _when(at: datetime | None, tz: tzinfo) -> str:
     return at.astimezone(tz).strftime("%d.%m.%Y %H:%M") if at is not None else ""
 
 
+def _detail_label(key: str) -> str:
+    """A ticket detail's name for people: ours, else the slot's label the bot collected it as."""
+    return DETAIL_LABELS.get(key) or SLOT_LABELS.get(key, key).lower()
+
+
 def _detail(value: Any) -> str:
     if isinstance(value, bool):
         return "да" if value else "нет"
     if isinstance(value, list):
         return "; ".join(_detail(v) for v in value)
     if isinstance(value, dict):
-        return ", ".join(f"{DETAIL_LABELS.get(k, k)}: {_detail(v)}" for k, v in value.items())
+        return ", ".join(f"{_detail_label(str(k))}: {_detail(v)}" for k, v in value.items())
     return str(value)
 
 
@@ -111,6 +117,12 @@ async def page(request: web.Request) -> web.StreamResponse:
         return state.render(
             request, "error.html", status=400, message=f"Нет статуса заявки «{status[:40]}»."
         )
+    params = {"status": status, "kind": kind, "overdue": "1" if overdue else ""}
+    params = {k: v for k, v in params.items() if v} | ({} if status else {"status": ""})
+
+    def at(n: int) -> dict[str, str]:
+        return params | ({"page": str(n)} if n > 1 else {})
+
     query = select(Ticket)
     if status:
         query = query.where(Ticket.status == status)
@@ -122,31 +134,16 @@ async def page(request: web.Request) -> web.StreamResponse:
         kinds = sorted(
             set(await session.scalars(select(Ticket.kind).distinct())) | set(KIND_TITLES)
         )
-        total = int(await session.scalar(select(func.count()).select_from(query.subquery())) or 0)
         late = int(
             await session.scalar(
                 select(func.count()).where(Ticket.status == TicketStatus.OPEN, Ticket.due_at < now)
             )
             or 0
         )
-        pages = max(1, math.ceil(total / PAGE_SIZE))
-        current = min(page_no, pages)
-        tickets = list(
-            (
-                await session.scalars(
-                    query.order_by(Ticket.due_at, Ticket.id)
-                    .offset((current - 1) * PAGE_SIZE)
-                    .limit(PAGE_SIZE)
-                )
-            ).all()
+        tickets, pager = await paged(
+            session, query, (Ticket.due_at, Ticket.id), page=page_no, size=PAGE_SIZE, params=at
         )
         names = await _names(session, tickets)
-    params = {"status": status, "kind": kind, "overdue": "1" if overdue else ""}
-    params = {k: v for k, v in params.items() if v} | ({} if status else {"status": ""})
-
-    def at(n: int) -> str:
-        return urlencode(params | ({"page": str(n)} if n > 1 else {}))
-
     rows = [row(t, tz, now) | {"name": names.get(t.subscriber_id, "")} for t in tickets]
     return state.render(
         request,
@@ -156,13 +153,7 @@ async def page(request: web.Request) -> web.StreamResponse:
         statuses=[(str(s), label) for s, label in STATUSES.items()],
         kinds=[(k, KIND_TITLES.get(k, k)) for k in kinds],
         late=late,
-        pager={
-            "page": current,
-            "pages": pages,
-            "total": total,
-            "newer": at(current - 1) if current > 1 else None,
-            "older": at(current + 1) if current < pages else None,
-        },
+        pager=pager,
     )
 
 
@@ -186,7 +177,7 @@ async def _one(request: web.Request, *, error: str | None = None, status: int = 
         )
     data = row(ticket, state.tz, utcnow()) | {"name": names.get(ticket.subscriber_id, "")}
     details = [
-        {"label": DETAIL_LABELS.get(k, k), "value": _detail(v)}
+        {"label": _detail_label(k), "value": _detail(v)}
         for k, v in (ticket.details or {}).items()
         if v not in (None, "", [], {})
     ]

@@ -24,6 +24,7 @@ from handoff.console.privacy import Policy
 from handoff.console.security import Me
 from handoff.console.uploads import upload_name
 from handoff.desk import RESOLUTIONS
+from services.tickets import KIND_TITLES
 from storage.models import (
     Author,
     ChannelAccount,
@@ -57,7 +58,13 @@ RESOLUTION_LABELS = {
     "spam": "спам",
     "no_reply": "абонент не ответил",
 }
-STATUS_LABELS = {"online": "на линии", "away": "отошёл", "offline": "не в сети"}
+STATUS_LABELS = {"online": "на линии", "away": "перерыв", "offline": "не в сети"}
+ROLE_LABELS = {
+    "operator": "оператор",
+    "supervisor": "супервизор",
+    "editor": "редактор",
+    "admin": "администратор",
+}
 AUTHORS = {
     Author.SUBSCRIBER: "Абонент",
     Author.BOT: "Бот",
@@ -169,9 +176,10 @@ def can_view(who: Me, conv: Conversation) -> bool:
         return False
     if who.supervisor or conv.operator_id == who.id:
         return True
-    if conv.state == ConversationState.CLOSED:
-        # A past conversation found by search: an operator helping the subscriber now needs
-        # their history. Read-only (no action applies to a closed chat); opening it is audited.
+    if conv.state in (ConversationState.CLOSED, ConversationState.RATING, ConversationState.BOT):
+        # A conversation found by search that no operator has now (past, or with the bot): an
+        # operator helping the subscriber needs their history. Read-only (no action applies to
+        # it); opening it is audited.
         return True
     return conv.state == ConversationState.QUEUED and conv.skill_group in who.groups
 
@@ -322,7 +330,9 @@ def _nlu(
     if handled.startswith("form:") or handled in HANDLED_LABELS:  # the NLU's guess didn't matter
         return {
             "intent": HANDLED_LABELS.get(handled, "ответ в форме"),
-            "title": handled.removeprefix("form:") if handled.startswith("form:") else None,
+            "title": readable.slot_label(handled.removeprefix("form:"), content)
+            if handled.startswith("form:")
+            else None,
             "confidence": None,
             "percent": "",
             "alternatives": [],
@@ -564,6 +574,7 @@ async def chat_view(
             {
                 "number": t.number,
                 "kind": t.kind,
+                "kind_label": KIND_TITLES.get(t.kind, t.kind),
                 "status": t.status,
                 "created": local(t.created_at, tz, now),
                 "due": local(t.due_at, tz, now),

@@ -90,6 +90,19 @@ class Console:
 
         return await wait_for(find, timeout, f"a conversation in state {state}")
 
+    async def route(self, operator_id: int, conv_id: int) -> None:
+        """The routing loop gives the waiting chat to the operator: they go on the line until it
+        is theirs, then take a break (they keep it; nothing new comes to them)."""
+        await self.app.desk.set_status(operator_id, "online")
+
+        async def theirs() -> bool:
+            async with self.app.db.session() as s:
+                conv = await s.get(Conversation, conv_id)
+                return conv is not None and conv.operator_id == operator_id
+
+        await wait_for(theirs, 10, f"chat {conv_id} assigned to operator {operator_id}")
+        await self.app.desk.set_status(operator_id, "away")
+
     async def queue_telegram(self, user: int, *, first: str = "где оплатить?") -> Conversation:
         """A Telegram subscriber asks the bot something, then asks for a human."""
         self.telegram.send_text(user, first)

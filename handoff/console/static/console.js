@@ -91,20 +91,27 @@
     body.append(box);
   }
   let liveStarted = false;
+  let leaving = false;  // logging out: the page is going to the login form anyway
   // -- (END incidents) ----------------------------------------------------------------------------
 
   // -- alerts: a chat assigned to me (BEGIN alerts) -----------------------------------------------
-  // Unread counts per chat live in localStorage (shared by this operator's tabs and pages); the
-  // title shows their sum, «(2) Очередь». A chat assigned to me plays a short sound (unless
-  // muted: remembered in localStorage) and shows a desktop notification when the browser allows.
-  // window.__consoleAlerts counts what was done: headless browsers play and show nothing.
+  // Unread counts per chat come from the server (/api/unread: the same in every tab, after a
+  // reload, on another computer), re-read when the socket (re)connects and on every event about
+  // my chats; the title shows their sum, «(2) Очередь». A chat assigned to me and not opened yet
+  // plays a short sound (unless muted: remembered in localStorage) and shows a desktop
+  // notification when the browser allows, once per assignment (remembered in localStorage, so
+  // another tab or a reload does not ring again); one assigned while the socket was down alerts
+  // when it reconnects. window.__consoleAlerts counts what was done: headless browsers play and
+  // show nothing.
   const myId = Number(body.dataset.me || 0);
-  const UNREAD_KEY = "supportbot.unread";
+  const ALERTED_KEY = "supportbot.alerted";
   const SOUND_KEY = "supportbot.sound";
   const baseTitle = document.title;
-  const alertCounts = { sounds: 0, muted: 0, notifications: 0, notificationsSkipped: 0 };
+  const alertCounts = { sounds: 0, muted: 0, notifications: 0, notificationsSkipped: 0, syncs: 0 };
   window.__consoleAlerts = alertCounts;
   let sound = null;
+  let counts = {};
+  let mineIds = new Set();  // my chats, as the server last said
 
   function store(key, fallback) {
     try { return JSON.parse(window.localStorage.getItem(key)) ?? fallback; } catch (e) { return fallback; }
@@ -112,12 +119,10 @@
   function keep(key, value) {
     try { window.localStorage.setItem(key, JSON.stringify(value)); } catch (e) { /* private mode */ }
   }
-  const unread = () => store(UNREAD_KEY, {});
   const muted = () => store(SOUND_KEY, "on") === "off";
   const viewing = (id) => page === "chat" && String(body.dataset.chatId) === String(id);
 
   function renderUnread() {
-    const counts = unread();
     const total = Object.values(counts).reduce((a, b) => a + b, 0);
     document.title = total ? `(${total}) ${baseTitle}` : baseTitle;
     body.dataset.unread = String(total);
@@ -133,13 +138,33 @@
     }
   }
 
-  function setUnread(id, change) {
-    const counts = unread();
-    const n = change === null ? 0 : (counts[id] || 0) + change;
-    if (n > 0) counts[id] = n; else delete counts[id];
-    keep(UNREAD_KEY, counts);
-    renderUnread();
+  function alertNew(fresh) {
+    const alerted = store(ALERTED_KEY, []);
+    let changed = false;
+    for (const chat of fresh) {
+      const key = `${chat.id}@${chat.at}`;
+      if (alerted.includes(key)) continue;
+      alerted.push(key);
+      changed = true;
+      if (viewing(chat.id) && document.visibilityState === "visible") continue;  // I'm on it
+      ring();
+      notify(chat.id);
+    }
+    if (changed) keep(ALERTED_KEY, alerted.slice(-200));
   }
+
+  async function syncUnread() {
+    if (!myId) return;
+    try {
+      const data = await api("GET", "/api/unread");
+      alertCounts.syncs += 1;
+      counts = data.chats;
+      mineIds = new Set(data.mine.map(String));
+      renderUnread();
+      alertNew(data.new);
+    } catch (e) { /* the next event or reconnect reads them again */ }
+  }
+  const syncSoon = debounced(syncUnread, 100);
 
   function ring() {
     if (muted()) { alertCounts.muted += 1; return; }
@@ -167,23 +192,11 @@
     } catch (e) { alertCounts.notificationsSkipped += 1; }
   }
 
-  function alertOn(event) {
-    const id = event.conversation_id;
-    if (id === undefined || id === null || !myId) return;
-    const mineNow = event.operator_id === myId;
-    if (event.type === "assigned" && mineNow) {
-      if (viewing(id) && document.visibilityState === "visible") return;  // I'm looking at it
-      setUnread(id, 1);
-      ring();
-      notify(id);
-    } else if (event.type === "message" && !event.operator_id && !viewing(id)) {
-      if (unread()[id] !== undefined || document.querySelector(`#mine li[data-id="${id}"]`)) {
-        setUnread(id, 1);  // the subscriber wrote again in a chat of mine
-      }
-    } else if (["closed", "returned"].includes(event.type)
-      || (["assigned", "missed"].includes(event.type) && !mineNow)) {
-      if (unread()[id] !== undefined) setUnread(id, null);  // no longer mine to answer
-    }
+  const ABOUT_MY_CHATS = ["assigned", "message", "closed", "returned", "missed", "queued", "read"];
+  function alertOn(event) {  // only events naming me or about a chat of mine
+    if (!myId || event.conversation_id === undefined || event.conversation_id === null) return;
+    if (!ABOUT_MY_CHATS.includes(event.type)) return;
+    if (event.operator_id === myId || mineIds.has(String(event.conversation_id))) syncSoon();
   }
 
   function alertSwitches() {
@@ -216,7 +229,6 @@
     showAsk();
     dot.after(toggle, ask);
     window.addEventListener("storage", (ev) => {
-      if (ev.key === UNREAD_KEY) renderUnread();
       if (ev.key === SOUND_KEY) showSound();
     });
   }
@@ -236,6 +248,7 @@
         delay = 1000;
         if (dot) { dot.className = "live on"; dot.title = "Живые обновления: подключено"; }
         document.dispatchEvent(new CustomEvent("console:live"));  // (incidents)
+        syncUnread();  // (alerts) what happened while the socket was down
         onOpen();
       };
       ws.onmessage = (msg) => {
@@ -250,7 +263,7 @@
       ws.onclose = (ev) => {
         // 4401: the session ended (logout, the account disabled): to the login form.
         // 4000: the role or groups changed: reconnect at once and re-read.
-        if (ev.code === 4401) { window.location.assign(base + "/login"); return; }
+        if (ev.code === 4401) { if (!leaving) window.location.assign(base + "/login"); return; }
         if (ev.code === 4000) { delay = 0; }
         // never opened: maybe the session is gone (a 401 answer sends the page to the login)
         if (!opened) api("GET", "/api/queue").catch(() => {});
@@ -320,12 +333,23 @@
     const refresh = debounced(async () => {
       try { renderQueue(await api("GET", "/api/queue")); } catch (e) { flash(e.message); }
     }, 120);
+    // Going offline with chats: the server refuses (409) until the operator agrees to hand
+    // them back to the queue; a break keeps them.
     for (const b of document.querySelectorAll("#status-switch button")) {
       b.addEventListener("click", async () => {
+        const status = b.dataset.status;
         try {
-          await api("POST", "/api/status", { status: b.dataset.status });
+          let done;
+          try {
+            done = await api("POST", "/api/status", { status });
+          } catch (e) {
+            if (e.status !== 409 || !window.confirm(e.message)) throw e;
+            done = await api("POST", "/api/status", { status, release: true });
+          }
+          const n = (done.released || []).length;
+          if (n) flash(`Чатов возвращено в очередь: ${n}`, true);
           refresh();
-        } catch (e) { flash(e.message); }
+        } catch (e) { if (e.status !== 409) flash(e.message); }
       });
     }
     setInterval(tickWaiting, 1000);
@@ -465,7 +489,8 @@
     const refresh = debounced(async () => {
       if (gone) return;
       try {
-        renderChat(await api("GET", `/api/chats/${id}`));
+        const read = document.visibilityState === "visible" ? "?read=1" : "";  // (alerts)
+        renderChat(await api("GET", `/api/chats/${id}${read}`));
       } catch (e) {
         if (e.status === 403 || e.status === 404) {
           gone = true;  // returned to the bot or moved to someone else: back to the queue
@@ -565,8 +590,11 @@
 
     const list = $("#transcript");
     list.scrollTop = list.scrollHeight;
+    document.addEventListener("visibilitychange", () => {  // back to the tab: read what came
+      if (document.visibilityState === "visible") refresh();
+    });
     live((event) => {
-      if (String(event.conversation_id) === String(id)) refresh();
+      if (String(event.conversation_id) === String(id) && event.type !== "read") refresh();
     }, refresh);
   }
 
@@ -577,7 +605,7 @@
     $("#sv-queues tbody").replaceChildren(...data.queues.map((q) => el("tr", { dataset: { group: q.group } },
       el("td", {}, q.group), el("td", { class: "n" }, q.waiting), el("td", {}, duration(q.longest_wait_s)))));
     $("#sv-operators tbody").replaceChildren(...data.operators.map((op) => el("tr", { dataset: { id: op.id } },
-      el("td", {}, op.name, op.supervisor ? el("small", {}, ` (${op.role})`) : null),
+      el("td", {}, op.name, op.supervisor ? el("small", {}, ` (${op.role_label})`) : null),
       el("td", {}, el("span", { class: `st st-${op.status}` }, op.status_label)),
       el("td", { class: "n" }, `${op.load}/${op.max_chats}`),
       el("td", {}, op.groups.join(", ")))));
@@ -612,9 +640,22 @@
     live(refresh, refresh);
   }
 
+  // Logging out hands my chats back to the queue (handoff/console/pages.py): ask first.
+  const logoutForm = document.querySelector("form.logout");
+  if (logoutForm && myId) {
+    logoutForm.addEventListener("submit", async (ev) => {
+      if (logoutForm.dataset.confirmed) return;
+      ev.preventDefault();
+      let held = 0;
+      try { held = (await api("GET", "/api/queue")).mine.length; } catch (e) { held = 0; }
+      if (held && !window.confirm(`У вас чатов: ${held}. Выйти и вернуть их в очередь?`)) return;
+      logoutForm.dataset.confirmed = "1";
+      leaving = true;  // the socket's «session ended» must not race the form's own navigation
+      logoutForm.submit();
+    });
+  }
+
   alertSwitches();  // (alerts)
-  if (page === "chat") setUnread(body.dataset.chatId, null);  // opened: read
-  else renderUnread();
   if (page === "queue") queuePage();
   else if (page === "chat") chatPage();
   else if (page === "supervisor") supervisorPage();

@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import signal
 import socket
 import statistics
 import sys
@@ -45,8 +46,21 @@ SECRET = "ceiling-secret"
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 PG_DB = "supportbot_ceiling"
 FIRST_USER = 180_000
-# Questions subscribers really ask; each gets exactly one answer from the reference content.
-TEXTS = ["где оплатить?", "как пополнить баланс?", "где можно оплатить связь"]
+# Questions subscribers really ask, phrased 144 ways (no per-text cache can make the load easy);
+# each gets exactly one answer from the reference content (checked in the warm-up).
+TEXTS = [
+    f"{before}{question}{after}"
+    for before in ("", "подскажите, ", "скажите пожалуйста ", "а ", "привет! ", "добрый день, ")
+    for question in (
+        "где оплатить?",
+        "как пополнить баланс?",
+        "где можно оплатить связь",
+        "как оплатить интернет",
+        "где заплатить за связь",
+        "как положить деньги на счет",
+    )
+    for after in ("", " пожалуйста", " срочно", "?")
+]
 
 
 def free_port() -> int:
@@ -139,9 +153,10 @@ async def start_process(
     raise TimeoutError(f"{argv[1:3]} did not become ready in 120 s")
 
 
-async def stop_process(proc: asyncio.subprocess.Process) -> None:
+async def stop_process(proc: asyncio.subprocess.Process, *, interrupt: bool = False) -> None:
+    """SIGTERM (or SIGINT: a profiler writes its file on Ctrl-C), then SIGKILL after 20 s."""
     if proc.returncode is None:
-        proc.terminate()
+        proc.send_signal(signal.SIGINT if interrupt else signal.SIGTERM)
         try:
             await asyncio.wait_for(proc.wait(), 20)
         except TimeoutError:
@@ -216,7 +231,7 @@ async def drive(
             while k < due:
                 uid = users[(first + k) % subscribers]
                 pending[uid].append(time.monotonic())
-                emu.send_text(uid, TEXTS[(first + k) // subscribers % len(TEXTS)])
+                emu.send_text(uid, TEXTS[(first + k) % len(TEXTS)])
                 k += 1
             await asyncio.sleep(0.002)
         return t0
@@ -263,11 +278,25 @@ async def run_bot(
     emu_url = await emu.start()
     port = free_port()
     workdir = Path(tempfile.mkdtemp(prefix=f"ceiling-{kind}-"))
+    argv, env = command(kind, args, port, emu_url, workdir, db_url)
+    started = await start_process(argv, env, workdir, port, emu)
+    try:
+        result = await drive(emu, rate, args.seconds, args.subscribers or int(rate * 2), 30)
+    finally:
+        await stop_process(started.proc, interrupt=bool(args.wrap))
+        await emu.stop()
+    return result, started.ready_s
+
+
+def command(
+    kind: str, args: argparse.Namespace, port: int, emu_url: str, workdir: Path, db_url: str | None
+) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment of the echo bot or of `supportbot run` (webhook mode)."""
     if kind == "echo":
         argv = [sys.executable, __file__, "--serve-echo", str(port), "--api", emu_url]
         env = dict(os.environ)
     else:
-        argv = [sys.executable, "-m", "supportbot", "run"]
+        argv = [*args.wrap.split(), sys.executable, "-m", "supportbot", "run"]
         env = {
             **os.environ,
             "PYTHONPATH": str(ROOT),
@@ -283,13 +312,7 @@ async def run_bot(
             "SUPPORTBOT_TELEGRAM__WEBHOOK_SECRET": SECRET,
             "SUPPORTBOT_TELEGRAM__RATE_OVERALL": "5000",
         }
-    started = await start_process(argv, env, workdir, port, emu)
-    try:
-        result = await drive(emu, rate, args.seconds, args.subscribers or int(rate * 2), 30)
-    finally:
-        await stop_process(started.proc)
-        await emu.stop()
-    return result, started.ready_s
+    return argv, env
 
 
 def row(name: str, r: Result, ready: float) -> str:
@@ -299,8 +322,43 @@ def row(name: str, r: Result, ready: float) -> str:
     )
 
 
+async def startup(args: argparse.Namespace, db_url: str | None) -> None:
+    """Start each bot `args.startup` times (webhook mode): seconds to /healthz 200. supportbot's
+    first start is on an empty data dir and database (it migrates, trains the NLU, indexes the
+    knowledge base); the others restart it on the same ones, as after a crash or a deploy."""
+    print(f"start -> /healthz 200, {args.startup} starts each; {load_average()}", flush=True)
+    for kind in ("echo", "supportbot") if args.only is None else (args.only,):
+        times = []
+        workdir = Path(tempfile.mkdtemp(prefix=f"ceiling-{kind}-"))
+        for _ in range(args.startup):
+            emu = TelegramEmulator(TOKEN)
+            emu_url = await emu.start()
+            port = free_port()
+            argv, env = command(kind, args, port, emu_url, workdir, db_url)
+            try:
+                started = await start_process(argv, env, workdir, port, emu)
+                times.append(started.ready_s)
+                await stop_process(started.proc, interrupt=bool(args.wrap))
+            finally:
+                await emu.stop()
+        shown = " ".join(f"{t:.2f}" for t in times)
+        if kind == "echo":
+            print(f"{kind:<12} median {statistics.median(times):.2f} s  ({shown})", flush=True)
+        else:
+            again = statistics.median(times[1:]) if len(times) > 1 else float("nan")
+            print(
+                f"{kind:<12} first start {times[0]:.2f} s, restarts median {again:.2f} s  "
+                f"({shown})",
+                flush=True,
+            )
+    print(load_average(), flush=True)
+
+
 async def main(args: argparse.Namespace) -> None:
     db_url = await reset_postgres(args.pg_admin) if args.backend == "postgres" else None
+    if args.startup:
+        await startup(args, db_url)
+        return
     print(f"bench/ceiling.py: {args.seconds:.0f} s per rate; {load_average()}", flush=True)
     print(
         f"{'bot':<22} {'offered':>7} {'achieved':>8} {'answered':>13} {'p50 ms':>8} "
@@ -308,6 +366,10 @@ async def main(args: argparse.Namespace) -> None:
         flush=True,
     )
     for rate in args.rates:
+        if args.only == "supportbot":
+            ours, ours_ready = await run_bot("supportbot", rate, args, db_url)
+            print(row(f"supportbot ({args.backend})", ours, ours_ready), flush=True)
+            continue
         echo, echo_ready = await run_bot("echo", rate, args, None)
         print(row("aiogram echo", echo, echo_ready), flush=True)
         if args.backend == "postgres":
@@ -337,6 +399,21 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=20.0, help="measured seconds per rate")
     parser.add_argument(
         "--subscribers", type=int, default=0, help="chats (default: 2 x rate, 0.5 msg/s each)"
+    )
+    parser.add_argument(
+        "--startup",
+        type=int,
+        default=0,
+        help="only measure start-up: start each bot N times, print the median time to /healthz",
+    )
+    parser.add_argument(
+        "--only", choices=["supportbot"], default=None, help="skip the echo bot (profiling)"
+    )
+    parser.add_argument(
+        "--wrap",
+        default="",
+        help="command put before `python -m supportbot run`, e.g. a profiler: "
+        "'py-spy record -o flame.svg --'",
     )
     parser.add_argument("--serve-echo", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--api", default=None, help=argparse.SUPPRESS)

@@ -10,7 +10,8 @@ store, NLU, dialog, outbox) on SQLite or PostgreSQL.
 The load is open: subscribers' messages are created at the offered rate whatever the bot does
 (each subscriber writes every `subscribers / rate` seconds, below Telegram's ~1 msg/s per chat).
 Latency = message created in the emulator -> the bot's answer received by the emulator. Achieved
-rate = answers / (first message of the window -> last answer). Telegram's 30 msg/s per-bot cap is
+rate = answers / (first message of the window -> last answer); CPU ms = the bot process's CPU
+time per answer (load-independent: the machine may be shared). Telegram's 30 msg/s per-bot cap is
 lifted in supportbot (SUPPORTBOT_TELEGRAM__RATE_OVERALL=5000): the echo bot has none either.
 Also printed: seconds from process start to /healthz answering 200 (readiness).
 
@@ -67,6 +68,15 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def load_average() -> str:
@@ -192,10 +202,11 @@ class Result:
     p50_ms: float
     p99_ms: float
     extra_replies: int
+    cpu_ms: float = 0.0  # the bot process's CPU time per answered message in the window
 
 
 async def drive(
-    emu: TelegramEmulator, rate: float, seconds: float, subscribers: int, settle: float
+    emu: TelegramEmulator, rate: float, seconds: float, subscribers: int, settle: float, pid: int
 ) -> Result:
     """Warm every chat with one message, then offer `rate` msg/s for `seconds`."""
     pending: dict[int, deque[float]] = {}
@@ -253,8 +264,10 @@ async def drive(
         done.clear()
         count = int(rate * seconds)
         expected = count
+        cpu0 = cpu_seconds(pid)
         t0 = await offer(count, subscribers)
         await settled(seconds + settle)
+        cpu = cpu_seconds(pid) - cpu0
         measured = sorted(latencies)
         answered = len(measured)
         elapsed = max(last_answer - t0, 1e-9)
@@ -268,6 +281,7 @@ async def drive(
         p50_ms=statistics.median(measured) * 1000 if measured else float("nan"),
         p99_ms=measured[max(0, int(answered * 0.99) - 1)] * 1000 if measured else float("nan"),
         extra_replies=extra,
+        cpu_ms=cpu * 1000 / max(1, answered),
     )
 
 
@@ -281,7 +295,8 @@ async def run_bot(
     argv, env = command(kind, args, port, emu_url, workdir, db_url)
     started = await start_process(argv, env, workdir, port, emu)
     try:
-        result = await drive(emu, rate, args.seconds, args.subscribers or int(rate * 2), 30)
+        chats = args.subscribers or int(rate * 2)
+        result = await drive(emu, rate, args.seconds, chats, 30, started.proc.pid)
     finally:
         await stop_process(started.proc, interrupt=bool(args.wrap))
         await emu.stop()
@@ -318,7 +333,7 @@ def command(
 def row(name: str, r: Result, ready: float) -> str:
     return (
         f"{name:<22} {r.offered:>7.0f} {r.achieved:>8.1f} {r.answered:>6}/{r.sent:<6} "
-        f"{r.p50_ms:>8.1f} {r.p99_ms:>8.1f} {ready:>7.2f}"
+        f"{r.p50_ms:>8.1f} {r.p99_ms:>8.1f} {ready:>7.2f} {r.cpu_ms:>7.2f}"
     )
 
 
@@ -362,7 +377,7 @@ async def main(args: argparse.Namespace) -> None:
     print(f"bench/ceiling.py: {args.seconds:.0f} s per rate; {load_average()}", flush=True)
     print(
         f"{'bot':<22} {'offered':>7} {'achieved':>8} {'answered':>13} {'p50 ms':>8} "
-        f"{'p99 ms':>8} {'ready s':>7}",
+        f"{'p99 ms':>8} {'ready s':>7} {'CPU ms':>7}",
         flush=True,
     )
     for rate in args.rates:

@@ -38,10 +38,10 @@ async def read_json(
             raise BadBody(f"body over {max_bytes} bytes", 413)
         chunks.append(chunk)
     try:
-        data = orjson.loads(b"".join(chunks))  # refuses nesting over 1,024 levels by itself
-    except RecursionError:
-        raise BadBody("JSON nested too deeply") from None
-    except ValueError:  # orjson.JSONDecodeError, bad UTF-8 included
+        data = orjson.loads(b"".join(chunks))
+    except ValueError as exc:  # orjson.JSONDecodeError, bad UTF-8 included
+        if str(exc).startswith("depth limit exceeded"):  # orjson stops at 1,024 levels
+            raise BadBody("JSON nested too deeply") from None
         raise BadBody("body is not JSON") from None
     if _depth_over(data, max_depth):
         raise BadBody("JSON nested too deeply")

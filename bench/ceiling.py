@@ -131,6 +131,7 @@ def serve_echo(port: int, api_base: str) -> None:
 class Started:
     proc: asyncio.subprocess.Process
     ready_s: float  # process start -> /healthz 200
+    ready_cpu: float  # CPU seconds the process used by then (load-independent)
     log: Path
 
 
@@ -145,6 +146,7 @@ async def start_process(
     )
     out.close()
     ready = None
+    ready_cpu = 0.0
     deadline = t0 + 120
     async with aiohttp.ClientSession() as http:
         while time.monotonic() < deadline:
@@ -156,8 +158,9 @@ async def start_process(
                     async with http.get(f"http://127.0.0.1:{port}/healthz") as resp:
                         if resp.status == 200:
                             ready = time.monotonic() - t0
+                            ready_cpu = cpu_seconds(proc.pid)
             if ready is not None and emu._webhook is not None:  # the webhook is registered
-                return Started(proc, ready, log)
+                return Started(proc, ready, ready_cpu, log)
             await asyncio.sleep(0.02)
     proc.kill()
     raise TimeoutError(f"{argv[1:3]} did not become ready in 120 s")
@@ -343,7 +346,7 @@ async def startup(args: argparse.Namespace, db_url: str | None) -> None:
     knowledge base); the others restart it on the same ones, as after a crash or a deploy."""
     print(f"start -> /healthz 200, {args.startup} starts each; {load_average()}", flush=True)
     for kind in ("echo", "supportbot") if args.only is None else (args.only,):
-        times = []
+        times, cpus = [], []
         workdir = Path(tempfile.mkdtemp(prefix=f"ceiling-{kind}-"))
         for _ in range(args.startup):
             emu = TelegramEmulator(TOKEN)
@@ -353,17 +356,22 @@ async def startup(args: argparse.Namespace, db_url: str | None) -> None:
             try:
                 started = await start_process(argv, env, workdir, port, emu)
                 times.append(started.ready_s)
+                cpus.append(started.ready_cpu)
                 await stop_process(started.proc, interrupt=bool(args.wrap))
             finally:
                 await emu.stop()
         shown = " ".join(f"{t:.2f}" for t in times)
+        cpu = " ".join(f"{t:.2f}" for t in cpus)
         if kind == "echo":
-            print(f"{kind:<12} median {statistics.median(times):.2f} s  ({shown})", flush=True)
+            print(
+                f"{kind:<12} median {statistics.median(times):.2f} s  ({shown}); CPU s {cpu}",
+                flush=True,
+            )
         else:
             again = statistics.median(times[1:]) if len(times) > 1 else float("nan")
             print(
                 f"{kind:<12} first start {times[0]:.2f} s, restarts median {again:.2f} s  "
-                f"({shown})",
+                f"({shown}); CPU s {cpu}",
                 flush=True,
             )
     print(load_average(), flush=True)

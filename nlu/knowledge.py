@@ -22,6 +22,7 @@ import hashlib
 import itertools
 import logging
 import math
+import os
 import pickle
 import re
 from collections.abc import Sequence
@@ -320,7 +321,7 @@ def build_index(docs: tuple[Doc, ...], requests: tuple[str, ...] = ()) -> Knowle
     index = KnowledgeIndex(docs, requests)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{id(index)}.tmp")
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")  # processes may build it at once
         with tmp.open("wb") as f:
             pickle.dump(index, f, protocol=pickle.HIGHEST_PROTOCOL)
         tmp.replace(path)

@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import statistics
@@ -303,6 +304,7 @@ async def run_bot(
     finally:
         await stop_process(started.proc, interrupt=bool(args.wrap))
         await emu.stop()
+    shutil.rmtree(workdir, ignore_errors=True)  # kept (with process.log) when the run failed
     return result, started.ready_s
 
 
@@ -360,6 +362,7 @@ async def startup(args: argparse.Namespace, db_url: str | None) -> None:
                 await stop_process(started.proc, interrupt=bool(args.wrap))
             finally:
                 await emu.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
         shown = " ".join(f"{t:.2f}" for t in times)
         cpu = " ".join(f"{t:.2f}" for t in cpus)
         if kind == "echo":

@@ -29,9 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import orjson
 from aiogram import Bot, Dispatcher, F, Router
 from aiogram.client.session.aiohttp import AiohttpSession
-from aiogram.client.telegram import TelegramAPIServer
+from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
 from aiogram.enums import ChatType, ContentType
 from aiogram.exceptions import (
     ClientDecodeError,
@@ -111,9 +112,13 @@ _MEDIA_KINDS: dict[str, AttachmentKind] = {
 
 def bot_for(token: str, api_base: str | None = None) -> Bot:
     """A Bot for the real cloud (`api_base=None`) or a local server such as the emulator."""
-    if api_base is None:
-        return Bot(token)
-    return Bot(token, session=AiohttpSession(api=TelegramAPIServer.from_base(api_base)))
+    api = TelegramAPIServer.from_base(api_base) if api_base is not None else PRODUCTION
+    return Bot(token, session=AiohttpSession(api=api, json_loads=orjson.loads, json_dumps=_dumps))
+
+
+def _dumps(value: Any) -> str:
+    """aiogram's JSON encoder (request fields such as keyboards): orjson, ~10x json's speed."""
+    return orjson.dumps(value).decode()
 
 
 class TokenRefused(Exception):

@@ -7,9 +7,9 @@ mistake or an attack, answered 400/413 before it reaches a parser that could rec
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 MAX_BODY = 1024 * 1024  # bytes; a Telegram update or VK event is a few KB
@@ -38,10 +38,10 @@ async def read_json(
             raise BadBody(f"body over {max_bytes} bytes", 413)
         chunks.append(chunk)
     try:
-        data = json.loads(b"".join(chunks))
-    except RecursionError:
-        raise BadBody("JSON nested too deeply") from None
-    except ValueError:  # includes UnicodeDecodeError
+        data = orjson.loads(b"".join(chunks))
+    except ValueError as exc:  # orjson.JSONDecodeError, bad UTF-8 included
+        if str(exc).startswith("depth limit exceeded"):  # orjson stops at 1,024 levels
+            raise BadBody("JSON nested too deeply") from None
         raise BadBody("body is not JSON") from None
     if _depth_over(data, max_depth):
         raise BadBody("JSON nested too deeply")

@@ -105,6 +105,8 @@ class OutboxWorker:
         self._paused_until = 0.0
         self._wake = asyncio.Event()
         self._done: list[_Result] = []  # results not written yet (the database was away)
+        self._results: list[_Result] = []  # results waiting for the write on its way
+        self._writing = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._in_flight: set[int] = set()  # claimed row ids whose lease this worker renews
         self._stopping = False
@@ -315,13 +317,31 @@ class OutboxWorker:
 
     async def _deliver(self, item: _Claimed) -> None:
         result = await self._send(item)
+        self._results.append(result)  # the list as it is now (a write may have swapped it)
+        if not self._writing:
+            await self._write_results()
+
+    async def _write_results(self) -> None:
+        """Write every known result at once: a crash after this cannot repeat those sends.
+        Group commit: results that arrive while a write is on its way go in the next one, so
+        under load a transaction carries many rows, and alone a result is written at once."""
+        self._writing = True
         try:
-            await self._write([result])  # at once: a crash after this cannot repeat the send
-        except Exception as exc:
-            log.warning("outbox #%s: result kept for the next pass (%r)", item.id, exc)
-            self._done.append(result)
-        else:
-            self._in_flight.discard(item.id)
+            while self._results:
+                batch, self._results = self._results, []
+                try:
+                    await self._write(batch)
+                except BaseException as exc:
+                    self._done += batch  # kept: written by the next pass or the drain
+                    if not isinstance(exc, Exception):
+                        raise
+                    log.warning("outbox: %d results kept for the next pass (%r)", len(batch), exc)
+                else:
+                    self._in_flight.difference_update(r.item_id for r in batch)
+        finally:
+            self._done += self._results  # cancelled (stopping): the drain writes them
+            self._results = []
+            self._writing = False
         self._wake.set()
 
     async def _send(self, item: _Claimed) -> _Result:

@@ -169,14 +169,12 @@ def matches(text: str, keys: Iterable[str]) -> bool:
     """Does the message have any of the route's words? A one-word key matches the start of a
     word ("перенес" ~ "перенесите"); a phrase must appear as written (tidied)."""
     low = tidy(text)
-    said = low.split()
-    for key in keys:
-        if " " in key:
-            if f" {key} " in f" {low} ":
-                return True
-        elif any(w.startswith(key) for w in said):
-            return True
-    return False
+    keys = tuple(keys)
+    starts = tuple(key for key in keys if " " not in key)  # str.startswith takes them at once
+    if starts and any(w.startswith(starts) for w in low.split()):
+        return True
+    padded = f" {low} "
+    return any(f" {key} " in padded for key in keys if " " in key)
 
 
 # Topic words a free-text answer would not need (the request itself, not its content).

@@ -417,6 +417,7 @@ class TelegramEmulator(BotApi):
         if update is None:
             raise ValueError(f"unknown update_id {update_id}")
         self._s.pending.append(PendingUpdate(update, redelivery=True))
+        self._s.unfiltered = True
         self._notify()
         return update
 

@@ -95,6 +95,7 @@ class State:
     pending: list[PendingUpdate] = field(default_factory=list)
     next_update_id: int = 100_000_001
     allowed_updates: list[str] | None = None
+    unfiltered: bool = False  # updates came (or allowed_updates changed) since the last filter
     sent: list[dict[str, Any]] = field(default_factory=list)
     history: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     calls: list[dict[str, Any]] = field(default_factory=list)
@@ -205,6 +206,7 @@ class BotApi:
         self._s.next_update_id = max(self._s.next_update_id, uid + 1)
         self._s.updates[uid] = update
         self._s.pending.append(PendingUpdate(update))
+        self._s.unfiltered = True
         self._notify()
         return update
 
@@ -224,8 +226,9 @@ class BotApi:
 
     def _drop_disallowed(self) -> None:
         allowed = self._s.allowed_updates
-        if allowed:
+        if allowed and self._s.unfiltered:  # a pass over the whole backlog only when needed
             self._s.pending = [p for p in self._s.pending if update_type(p.update) in allowed]
+        self._s.unfiltered = False
 
     def _check_send_allowed(self, chat: dict[str, Any]) -> None:
         if chat["id"] in self._s.blocked:
@@ -344,6 +347,7 @@ class BotApi:
         timeout = max(self._opt_int(p, "timeout") or 0, 0)
         if p.get("allowed_updates") is not None:
             self._s.allowed_updates = list(p["allowed_updates"]) or None
+            self._s.unfiltered = True
         if offset is not None:
             if offset < 0:
                 fresh = [x for x in self._s.pending if not x.redelivery][offset:]
@@ -385,6 +389,7 @@ class BotApi:
             self._s.pending.clear()
         if p.get("allowed_updates") is not None:
             self._s.allowed_updates = list(p["allowed_updates"]) or None
+            self._s.unfiltered = True
         await self._stop_webhook_task()
         self._webhook = {"url": url, "max_connections": int(p.get("max_connections") or 40)}
         self._webhook_task = asyncio.create_task(self._webhook_loop(url, secret))

@@ -30,6 +30,7 @@ connections nor more than a fraction of one CPU.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import os
@@ -64,8 +65,6 @@ SESSION_DAYS = 7
 MAX_CHATS = 1000
 REMOVED_HASH = "!removed"  # not an argon2 hash: nothing verifies against it
 _hasher = PasswordHasher()
-# Verified when a login is unknown, so "no such user" and "wrong password" take the same time.
-_DUMMY = _hasher.hash("not-a-real-password")
 # Hashes at once: at most half the CPUs (the event loop keeps the rest), at most 2.
 HASH_WORKERS = max(1, min(2, (os.cpu_count() or 2) // 2))
 HASH_RATE = 2.0  # hashes started per second at most (each ~0.1-0.2 s of one CPU)
@@ -505,6 +504,13 @@ async def log_in(session: AsyncSession, login: str, password: str) -> Login:
     return await open_session(session, candidate)
 
 
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified when a login is unknown, so "no such user" and "wrong password" take the same
+    time (made on first use: ~0.2 s of CPU, not at start-up)."""
+    return _hasher.hash("not-a-real-password")
+
+
 async def find_for_login(session: AsyncSession, login: str) -> Candidate | None:
     """The operator a login names, if it can log in at all (not removed)."""
     op = await session.scalar(select(Operator).where(Operator.login == login))
@@ -516,7 +522,7 @@ async def find_for_login(session: AsyncSession, login: str) -> Candidate | None:
 async def check_password(candidate: Candidate | None, password: str) -> None:
     """AuthError unless `password` is the candidate's (DisabledError if it is, for a disabled
     account); `Busy` if the hashing gate is full. An unknown login costs the same hash."""
-    stored = candidate.password_hash if candidate is not None else _DUMMY
+    stored = candidate.password_hash if candidate is not None else _dummy_hash()
     try:  # argon2 is slow on purpose: in the gate's threads, off the event loop
         await PASSWORDS.run(_hasher.verify, stored, password)
         right = candidate is not None

@@ -18,11 +18,16 @@ Pure: no database, no content format; dialogs/content/knowledge.py loads article
 from __future__ import annotations
 
 import functools
+import hashlib
 import itertools
+import logging
 import math
+import os
+import pickle
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from scipy.sparse import csr_matrix, hstack
@@ -32,6 +37,7 @@ from sklearn.linear_model import LogisticRegression
 from nlu import slang
 from nlu.morph import lemma
 
+log = logging.getLogger(__name__)
 BODY_WEIGHT = 0.25  # how much the body's similarity adds to the best question's
 UNKNOWN_PENALTY = 1.0  # a question whose words are half unknown scores half
 OTHER_OPERATOR = "мтс"  # how nlu/slang.py writes any other operator's name
@@ -70,6 +76,7 @@ class Hit:
     unit: int = -1  # its index among the index's units (`KnowledgeIndex.coverage`)
 
 
+@functools.lru_cache(maxsize=16)  # one message is normalised by every view in a row
 def normalise(text: str) -> str:
     """Lowercase, ё as е, slang written one way."""
     return slang.canonical(text.lower().replace("ё", "е"))
@@ -105,6 +112,12 @@ class _View:
     def __init__(self, vectorizer: TfidfVectorizer, texts: list[str]) -> None:
         matrix = vectorizer.fit_transform(texts)
         self.by_feature: csr_matrix = csr_matrix(matrix.T)
+        self.units = int(self.by_feature.shape[1])
+        # The same matrix as plain arrays: a search gathers its features' rows with numpy
+        # (scipy's row indexing costs ~100 us a call, more than the arithmetic).
+        self._indptr: np.ndarray = self.by_feature.indptr.astype(np.int64)
+        self._indices: np.ndarray = self.by_feature.indices
+        self._data: np.ndarray = self.by_feature.data
         self.vocabulary: dict[str, int] = vectorizer.vocabulary_
         self.idf: np.ndarray = vectorizer.idf_
         self.analyze = vectorizer.build_analyzer()
@@ -127,8 +140,17 @@ class _View:
         """Cosine similarity of `text` with every unit (the units are L2-normalised)."""
         rows, weights = self.vector(text)
         if not len(rows):
-            return np.zeros(self.by_feature.shape[1])
-        return np.asarray(weights @ self.by_feature[rows]).ravel()
+            return np.zeros(self.units)
+        starts = self._indptr[rows]
+        lengths = self._indptr[rows + 1] - starts
+        total = int(lengths.sum())
+        if not total:
+            return np.zeros(self.units)
+        # Every stored entry of the question's feature rows, row after row.
+        first = np.cumsum(lengths) - lengths  # where each row's entries begin among them
+        at = np.repeat(starts - first, lengths) + np.arange(total)
+        contributions = np.repeat(weights, lengths) * self._data[at]
+        return np.bincount(self._indices[at], weights=contributions, minlength=self.units)
 
 
 class _Gate:
@@ -267,9 +289,54 @@ class KnowledgeIndex:
         return float(np.square(column).sum())
 
 
+_cache_dir: Path | None = None
+KEEP_CACHED = 3  # index files kept on disk (the newest): a revert loads, older ones go
+
+
+def cache_on_disk(directory: Path | None) -> None:
+    """Keep built indexes as files in `directory` too (the composition root passes the data
+    dir's `kb-cache`): a restart loads the index in ~50 ms instead of building it (1-3 s)."""
+    global _cache_dir
+    _cache_dir = directory
+
+
 @functools.lru_cache(maxsize=4)
 def build_index(docs: tuple[Doc, ...], requests: tuple[str, ...] = ()) -> KnowledgeIndex:
     """The index of `docs`, built once per process for the same articles and requests: a
     content reload that changed no article (an edit to a dialog file) costs nothing here,
-    a changed article about a second (README: figures)."""
-    return KnowledgeIndex(docs, requests)
+    a changed article about a second (README: figures). With `cache_on_disk`, once per
+    data dir: the file's name is a digest of the articles, the requests and this code."""
+    if _cache_dir is None:
+        return KnowledgeIndex(docs, requests)
+    path = _cache_dir / f"kb-{_digest(docs, requests)}.pkl"
+    try:
+        with path.open("rb") as f:
+            cached = pickle.load(f)
+        if isinstance(cached, KnowledgeIndex):
+            return cached
+    except FileNotFoundError:
+        pass
+    except (OSError, pickle.UnpicklingError, AttributeError, EOFError, ImportError) as exc:
+        log.warning("knowledge: ignoring unreadable index cache %s: %r", path, exc)
+    index = KnowledgeIndex(docs, requests)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")  # processes may build it at once
+        with tmp.open("wb") as f:
+            pickle.dump(index, f, protocol=pickle.HIGHEST_PROTOCOL)
+        tmp.replace(path)
+        older = sorted(path.parent.glob("kb-*.pkl"), key=lambda p: p.stat().st_mtime)
+        for old in older[:-KEEP_CACHED]:
+            old.unlink(missing_ok=True)
+    except OSError as exc:  # a read-only or full disk: the index works, the next start builds
+        log.warning("knowledge: index not cached in %s: %r", path.parent, exc)
+    return index
+
+
+def _digest(docs: tuple[Doc, ...], requests: tuple[str, ...]) -> str:
+    """Names the index of these articles and requests built by this code (any change to the
+    retrieval's modules or the slang rules gives another name)."""
+    h = hashlib.sha256(repr((docs, requests)).encode())
+    for module in ("knowledge.py", "morph.py", "slang.py"):
+        h.update((Path(__file__).parent / module).read_bytes())
+    return h.hexdigest()[:16]

@@ -15,14 +15,12 @@ import hmac
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from bots import telegram as tg
-from bots import vk
 from bots.retry import RetryingHandler
 from delivery.pacing import RateLimits, SharedLimits
 from delivery.worker import OutboxWorker
@@ -41,7 +39,7 @@ from handoff.desk import Desk
 from handoff.events import make_bus, redis_prefix
 from handoff.queue import HandoffQueue
 from handoff.rating import RatingResponder
-from handoff.telegram_group import TelegramGroup
+from nlu import knowledge
 from services.actions import flow_actions
 from services.backend import Backend, load_backend
 from services.backend.guard import Limits, guarded
@@ -58,6 +56,9 @@ from supportbot.channel_checks import ChannelChecks
 from supportbot.metrics import Metrics
 from supportbot.nlu_setup import ReloadingEngine
 from supportbot.settings import ConfigError, Settings
+
+if TYPE_CHECKING:
+    from handoff.telegram_group import TelegramGroup
 
 log = logging.getLogger(__name__)
 PROBE_TIMEOUT = 2.0  # seconds a health/readiness probe waits for the database
@@ -135,6 +136,8 @@ class App:
         self.nlu = engine
         self.service.engine = self.metrics.timed(engine)  # NLU latency in /metrics
         self._spawn(engine.watch(), "nlu-reload")
+        # The knowledge base's index is kept in the data dir: a restart loads it (~50 ms).
+        knowledge.cache_on_disk(Path(self.settings.data_dir) / "kb-cache")
         self.content = ReloadingContent(
             self.settings.content_dir,
             engine.intents,
@@ -234,6 +237,10 @@ class App:
         cfg = self.settings.telegram
         if cfg.token is None:
             return None
+        # Imported only when configured: aiogram builds ~300 pydantic models on import (~2 s).
+        from bots import telegram as tg
+        from handoff.telegram_group import TelegramGroup
+
         bot = tg.bot_for(cfg.token.get_secret_value(), cfg.api_base)
         # Polling confirms an update with the next fetch: hold it until it is stored.
         # Counted in /metrics; the channel and update id go on every log line meanwhile.
@@ -306,6 +313,9 @@ class App:
         cfg = self.settings.vk
         if cfg.token is None or cfg.group_id is None:
             return None
+        # Imported only when configured: vkbottle's generated types cost ~1 s to import.
+        from bots import vk
+
         # Counted in /metrics; the channel and update id go on every log line meanwhile.
         inner = self.service if cfg.mode == "callback" else RetryingHandler(self.service)
         handler = self.metrics.observe(inner)

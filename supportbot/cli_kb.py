@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from dialogs.knowledge import ANSWER_AT, SUGGEST_AT
-from nlu.knowledge_eval import QuestionSetError, evaluate_kb, load_questions
 from supportbot.settings import ConfigError, Settings
 
 DEFAULT_SET = Path("knowledge_test")  # under the content directory: every *.yml in it
@@ -82,6 +81,8 @@ async def _search(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _evaluate(settings: Settings, args: argparse.Namespace) -> int:
+    from nlu.knowledge_eval import QuestionSetError, evaluate_kb, load_questions
+
     content = _content(settings)
     path = args.questions or settings.content_dir / DEFAULT_SET
     files = sorted(path.glob("*.yml")) if path.is_dir() else [path]

@@ -15,14 +15,16 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nlu.calibration import DEFAULT_TARGET
 from nlu.data import TrainingDataError, load_training_data
-from nlu.evaluate import MeasurementError, Report, cross_validate, evaluate
 from nlu.rasa_server import RasaUnavailable
 from nlu.types import IntentEngine
 from supportbot.settings import ConfigError, Settings
+
+if TYPE_CHECKING:  # nlu.evaluate brings sklearn.metrics: imported by `nlu evaluate` only
+    from nlu.evaluate import Report
 
 
 def add_nlu_commands(sub: Any) -> None:
@@ -129,6 +131,7 @@ def _progress(label: str) -> Callable[[int, int], None] | None:
 
 
 async def _evaluate(settings: Settings, args: argparse.Namespace) -> int:
+    from nlu.evaluate import MeasurementError, cross_validate, evaluate
     from supportbot.nlu_setup import build_engine, rasa_only, training_data
 
     if not 0 < args.target <= 1:

@@ -31,6 +31,7 @@ from dialogs.messages import Channel
 from dialogs.pipeline import ConversationService
 from dialogs.reload import ReloadingContent
 from dialogs.responder import Responder
+from dialogs.versions import ContentVersions
 from handoff import worker as handoff_worker
 from handoff.console.app import console_app
 from handoff.console.canned import seed_canned
@@ -60,6 +61,7 @@ from supportbot.nlu_setup import ReloadingEngine
 from supportbot.settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
+ContentTests = Callable[[Path], Awaitable[list[dict[str, Any]]]]
 PROBE_TIMEOUT = 2.0  # seconds a health/readiness probe waits for the database
 # Seconds a connection may sit without a complete request: idle between requests, and (aiohttp
 # has no separate knob) the time a client has to send a request's headers. Above the 60 s that
@@ -80,6 +82,10 @@ class App:
             Limits(timeout=settings.backend_timeout, concurrency=settings.backend_concurrency),
         )
         self.content: ReloadingContent | None = None
+        self.versions: ContentVersions | None = None  # content versions (the console studio)
+        # Runs a content folder's conversation tests (supportbot/content_tests.py, set by whoever
+        # starts the app: the storydriver builds an App itself); None: the studio cannot run them.
+        self.content_tests: ContentTests | None = None
         self.nlu: ReloadingEngine | None = None
         self._responder = responder
         # This deployment's Redis keys and channels start with it (SUPPORTBOT_HANDOFF__REDIS_PREFIX).
@@ -131,12 +137,13 @@ class App:
         prepare = getattr(self.backend, "prepare", None)  # e.g. the demo seeds its subscribers
         if prepare is not None:
             await prepare(self.db)
-        engine = await ReloadingEngine.start(self.settings)
+        content_dir = await self._content_versions()
+        engine = await ReloadingEngine.start(self.settings, content_dir / "nlu")
         self.nlu = engine
         self.service.engine = self.metrics.timed(engine)  # NLU latency in /metrics
         self._spawn(engine.watch(), "nlu-reload")
         self.content = ReloadingContent(
-            self.settings.content_dir,
+            content_dir,
             engine.intents,
             actions=self.actions,
             groups=self.settings.skill_groups,
@@ -154,6 +161,10 @@ class App:
         if isinstance(self.service.responder, DialogEngine):  # "продолжим здесь" notices
             self.service.notices = self.service.responder
         self._spawn(self.content.watch(), "dialogs-reload")
+        if self.settings.content_store == "database":
+            assert self.versions is not None
+            following = self.versions.follow(self._switch_content, self.bus.subscribe())
+            self._spawn(following, "content-versions")
         await self.bus.start()
         self.desk = Desk(
             self.db,
@@ -202,6 +213,28 @@ class App:
             self._spawn(worker.run(), f"outbox-{worker.channel}")
         log.info("supportbot listening on %s", self.url)
         log.info("%s", self._describe())
+
+    async def _content_versions(self) -> Path:
+        """The content folder to serve: content_dir itself (SUPPORTBOT_CONTENT_STORE=files; the
+        studio's publishes are written into it), or the newest published version laid out under
+        data_dir (database; seeded from content_dir when the database has none)."""
+        cache = (Path(self.settings.data_dir) / "content-versions").resolve()
+        groups = self.settings.skill_groups
+        if self.settings.content_store == "files":
+            self.versions = ContentVersions(
+                self.db, self.actions, groups, cache, mirror=self.settings.content_dir
+            )
+            return self.settings.content_dir
+        self.versions = ContentVersions(self.db, self.actions, groups, cache)
+        live = await self.versions.seed(self.settings.content_dir)
+        self.versions.live_id = live
+        return await self.versions.layout(live)
+
+    async def _switch_content(self, folder: Path) -> bool:
+        """A newly published version: the NLU retrains if its data changed, then the dialogs."""
+        assert self.nlu is not None and self.content is not None
+        await self.nlu.switch(folder / "nlu")
+        return await self.content.switch(folder)
 
     def _describe(self) -> str:
         """What this process runs on, secrets masked: the first thing to check when the bot
@@ -448,6 +481,8 @@ class App:
         if self.content is None:
             return None
         report: dict[str, Any] = {"version": self.content.current.fingerprint}
+        if self.versions is not None and self.versions.live_id is not None:
+            report["content_version"] = self.versions.live_id  # the published version served
         if self.content.last_error:
             report["rejected_edit"] = self.content.last_error.splitlines()
         return report

@@ -116,14 +116,20 @@ class ContentVersions:
         disk = await asyncio.to_thread(read_tree, content_dir)
         if vid is not None and disk == tree:
             return vid
-        new = await self.import_tree(
+        errors = await self._errors(disk)
+        if errors:
+            raise ContentError(errors)
+        new = await self._add(
             disk,
             author="content/",
             comment=f"из папки {content_dir}",
             kind="seed",
+            reset=True,
+            first_only=self.mirror is None,
         )
-        assert new is not None or vid is not None
-        return new if new is not None else vid  # type: ignore[return-value]
+        result = new if new is not None else vid
+        assert result is not None
+        return result
 
     async def _add(
         self,
@@ -134,9 +140,13 @@ class ContentVersions:
         kind: str,
         reset: bool,
         restored_from: int | None = None,
+        first_only: bool = False,
     ) -> int | None:
         async with self.db.transaction() as s:
+            await store.lock(s)
             parent = await store.latest_version_id(s)
+            if first_only and parent is not None:
+                return parent  # another process seeded meanwhile
             old = await store.version_tree(s, parent) if parent is not None else {}
             if old == tree and kind != "restore":
                 if reset:
@@ -313,10 +323,6 @@ class ContentVersions:
         if newest is None or newest == self.live_id:
             return
         folder = await self.layout(newest)
-        previous, self.live_id = self.live_id, newest
-        try:
-            await switch(folder)
-        except BaseException:
-            self.live_id = previous  # tried again next round
-            raise
+        await switch(folder)
+        self.live_id = newest  # what /healthz reports: only once it answers
         log.info("content: version %d live", newest)

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import (
@@ -64,13 +65,29 @@ async def _put_blobs(session: AsyncSession, tree: Tree) -> dict[str, str]:
                 )
             ).all()
         )
-    added: set[str] = set()
+    missing: dict[str, bytes] = {}
     for path, digest in shas.items():
-        if digest not in have and digest not in added:
-            session.add(ContentBlob(sha256=digest, data=tree[path]))
-            added.add(digest)
-    await session.flush()
+        if digest not in have:
+            missing[digest] = tree[path]
+    if missing:
+        # Another process may store the same bytes meanwhile: theirs are the same, keep either.
+        dialect = session.get_bind().dialect.name
+        module = postgresql if dialect == "postgresql" else sqlite
+        rows = [{"sha256": d, "data": data} for d, data in missing.items()]
+        for start in range(0, len(rows), 200):
+            stmt = module.insert(ContentBlob).values(rows[start : start + 200])
+            await session.execute(stmt.on_conflict_do_nothing(index_elements=["sha256"]))
     return shas
+
+
+async def lock(session: AsyncSession) -> None:
+    """Serialize writers of versions until the transaction ends (PostgreSQL: an advisory lock;
+    SQLite: the database's one writer)."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
+
+
+_LOCK_KEY = 0x5C0_17E4  # "content versions"
 
 
 async def _blobs(session: AsyncSession, shas: set[str]) -> dict[str, bytes]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from typing import Any
 
 from dialogs.actions import Actions
 from dialogs.content_tree import (
+    FOLDER,
     Tree,
     fingerprint,
     materialize,
@@ -82,9 +84,13 @@ class ContentVersions:
 
     async def check(self, tree: Tree) -> list[Problem]:
         """Every problem (errors first, then warnings) the validator finds in `tree`."""
-        folder = await asyncio.to_thread(materialize, tree, self.cache)
-        _content, problems = await asyncio.to_thread(validate, folder, self.actions, self.groups)
-        return problems
+        return await asyncio.to_thread(self._check, tree)
+
+    def _check(self, tree: Tree) -> list[Problem]:
+        with tempfile.TemporaryDirectory(prefix="supportbot-check-") as tmp:
+            folder = Path(tmp) / FOLDER
+            write_tree(tree, folder)
+            return validate(folder, self.actions, self.groups)[1]
 
     async def _errors(self, tree: Tree) -> list[Problem]:
         return [p for p in await self.check(tree) if not p.warning]
@@ -276,6 +282,20 @@ class ContentVersions:
                 results=results,
                 run_by=author,
             )
+
+    async def test_run(self, tree: Tree) -> dict[str, Any] | None:
+        """The recorded test run of this exact tree, if any."""
+        async with self.db.session() as s:
+            run = await store.get_test_run(s, fingerprint(tree))
+        if run is None:
+            return None
+        return {
+            "passed": run.passed,
+            "failed": run.failed,
+            "results": run.results,
+            "run_by": run.run_by,
+            "run_at": run.run_at.isoformat(),
+        }
 
     # -- following the newest version --------------------------------------------------------
 

@@ -36,6 +36,7 @@ from handoff import worker as handoff_worker
 from handoff.console.app import console_app
 from handoff.console.canned import seed_canned
 from handoff.console.incidents_page import INCIDENTS
+from handoff.console.studio_page import Studio
 from handoff.console.training import REVIEW_MARGIN, Training
 from handoff.console.uploads import UploadSender
 from handoff.desk import Desk
@@ -138,6 +139,7 @@ class App:
         if prepare is not None:
             await prepare(self.db)
         content_dir = await self._content_versions()
+        assert self.versions is not None
         engine = await ReloadingEngine.start(self.settings, content_dir / "nlu")
         self.nlu = engine
         self.service.engine = self.metrics.timed(engine)  # NLU latency in /metrics
@@ -186,6 +188,13 @@ class App:
                     engine,
                     review_below=self.settings.nlu.threshold + REVIEW_MARGIN,
                 ),
+                studio=Studio(
+                    self.versions,
+                    run_tests=self._content_tests,
+                    content_dir=self.settings.content_dir
+                    if self.settings.content_store == "files"
+                    else None,
+                ),
             ),
         )
         handoff_loop = functools.partial(handoff_worker.run, self.desk, self.bus)
@@ -229,6 +238,11 @@ class App:
         live = await self.versions.seed(self.settings.content_dir)
         self.versions.live_id = live
         return await self.versions.layout(live)
+
+    async def _content_tests(self, folder: Path) -> list[dict[str, Any]]:
+        if self.content_tests is None:
+            raise RuntimeError("conversation tests are not wired in this process")
+        return await self.content_tests(folder)
 
     async def _switch_content(self, folder: Path) -> bool:
         """A newly published version: the NLU retrains if its data changed, then the dialogs."""

@@ -1,0 +1,518 @@
+// The content studio (handoff/console/studio_page.py): browse the draft, edit a response in a form
+// or any file as YAML with problems checked as you type, diff, tests, publish, versions.
+// Content is only ever inserted as text (textContent / createTextNode), never as HTML.
+"use strict";
+
+(() => {
+  const body = document.body;
+  if (body.dataset.page !== "studio") return;
+  const base = body.dataset.base || "/console";
+  const csrfMeta = document.querySelector('meta[name="csrf-token"]');
+  const csrf = csrfMeta ? csrfMeta.getAttribute("content") : "";
+  const $ = (sel) => document.querySelector(sel);
+  const KINDS = { intent: "интент", flow: "сценарий", goto: "шаг", url: "ссылка", request: "запрос" };
+
+  function el(tag, props, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(props || {})) {
+      if (value === null || value === undefined || value === false) continue;
+      if (key === "class") node.className = value;
+      else if (key === "dataset") Object.assign(node.dataset, value);
+      else if (key === "value") node.value = value;
+      else node.setAttribute(key, String(value));
+    }
+    for (const child of children) {
+      if (child === null || child === undefined || child === false) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  }
+
+  function flash(text, ok) {
+    const box = $("#flash");
+    if (!box) return;
+    box.textContent = text;
+    box.className = ok ? "flash ok" : "flash";
+    box.hidden = false;
+    clearTimeout(flash.timer);
+    flash.timer = setTimeout(() => { box.hidden = true; }, ok ? 3000 : 9000);
+  }
+
+  async function api(method, path, payload) {
+    const opts = { method, headers: { Accept: "application/json" }, credentials: "same-origin" };
+    if (method !== "GET") opts.headers["X-CSRF-Token"] = csrf;
+    if (payload !== undefined) {
+      opts.headers["Content-Type"] = "application/json";
+      opts.body = JSON.stringify(payload);
+    }
+    const resp = await fetch(base + path, opts);
+    if (resp.status === 401) { window.location = base + "/login"; throw new Error("401"); }
+    const data = await resp.json().catch(() => ({}));
+    return { ok: resp.ok, status: resp.status, data };
+  }
+
+  const state = {
+    draft: null,
+    tab: "responses",
+    open: null, // {kind: "response"|"file", name, file, revision, fields}
+    mode: "form",
+    timer: null,
+    seq: 0,
+  };
+
+  // -- the draft and the list on the left -----------------------------------------------------
+  async function loadDraft() {
+    const { ok, data } = await api("GET", "/api/studio/draft");
+    if (!ok) { flash(data.error || "Не удалось загрузить черновик"); return; }
+    state.draft = data;
+    const changed = data.files.filter((f) => f.changed).length + data.removed.length;
+    $("#live-version").textContent = `Опубликована версия ${data.live_id ?? "—"}; ` +
+      (changed ? `в черновике изменено файлов: ${changed}` : "черновик совпадает с ней");
+    renderBrowse();
+    renderDraftState();
+  }
+
+  function changedFiles() {
+    return new Set((state.draft ? state.draft.files : []).filter((f) => f.changed).map((f) => f.path));
+  }
+
+  function renderBrowse() {
+    const list = $("#browse");
+    list.textContent = "";
+    if (!state.draft) return;
+    const q = $("#filter").value.trim().toLowerCase();
+    const cat = state.draft.catalogue;
+    const changed = changedFiles();
+    let items = [];
+    if (state.tab === "responses") {
+      items = cat.responses.map((r) => ({ key: `r:${r.name}`, title: r.name, sub: r.file, file: r.file,
+        open: () => openResponse(r.name) }));
+    } else if (state.tab === "flows") {
+      items = cat.flows.map((f) => ({ key: `f:${f.name}`, title: f.title, sub: `${f.name} · ${f.file}`,
+        file: f.file, open: () => openFile(f.file, new RegExp(`^  ${f.name}:`, "m"), `сценарий «${f.title}»`) }));
+    } else if (state.tab === "intents") {
+      items = cat.intents.map((i) => ({ key: `i:${i.name}`, title: i.name,
+        sub: `${i.examples} примеров · ${i.file}`, file: i.file,
+        open: () => openFile(i.file, new RegExp(`^- intent: ${i.name}\\s*$`, "m"), `примеры интента ${i.name}`) }));
+    } else {
+      items = state.draft.files.filter((f) => f.text).map((f) => ({ key: `p:${f.path}`, title: f.path,
+        sub: null, file: f.path, open: () => openFile(f.path) }));
+    }
+    for (const item of items) {
+      if (q && !`${item.title} ${item.sub || ""}`.toLowerCase().includes(q)) continue;
+      const li = el("li", { dataset: { key: item.key }, class: changed.has(item.file) ? "changed" : null },
+        item.title, item.sub ? el("small", {}, item.sub) : null);
+      if (state.open && state.open.key === item.key) li.classList.add("on");
+      li.addEventListener("click", () => { item.open(); });
+      list.append(li);
+    }
+  }
+
+  function renderDraftState() {
+    const d = state.draft;
+    const errors = d.problems.filter((p) => !p.warning);
+    const box = $("#draft-problems");
+    box.textContent = "";
+    for (const p of errors.slice(0, 30)) box.append(problemItem(p, true));
+    let text = errors.length ? `В черновике ошибок: ${errors.length}. Публикация невозможна, пока они есть.`
+      : "Ошибок нет.";
+    $("#draft-state").textContent = text;
+    renderTests(d.tests, d.tests_running);
+  }
+
+  function problemItem(p, jump) {
+    const li = el("li", { class: p.warning ? "warning" : null }, el("code", {}, p.where), p.message);
+    if (jump) li.addEventListener("click", () => openFile(p.file, null, null, p.line));
+    else li.addEventListener("click", () => selectLine(p.line));
+    return li;
+  }
+
+  // -- opening a response (form) or a file (YAML) ------------------------------------------------
+  function show(kind) {
+    $("#response-form").hidden = kind !== "form";
+    $("#yaml-box").hidden = kind !== "yaml";
+    $("#mode-form").classList.toggle("on", kind === "form");
+    $("#mode-yaml").classList.toggle("on", kind === "yaml");
+    $("#save").disabled = false;
+  }
+
+  async function openResponse(name) {
+    const { ok, data } = await api("GET", `/api/studio/response?name=${encodeURIComponent(name)}`);
+    if (!ok) { flash(data.error || "Не удалось открыть ответ"); return; }
+    state.open = { kind: "response", key: `r:${name}`, name, file: data.file, revision: data.revision,
+      fields: data.fields };
+    $("#editing").textContent = `Ответ «${name}»`;
+    $("#editing-where").textContent = `файл ${data.file}`;
+    $("#mode-switch").hidden = false;
+    $("#problems").textContent = "";
+    $("#save-state").textContent = "";
+    const noForm = $("#no-form");
+    noForm.hidden = !data.no_form;
+    noForm.textContent = data.no_form || "";
+    renderBrowse();
+    if (data.fields) {
+      state.mode = "form";
+      renderForm(data.fields);
+      show("form");
+    } else {
+      await loadYaml(data.file);
+    }
+  }
+
+  async function openFile(path, pattern, label, line) {
+    state.open = { kind: "file", key: `p:${path}`, file: path };
+    $("#editing").textContent = label ? `${label[0].toUpperCase()}${label.slice(1)}` : path;
+    $("#editing-where").textContent = `файл ${path}`;
+    $("#mode-switch").hidden = true;
+    $("#no-form").hidden = true;
+    $("#problems").textContent = "";
+    $("#save-state").textContent = "";
+    renderBrowse();
+    await loadYaml(path);
+    const text = $("#yaml").value;
+    if (pattern) {
+      const m = pattern.exec(text);
+      if (m) selectLine(text.slice(0, m.index).split("\n").length);
+    } else if (line) selectLine(line);
+  }
+
+  async function loadYaml(path) {
+    const { ok, data } = await api("GET", `/api/studio/file?path=${encodeURIComponent(path)}`);
+    if (!ok) { flash(data.error || "Не удалось открыть файл"); return; }
+    state.open.file = path;
+    state.open.revision = data.revision;
+    state.mode = "yaml";
+    $("#yaml").value = data.text;
+    show("yaml");
+    checkSoon();
+  }
+
+  function selectLine(line) {
+    const area = $("#yaml");
+    if ($("#yaml-box").hidden) return;
+    const lines = area.value.split("\n");
+    let start = 0;
+    for (let i = 0; i < line - 1 && i < lines.length; i += 1) start += lines[i].length + 1;
+    const end = start + (lines[line - 1] || "").length;
+    area.focus();
+    area.setSelectionRange(start, end);
+    const lineHeight = area.scrollHeight / Math.max(lines.length, 1);
+    area.scrollTop = Math.max(0, (line - 5) * lineHeight);
+  }
+
+  // -- the response form -------------------------------------------------------------------------
+  function fieldBox(id, label, input) {
+    return el("label", { class: "field", dataset: { field: id } }, el("span", {}, label), input,
+      el("p", { class: "field-error", id: `err-${id.replace(".", "-")}`, hidden: true }));
+  }
+
+  function renderForm(fields) {
+    const box = $("#variants");
+    box.textContent = "";
+    fields.variants.forEach((v, i) => box.append(variantBox(v, i, fields.variants.length)));
+  }
+
+  function variantBox(v, i, count) {
+    const id = (part) => `v${i}.${part}`;
+    const text = el("textarea", { rows: 5, id: `f-v${i}-text`, name: id("text") });
+    text.value = v.text;
+    const image = el("input", { type: "text", id: `f-v${i}-image`, name: id("image"),
+      placeholder: "media/картинка.png или https://…" });
+    image.value = v.image;
+    const tg = el("textarea", { rows: 2, id: `f-v${i}-telegram`, name: id("telegram"),
+      placeholder: "пусто — как основной текст" });
+    tg.value = v.telegram;
+    const vk = el("textarea", { rows: 2, id: `f-v${i}-vk`, name: id("vk"),
+      placeholder: "пусто — как основной текст" });
+    vk.value = v.vk;
+    const remove = count > 1 ? el("button", { type: "button", class: "secondary" }, "убрать вариант") : null;
+    if (remove) remove.addEventListener("click", () => {
+      const fields = readForm();
+      fields.variants.splice(i, 1);
+      renderForm(fields);
+      checkSoon();
+    });
+    const buttons = el("div", { class: "buttons-box", id: `f-v${i}-buttons` });
+    v.buttons.forEach((row, r) => buttons.append(rowBox(row, i, r)));
+    const addRow = el("button", { type: "button", class: "secondary" }, "+ ряд кнопок");
+    addRow.addEventListener("click", () => {
+      const fields = readForm();
+      fields.variants[i].buttons.push([{ title: "", kind: "intent", target: "" }]);
+      renderForm(fields);
+    });
+    return el("div", { class: "variant", dataset: { variant: i } },
+      el("h3", {}, count > 1 ? `Вариант ${i + 1} (бот выбирает случайно)` : "Ответ", remove),
+      fieldBox(id("text"), "Текст (можно {имя_слота} и {слот|фильтр})", text),
+      fieldBox(id("image"), "Картинка", image),
+      fieldBox(id("buttons"), "Кнопки", buttons), addRow,
+      el("details", {}, el("summary", {}, "Особенности каналов"),
+        fieldBox(id("telegram"), "Текст в Telegram", tg),
+        fieldBox(id("vk"), "Текст во ВКонтакте", vk)));
+  }
+
+  function rowBox(row, i, r) {
+    const box = el("div", { class: "btn-row", dataset: { row: r } });
+    row.forEach((b, k) => {
+      const title = el("input", { type: "text", class: "b-title", placeholder: "надпись", value: b.title });
+      const kind = el("select", { class: "b-kind" },
+        ...Object.entries(KINDS).map(([value, label]) => el("option", { value }, label)));
+      kind.value = b.kind;
+      const target = el("input", { type: "text", class: "b-target", placeholder: "куда ведёт", value: b.target });
+      const drop = el("button", { type: "button", class: "secondary", title: "убрать кнопку" }, "×");
+      drop.addEventListener("click", () => {
+        const fields = readForm();
+        fields.variants[i].buttons[r].splice(k, 1);
+        if (!fields.variants[i].buttons[r].length) fields.variants[i].buttons.splice(r, 1);
+        renderForm(fields);
+        checkSoon();
+      });
+      box.append(el("div", { class: "row" }, title, kind, target, drop));
+    });
+    const add = el("button", { type: "button", class: "secondary" }, "+ кнопка в ряд");
+    add.addEventListener("click", () => {
+      const fields = readForm();
+      fields.variants[i].buttons[r].push({ title: "", kind: "intent", target: "" });
+      renderForm(fields);
+    });
+    box.append(add);
+    return box;
+  }
+
+  function readForm() {
+    const variants = [];
+    document.querySelectorAll("#variants .variant").forEach((box) => {
+      const i = box.dataset.variant;
+      const buttons = [];
+      box.querySelectorAll(".btn-row").forEach((row) => {
+        const items = [];
+        row.querySelectorAll(".row").forEach((b) => items.push({
+          title: b.querySelector(".b-title").value,
+          kind: b.querySelector(".b-kind").value,
+          target: b.querySelector(".b-target").value,
+        }));
+        buttons.push(items);
+      });
+      variants.push({
+        text: $(`#f-v${i}-text`).value,
+        image: $(`#f-v${i}-image`).value,
+        buttons,
+        telegram: $(`#f-v${i}-telegram`).value,
+        vk: $(`#f-v${i}-vk`).value,
+      });
+    });
+    return { variants };
+  }
+
+  // -- checking as you type ----------------------------------------------------------------------
+  function checkSoon() {
+    clearTimeout(state.timer);
+    state.timer = setTimeout(check, 400);
+  }
+
+  async function check() {
+    const open = state.open;
+    if (!open) return;
+    const seq = ++state.seq;
+    let resp;
+    if (open.kind === "response" && state.mode === "form") {
+      resp = await api("POST", "/api/studio/response/check", { name: open.name, fields: readForm() });
+    } else {
+      resp = await api("POST", "/api/studio/check", { path: open.file, text: $("#yaml").value });
+    }
+    if (seq !== state.seq) return; // a newer check is on its way
+    if (!resp.ok) { $("#save-state").textContent = resp.data.error || ""; return; }
+    showProblems(resp.data.problems);
+  }
+
+  function showProblems(problems) {
+    document.querySelectorAll(".studio .field").forEach((f) => f.classList.remove("bad"));
+    document.querySelectorAll(".studio .field-error").forEach((e) => { e.hidden = true; e.textContent = ""; });
+    const list = $("#problems");
+    list.textContent = "";
+    const file = state.open.file;
+    const mine = problems.filter((p) => p.file === file);
+    const elsewhere = problems.filter((p) => p.file !== file && !p.warning);
+    for (const p of mine) {
+      if (p.field && state.mode === "form") {
+        const err = $(`#err-${p.field.replace(".", "-")}`);
+        if (err) {
+          err.hidden = false;
+          err.textContent = err.textContent ? `${err.textContent}; ${p.message}` : p.message;
+          err.closest(".field").classList.add("bad");
+          continue;
+        }
+      }
+      if (!p.warning || state.mode === "yaml") list.append(problemItem(p, false));
+    }
+    for (const p of elsewhere.slice(0, 10)) list.append(problemItem(p, true));
+    const errors = problems.filter((p) => !p.warning).length;
+    $("#save-state").textContent = errors ? `Ошибок: ${errors}` : "Ошибок нет";
+  }
+
+  // -- saving ------------------------------------------------------------------------------------
+  async function save() {
+    const open = state.open;
+    if (!open) return;
+    let resp;
+    if (open.kind === "response" && state.mode === "form") {
+      resp = await api("POST", "/api/studio/response",
+        { name: open.name, fields: readForm(), revision: open.revision });
+    } else {
+      resp = await api("POST", "/api/studio/file",
+        { path: open.file, text: $("#yaml").value, revision: open.revision });
+    }
+    if (!resp.ok) {
+      $("#save-state").textContent = resp.data.error || "Не сохранено";
+      flash(resp.data.error || "Не сохранено");
+      return;
+    }
+    open.revision = resp.data.revision;
+    $("#save-state").textContent = "Сохранено в черновик";
+    flash("Сохранено в черновик", true);
+    await loadDraft();
+    $("#diff").hidden = true;
+  }
+
+  // -- diff, tests, publish, versions ------------------------------------------------------------
+  function renderDiff(box, text) {
+    box.textContent = "";
+    if (!text) { box.append("Изменений нет."); box.hidden = false; return; }
+    for (const line of text.split("\n")) {
+      const cls = line.startsWith("+") && !line.startsWith("+++") ? "add"
+        : line.startsWith("-") && !line.startsWith("---") ? "del" : null;
+      box.append(el("span", { class: cls }, line), "\n");
+    }
+    box.hidden = false;
+  }
+
+  async function showDiff() {
+    const { ok, data } = await api("GET", "/api/studio/diff");
+    if (!ok) { flash(data.error || "Не удалось"); return; }
+    renderDiff($("#diff"), data.diff);
+  }
+
+  function renderTests(run, running) {
+    const table = $("#test-results");
+    const tbody = table.querySelector("tbody");
+    tbody.textContent = "";
+    if (running) { $("#tests-state").textContent = "Тесты идут…"; }
+    if (!run) {
+      if (!running) $("#tests-state").textContent = "Тесты этого черновика ещё не запускались.";
+      table.hidden = true;
+      return;
+    }
+    const total = run.passed + run.failed;
+    $("#tests-state").textContent = run.failed
+      ? `Не прошли ${run.failed} из ${total} тестов: публикация невозможна`
+      : `Прошли все ${total} тестов`;
+    const rows = run.results.slice().sort((a, b) => Number(a.ok) - Number(b.ok));
+    for (const r of rows) {
+      tbody.append(el("tr", { class: r.ok ? "t-ok" : "t-fail" },
+        el("td", {}, r.name, el("br"), el("small", {}, r.file)),
+        el("td", {}, r.channel),
+        el("td", { class: r.ok ? "ok" : "fail" }, r.ok ? "прошёл" : `не прошёл: ${r.failure}`)));
+    }
+    table.hidden = false;
+  }
+
+  async function runTests() {
+    const button = $("#run-tests");
+    button.disabled = true;
+    $("#tests-state").textContent = "Тесты идут… (около минуты)";
+    try {
+      const { ok, data } = await api("POST", "/api/studio/tests");
+      if (!ok) { $("#tests-state").textContent = data.error || "Тесты не запустились"; return; }
+      renderTests(data, false);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  async function publish() {
+    const comment = $("#comment").value.trim();
+    const out = $("#publish-state");
+    const { ok, data } = await api("POST", "/api/studio/publish", { comment });
+    if (!ok) {
+      out.textContent = data.error || "Не опубликовано";
+      out.className = "hint warn";
+      const box = $("#draft-problems");
+      box.textContent = "";
+      for (const p of (data.problems || []).slice(0, 30)) box.append(problemItem(p, true));
+      return;
+    }
+    out.textContent = `Опубликована версия ${data.version}`;
+    out.className = "hint";
+    $("#comment").value = "";
+    flash(`Опубликована версия ${data.version}`, true);
+    await Promise.all([loadDraft(), loadVersions()]);
+  }
+
+  const KIND_LABEL = { seed: "из папки", import: "импорт", publish: "публикация", restore: "возврат" };
+
+  async function loadVersions() {
+    const { ok, data } = await api("GET", "/api/studio/versions");
+    if (!ok) return;
+    const tbody = $("#versions");
+    tbody.textContent = "";
+    for (const v of data.versions) {
+      const live = v.id === data.live_id;
+      const files = [...v.added, ...v.changed, ...v.removed];
+      const diffBtn = el("button", { type: "button", class: "secondary" }, "Изменения");
+      diffBtn.addEventListener("click", async () => {
+        const r = await api("GET", `/api/studio/versions/${v.id}/diff`);
+        if (r.ok) renderDiff($("#version-diff"), r.data.diff);
+      });
+      const restoreBtn = live ? null
+        : el("button", { type: "button", class: "restore", dataset: { version: v.id } }, "Вернуть");
+      if (restoreBtn) restoreBtn.addEventListener("click", () => restore(v.id));
+      tbody.append(el("tr", { class: live ? "live" : null, dataset: { version: v.id } },
+        el("td", {}, v.id),
+        el("td", {}, new Date(v.created_at).toLocaleString("ru-RU")),
+        el("td", {}, v.author),
+        el("td", {}, KIND_LABEL[v.kind] || v.kind, v.restored_from ? ` версии ${v.restored_from}` : "",
+          el("br"), el("small", {}, files.slice(0, 4).join(", ") + (files.length > 4 ? "…" : ""))),
+        el("td", {}, v.comment),
+        el("td", {}, diffBtn, " ", restoreBtn)));
+    }
+  }
+
+  async function restore(id) {
+    const { ok, data } = await api("POST", `/api/studio/versions/${id}/restore`);
+    if (!ok) { flash(data.error || "Не удалось вернуть версию"); return; }
+    flash(`Версия ${id} снова опубликована (версия ${data.version})`, true);
+    $("#publish-state").textContent = `Опубликована версия ${data.version} (возврат к версии ${id})`;
+    await Promise.all([loadDraft(), loadVersions()]);
+    if (state.open && state.open.kind === "response") await openResponse(state.open.name);
+    else if (state.open) await openFile(state.open.file);
+  }
+
+  // -- wiring ------------------------------------------------------------------------------------
+  document.querySelectorAll(".studio .tab").forEach((tab) => tab.addEventListener("click", () => {
+    document.querySelectorAll(".studio .tab").forEach((t) => t.classList.toggle("on", t === tab));
+    state.tab = tab.dataset.tab;
+    renderBrowse();
+  }));
+  $("#filter").addEventListener("input", renderBrowse);
+  $("#response-form").addEventListener("input", checkSoon);
+  $("#response-form").addEventListener("change", checkSoon);
+  $("#response-form").addEventListener("submit", (e) => e.preventDefault());
+  $("#add-variant").addEventListener("click", () => {
+    const fields = readForm();
+    fields.variants.push({ text: "", image: "", buttons: [], telegram: "", vk: "" });
+    renderForm(fields);
+    checkSoon();
+  });
+  $("#yaml").addEventListener("input", checkSoon);
+  $("#mode-form").addEventListener("click", () => {
+    if (state.open && state.open.kind === "response") openResponse(state.open.name);
+  });
+  $("#mode-yaml").addEventListener("click", () => {
+    if (state.open) loadYaml(state.open.file);
+  });
+  $("#save").addEventListener("click", save);
+  $("#show-diff").addEventListener("click", showDiff);
+  $("#run-tests").addEventListener("click", runTests);
+  $("#publish").addEventListener("click", publish);
+  loadDraft();
+  loadVersions();
+})();

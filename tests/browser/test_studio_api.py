@@ -1,0 +1,125 @@
+"""The content studio's API (handoff/console/studio_page.py) on an app serving content versions
+from the database: who may use it, a response's form fields, problems as you type at the field
+and in Russian, the version check on save (409 naming who saved first), publish refused while
+the draft has errors or no passing tests, the diff against the published version."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from emulators.telegram import TelegramEmulator
+from emulators.vk import VKEmulator
+from supportbot.app import App
+from tests.browser.conftest import Client, Console
+from tests.e2e.conftest import telegram_settings
+
+SECOND = "Пока ждёшь, можешь дописать детали сюда."
+
+
+@pytest.fixture
+async def console(
+    telegram: TelegramEmulator, vk: VKEmulator, start_app: Callable[..., Awaitable[App]]
+) -> Console:
+    app = await start_app(telegram=telegram_settings(telegram, "polling"), content_store="database")
+    return Console(app, telegram, vk)
+
+
+async def logged_in(
+    console: Console, clients: Callable[[], Client], login: str, role: str
+) -> Client:
+    await console.operator(login, role=role, groups=())
+    client = clients()
+    assert (await client.log_in(login)).status == 303
+    return client
+
+
+async def test_editors_use_the_studio_and_operators_cannot(
+    console: Console, clients: Callable[[], Client]
+) -> None:
+    olga = await logged_in(console, clients, "olga", "operator")
+    egor = await logged_in(console, clients, "egor", "editor")
+    sveta = await logged_in(console, clients, "sveta", "supervisor")
+    status, html = await olga.get("/studio")
+    assert status == 403 and "Студия контента — для редакторов" in html
+    assert (await olga.get("/api/studio/draft"))[0] == 403
+    assert (await olga.post("/api/studio/publish", {"comment": "x"}))[0] == 403
+    status, html = await egor.get("/studio")
+    assert status == 200 and 'id="browse"' in html
+    assert (await sveta.get("/studio"))[0] == 200
+
+    status, draft = await egor.get("/api/studio/draft")
+    assert status == 200
+    assert draft["live_id"] == console.app.versions.live_id  # type: ignore[union-attr]
+    assert not [p for p in draft["problems"] if not p["warning"]]
+    names = {r["name"] for r in draft["catalogue"]["responses"]}
+    assert {"handoff", "welcome", "csat_ask"} <= names
+    assert any(f["name"] == "offices" for f in draft["catalogue"]["flows"])
+    assert any(
+        i["name"] == "payment_methods" and i["examples"] > 5 for i in draft["catalogue"]["intents"]
+    )
+
+
+async def test_problems_at_the_field_version_check_and_publish_refusals(
+    console: Console, clients: Callable[[], Client]
+) -> None:
+    egor = await logged_in(console, clients, "egor", "editor")
+    sveta = await logged_in(console, clients, "sveta", "supervisor")
+    status, resp = await egor.get("/api/studio/response?name=handoff")
+    assert status == 200 and resp["file"] == "dialogs/bot.yml" and resp["no_form"] is None
+    fields: dict[str, Any] = resp["fields"]
+    assert SECOND in fields["variants"][0]["text"]
+
+    # A broken template: the problem is at the text field, in Russian, with file:line:col.
+    fields["variants"][0]["text"] = fields["variants"][0]["text"].replace(SECOND, "Жди, {nobody}!")
+    status, checked = await egor.post(
+        "/api/studio/response/check", {"name": "handoff", "fields": fields}
+    )
+    assert status == 200
+    errors = [p for p in checked["problems"] if not p["warning"]]
+    assert len(errors) == 1
+    assert errors[0]["field"] == "v0.text"
+    assert errors[0]["message"] == "В шаблоне {nobody} неизвестное поле «nobody»: такого слота нет"
+    assert errors[0]["where"].startswith("dialogs/bot.yml:")
+
+    # Saved anyway (a draft may be broken), but it cannot be published.
+    status, saved = await egor.post(
+        "/api/studio/response", {"name": "handoff", "fields": fields, "revision": resp["revision"]}
+    )
+    assert status == 200 and saved["revision"] > resp["revision"]
+    status, refused = await egor.post("/api/studio/publish", {"comment": "сломано"})
+    assert status == 409 and "ошибки" in refused["error"]
+    assert any("nobody" in p["message"] for p in refused["problems"])
+
+    # Another editor still holding the old revision is refused, told who saved first.
+    status, conflict = await sveta.post(
+        "/api/studio/response",
+        {"name": "handoff", "fields": resp["fields"], "revision": resp["revision"]},
+    )
+    assert status == 409 and "уже изменил(а) egor" in conflict["error"]
+
+    # Fixed; the diff shows it; publishing still needs the tests to have passed on this draft.
+    fields["variants"][0]["text"] = fields["variants"][0]["text"].replace(
+        "Жди, {nobody}!", "Жди 🙂"
+    )
+    status, saved = await egor.post(
+        "/api/studio/response", {"name": "handoff", "fields": fields, "revision": saved["revision"]}
+    )
+    assert status == 200
+    status, diff = await egor.get("/api/studio/diff")
+    assert "+    Жди 🙂" in diff["diff"] and f"-    {SECOND}" in diff["diff"]
+    status, refused = await egor.post("/api/studio/publish", {"comment": "короче"})
+    assert status == 409 and "запустите тесты" in refused["error"]
+
+    # YAML view: a file with a syntax error is reported at its line, once.
+    status, file = await egor.get("/api/studio/file?path=dialogs/service.yml")
+    broken = file["text"].replace('наличными 🏧"\n', "наличными 🏧\n", 1)  # a missing quote
+    assert broken != file["text"]
+    status, checked = await egor.post(
+        "/api/studio/check", {"path": "dialogs/service.yml", "text": broken}
+    )
+    errors = [p for p in checked["problems"] if not p["warning"]]
+    assert len(errors) == 1 and errors[0]["file"] == "dialogs/service.yml"
+    assert errors[0]["message"].startswith("Ошибка разметки YAML")

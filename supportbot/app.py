@@ -36,7 +36,7 @@ from handoff import worker as handoff_worker
 from handoff.console.app import console_app
 from handoff.console.canned import seed_canned
 from handoff.console.incidents_page import INCIDENTS
-from handoff.console.studio_page import Studio
+from handoff.console.studio_page import DraftChat, Studio
 from handoff.console.training import REVIEW_MARGIN, Training
 from handoff.console.uploads import UploadSender
 from handoff.desk import Desk
@@ -87,6 +87,7 @@ class App:
         # Runs a content folder's conversation tests (supportbot/content_tests.py, set by whoever
         # starts the app: the storydriver builds an App itself); None: the studio cannot run them.
         self.content_tests: ContentTests | None = None
+        self.draft_chats: DraftChat | None = None  # chats with a draft (content_tests.py)
         self.nlu: ReloadingEngine | None = None
         self._responder = responder
         # This deployment's Redis keys and channels start with it (SUPPORTBOT_HANDOFF__REDIS_PREFIX).
@@ -191,6 +192,7 @@ class App:
                 studio=Studio(
                     self.versions,
                     run_tests=self._content_tests,
+                    chats=lambda: self.draft_chats,
                     content_dir=self.settings.content_dir
                     if self.settings.content_store == "files"
                     else None,
@@ -502,6 +504,9 @@ class App:
         return report
 
     async def stop(self) -> None:
+        close_chats = getattr(self.draft_chats, "close", None)
+        if close_chats is not None:
+            await close_chats()
         for worker in self.workers.values():
             await worker.stop()
         for task in self._tasks:

@@ -125,10 +125,11 @@ async def _run(settings: Settings, _args: argparse.Namespace) -> int:
             "no channel configured: set SUPPORTBOT_TELEGRAM__TOKEN and/or SUPPORTBOT_VK__TOKEN "
             "(or try `supportbot demo`)"
         )
-    from supportbot.content_tests import run_content_tests
+    from supportbot.content_tests import DraftTrials, run_content_tests
 
     app = App(settings)
     app.content_tests = functools.partial(run_content_tests, settings)  # the console studio's
+    app.draft_chats = DraftTrials(settings)  # and its «Попробовать черновик»
     try:
         await app.start()
     except ConfigError:

@@ -13,21 +13,36 @@ the draft has errors or its tests have not passed), the versions with one-click 
 from __future__ import annotations
 
 import asyncio
+import re
+import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 from dialogs.content_tree import FOLDER, check_path, diff_text, fingerprint, write_tree
 from dialogs.versions import ContentVersions, PublishRefused
 from handoff.console import studio_forms as forms
 from handoff.console.security import Me, me
 from handoff.console.state import ApiError, console, json_body
+from handoff.console.uploads import CONTENT_TYPES, MAX_IMAGE_BYTES, UploadError, read_limited, sniff
 from storage.content_store import DraftConflict
 
 ContentTests = Callable[[Path], Awaitable[list[dict[str, Any]]]]
+
+
+class DraftChat(Protocol):
+    """Chats with a draft in an app of its own (supportbot/content_tests.py: DraftTrials)."""
+
+    async def act(
+        self, tree: dict[str, bytes], who: str, *, text: str | None = None, press: str | None = None
+    ) -> dict[str, Any]: ...
+
+    async def reset(self, who: str) -> None: ...
+
+
 FOR_EDITORS = "Студия контента — для редакторов, супервизоров и администраторов."
 MAX_TEXT_FILE = 512 * 1024
 
@@ -40,6 +55,7 @@ class Studio:
     versions: ContentVersions
     run_tests: ContentTests | None = None
     content_dir: Path | None = None  # files mode: the folder publishes are written to
+    chats: Callable[[], DraftChat | None] = lambda: None  # «Попробовать черновик»
     running: set[str] = field(default_factory=set)  # draft fingerprints under test
 
 
@@ -59,6 +75,9 @@ def add_routes(r: web.UrlDispatcher) -> None:
     r.add_get("/api/studio/diff", diff, name="api:studio-diff")
     r.add_post("/api/studio/tests", run_tests, name="api:studio-tests")
     r.add_post("/api/studio/publish", publish, name="api:studio-publish")
+    r.add_post("/api/studio/try", try_draft, name="api:studio-chat")
+    r.add_post("/api/studio/media", upload_media, name="api:studio-media-upload")
+    r.add_get("/api/studio/media", get_media, name="api:studio-media")
     r.add_get("/api/studio/versions", versions, name="api:studio-versions")
     r.add_get(r"/api/studio/versions/{id:\d+}/diff", version_diff, name="api:studio-vdiff")
     r.add_post(r"/api/studio/versions/{id:\d+}/restore", restore, name="api:studio-restore")
@@ -363,3 +382,92 @@ async def restore(request: web.Request) -> web.Response:
             status=409,
         )
     return web.json_response({"version": new})
+
+
+async def try_draft(request: web.Request) -> web.Response:
+    """`{text}` or `{press: title}` to the draft as a Telegram subscriber of an app running it;
+    `{reset: true}` starts the conversation over. The bot's replies (text, buttons, image)."""
+    who = _editor(request)
+    studio = _studio(request)
+    chats = studio.chats()
+    if chats is None:
+        raise ApiError("попробовать черновик в этом процессе нельзя", 503)
+    body = await json_body(request)
+    if body.get("reset"):
+        await chats.reset(who.login)
+        return web.json_response({"replies": [], "intent": None})
+    text, press = body.get("text"), body.get("press")
+    if not isinstance(text, str) and not isinstance(press, str):
+        raise ApiError("нужен text или press")
+    _files, tree = await _tree(studio)
+    errors = [p for p in await studio.versions.check(tree) if not p.warning]
+    if errors:
+        raise ApiError(f"в черновике ошибки ({len(errors)}): сначала исправьте их", 409)
+    try:
+        result = await chats.act(
+            tree,
+            who.login,
+            text=text if isinstance(text, str) else None,
+            press=press if isinstance(press, str) else None,
+        )
+    except ValueError as exc:
+        raise ApiError(str(exc)) from None
+    except TimeoutError:
+        raise ApiError("черновик не ответил за 15 секунд", 504) from None
+    return web.json_response(result)
+
+
+MEDIA = "media"
+
+
+async def upload_media(request: web.Request) -> web.Response:
+    """A multipart `image` (PNG, JPEG or GIF by its bytes, at most 5 MB) saved into the draft
+    as `media/<name>`: what a response's `image:` names. It is published with the draft and
+    served from the content store, in every process."""
+    who = _editor(request)
+    if not request.content_type.startswith("multipart/"):
+        raise ApiError("картинку присылают формой (multipart) в поле image")
+    data, filename = None, None
+    reader = await request.multipart()
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader):
+            raise ApiError("вложенные multipart не принимаются")
+        if part.name == "image":
+            try:
+                data = await read_limited(part, MAX_IMAGE_BYTES)
+            except UploadError:
+                raise ApiError("картинка больше 5 МБ", 413) from None
+            filename = part.filename
+        else:
+            await part.release()
+    if not data:
+        raise ApiError("нет картинки (поле image)")
+    ext = sniff(data)
+    if ext is None:
+        raise ApiError("можно только PNG, JPEG или GIF")
+    stem = re.sub(r"[^a-z0-9_-]+", "_", Path(filename or "").stem.lower()).strip("_")[:40]
+    files, _ = await _tree(_studio(request))
+    path = f"{MEDIA}/{stem or 'image'}{ext}"
+    while path in files:
+        path = f"{MEDIA}/{stem or 'image'}_{secrets.token_hex(3)}{ext}"
+    try:
+        await _studio(request).versions.save(path, data, revision=0, author=_author(who))
+    except DraftConflict as exc:
+        raise _conflict(exc, request) from None
+    return web.json_response({"path": path, "size": len(data)})
+
+
+async def get_media(request: web.Request) -> web.Response:
+    """An image of the draft (for the form's preview)."""
+    _editor(request)
+    path = _path(request.query.get("path"))
+    files, _ = await _tree(_studio(request))
+    found = files.get(path)
+    ext = sniff(found.data) if found is not None else None
+    if found is None or ext is None:
+        raise ApiError(f"в черновике нет картинки {path}", 404)
+    return web.Response(
+        body=found.data,
+        content_type=CONTENT_TYPES[ext],
+        headers={"Cache-Control": "private, max-age=60"},
+    )

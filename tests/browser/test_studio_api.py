@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aiohttp
 import pytest
 
 from emulators.telegram import TelegramEmulator
@@ -15,6 +16,7 @@ from emulators.vk import VKEmulator
 from supportbot.app import App
 from tests.browser.conftest import Client, Console
 from tests.e2e.conftest import telegram_settings
+from tests.support import CONTENT
 
 SECOND = "Пока ждёшь, можешь дописать детали сюда."
 
@@ -123,3 +125,45 @@ async def test_problems_at_the_field_version_check_and_publish_refusals(
     errors = [p for p in checked["problems"] if not p["warning"]]
     assert len(errors) == 1 and errors[0]["file"] == "dialogs/service.yml"
     assert errors[0]["message"].startswith("Ошибка разметки YAML")
+
+
+async def test_an_image_for_a_response_is_checked_and_kept_in_the_draft(
+    console: Console, clients: Callable[[], Client]
+) -> None:
+    egor = await logged_in(console, clients, "egor", "editor")
+    png = (CONTENT / "media" / "sbp.png").read_bytes()
+
+    async def upload(data: bytes, name: str) -> tuple[int, Any]:
+        form = aiohttp.FormData()
+        form.add_field("image", data, filename=name, content_type="image/png")
+        async with egor.http.post(
+            f"{egor.base}/api/studio/media", data=form, headers={"X-CSRF-Token": egor.csrf}
+        ) as resp:
+            return resp.status, await resp.json()
+
+    status, body = await upload(b"<svg onload=alert(1)>", "evil.png")  # the bytes decide
+    assert status == 400 and body["error"] == "можно только PNG, JPEG или GIF"
+    status, body = await upload(png + b"\0" * (5 * 1024 * 1024), "big.png")
+    assert status == 413 and "5 МБ" in body["error"]
+    status, body = await upload(png, "Оплата СБП.png")
+    assert status == 200 and body["path"].startswith("media/") and body["path"].endswith(".png")
+    path = body["path"]
+    async with egor.http.get(f"{egor.base}/api/studio/media?path={path}") as resp:
+        assert resp.status == 200 and resp.content_type == "image/png"
+        assert await resp.read() == png
+
+    # The response's image points at it; the validator finds the file in the draft.
+    status, resp_ = await egor.get("/api/studio/response?name=handoff")
+    fields = resp_["fields"]
+    fields["variants"][0]["image"] = path
+    status, checked = await egor.post(
+        "/api/studio/response/check", {"name": "handoff", "fields": fields}
+    )
+    assert not [p for p in checked["problems"] if not p["warning"]]
+    fields["variants"][0]["image"] = "media/no_such.png"
+    status, checked = await egor.post(
+        "/api/studio/response/check", {"name": "handoff", "fields": fields}
+    )
+    errors = [p for p in checked["problems"] if not p["warning"]]
+    assert errors and errors[0]["field"] == "v0.image"
+    assert errors[0]["message"] == "Картинки «media/no_such.png» нет среди файлов контента"

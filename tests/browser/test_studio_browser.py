@@ -1,7 +1,8 @@
 """The content studio in Chromium against two `supportbot run` processes on PostgreSQL + Redis
 (the production setup): an editor changes a response in the form, sees the error for a broken
 template at the field, fixes it, saves, looks at the diff, runs the conversation tests on the
-draft (results per story), publishes; both processes answer with the new text within 2 s; the
+draft (results per story), tries the draft in a chat while subscribers still get the published
+text, publishes; both processes answer with the new text within 2 s; the
 editor restores the previous version in one click and both answer with the old text again. An
 operator cannot open the studio."""
 
@@ -94,6 +95,13 @@ async def test_an_editor_changes_publishes_and_rolls_back_in_two_processes(
         await diff.wait_for(state="visible")
         assert f"+    {FIXED}" in await diff.inner_text()
         assert f"-    {SECOND}" in await diff.inner_text()
+
+        # The draft answers in «Попробовать черновик»; the subscribers still get the published text.
+        await page.click("#try summary")
+        await page.fill("#try-text", ASK)
+        await page.click("#try-form button[type='submit']")
+        await expect(page.locator("#try-log .bot").first).to_contain_text(FIXED, timeout=60_000)
+        assert SECOND in await b.ask(telegram, 8006, ASK)
 
         # Publishing before the tests ran is refused, with the reason.
         await page.fill("#comment", "Короче про ожидание оператора")

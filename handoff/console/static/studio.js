@@ -219,6 +219,24 @@
     const image = el("input", { type: "text", id: `f-v${i}-image`, name: id("image"),
       placeholder: "media/картинка.png или https://…" });
     image.value = v.image;
+    const preview = el("img", { class: "preview", alt: "", hidden: !v.image || /^https?:/.test(v.image) });
+    if (v.image && !/^https?:/.test(v.image)) preview.src = `${base}/api/studio/media?path=${encodeURIComponent(v.image)}`;
+    const file = el("input", { type: "file", accept: "image/png,image/jpeg,image/gif", id: `f-v${i}-upload` });
+    file.addEventListener("change", async () => {
+      if (!file.files.length) return;
+      const form = new FormData();
+      form.append("image", file.files[0]);
+      const resp = await fetch(`${base}/api/studio/media`, { method: "POST", body: form,
+        headers: { "X-CSRF-Token": csrf, Accept: "application/json" }, credentials: "same-origin" });
+      const data = await resp.json().catch(() => ({}));
+      if (!resp.ok) { flash(data.error || "Картинка не загружена"); return; }
+      image.value = data.path;
+      preview.src = `${base}/api/studio/media?path=${encodeURIComponent(data.path)}`;
+      preview.hidden = false;
+      flash(`Картинка ${data.path} добавлена в черновик`, true);
+      await loadDraft();
+      checkSoon();
+    });
     const tg = el("textarea", { rows: 2, id: `f-v${i}-telegram`, name: id("telegram"),
       placeholder: "пусто — как основной текст" });
     tg.value = v.telegram;
@@ -243,7 +261,8 @@
     return el("div", { class: "variant", dataset: { variant: i } },
       el("h3", {}, count > 1 ? `Вариант ${i + 1} (бот выбирает случайно)` : "Ответ", remove),
       fieldBox(id("text"), "Текст (можно {имя_слота} и {слот|фильтр})", text),
-      fieldBox(id("image"), "Картинка", image),
+      fieldBox(id("image"), "Картинка (путь в контенте или ссылка; или загрузите файл)", image),
+      el("div", { class: "row" }, file, preview),
       fieldBox(id("buttons"), "Кнопки", buttons), addRow,
       el("details", {}, el("summary", {}, "Особенности каналов"),
         fieldBox(id("telegram"), "Текст в Telegram", tg),
@@ -486,7 +505,46 @@
     else if (state.open) await openFile(state.open.file);
   }
 
+  // -- trying the draft --------------------------------------------------------------------------
+  function tryLine(cls, ...children) {
+    const log = $("#try-log");
+    const line = el("div", { class: `msg ${cls}` }, ...children);
+    log.append(line);
+    log.scrollTop = log.scrollHeight;
+    return line;
+  }
+
+  async function tryAct(payload, shown) {
+    tryLine("me", shown);
+    const wait = tryLine("bot", el("small", {}, "черновик отвечает…"));
+    const { ok, data } = await api("POST", "/api/studio/try", payload);
+    wait.remove();
+    if (!ok) { tryLine("bot err", data.error || "Черновик не ответил"); return; }
+    if (!data.replies.length) tryLine("bot", el("small", {}, "(бот промолчал)"));
+    for (const r of data.replies) {
+      const kb = r.buttons.length ? el("div", { class: "kb" }) : null;
+      for (const title of r.buttons) {
+        const b = el("button", { type: "button", class: "secondary" }, title);
+        b.addEventListener("click", () => tryAct({ press: title }, `[${title}]`));
+        kb.append(b);
+      }
+      tryLine("bot", r.image ? el("small", {}, "🖼 картинка") : null, r.sticker ? "(стикер)" : r.text, kb,
+        data.intent ? el("small", {}, `интент: ${data.intent}`) : null);
+    }
+  }
+
   // -- wiring ------------------------------------------------------------------------------------
+  $("#try-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const text = $("#try-text").value.trim();
+    if (!text) return;
+    $("#try-text").value = "";
+    tryAct({ text }, text);
+  });
+  $("#try-reset").addEventListener("click", async () => {
+    await api("POST", "/api/studio/try", { reset: true });
+    $("#try-log").textContent = "";
+  });
   document.querySelectorAll(".studio .tab").forEach((tab) => tab.addEventListener("click", () => {
     document.querySelectorAll(".studio .tab").forEach((t) => t.classList.toggle("on", t === tab));
     state.tab = tab.dataset.tab;

@@ -336,6 +336,8 @@ _RUSSIAN: list[tuple[re.Pattern[str], str]] = [
         (r"^flow '(\w+)' is defined twice$", r"Сценарий «\1» описан дважды"),
         (r"^condition '(.*)' is not valid: (.*)$", r"Условие «\1» записано с ошибкой: \2"),
         (r"^no dialog files .*$", r"Нет ни одного файла сценариев (dialogs/*.yml)"),
+        (r"^empty example$", r"Пустой пример фразы"),
+        (r"^intent '(\w+)' has no examples$", r"У интента «\1» нет примеров"),
     ]
 ]
 
@@ -359,3 +361,52 @@ def problem_json(problem: Problem, field: str | None = None) -> dict[str, Any]:
         "where": f"{file}:{problem.line}:{problem.col}",
         "field": field,
     }
+
+
+# -- an intent's examples --------------------------------------------------------------------
+
+
+def _intent_index(src: Source, name: str) -> int:
+    items = (src.data or {}).get("nlu") if isinstance(src.data, dict) else None
+    for i, item in enumerate(items or []):
+        if isinstance(item, dict) and item.get("intent") == name:
+            return i
+    raise FormError(f"в файле {src.file} нет интента «{name}»")
+
+
+def intent_examples(text: str, file: str, name: str) -> list[str]:
+    """The examples of intent `name` in an NLU file, one per item (annotations kept)."""
+    src = _source(text, file)
+    item = src.data["nlu"][_intent_index(src, name)]
+    raw = item.get("examples")
+    if not isinstance(raw, str):
+        raise FormError("примеры записаны не блоком `examples: |`: правьте их в режиме YAML")
+    return [ln.strip()[2:] for ln in raw.splitlines() if ln.strip().startswith("- ")]
+
+
+def replace_examples(text: str, file: str, name: str, examples: list[str]) -> str:
+    """The NLU file with intent `name`'s `examples: |` block made of `examples` (blank ones
+    dropped); every other line unchanged."""
+    src = _source(text, file)
+    path = ("nlu", _intent_index(src, name), "examples")
+    block = src.blocks.get(path)
+    if block is None:
+        raise FormError("примеры записаны не блоком `examples: |`: правьте их в режиме YAML")
+    first = block[0] - 1
+    lines = text.splitlines(keepends=True)
+    if first >= len(lines):
+        raise FormError("у интента пустой блок примеров: правьте его в режиме YAML")
+    col = len(lines[first]) - len(lines[first].lstrip(" "))  # the block's indentation
+    end = first
+    while end < len(lines):
+        line = lines[end]
+        if line.strip() and len(line) - len(line.lstrip(" ")) < col:
+            break
+        end += 1
+    while end > first and not lines[end - 1].strip():
+        end -= 1
+    cleaned = [" ".join(e.split()) for e in examples if e.strip()]
+    if not cleaned:
+        raise FormError("у интента должен быть хотя бы один пример")
+    body = "".join(f"{' ' * col}- {e}\n" for e in cleaned)
+    return "".join(lines[:first]) + body + "".join(lines[end:])

@@ -72,6 +72,9 @@ def add_routes(r: web.UrlDispatcher) -> None:
     r.add_get("/api/studio/response", get_response, name="api:studio-response")
     r.add_post("/api/studio/response", save_response, name="api:studio-response-save")
     r.add_post("/api/studio/response/check", check_response, name="api:studio-response-check")
+    r.add_get("/api/studio/intent", get_intent, name="api:studio-intent")
+    r.add_post("/api/studio/intent", save_intent, name="api:studio-intent-save")
+    r.add_post("/api/studio/intent/check", check_intent, name="api:studio-intent-check")
     r.add_get("/api/studio/diff", diff, name="api:studio-diff")
     r.add_post("/api/studio/tests", run_tests, name="api:studio-tests")
     r.add_post("/api/studio/publish", publish, name="api:studio-publish")
@@ -471,3 +474,54 @@ async def get_media(request: web.Request) -> web.Response:
         content_type=CONTENT_TYPES[ext],
         headers={"Cache-Control": "private, max-age=60"},
     )
+
+
+async def _intent_file(request: web.Request, name: str) -> tuple[str, str, int]:
+    files, tree = await _tree(_studio(request))
+    for item in forms.catalogue(tree)["intents"]:
+        if item["name"] == name:
+            found = files[item["file"]]
+            return item["file"], found.data.decode("utf-8"), found.revision
+    raise ApiError(f"в черновике нет интента «{name}»", 404)
+
+
+async def get_intent(request: web.Request) -> web.Response:
+    """An intent's examples, one per line (`[text](entity)` annotations as written)."""
+    _editor(request)
+    name = request.query.get("name", "")
+    file, text, revision = await _intent_file(request, name)
+    try:
+        examples: list[str] | None = forms.intent_examples(text, file, name)
+        why = None
+    except forms.FormError as exc:
+        examples, why = None, str(exc)
+    return web.json_response(
+        {"name": name, "file": file, "revision": revision, "examples": examples, "no_form": why}
+    )
+
+
+async def _with_examples(request: web.Request) -> tuple[str, str, dict[str, Any]]:
+    body = await json_body(request)
+    name = str(body.get("name") or "")
+    examples = body.get("examples")
+    if not isinstance(examples, list) or not all(isinstance(e, str) for e in examples):
+        raise ApiError("examples — список строк")
+    file, text, _rev = await _intent_file(request, name)
+    try:
+        new = forms.replace_examples(text, file, name, examples)
+    except forms.FormError as exc:
+        raise ApiError(str(exc)) from None
+    return file, new, body
+
+
+async def check_intent(request: web.Request) -> web.Response:
+    _editor(request)
+    file, new, _body = await _with_examples(request)
+    problems, _ = await _problems_with(request, file, new)
+    return web.json_response({"problems": [forms.problem_json(p) for p in problems]})
+
+
+async def save_intent(request: web.Request) -> web.Response:
+    file, new, body = await _with_examples(request)
+    revision = await _save(request, file, new, body.get("revision"))
+    return web.json_response({"file": file, "revision": revision})

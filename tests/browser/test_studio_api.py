@@ -5,6 +5,7 @@ the draft has errors or no passing tests, the diff against the published version
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -14,7 +15,7 @@ import pytest
 from emulators.telegram import TelegramEmulator
 from emulators.vk import VKEmulator
 from supportbot.app import App
-from tests.browser.conftest import Client, Console
+from tests.browser.conftest import Client, Console, wait_for
 from tests.e2e.conftest import telegram_settings
 from tests.support import CONTENT
 
@@ -167,3 +168,81 @@ async def test_an_image_for_a_response_is_checked_and_kept_in_the_draft(
     errors = [p for p in checked["problems"] if not p["warning"]]
     assert errors and errors[0]["field"] == "v0.image"
     assert errors[0]["message"] == "Картинки «media/no_such.png» нет среди файлов контента"
+
+
+async def test_an_intents_examples_are_edited_and_checked(
+    console: Console, clients: Callable[[], Client]
+) -> None:
+    egor = await logged_in(console, clients, "egor", "editor")
+    status, intent = await egor.get("/api/studio/intent?name=payment_methods")
+    assert status == 200 and intent["file"] == "nlu/billing.yml"
+    examples = [*intent["examples"], "куда платить за связь"]
+    status, checked = await egor.post(
+        "/api/studio/intent/check", {"name": "payment_methods", "examples": examples}
+    )
+    assert not [p for p in checked["problems"] if not p["warning"]]
+    status, _saved = await egor.post(
+        "/api/studio/intent",
+        {"name": "payment_methods", "examples": examples, "revision": intent["revision"]},
+    )
+    assert status == 200
+    status, diff = await egor.get("/api/studio/diff")
+    assert "+    - куда платить за связь" in diff["diff"]
+    # an empty example in the YAML view is reported in the NLU file, at its line
+    status, file = await egor.get("/api/studio/file?path=nlu/billing.yml")
+    text = file["text"].replace("    - где оплатить\n", "    - где оплатить\n    -\n", 1)
+    status, checked = await egor.post(
+        "/api/studio/check", {"path": "nlu/billing.yml", "text": text}
+    )
+    errors = [p for p in checked["problems"] if not p["warning"]]
+    assert len(errors) == 1 and errors[0]["file"] == "nlu/billing.yml", errors
+    assert errors[0]["line"] == 7 and errors[0]["message"] == "Пустой пример фразы"
+    # and the form refuses an intent without examples
+    status, refused = await egor.post(
+        "/api/studio/intent/check", {"name": "payment_methods", "examples": ["", " "]}
+    )
+    assert status == 400 and refused["error"] == "у интента должен быть хотя бы один пример"
+
+
+async def test_with_content_in_files_a_restore_is_written_to_the_folder(
+    telegram: TelegramEmulator,
+    start_app: Callable[..., Awaitable[App]],
+    tmp_path: Any,
+) -> None:
+    """SUPPORTBOT_CONTENT_STORE=files: the folder is live (hot reload); an edit made on disk
+    becomes a version when the studio opens, and a restore is written back into the folder."""
+    content = tmp_path / "content"
+    shutil.copytree(CONTENT, content)
+    app = await start_app(telegram=telegram_settings(telegram, "polling"), content_dir=content)
+    console = Console(app, telegram, None)  # type: ignore[arg-type]
+    await console.operator("egor", role="editor", groups=())
+    http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+    egor = Client(http, console.url)
+    assert (await egor.log_in("egor")).status == 303
+    try:
+        await _files_mode(egor, app, content)
+    finally:
+        await http.close()
+
+
+async def _files_mode(egor: Client, app: App, content: Any) -> None:
+    status, draft = await egor.get("/api/studio/draft")
+    first = draft["live_id"]
+    bot = content / "dialogs" / "bot.yml"
+    old = bot.read_text("utf-8")
+    bot.write_text(old.replace(SECOND, "Пока ждёшь, расскажи подробнее."), "utf-8")
+    status, draft = await egor.get("/api/studio/draft")
+    assert draft["live_id"] == first + 1  # the edit on disk, recorded
+    status, listed = await egor.get("/api/studio/versions")
+    assert listed["versions"][0]["kind"] == "seed" and listed["versions"][0]["changed"] == [
+        "dialogs/bot.yml"
+    ]
+    status, restored = await egor.post(f"/api/studio/versions/{first}/restore")
+    assert status == 200 and restored["version"] == first + 2
+    assert bot.read_text("utf-8") == old  # written back; the hot reload serves it
+
+    async def served() -> bool:
+        assert app.content is not None
+        return SECOND in str(app.content.current.responses["handoff"])
+
+    await wait_for(served, 10, "the restored text to be served")

@@ -140,6 +140,16 @@ async def test_an_editor_changes_publishes_and_rolls_back_in_two_processes(
         assert max(took) < 2.0, took
         await page.wait_for_selector(f"#versions tr.live[data-version='{restored}']")
 
+        # Intents: their examples in a form, one per line; a flow opens at its line in YAML.
+        await page.click(".studio .tab[data-tab='intents']")
+        await page.click("#browse li[data-key='i:payment_methods']")
+        await expect(page.locator("#intent-examples")).to_be_visible()
+        assert "где оплатить" in (await page.locator("#intent-examples").input_value()).split("\n")
+        await page.click(".studio .tab[data-tab='flows']")
+        await page.click("#browse li[data-key='f:offices']")
+        await expect(page.locator("#yaml")).to_be_visible()
+        assert "offices:" in await page.locator("#yaml").input_value()
+
         # An operator cannot open the studio.
         context = await browser.new_context(locale="ru-RU")
         other = await context.new_page()

@@ -66,3 +66,16 @@ def test_a_problem_is_placed_at_its_field_and_said_in_russian() -> None:
     assert said["where"] == "dialogs/x.yml:3:15"
     syntax = forms.russian("YAML syntax: did not find expected key")
     assert syntax.startswith("Ошибка разметки YAML")
+
+
+def test_an_intents_examples_round_trip_and_keep_the_rest_of_the_file() -> None:
+    text = (CONTENT / "nlu" / "billing.yml").read_text("utf-8")
+    examples = forms.intent_examples(text, "nlu/billing.yml", "payment_methods")
+    assert "где оплатить" in examples
+    assert forms.replace_examples(text, "nlu/billing.yml", "payment_methods", examples) == text
+    more = [*examples, "  куда   платить за связь ", ""]
+    new = forms.replace_examples(text, "nlu/billing.yml", "payment_methods", more)
+    assert set(new.splitlines()) - set(text.splitlines()) == {"    - куда платить за связь"}
+    assert forms.intent_examples(new, "nlu/billing.yml", "payment_methods")[-1] == (
+        "куда платить за связь"
+    )

@@ -58,6 +58,7 @@
     mode: "form",
     timer: null,
     seq: 0,
+    view: 0, // grows with each thing opened: a late answer for an older one is dropped
   };
 
   // -- the draft and the list on the left -----------------------------------------------------
@@ -93,7 +94,7 @@
     } else if (state.tab === "intents") {
       items = cat.intents.map((i) => ({ key: `i:${i.name}`, title: i.name,
         sub: `${i.examples} примеров · ${i.file}`, file: i.file,
-        open: () => openFile(i.file, new RegExp(`^- intent: ${i.name}\\s*$`, "m"), `примеры интента ${i.name}`) }));
+        open: () => openIntent(i.name) }));
     } else {
       items = state.draft.files.filter((f) => f.text).map((f) => ({ key: `p:${f.path}`, title: f.path,
         sub: null, file: f.path, open: () => openFile(f.path) }));
@@ -129,7 +130,9 @@
 
   // -- opening a response (form) or a file (YAML) ------------------------------------------------
   function show(kind) {
-    $("#response-form").hidden = kind !== "form";
+    const isIntent = state.open && state.open.kind === "intent";
+    $("#response-form").hidden = kind !== "form" || isIntent;
+    $("#intent-form").hidden = kind !== "form" || !isIntent;
     $("#yaml-box").hidden = kind !== "yaml";
     $("#mode-form").classList.toggle("on", kind === "form");
     $("#mode-yaml").classList.toggle("on", kind === "yaml");
@@ -137,7 +140,9 @@
   }
 
   async function openResponse(name) {
+    const view = ++state.view;
     const { ok, data } = await api("GET", `/api/studio/response?name=${encodeURIComponent(name)}`);
+    if (view !== state.view) return; // the editor opened something else meanwhile
     if (!ok) { flash(data.error || "Не удалось открыть ответ"); return; }
     state.open = { kind: "response", key: `r:${name}`, name, file: data.file, revision: data.revision,
       fields: data.fields };
@@ -159,7 +164,35 @@
     }
   }
 
+  async function openIntent(name) {
+    const view = ++state.view;
+    const { ok, data } = await api("GET", `/api/studio/intent?name=${encodeURIComponent(name)}`);
+    if (view !== state.view) return;
+    if (!ok) { flash(data.error || "Не удалось открыть интент"); return; }
+    state.open = { kind: "intent", key: `i:${name}`, name, file: data.file, revision: data.revision };
+    $("#editing").textContent = `Интент ${name}: примеры фраз`;
+    $("#editing-where").textContent = `файл ${data.file}`;
+    $("#mode-switch").hidden = false;
+    $("#problems").textContent = "";
+    $("#save-state").textContent = "";
+    $("#no-form").hidden = !data.no_form;
+    $("#no-form").textContent = data.no_form || "";
+    renderBrowse();
+    if (data.examples) {
+      state.mode = "form";
+      $("#intent-examples").value = data.examples.join("\n");
+      show("form");
+    } else {
+      await loadYaml(data.file);
+      const m = new RegExp(`^- intent: ${name}\\s*$`, "m").exec($("#yaml").value);
+      if (m) selectLine($("#yaml").value.slice(0, m.index).split("\n").length);
+    }
+  }
+
+  const examples = () => $("#intent-examples").value.split("\n");
+
   async function openFile(path, pattern, label, line) {
+    ++state.view;
     state.open = { kind: "file", key: `p:${path}`, file: path };
     $("#editing").textContent = label ? `${label[0].toUpperCase()}${label.slice(1)}` : path;
     $("#editing-where").textContent = `файл ${path}`;
@@ -177,7 +210,9 @@
   }
 
   async function loadYaml(path) {
+    const view = state.view;
     const { ok, data } = await api("GET", `/api/studio/file?path=${encodeURIComponent(path)}`);
+    if (view !== state.view) return;
     if (!ok) { flash(data.error || "Не удалось открыть файл"); return; }
     state.open.file = path;
     state.open.revision = data.revision;
@@ -335,6 +370,8 @@
     let resp;
     if (open.kind === "response" && state.mode === "form") {
       resp = await api("POST", "/api/studio/response/check", { name: open.name, fields: readForm() });
+    } else if (open.kind === "intent" && state.mode === "form") {
+      resp = await api("POST", "/api/studio/intent/check", { name: open.name, examples: examples() });
     } else {
       resp = await api("POST", "/api/studio/check", { path: open.file, text: $("#yaml").value });
     }
@@ -376,6 +413,9 @@
     if (open.kind === "response" && state.mode === "form") {
       resp = await api("POST", "/api/studio/response",
         { name: open.name, fields: readForm(), revision: open.revision });
+    } else if (open.kind === "intent" && state.mode === "form") {
+      resp = await api("POST", "/api/studio/intent",
+        { name: open.name, examples: examples(), revision: open.revision });
     } else {
       resp = await api("POST", "/api/studio/file",
         { path: open.file, text: $("#yaml").value, revision: open.revision });
@@ -502,6 +542,7 @@
     $("#publish-state").textContent = `Опубликована версия ${data.version} (возврат к версии ${id})`;
     await Promise.all([loadDraft(), loadVersions()]);
     if (state.open && state.open.kind === "response") await openResponse(state.open.name);
+    else if (state.open && state.open.kind === "intent") await openIntent(state.open.name);
     else if (state.open) await openFile(state.open.file);
   }
 
@@ -563,7 +604,10 @@
   $("#yaml").addEventListener("input", checkSoon);
   $("#mode-form").addEventListener("click", () => {
     if (state.open && state.open.kind === "response") openResponse(state.open.name);
+    if (state.open && state.open.kind === "intent") openIntent(state.open.name);
   });
+  $("#intent-form").addEventListener("input", checkSoon);
+  $("#intent-form").addEventListener("submit", (e) => e.preventDefault());
   $("#mode-yaml").addEventListener("click", () => {
     if (state.open) loadYaml(state.open.file);
   });

@@ -177,7 +177,8 @@ def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
 
 def _dict(dumper: yaml.SafeDumper, value: dict[str, Any]) -> yaml.Node:
     # A button on one line, as the reference content writes them: {title: ..., intent: ...}
-    return dumper.represent_mapping("tag:yaml.org,2002:map", value, flow_style="title" in value)
+    button = "title" in value and all(not isinstance(v, (dict, list)) for v in value.values())
+    return dumper.represent_mapping("tag:yaml.org,2002:map", value, flow_style=button)
 
 
 _Dumper.add_representer(str, _str)
@@ -198,11 +199,15 @@ def _dump(name: str, value: Any, indent: int) -> str:
 
 
 def _block(text: str, src: Source, name: str) -> tuple[int, int, str]:
-    """Lines [start, end) of the file that hold response `name` (trailing blank lines and
+    return _block_of(text, src, ("responses", name))
+
+
+def _block_of(text: str, src: Source, key: tuple[str, str]) -> tuple[int, int, str]:
+    """Lines [start, end) of the file that hold the entry at `key` (trailing blank lines and
     comments stay outside), and their text."""
     lines = text.splitlines(keepends=True)
-    start = src.marks[("responses", name)][0] - 1
-    indent = src.marks[("responses", name)][1] - 1
+    start = src.marks[key][0] - 1
+    indent = src.marks[key][1] - 1
     end = start + 1
     while end < len(lines):
         line = lines[end]
@@ -410,3 +415,121 @@ def replace_examples(text: str, file: str, name: str, examples: list[str]) -> st
         raise FormError("у интента должен быть хотя бы один пример")
     body = "".join(f"{' ' * col}- {e}\n" for e in cleaned)
     return "".join(lines[:first]) + body + "".join(lines[end:])
+
+
+# -- a flow as structured steps --------------------------------------------------------------
+
+STEP_KINDS = (
+    "say", "ask", "call", "if", "goto", "flow", "use", "handoff", "ticket", "set", "verify",
+    "route", "end",
+)  # fmt: skip
+
+
+def _yaml_of(value: Any) -> str:
+    if isinstance(value, str) and "\n" not in value and value:
+        try:
+            if yaml.safe_load(value) == value:  # reads back as itself: shown plain
+                return value
+        except yaml.YAMLError:
+            pass
+    text = yaml.dump(
+        value, Dumper=_Dumper, allow_unicode=True, sort_keys=False, width=100,
+        default_flow_style=False,
+    )  # fmt: skip
+    return text.removesuffix("...\n")  # a plain scalar's document end
+
+
+def flow_fields(text: str, file: str, name: str) -> dict[str, Any]:
+    """Flow `name` as {title, intents, steps: [{kind, id, fields: [{key, value}]}]}: each
+    step's kind, its id, and each of its keys with the value as YAML text; FormError when the
+    flow uses anchors (edit it as YAML)."""
+    src = _source(text, file)
+    raw = ((src.data or {}).get("flows") or {}).get(name)
+    if not isinstance(raw, dict):
+        raise FormError(f"в файле {file} нет сценария «{name}»")
+    block = _block_of(text, src, ("flows", name))[2]
+    if re.search(r"(^|[\s\[{,])[&*][A-Za-z_]", block):
+        raise FormError("в сценарии есть якоря YAML (& или *): правьте его в режиме YAML")
+    steps = raw.get("steps")
+    if not isinstance(steps, list):
+        raise FormError("у сценария нет списка шагов: правьте его в режиме YAML")
+    out: list[dict[str, Any]] = []
+    for step in steps:
+        if isinstance(step, str):
+            out.append({"kind": step, "id": "", "fields": []})
+            continue
+        if not isinstance(step, dict):
+            raise FormError("шаг записан не так, как ждёт форма: правьте его в режиме YAML")
+        kind = next((k for k in step if k in STEP_KINDS), "")
+        fields = [
+            {"key": str(k), "value": _yaml_of(v)} for k, v in step.items() if k not in ("id",)
+        ]
+        out.append({"kind": kind, "id": str(step.get("id") or ""), "fields": fields})
+    intents = raw.get("intent") or raw.get("intents") or []
+    return {
+        "title": str(raw.get("title") or ""),
+        "intents": [intents] if isinstance(intents, str) else [str(i) for i in intents],
+        "steps": out,
+    }
+
+
+def _value(text: str, where: str) -> Any:
+    try:
+        return yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" (строка {mark.line + 1})" if mark is not None else ""
+        raise FormError(f"{where}: значение записано с ошибкой YAML{at}") from exc
+
+
+def replace_flow(text: str, file: str, name: str, fields: dict[str, Any]) -> str:
+    """The file with flow `name`'s steps (and title) rewritten from the form; other keys of the
+    flow and every other line of the file unchanged."""
+    src = _source(text, file)
+    raw = ((src.data or {}).get("flows") or {}).get(name)
+    if not isinstance(raw, dict):
+        raise FormError(f"в файле {file} нет сценария «{name}»")
+    steps: list[Any] = []
+    for n, step in enumerate(fields.get("steps") or [], 1):
+        kind = str(step.get("kind") or "")
+        items = step.get("fields") or []
+        if kind == "end" and not items:
+            steps.append("end")
+            continue
+        out: dict[str, Any] = {}
+        if step.get("id"):
+            out["id"] = str(step["id"]).strip()
+        for item in items:
+            key = str(item.get("key") or "").strip()
+            if key:
+                out[key] = _value(str(item.get("value") or ""), f"шаг {n}, поле {key}")
+        if not out:
+            raise FormError(f"шаг {n} пустой")
+        steps.append(out)
+    if not steps:
+        raise FormError("у сценария должен быть хотя бы один шаг")
+    flow = dict(raw)
+    if fields.get("title"):
+        flow["title"] = str(fields["title"])
+    flow["steps"] = steps
+    start, end, _old = _block_of(text, src, ("flows", name))
+    indent = src.marks[("flows", name)][1] - 1
+    lines = text.splitlines(keepends=True)
+    return "".join(lines[:start]) + _dump(name, flow, indent) + "".join(lines[end:])
+
+
+def step_of(text: str, file: str, name: str, problem: Problem) -> str | None:
+    """Which step of flow `name` a problem is in: `step0`, `step1`, ... (None: elsewhere)."""
+    try:
+        src = parse(text, file)
+    except ContentError:
+        return None
+    where = (problem.line, problem.col)
+    best: tuple[tuple[int, int], int, tuple[Any, ...]] | None = None
+    for path, mark in src.marks.items():
+        if path[:3] != ("flows", name, "steps") or len(path) < 4 or mark > where:
+            continue
+        key = (mark, len(path), path)
+        if best is None or key[:2] > best[:2]:
+            best = key
+    return f"step{best[2][3]}" if best is not None else None

@@ -72,6 +72,9 @@ def add_routes(r: web.UrlDispatcher) -> None:
     r.add_get("/api/studio/response", get_response, name="api:studio-response")
     r.add_post("/api/studio/response", save_response, name="api:studio-response-save")
     r.add_post("/api/studio/response/check", check_response, name="api:studio-response-check")
+    r.add_get("/api/studio/flow", get_flow, name="api:studio-flow")
+    r.add_post("/api/studio/flow", save_flow, name="api:studio-flow-save")
+    r.add_post("/api/studio/flow/check", check_flow, name="api:studio-flow-check")
     r.add_get("/api/studio/intent", get_intent, name="api:studio-intent")
     r.add_post("/api/studio/intent", save_intent, name="api:studio-intent-save")
     r.add_post("/api/studio/intent/check", check_intent, name="api:studio-intent-check")
@@ -525,3 +528,73 @@ async def save_intent(request: web.Request) -> web.Response:
     file, new, body = await _with_examples(request)
     revision = await _save(request, file, new, body.get("revision"))
     return web.json_response({"file": file, "revision": revision})
+
+
+async def _flow_file(request: web.Request, name: str) -> tuple[str, str, int]:
+    files, tree = await _tree(_studio(request))
+    for item in forms.catalogue(tree)["flows"]:
+        if item["name"] == name:
+            found = files[item["file"]]
+            return item["file"], found.data.decode("utf-8"), found.revision
+    raise ApiError(f"в черновике нет сценария «{name}»", 404)
+
+
+async def get_flow(request: web.Request) -> web.Response:
+    """A flow as structured steps: each step's kind, id and keys (values as YAML text)."""
+    _editor(request)
+    name = request.query.get("name", "")
+    file, text, revision = await _flow_file(request, name)
+    try:
+        fields: dict[str, Any] | None = forms.flow_fields(text, f"{FOLDER}/{file}", name)
+        why = None
+    except forms.FormError as exc:
+        fields, why = None, str(exc)
+    return web.json_response(
+        {
+            "name": name,
+            "file": file,
+            "revision": revision,
+            "fields": fields,
+            "no_form": why,
+            "kinds": list(forms.STEP_KINDS),
+        }
+    )
+
+
+async def _with_flow(request: web.Request) -> tuple[str, str, str, dict[str, Any]]:
+    body = await json_body(request)
+    name = str(body.get("name") or "")
+    fields = body.get("fields")
+    if not isinstance(fields, dict):
+        raise ApiError("fields должен быть объектом")
+    file, text, _rev = await _flow_file(request, name)
+    try:
+        new = forms.replace_flow(text, f"{FOLDER}/{file}", name, fields)
+    except forms.FormError as exc:
+        raise ApiError(str(exc)) from None
+    return name, file, new, body
+
+
+async def check_flow(request: web.Request) -> web.Response:
+    """`{name, fields}`: the draft's problems with the flow written from the steps, each with
+    the step it is in (`step3`) when it is in this flow."""
+    _editor(request)
+    name, file, new, _body = await _with_flow(request)
+    problems, _ = await _problems_with(request, file, new)
+    shown = f"{FOLDER}/{file}"
+    return web.json_response(
+        {
+            "problems": [
+                forms.problem_json(
+                    p, forms.step_of(new, shown, name, p) if p.file == shown else None
+                )
+                for p in problems
+            ]
+        }
+    )
+
+
+async def save_flow(request: web.Request) -> web.Response:
+    name, file, new, body = await _with_flow(request)
+    revision = await _save(request, file, new, body.get("revision"))
+    return web.json_response({"name": name, "file": file, "revision": revision})

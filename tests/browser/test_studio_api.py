@@ -246,3 +246,36 @@ async def _files_mode(egor: Client, app: App, content: Any) -> None:
         return SECOND in str(app.content.current.responses["handoff"])
 
     await wait_for(served, 10, "the restored text to be served")
+
+
+async def test_a_flow_is_edited_as_steps_with_problems_at_the_step(
+    console: Console, clients: Callable[[], Client]
+) -> None:
+    egor = await logged_in(console, clients, "egor", "editor")
+    status, flow = await egor.get("/api/studio/flow?name=block_number")
+    assert status == 200 and flow["file"] == "dialogs/service.yml" and flow["no_form"] is None
+    steps = flow["fields"]["steps"]
+    assert [s["kind"] for s in steps][:3] == ["say", "verify", "ask"]
+    # moved: the question first; and a goto to a step that does not exist
+    steps.insert(0, steps.pop(2))
+    steps.append({"kind": "goto", "id": "", "fields": [{"key": "goto", "value": "nowhere"}]})
+    status, checked = await egor.post(
+        "/api/studio/flow/check", {"name": "block_number", "fields": flow["fields"]}
+    )
+    errors = [p for p in checked["problems"] if not p["warning"]]
+    assert errors and errors[0]["field"] == f"step{len(steps) - 1}", errors
+    assert "nowhere" in errors[0]["message"]
+    steps.pop()
+    status, checked = await egor.post(
+        "/api/studio/flow/check", {"name": "block_number", "fields": flow["fields"]}
+    )
+    assert not [p for p in checked["problems"] if not p["warning"]]
+    status, _saved = await egor.post(
+        "/api/studio/flow",
+        {"name": "block_number", "fields": flow["fields"], "revision": flow["revision"]},
+    )
+    assert status == 200
+    status, again = await egor.get("/api/studio/flow?name=block_number")
+    assert [s["kind"] for s in again["fields"]["steps"]][:3] == ["ask", "say", "verify"]
+    status, no_form = await egor.get("/api/studio/flow?name=offices")
+    assert no_form["fields"] is None and "якоря" in no_form["no_form"]

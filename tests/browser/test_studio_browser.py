@@ -150,6 +150,17 @@ async def test_an_editor_changes_publishes_and_rolls_back_in_two_processes(
         await expect(page.locator("#yaml")).to_be_visible()
         assert "offices:" in await page.locator("#yaml").input_value()
 
+        # A flow as steps: reorder with the arrows; an error shows at its step as you type.
+        await page.click("#browse li[data-key='f:block_number']")
+        await expect(page.locator("#flow-form")).to_be_visible()
+        kinds = page.locator("#steps > li")
+        assert await kinds.nth(0).get_attribute("data-kind") == "say"
+        await kinds.nth(0).locator("button[title='ниже']").click()
+        assert await kinds.nth(0).get_attribute("data-kind") == "verify"
+        await kinds.nth(1).locator(".s-value").first.fill("Привет, {nobody}!")
+        await expect(page.locator("#err-step1")).to_contain_text("«nobody»")
+        await expect(page.locator("#step1")).to_have_class("bad")
+
         # An operator cannot open the studio.
         context = await browser.new_context(locale="ru-RU")
         other = await context.new_page()

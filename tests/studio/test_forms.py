@@ -39,20 +39,15 @@ def test_every_form_editable_response_round_trips(tmp_path: Path) -> None:
 
 
 def test_a_rewrite_keeps_the_rest_of_the_file() -> None:
-    text = (CONTENT / "dialogs" / "service.yml").read_text("utf-8")
-    name = next(
-        r["name"]
-        for r in forms.catalogue(read_tree(CONTENT))["responses"]
-        if r["file"] == "dialogs/service.yml"
-    )
-    fields = forms.response_fields(text, "dialogs/service.yml", name)
+    text = (CONTENT / "dialogs" / "bot.yml").read_text("utf-8")
+    fields = forms.response_fields(text, "dialogs/bot.yml", "photo")
     fields["variants"][0]["text"] = "Новый текст\nв две строки"
-    new = forms.replace_response(text, "dialogs/service.yml", name, fields)
-    removed = set(text.splitlines()) - set(new.splitlines())
-    added = set(new.splitlines()) - set(text.splitlines())
-    assert any("Новый текст" in line for line in added)
-    assert "        в две строки" in new or "      в две строки" in new  # a `|` block
-    assert len(removed) <= 3, removed  # only the response's own lines
+    new = forms.replace_response(text, "dialogs/bot.yml", "photo", fields)
+    block = "  photo: |-\n    Новый текст\n    в две строки"  # a `|` block, no final newline
+    assert block + "\n  sticker:" in new
+    start = text.index("  photo:")
+    old_line = text[start : text.index("\n", start)]
+    assert new.replace(block, old_line, 1) == text  # every other byte of the file kept
 
 
 def test_a_problem_is_placed_at_its_field_and_said_in_russian() -> None:
@@ -79,3 +74,42 @@ def test_an_intents_examples_round_trip_and_keep_the_rest_of_the_file() -> None:
     assert forms.intent_examples(new, "nlu/billing.yml", "payment_methods")[-1] == (
         "куда платить за связь"
     )
+
+
+def test_every_flow_the_form_shows_round_trips() -> None:
+    """Written back from its own steps, each flow (and the rest of its file) reads the same."""
+    import yaml
+
+    tree = read_tree(CONTENT)
+    shown = 0
+    for item in forms.catalogue(tree)["flows"]:
+        text = tree[item["file"]].decode()
+        try:
+            fields = forms.flow_fields(text, item["file"], item["name"])
+        except forms.FormError:
+            continue
+        shown += 1
+        new = forms.replace_flow(text, item["file"], item["name"], fields)
+        assert yaml.safe_load(new) == yaml.safe_load(text), item["name"]
+        assert forms.flow_fields(new, item["file"], item["name"]) == fields
+    assert shown >= 25
+
+
+def test_steps_are_reordered_added_and_removed() -> None:
+    text = (CONTENT / "dialogs" / "smalltalk.yml").read_text("utf-8")
+    fields = forms.flow_fields(text, "dialogs/smalltalk.yml", "thanks")
+    assert [s["kind"] for s in fields["steps"]] == ["say"]
+    fields["steps"].insert(
+        0, {"kind": "set", "id": "", "fields": [{"key": "set", "value": "x: 1"}]}
+    )
+    fields["steps"].append({"kind": "end", "id": "", "fields": []})
+    new = forms.replace_flow(text, "dialogs/smalltalk.yml", "thanks", fields)
+    again = forms.flow_fields(new, "dialogs/smalltalk.yml", "thanks")
+    assert [s["kind"] for s in again["steps"]] == ["set", "say", "end"]
+    fields["steps"][0]["fields"][0]["value"] = "x: [1"
+    try:
+        forms.replace_flow(text, "dialogs/smalltalk.yml", "thanks", fields)
+    except forms.FormError as exc:
+        assert "шаг 1, поле set" in str(exc)
+    else:
+        raise AssertionError("a broken YAML value was taken")

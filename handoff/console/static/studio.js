@@ -90,7 +90,7 @@
         open: () => openResponse(r.name) }));
     } else if (state.tab === "flows") {
       items = cat.flows.map((f) => ({ key: `f:${f.name}`, title: f.title, sub: `${f.name} · ${f.file}`,
-        file: f.file, open: () => openFile(f.file, new RegExp(`^  ${f.name}:`, "m"), `сценарий «${f.title}»`) }));
+        file: f.file, open: () => openFlow(f.name, f.title) }));
     } else if (state.tab === "intents") {
       items = cat.intents.map((i) => ({ key: `i:${i.name}`, title: i.name,
         sub: `${i.examples} примеров · ${i.file}`, file: i.file,
@@ -131,7 +131,9 @@
   // -- opening a response (form) or a file (YAML) ------------------------------------------------
   function show(kind) {
     const isIntent = state.open && state.open.kind === "intent";
-    $("#response-form").hidden = kind !== "form" || isIntent;
+    const isFlow = state.open && state.open.kind === "flow";
+    $("#flow-form").hidden = kind !== "form" || !isFlow;
+    $("#response-form").hidden = kind !== "form" || isIntent || isFlow;
     $("#intent-form").hidden = kind !== "form" || !isIntent;
     $("#yaml-box").hidden = kind !== "yaml";
     $("#mode-form").classList.toggle("on", kind === "form");
@@ -190,6 +192,105 @@
   }
 
   const examples = () => $("#intent-examples").value.split("\n");
+
+  // -- a flow as structured steps ----------------------------------------------------------------
+  const STEP_LABELS = {
+    say: "Сказать", ask: "Спросить (слот)", call: "Действие (call)", if: "Условие (if)",
+    goto: "Перейти к шагу", flow: "Запустить сценарий", use: "Вставить сценарий",
+    handoff: "Передать оператору", ticket: "Заявка", set: "Задать слоты",
+    verify: "Проверить личность", route: "Развилка по словам", end: "Конец сценария",
+  };
+  const STEP_EXTRAS = { ask: ["prompt"], call: ["as", "on_error"], if: ["then", "else"],
+    handoff: ["reason"], ticket: ["details"] };
+
+  async function openFlow(name, title) {
+    const view = ++state.view;
+    const { ok, data } = await api("GET", `/api/studio/flow?name=${encodeURIComponent(name)}`);
+    if (view !== state.view) return;
+    if (!ok) { flash(data.error || "Не удалось открыть сценарий"); return; }
+    state.open = { kind: "flow", key: `f:${name}`, name, file: data.file, revision: data.revision };
+    $("#editing").textContent = `Сценарий «${title || name}»`;
+    $("#editing-where").textContent = `файл ${data.file}`;
+    $("#mode-switch").hidden = false;
+    $("#problems").textContent = "";
+    $("#save-state").textContent = "";
+    $("#no-form").hidden = !data.no_form;
+    $("#no-form").textContent = data.no_form || "";
+    const select = $("#new-step-kind");
+    select.textContent = "";
+    for (const kind of data.kinds) select.append(el("option", { value: kind }, STEP_LABELS[kind] || kind));
+    renderBrowse();
+    if (data.fields) {
+      state.mode = "form";
+      $("#flow-title").value = data.fields.title;
+      renderSteps(data.fields.steps);
+      show("form");
+    } else {
+      await loadYaml(data.file);
+      const m = new RegExp(`^  ${name}:`, "m").exec($("#yaml").value);
+      if (m) selectLine($("#yaml").value.slice(0, m.index).split("\n").length);
+    }
+  }
+
+  function renderSteps(steps) {
+    const list = $("#steps");
+    list.textContent = "";
+    steps.forEach((step, i) => list.append(stepBox(step, i, steps.length)));
+  }
+
+  function stepBox(step, i, count) {
+    const move = (delta) => {
+      const steps = readSteps();
+      const [moved] = steps.splice(i, 1);
+      steps.splice(i + delta, 0, moved);
+      renderSteps(steps);
+      checkSoon();
+    };
+    const up = el("button", { type: "button", class: "secondary", title: "выше", disabled: i === 0 }, "↑");
+    const down = el("button", { type: "button", class: "secondary", title: "ниже", disabled: i === count - 1 }, "↓");
+    const drop = el("button", { type: "button", class: "secondary", title: "убрать шаг" }, "×");
+    up.addEventListener("click", () => move(-1));
+    down.addEventListener("click", () => move(1));
+    drop.addEventListener("click", () => {
+      const steps = readSteps();
+      steps.splice(i, 1);
+      renderSteps(steps);
+      checkSoon();
+    });
+    const id = el("input", { type: "text", class: "s-id", placeholder: "метка шага (для goto), необязательно", value: step.id });
+    const fields = el("div", { class: "s-fields" });
+    for (const f of step.fields) fields.append(kvRow(f.key, f.value));
+    const addField = el("button", { type: "button", class: "secondary" }, "+ поле");
+    addField.addEventListener("click", () => { fields.append(kvRow("", "")); });
+    return el("li", { dataset: { step: i, kind: step.kind }, id: `step${i}` },
+      el("div", { class: "step-head" }, el("b", {}, STEP_LABELS[step.kind] || step.kind || "шаг"),
+        el("span", {}, up, down, drop)),
+      id, fields, addField,
+      el("p", { class: "field-error", id: `err-step${i}`, hidden: true }));
+  }
+
+  function kvRow(key, value) {
+    const k = el("input", { type: "text", class: "s-key", value: key, placeholder: "ключ" });
+    const v = el("textarea", { class: "s-value", rows: Math.min(8, Math.max(1, value.split("\n").length)) });
+    v.value = value;
+    const drop = el("button", { type: "button", class: "secondary", title: "убрать поле" }, "×");
+    const row = el("div", { class: "kv" }, k, v, drop);
+    drop.addEventListener("click", () => { row.remove(); checkSoon(); });
+    return row;
+  }
+
+  function readSteps() {
+    const steps = [];
+    document.querySelectorAll("#steps > li").forEach((li) => {
+      const fields = [];
+      li.querySelectorAll(".kv").forEach((row) => fields.push({
+        key: row.querySelector(".s-key").value, value: row.querySelector(".s-value").value }));
+      steps.push({ kind: li.dataset.kind, id: li.querySelector(".s-id").value, fields });
+    });
+    return steps;
+  }
+
+  const flowFields = () => ({ title: $("#flow-title").value, steps: readSteps() });
 
   async function openFile(path, pattern, label, line) {
     ++state.view;
@@ -372,6 +473,8 @@
       resp = await api("POST", "/api/studio/response/check", { name: open.name, fields: readForm() });
     } else if (open.kind === "intent" && state.mode === "form") {
       resp = await api("POST", "/api/studio/intent/check", { name: open.name, examples: examples() });
+    } else if (open.kind === "flow" && state.mode === "form") {
+      resp = await api("POST", "/api/studio/flow/check", { name: open.name, fields: flowFields() });
     } else {
       resp = await api("POST", "/api/studio/check", { path: open.file, text: $("#yaml").value });
     }
@@ -381,7 +484,7 @@
   }
 
   function showProblems(problems) {
-    document.querySelectorAll(".studio .field").forEach((f) => f.classList.remove("bad"));
+    document.querySelectorAll(".studio .field, #steps > li").forEach((f) => f.classList.remove("bad"));
     document.querySelectorAll(".studio .field-error").forEach((e) => { e.hidden = true; e.textContent = ""; });
     const list = $("#problems");
     list.textContent = "";
@@ -394,7 +497,7 @@
         if (err) {
           err.hidden = false;
           err.textContent = err.textContent ? `${err.textContent}; ${p.message}` : p.message;
-          err.closest(".field").classList.add("bad");
+          (err.closest(".field") || err.closest("li")).classList.add("bad");
           continue;
         }
       }
@@ -416,6 +519,9 @@
     } else if (open.kind === "intent" && state.mode === "form") {
       resp = await api("POST", "/api/studio/intent",
         { name: open.name, examples: examples(), revision: open.revision });
+    } else if (open.kind === "flow" && state.mode === "form") {
+      resp = await api("POST", "/api/studio/flow",
+        { name: open.name, fields: flowFields(), revision: open.revision });
     } else {
       resp = await api("POST", "/api/studio/file",
         { path: open.file, text: $("#yaml").value, revision: open.revision });
@@ -543,6 +649,7 @@
     await Promise.all([loadDraft(), loadVersions()]);
     if (state.open && state.open.kind === "response") await openResponse(state.open.name);
     else if (state.open && state.open.kind === "intent") await openIntent(state.open.name);
+    else if (state.open && state.open.kind === "flow") await openFlow(state.open.name);
     else if (state.open) await openFile(state.open.file);
   }
 
@@ -605,6 +712,16 @@
   $("#mode-form").addEventListener("click", () => {
     if (state.open && state.open.kind === "response") openResponse(state.open.name);
     if (state.open && state.open.kind === "intent") openIntent(state.open.name);
+    if (state.open && state.open.kind === "flow") openFlow(state.open.name);
+  });
+  $("#flow-form").addEventListener("input", checkSoon);
+  $("#flow-form").addEventListener("submit", (e) => e.preventDefault());
+  $("#add-step").addEventListener("click", () => {
+    const kind = $("#new-step-kind").value;
+    const steps = readSteps();
+    const fields = kind === "end" ? [] : [kind, ...(STEP_EXTRAS[kind] || [])].map((key) => ({ key, value: "" }));
+    steps.push({ kind, id: "", fields });
+    renderSteps(steps);
   });
   $("#intent-form").addEventListener("input", checkSoon);
   $("#intent-form").addEventListener("submit", (e) => e.preventDefault());

@@ -28,7 +28,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
-from dialogs import understanding
+from dialogs import assist, understanding
 from dialogs.actions import Actions
 from dialogs.content import (
     FLOW_PAYLOAD,
@@ -45,12 +45,13 @@ from dialogs.messages import Button, Outbound
 from dialogs.responder import Escalator, Turn
 from dialogs.responses import ContentSource, render
 from dialogs.runner import Runner
-from dialogs.verify import Verifier
+from dialogs.verify import NUMBER_GIVEN, Verifier, claim_of
 from storage.models import utcnow
 
 log = logging.getLogger(__name__)
 
 MISS_INTENTS = {"out_of_scope"}  # answered, but a miss: two in a row offer a human
+SMALL_TALK = {"greet", "goodbye", "thanks", "affirm", "deny"}  # never "the other question"
 # Requests a plain «не надо» can refuse; elsewhere a negation is part of the story («не хочу
 # платить за то, что не работает» is a complaint, «с ботом не хочу» asks for a human).
 REFUSABLE = {"technician_visit", "connect_home", "promised_payment", "tariff_change"}
@@ -172,6 +173,11 @@ class _Run(Runner):
         confident = parse is not None and parse.confidence >= self.e.threshold
         intent = parse.intent if parse is not None and confident else None
         self.given_text = text
+        if understanding.only_number(text) and (claim := claim_of(text)) is not None:
+            self.slots[NUMBER_GIVEN] = claim  # «89110000001» first: kept for the check to come
+            self.turn.handled_as = "number"
+            self.say("number_only")
+            return
         started = self.c.started_by(text)  # «жалоба: ...» whatever the rest says
         if started is not None:
             await self.start(started)
@@ -200,7 +206,10 @@ class _Run(Runner):
             own = parse is None or bool(parse.entities) or intent == last.get("intent")
             sure = 1.0 if own or parse is None else parse.confidence
             if not (self.kb.beats_intent(text, sure) and self.kb.answer(text)):
-                await self.start(flow)
+                await self._start_both(flow)
+                answered = not (self.handed_off or self.slots.get("_flow") or own)
+                if answered and not self.slots.get("_verify"):
+                    self.kb.offer_beside(text)
             return
         if refusal and intent is None:
             self.turn.handled_as = "cancel"
@@ -218,6 +227,36 @@ class _Run(Runner):
             return
         self.slots["_unsure_text"] = text  # a button pressed after "did you mean" gets it
         await self.miss()
+
+    async def _start_both(self, flow: str) -> None:
+        """Start `flow`; when the message asked a second thing («где оплатить и какой у меня
+        тариф») and one of the two is answered from the words alone, that one is said first
+        and the other started after it, each read on its own part of the message."""
+        parse = self.turn.parse
+        also = parse.extra.get("also") if parse is not None else None
+        other = self.c.intent_flows.get(str(also.get("intent"))) if isinstance(also, dict) else None
+        if not isinstance(also, dict) or other is None or other == flow:
+            await self.start(flow)
+            return
+        if str(also.get("intent")) in MISS_INTENTS | SMALL_TALK:
+            await self.start(flow)
+            return
+        asked, main_text = str(also.get("text") or ""), str(also.get("main") or self.text)
+        if assist.completes(self.c, other, asked):
+            order = [(other, asked), (flow, main_text)]
+        elif assist.completes(self.c, flow, main_text):
+            order = [(flow, main_text), (other, asked)]
+        else:  # both need more than words: one thing at a time
+            await self.start(flow)
+            return
+        self.turn.handled_as = "two questions"
+        whole = self.text
+        try:
+            for name, part in order:
+                self.text = self.given_text = part
+                await self.start(name)
+        finally:
+            self.text = whole
 
     def _in_context(self, text: str, intent: str | None) -> str | None:
         """The flow a message continues, read with the previous answer: its topic's own words

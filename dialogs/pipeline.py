@@ -39,6 +39,7 @@ APOLOGY = (
     "Попробуй написать по-другому или позови оператора — он поможет."
 )
 REREAD_BELOW = 0.5  # a parse this unsure of a long message is tried on its shorter readings
+ALSO_AT = 0.6  # the second question of a two-question message counts when the NLU is this sure
 
 
 class RatingResponder(Protocol):
@@ -181,21 +182,38 @@ class ConversationService:
     async def _understand(self, text: str) -> Parse:
         """The NLU's parse of the message; when it is unsure of a long or cluttered message,
         the best of its shorter readings (without the address, clause by clause) decides the
-        intent — entities still come from the whole message."""
+        intent — entities still come from the whole message. A message asking two things
+        («где оплатить и какой у меня тариф») carries the second one in `extra["also"]`."""
         assert self.engine is not None
         whole = await self.engine.parse(text)
-        if whole.confidence >= REREAD_BELOW:
-            return whole
-        best = whole
-        for reading in understanding.readings(text):
-            part = await self.engine.parse(reading)
-            if part.confidence > best.confidence:
-                best = part
-        if best is whole:
-            return whole
-        extra = {**whole.extra, "read_as": best.text, "whole_confidence": whole.confidence}
-        return replace(whole, intent=best.intent, confidence=best.confidence,
-                       ranking=best.ranking, extra=extra)  # fmt: skip
+        chosen = whole
+        if whole.confidence < REREAD_BELOW:
+            best = whole
+            for reading in understanding.readings(text):
+                part = await self.engine.parse(reading)
+                if part.confidence > best.confidence:
+                    best = part
+            if best is not whole:
+                extra = {**whole.extra, "read_as": best.text, "whole_confidence": whole.confidence}
+                chosen = replace(whole, intent=best.intent, confidence=best.confidence,
+                                 ranking=best.ranking, extra=extra)  # fmt: skip
+        also = await self._second_ask(text, chosen)
+        return replace(chosen, extra={**chosen.extra, "also": also}) if also else chosen
+
+    async def _second_ask(self, text: str, chosen: Parse) -> dict[str, object] | None:
+        """The other question of a two-question message: one part is what `chosen` understood,
+        the other a different intent the NLU is sure of (`ALSO_AT`)."""
+        asks = understanding.two_asks(text)
+        if asks is None or self.engine is None:
+            return None
+        parts = [await self.engine.parse(ask) for ask in asks]
+        same = [p for p in parts if p.intent == chosen.intent]
+        other = [p for p in parts if p.intent != chosen.intent and p.confidence >= ALSO_AT]
+        if len(same) != 1 or len(other) != 1:
+            return None
+        found = other[0]
+        return {"intent": found.intent, "text": found.text, "confidence": found.confidence,
+                "main": same[0].text}  # fmt: skip
 
     @staticmethod
     async def _store_turn(

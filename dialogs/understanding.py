@@ -226,3 +226,44 @@ def readings(text: str) -> list[str]:
         if len(clause.split()) >= 2 and clause not in out and tidy(clause) != tidy(text):
             out.append(clause)
     return out[:MAX_CLAUSES]
+
+
+# «где оплатить и какой у меня тариф», «сменить тариф, а ещё подключить автоплатёж»
+_TWO_ASKS = re.compile(
+    r"\s*(?:[.!?;]+|,?\s+а\s+(?:ещё|еще|также|так\s+же)\s+|,?\s+и\s+ещё\s+|,?\s+и\s+(?:ещё\s+)?"
+    r"(?=(?:как|где|сколько|когда|что|почему|можно|какой|какая|какие|какое|куда|хочу|нужно|надо|"
+    r"подскажите|подскажи|скажите|скажи|расскажите|расскажи)\b)|,\s+(?=(?:а\s+)?(?:как|где|сколько|"
+    r"когда|почему|можно|какой|какая|какие|какое|куда)\b))\s*",
+    re.IGNORECASE,
+)
+
+
+_LEADING_AND = re.compile(r"^(?:и|а)\s+", re.IGNORECASE)
+
+
+def two_asks(text: str) -> tuple[str, str] | None:
+    """A message asking two things at once, split where the second question begins («где
+    оплатить и какой у меня тариф» -> «где оплатить», «какой у меня тариф»); None for one
+    request («не работает интернет и телевизор», «где и как оплатить»). Each part has at least
+    two words; a third question is left for the subscriber to repeat."""
+    body = _GREETING.sub("", text.strip())
+    parts = [_LEADING_AND.sub("", p.strip(" ,")) for p in _TWO_ASKS.split(body)]
+    parts = [p for p in parts if p]
+    if len(parts) != 2 or any(len(words(p)) < 2 for p in parts):
+        return None
+    return parts[0], parts[1]
+
+
+_NUMBER_CHARS = re.compile(r"[\d+()\-.\s/№#:,]+")
+_NUMBER_WORDS = frozenset(
+    {"мой", "моя", "номер", "телефон", "тел", "счет", "счёт", "лицевой", "лс", "л", "с", "вот",
+     "это", "договор", "договора", "абонент", "my", "phone"}
+)  # fmt: skip
+
+
+def only_number(text: str) -> bool:
+    """Is the message just a number, perhaps named («89110000001», «мой номер +7 911 …»,
+    «л/с 100200301»)? Subscribers often start so; what they want comes next."""
+    if not any(ch.isdigit() for ch in text):
+        return False
+    return all(w in _NUMBER_WORDS for w in words(_NUMBER_CHARS.sub(" ", text.lower())))

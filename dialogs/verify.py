@@ -15,6 +15,7 @@ another request) leaves the verification; the flow it guarded does not go on.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -160,6 +161,7 @@ class Verification:
             await self._send({"phone": known.get("phone")})
             return False
         claim = _claim(said) if said else None
+        claim = claim or t.slots.pop(NUMBER_GIVEN, None)  # a number sent on its own before
         if claim is not None:
             await self._send(claim)
             return False
@@ -220,6 +222,9 @@ class Verification:
         if claim is not None:
             await self._send(claim)
             return
+        if stage == "code" and state.get("claim") and _NOT_ARRIVED.search(text):
+            await self._send(state["claim"], again=True)  # «смс не пришла»: not a wrong code
+            return
         misses = int(state.get("misses", 0)) + 1
         if misses > MAX_UNPARSED:
             self.end()
@@ -228,11 +233,13 @@ class Verification:
         self._set(misses=misses)
         if stage == "number":
             self._ask()
-        else:
+        elif any(ch.isdigit() for ch in text):  # digits, but not a code: a mistyped one
             left = CODE_TRIES - int(state.get("tries", 0))
             self.t.say("verify_code_wrong", tries_left=left)
+        else:  # words while the code is awaited: say what is awaited and how to get another
+            self.t.say("verify_code_waiting", self._secret_button())
 
-    async def _send(self, claim: dict[str, Any]) -> None:
+    async def _send(self, claim: dict[str, Any], *, again: bool = False) -> None:
         t = self.t
         outcome = await self.v.send_code(
             t.session,
@@ -247,7 +254,8 @@ class Verification:
             t.say("verify_limited")
             return
         self._set(stage="code", claim=claim, misses=0, tries=0)
-        t.say("verify_code_sent", self._secret_button(), minutes=outcome.minutes)
+        sent = "verify_code_resent" if again else "verify_code_sent"
+        t.say(sent, self._secret_button(), minutes=outcome.minutes)
 
     async def _after(self, outcome: Outcome) -> None:
         t, state = self.t, self.state
@@ -275,6 +283,21 @@ class Verification:
         else:  # "unknown": their own number is no customer's
             self.end()
             t.say("verify_unknown")
+
+
+NUMBER_GIVEN = "_number"  # slot: a number the subscriber sent on its own, for the next check
+# «смс не пришла», «код не приходит», «где код?», «отправьте ещё раз»
+_NOT_ARRIVED = re.compile(
+    r"не\s*(?:при|до)?(?:шл|шёл|шел|ход|получ)|нет\s+(?:смс|sms|кода|сообщ)"
+    r"|где\s+(?:же\s+)?(?:код|смс|sms)|новый\s+код|повторн"
+    r"|(?:отправ|пришл|вышл|скин)\w*\s+(?:ещё|еще|снова|заново|новый|другой)",
+    re.IGNORECASE,
+)
+
+
+def claim_of(text: str) -> dict[str, Any] | None:
+    """A phone or account number in the message (see `_claim`)."""
+    return _claim(text)
 
 
 def _claim(text: str) -> dict[str, Any] | None:

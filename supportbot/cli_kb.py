@@ -135,11 +135,12 @@ async def _evaluate(settings: Settings, args: argparse.Namespace) -> int:
         n = len(questions)
         print("in a conversation (embedded intent engine + the engine's rules), of all questions:")
         for key, label in _OUTCOMES.items():
-            print(f"  {label:<42} {chat[key] / n:.3f}  ({chat[key]})")
+            print(f"  {label:<46} {chat[key] / n:.3f}  ({chat[key]})")
         held = chat["heldout_examples"]
         print(
             f"intent examples an article would take: {chat['heldout_taken']} of {held} "
-            f"(content/nlu_test)"
+            f"(content/nlu_test); with an article's title under the intent's answer: "
+            f"{chat['heldout_titled']}"
         )
     if args.errors:
         for o in report.wrong():
@@ -169,7 +170,8 @@ _OUTCOMES = {
     "article_right": "answered by the right article",
     "article_wrong": "answered by a wrong article",
     "titles_right": "titles offered, the right one among them",
-    "intent": "taken by an intent",
+    "intent_beside": "taken by an intent, the right title under it",
+    "intent": "taken by an intent, no right title",
     "nothing_right": "no article (expected none)",
     "nothing": "no article (one was expected)",
 }
@@ -180,7 +182,8 @@ async def _in_conversation(
 ) -> dict[str, int]:
     """What the dialog engine would do with each question as a first message (its order:
     a confident intent unless an article wins, else an article, else titles)."""
-    from dialogs.knowledge import ANSWER_AT, SUGGEST_AT, article_wins
+    from dialogs.assist import completes
+    from dialogs.knowledge import ANSWER_AT, SUGGEST_AT, article_wins, beside
     from nlu.data import load_training_data
     from supportbot.nlu_setup import build_engine
 
@@ -201,7 +204,11 @@ async def _in_conversation(
                 and not parse.entities
                 and article_wins(kb, text, top, parse.confidence)
             )
-            return ("article", top.id) if wins and top else ("intent", parse.intent)
+            if wins and top:
+                return "article", top.id
+            flow = content.intent_flows.get(parse.intent)
+            under = beside(kb, text) if flow and completes(content, flow, text) else None
+            return "intent", under.id if under and not parse.entities else None
         if top is not None and top.score >= ANSWER_AT:
             return "article", top.id
         offered = [h.id for h in hits if h.score >= SUGGEST_AT]
@@ -213,7 +220,7 @@ async def _in_conversation(
         if kind == "article":
             counts["article_right" if value == q.expect else "article_wrong"] += 1
         elif kind == "intent":
-            counts["intent"] += 1
+            counts["intent_beside" if value == q.expect else "intent"] += 1
         elif value and q.expect in value.split(","):
             counts["titles_right"] += 1
         else:
@@ -223,10 +230,12 @@ async def _in_conversation(
         for e in load_training_data([settings.content_dir / "nlu_test"]).examples
         if e.intent != "out_of_scope"
     ]
-    taken = 0
+    taken = titled = 0
     for example in heldout:
-        kind, _ = await outcome(example.text)
+        kind, value = await outcome(example.text)
         taken += kind == "article"
+        titled += kind == "intent" and value is not None
     counts["heldout_examples"] = len(heldout)
     counts["heldout_taken"] = taken
+    counts["heldout_titled"] = titled
     return counts

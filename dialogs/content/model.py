@@ -51,6 +51,8 @@ RESERVED = {
     "verify_ask": "asks who they are: phone or account number (Telegram: a share-contact button)",
     "verify_code_sent": "after a number: 'if it is ours, an SMS code comes' ({minutes} min)",
     "verify_code_wrong": "a wrong code ({tries_left} tries left)",
+    "verify_code_waiting": "a message with no code while the code is awaited",
+    "verify_code_resent": "«не пришло» while the code is awaited: a new code is sent ({minutes} min)",
     "verify_code_expired": "the code is too old: ask for the number again",
     "verify_too_many": "too many wrong codes or code words: a human will help",
     "verify_limited": "too many codes asked for within an hour",
@@ -60,6 +62,7 @@ RESERVED = {
     "verify_secret_ask": "no phone at hand: then the code word",
     "verify_done": "verified ({customer.name})",
     "verify_request": "an operator asks the subscriber to verify (from the console)",
+    "number_only": "a message that is only a phone or account number: what about it? (kept for the check)",
     "logged_out": "after «выйти» / «это не мой номер»: the number is forgotten",
     # Knowledge base (content/knowledge/*.md)
     "kb_helped": "after «👍 Помогло» under an article",

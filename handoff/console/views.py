@@ -9,7 +9,7 @@ role sees of the personal data in a chat is `handoff.console.privacy`'s policy, 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
@@ -18,8 +18,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialogs.content import Content
-from dialogs.knowledge import ANSWER_AT
 from handoff.console import notes, privacy, readable
+from handoff.console.assist import bot_answer, suggested_article
 from handoff.console.privacy import Policy
 from handoff.console.security import Me
 from handoff.console.uploads import upload_name
@@ -531,6 +531,9 @@ async def chat_view(
         },
         "verification": _verification(verified, policy, tz, now),
         "article": suggested_article(content, messages),
+        "bot_answer": bot_answer(
+            content, messages, conv.channel, account.first_name if account else None
+        ),
         "masked": {"role": policy.role, "unmasked": policy.unmasked},
         "channels": [
             {
@@ -626,31 +629,4 @@ def _verification(
         "until_time": local(found.expires_at, tz, now),
         "phone": privacy.show("phone", found.phone, policy),
         "account_number": privacy.show("account_number", found.account_number, policy),
-    }
-
-
-def suggested_article(
-    content: Content | None, messages: Sequence[Message]
-) -> dict[str, Any] | None:
-    """Operator assist: the knowledge-base article closest to the subscriber's last text, if any
-    fits as well as the bot needs to answer with it (`ANSWER_AT`); its short answer can go into
-    the reply as it is."""
-    if content is None or not content.articles:
-        return None
-    last = next(
-        (m.text for m in reversed(messages) if m.author == Author.SUBSCRIBER and m.text), None
-    )
-    if not last or last.startswith("/"):
-        return None
-    hits = content.knowledge.search(last, 1)
-    if not hits or hits[0].score < ANSWER_AT or hits[0].id not in content.articles:
-        return None
-    article = content.articles[hits[0].id]
-    return {
-        "id": article.id,
-        "title": article.title,
-        "short": article.text.short,
-        "body": article.text.body,
-        "score": hits[0].score,
-        "for": last,
     }

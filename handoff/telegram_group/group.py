@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from typing import TypeVar
 from zoneinfo import ZoneInfo
@@ -52,7 +53,9 @@ T = TypeVar("T")
 Job = Callable[[], Awaitable[None]]
 
 ACTIVE = (ConversationState.QUEUED, ConversationState.WITH_OPERATOR)
-HANDLED_EVENTS = {"queued", "assigned", "message", "missed", "closed", "returned"}
+HANDLED_EVENTS = {"queued", "assigned", "message", "missed", "closed", "returned", "sweep"}
+SWEEP_EVERY = 10.0  # seconds between looks for active chats that have no topic yet
+SWEEP_BACKOFF = 300.0  # a chat whose topic Telegram refused is swept again after this
 DEDUPE_CHANNEL = "tg-group"  # processed_updates.channel for the group's updates
 
 
@@ -95,6 +98,8 @@ class TelegramGroup:
         self._start_mark = 0  # messages older than this process were not seen live
         self._events: AsyncIterator[Event] | None = None
         self._listener: asyncio.Task[None] | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self._sweep_after: dict[int, float] = {}  # a failed topic: not swept again before then
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -108,26 +113,55 @@ class TelegramGroup:
         await asyncio.sleep(0)  # the subscription is registered at the generator's first step
         self._events = events
         self._listener = asyncio.create_task(self._listen(events, first), name="telegram-group")
+        waiting = await self._sweep()
+        self._sweeper = asyncio.create_task(self._sweep_forever(), name="telegram-group-sweep")
+        log.info(
+            "telegram group %s: listening (%d chat(s) to catch up)", self.group_id, len(waiting)
+        )
+
+    async def _sweep(self) -> list[int]:
+        """Open topics for active chats that have none and no job in hand: the safety net for
+        an event this process never saw (queued while it was off, during a takeover, with
+        Redis away or absent on several processes)."""
         async with self.db.session() as session:
             waiting = (
                 await session.scalars(
                     select(Conversation.id)
                     .where(Conversation.state.in_(ACTIVE), Conversation.topic_id.is_(None))
                     .order_by(Conversation.id)
+                    .limit(500)
                 )
             ).all()
-        for conv_id in waiting:
-            self._dispatch({"type": "queued", "conversation_id": conv_id})
-        log.info(
-            "telegram group %s: listening (%d chat(s) to catch up)", self.group_id, len(waiting)
-        )
+        now = time.monotonic()
+        missing = [
+            conv_id
+            for conv_id in waiting
+            if conv_id not in self._lanes and self._sweep_after.get(conv_id, 0) <= now
+        ]
+        for conv_id in missing:
+            self._dispatch({"type": "sweep", "conversation_id": conv_id})
+        return missing
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_EVERY)
+            try:
+                found = await self._sweep()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the database away: the next sweep tries again
+                log.warning("telegram group: sweep for chats without a topic failed (%s)", exc)
+                continue
+            if found:
+                log.info("telegram group: %d chat(s) without a topic found, opening", len(found))
 
     async def stop(self) -> None:
-        tasks = [t for t in (self._listener, *self._lane_tasks.values()) if t is not None]
+        background = (self._listener, self._sweeper, *self._lane_tasks.values())
+        tasks = [t for t in background if t is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        self._listener = None
+        self._listener = self._sweeper = None
         if self._events is not None:
             aclose = getattr(self._events, "aclose", None)
             if aclose is not None:
@@ -196,6 +230,8 @@ class TelegramGroup:
         if snap.topic_id is None:
             if active:  # queued, or an event after a failed topic creation: open it now
                 await self._open_topic(snap)
+            return
+        if kind == "sweep":  # opened meanwhile (by this chat's earlier job): nothing to add
             return
         thread = int(snap.topic_id)
         if kind == "queued" and active:
@@ -295,7 +331,9 @@ class TelegramGroup:
             )
         except Exception as exc:  # the handoff itself is done; the next event retries
             log.warning("telegram group: no topic for conversation %s: %s", snap.id, exc)
+            self._sweep_after[snap.id] = time.monotonic() + SWEEP_BACKOFF
             return
+        self._sweep_after.pop(snap.id, None)
         thread = topic.message_thread_id
         async with self.db.session() as session:
             async with session.begin():

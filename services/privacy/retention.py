@@ -286,52 +286,38 @@ async def _processed_updates(db: Database, cutoff: datetime, batch: int, done: P
         await asyncio.sleep(0)
 
 
-async def _outbox(db: Database, cutoff: datetime, batch: int, done: Pass) -> None:
-    o = OutboxItem
+async def _delete_in_batches(db: Database, key: Any, where: Any, batch: int) -> int:
+    """Delete the rows of `key`'s table matching `where`, `batch` keys per transaction (each
+    under the retention lock); how many went."""
+    gone = 0
     while True:
         async with db.transaction() as session:
             await _lock(session)
-            ids = list(
-                (
-                    await session.scalars(
-                        select(o.id)
-                        .where(o.status.in_(FINISHED), o.created_at < cutoff)
-                        .order_by(o.id)
-                        .limit(batch)
-                    )
-                ).all()
+            keys = list(
+                (await session.scalars(select(key).where(where).order_by(key).limit(batch))).all()
             )
-            if ids:
+            if keys:
                 await session.execute(
-                    delete(o).where(o.id.in_(ids)).execution_options(synchronize_session=False)
+                    delete(key.class_)
+                    .where(key.in_(keys))
+                    .execution_options(synchronize_session=False)
                 )
-        done.outbox += len(ids)
-        if len(ids) < batch:
-            return
+        gone += len(keys)
+        if len(keys) < batch:
+            return gone
         await asyncio.sleep(0)
+
+
+async def _outbox(db: Database, cutoff: datetime, batch: int, done: Pass) -> None:
+    """Delete finished outbox rows created before `cutoff`."""
+    o = OutboxItem
+    where = o.status.in_(FINISHED) & (o.created_at < cutoff)
+    done.outbox += await _delete_in_batches(db, o.id, where, batch)
 
 
 async def _upload_rows(db: Database, cutoff: datetime, batch: int, done: Pass) -> None:
-    """Delete the stored uploads created before `cutoff`, a batch per transaction."""
-    u = Upload
-    while True:
-        async with db.transaction() as session:
-            await _lock(session)
-            names = list(
-                (
-                    await session.scalars(
-                        select(u.name).where(u.created_at < cutoff).order_by(u.name).limit(batch)
-                    )
-                ).all()
-            )
-            if names:
-                await session.execute(
-                    delete(u).where(u.name.in_(names)).execution_options(synchronize_session=False)
-                )
-        done.uploads += len(names)
-        if len(names) < batch:
-            return
-        await asyncio.sleep(0)
+    """Delete the stored uploads created before `cutoff`."""
+    done.uploads += await _delete_in_batches(db, Upload.name, Upload.created_at < cutoff, batch)
 
 
 async def _old_uploads(directory: Path | None, cutoff: datetime) -> int:

@@ -37,3 +37,36 @@ async def test_the_article_for_the_last_question_goes_into_the_reply(
     await expect(page.locator("#reply-text")).to_have_value(short)
     await page.click("#reply-send")
     await wait_text(lambda: console.telegram.sent(TG_USER), short[:30])
+
+
+async def test_the_bots_own_answer_is_a_one_click_draft(console: Console, page: Any) -> None:
+    """The subscriber asks something while waiting: the operator sees what the bot would have
+    answered (the flow's reply for the words, here the cash branch of «how to pay»), inserts it,
+    edits and sends it; answered questions, small talk and data questions offer nothing."""
+    await console.operator("anna", name="Анна")
+    conv = await console.queue_telegram(TG_USER + 1)  # «где оплатить?» the bot answered itself
+    await log_in(page, console, "anna")
+    await page.goto(f"{console.url}/chats/{conv.id}")
+    await page.click("#take")
+    await expect(page.locator("#reply-form")).to_be_visible()
+    await expect(page.locator("#bot-box")).to_be_hidden()  # the bot answered; then «оператор»
+
+    console.telegram.send_text(TG_USER + 1, "а наличными можно заплатить?")
+    await expect(page.locator("#bot-box")).to_be_visible()
+    await expect(page.locator("#bot-title")).to_have_text("💳 Как оплатить")
+    await expect(page.locator("#bot-for")).to_have_text("а наличными можно заплатить?")
+    draft = await page.locator("#bot-text").inner_text()
+    assert "Наличными" in draft and "терминал" in draft
+    await page.click("#bot-insert")
+    await expect(page.locator("#reply-text")).to_have_value(draft)
+    await page.locator("#reply-text").press("End")
+    await page.locator("#reply-text").type(" Могу подсказать ближайший.")
+    await page.click("#reply-send")
+    got = await wait_text(lambda: console.telegram.sent(TG_USER + 1), "Наличными")
+    assert got["text"].endswith("Могу подсказать ближайший.")
+    await expect(page.locator("#bot-box")).to_be_hidden()  # answered: the draft goes away
+
+    console.telegram.send_text(TG_USER + 1, "спасибо!")  # small talk: no draft
+    console.telegram.send_text(TG_USER + 1, "а какой у меня баланс?")  # needs data: no draft
+    await expect(page.locator("#transcript")).to_contain_text("какой у меня баланс")
+    await expect(page.locator("#bot-box")).to_be_hidden()

@@ -48,23 +48,34 @@ async def test_a_poison_update_delays_no_other_subscriber(
             await telegram.wait_sent(user, 1, timeout=10)
         return max(telegram.sent(u)[0]["at"] for u in users) - asked
 
-    alone = await crowd(range(9001, 9011))  # how long it takes on this machine right now
-    telegram.send_text(POISON, "привет")
-    telegram.send_text(POISON + 1, "тариф\x00 какой у меня?")  # a NUL: stored clean, answered
-    beside = await crowd(range(9011, 9021))
-    assert beside < alone + 1.0, f"{beside:.2f} s beside the poison, {alone:.2f} s alone"
+    # Each round: the crowd alone (how long it takes on this machine right now), then the
+    # poison and a NUL beside a second crowd. A poison that held the loop slows every round; a
+    # busy machine's hiccup slows one, so the best of three rounds decides.
+    rounds: list[tuple[float, float]] = []
+    for n in range(3):
+        first = 9001 + n * 20
+        alone = await crowd(range(first, first + 10))
+        telegram.send_text(POISON, "привет")
+        telegram.send_text(POISON + 1, "тариф\x00 какой у меня?")  # a NUL: stored clean, answered
+        beside = await crowd(range(first + 10, first + 20))
+        rounds.append((beside, alone))
+        await telegram.wait_sent(POISON, n + 1, timeout=10)
+        await telegram.wait_sent(POISON + 1, n + 1, timeout=10)
+        if beside < alone + 1.0:
+            break
+    assert any(b < a + 1.0 for b, a in rounds), ", ".join(
+        f"{b:.2f} s beside the poison vs {a:.2f} s alone" for b, a in rounds
+    )
 
-    await telegram.wait_sent(POISON, 1, timeout=10)
-    assert telegram.sent(POISON)[0]["text"] == APOLOGY
-    await telegram.wait_sent(POISON + 1, 1, timeout=10)
     await asyncio.sleep(0.5)
-    assert len(telegram.sent(POISON)) == 1  # not retried in a loop
+    assert [m["text"] for m in telegram.sent(POISON)] == [APOLOGY] * len(rounds)  # no retry loop
     async with app.db.session() as s:
-        [letter] = (await s.execute(select(DeadLetter))).scalars()
-        stored = await s.scalar(select(Message.text).where(Message.text.like("тариф%")))
-    assert letter.user_id == str(POISON) and "ValueError" in letter.error
+        letters = (await s.execute(select(DeadLetter))).scalars().all()
+        stored = await s.scalar(select(Message.text).where(Message.text.like("тариф%")).limit(1))
+    assert len(letters) == len(rounds)
+    assert all(x.user_id == str(POISON) and "ValueError" in x.error for x in letters)
     assert stored == "тариф какой у меня?"
 
     async with aiohttp.ClientSession() as http, http.get(f"{app.url}/metrics") as resp:
         page = await resp.text()
-    assert 'supportbot_dead_letters{channel="telegram"} 1.0' in page
+    assert f'supportbot_dead_letters{{channel="telegram"}} {len(rounds)}.0' in page

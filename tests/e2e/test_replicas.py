@@ -53,6 +53,9 @@ async def start_replica(name: str, tmp_path: Path, emu: TelegramEmulator, gid: i
         SUPPORTBOT_TELEGRAM__API_BASE=emu.base_url,
         SUPPORTBOT_HANDOFF__TELEGRAM_GROUP_ID=str(gid),
         SUPPORTBOT_HANDOFF__HOURS="{}",  # operators work around the clock here
+        # Several processes share live events through Redis (README: "Several app processes").
+        SUPPORTBOT_HANDOFF__REDIS_URL="redis://127.0.0.1:6379/0",
+        SUPPORTBOT_HANDOFF__REDIS_PREFIX=f"supportbot-test-replicas-{os.getpid()}",
         SUPPORTBOT_HTTP_PORT=str(port),
         SUPPORTBOT_CONTENT_DIR=str(CONTENT),
         SUPPORTBOT_DATA_DIR=str(tmp_path / name),

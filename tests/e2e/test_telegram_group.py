@@ -11,15 +11,18 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import func, select, update
 
 from emulators.telegram import TelegramEmulator
 from emulators.vk import VKEmulator
 from handoff.auth import add_operator
 from handoff.config import HandoffSettings
-from storage.models import ChannelAccount, Conversation, DemoSms
+from handoff.telegram_group import group as group_module
+from storage.models import ChannelAccount, Conversation, ConversationState, DemoSms
 from supportbot.app import App
 from tests.e2e.conftest import telegram_settings, vk_settings
 
@@ -296,3 +299,35 @@ async def sms_code(app: Any, phone: str) -> str:
     found = re.search(r"\b\d{6}\b", text or "")
     assert found is not None, f"no SMS code was sent to {phone}"
     return found.group()
+
+
+async def test_a_chat_queued_unseen_gets_its_topic_from_the_sweep(
+    start_app: Callable[..., Any],
+    telegram: TelegramEmulator,
+    vk: VKEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A chat queued where this process never heard of it (another process without Redis, a
+    takeover gap, Redis away) still gets its topic, from the periodic look for topicless chats."""
+    monkeypatch.setattr(group_module, "SWEEP_EVERY", 0.3)
+    gid = telegram.create_group("Операторы", forum=True)["id"]
+    app = await start(start_app, telegram, vk, gid)
+    telegram.send_text(TG_USER, "где оплатить?")
+    await eventually(lambda: has(texts(telegram.sent(TG_USER)), "Оплатить"), "bot answer")
+    async with app.db.session() as session, session.begin():  # queued with no event published
+        await session.execute(
+            update(Conversation).values(
+                state=ConversationState.QUEUED,
+                skill_group="consult",
+                queued_at=datetime.now(UTC).replace(tzinfo=None),
+                handoff_reason="asked for a human",
+            )
+        )
+    found = await eventually(lambda: topic(telegram, gid, "(Telegram)"), "topic from the sweep")
+    summary = await eventually(
+        lambda: topic_posts(telegram, gid, found["message_thread_id"]), "summary"
+    )
+    assert has(summary, "где оплатить?")
+    await asyncio.sleep(1)  # several more sweeps: the chat has its topic, nothing is repeated
+    assert len(telegram.topics(gid)) == 1
+    assert len(topic_posts(telegram, gid, found["message_thread_id"])) == 1

@@ -426,19 +426,21 @@
     $("#take").hidden = !can.take;
     $("#reply-form").hidden = !can.reply;
     $("#canned-box").hidden = !can.reply;
-    const article = data.article;
-    $("#kb-box").hidden = !(can.reply && article);
-    if (article) {
-      $("#kb-title").textContent = article.title;
-      $("#kb-short").textContent = article.short;
-      $("#kb-body").textContent = article.body;
-      $("#kb-insert").dataset.text = article.short;
-    }
+    offer("kb", can.reply && data.article, { title: "title", short: "short", body: "body" }, "short");
+    offer("bot", can.reply && data.bot_answer, { for: "for", title: "title", text: "text" }, "text");
     $("#transfer-form").hidden = !can.transfer;
     $("#return").hidden = !can.return;
     $("#verify-request").hidden = !can.verify;
     $("#close-form").hidden = !can.close;
     $("#more-actions").hidden = !(can.transfer || can.close);
+  }
+
+  // A draft offered beside the chat (#<prefix>-box): its fields shown, `insert` one-click.
+  function offer(prefix, draft, fields, insert) {
+    $(`#${prefix}-box`).hidden = !draft;
+    if (!draft) return;
+    for (const [id, key] of Object.entries(fields)) $(`#${prefix}-${id}`).textContent = draft[key];
+    $(`#${prefix}-insert`).dataset.text = draft[insert];
   }
 
   function insertAtCursor(area, text, from, to) {
@@ -546,6 +548,7 @@
       }
     });
     $("#kb-insert").addEventListener("click", (ev) => insertAtCursor(area, ev.target.dataset.text));
+    $("#bot-insert").addEventListener("click", (ev) => insertAtCursor(area, ev.target.dataset.text));
     $("#canned-list").addEventListener("click", (ev) => {
       const button = ev.target.closest("button.canned");
       if (button) insertAtCursor(area, button.dataset.text);

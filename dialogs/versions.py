@@ -18,8 +18,11 @@ also written into the content folder, where the on-disk hot reload picks it up.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
+import shutil
 import tempfile
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +44,7 @@ from storage import content_store as store
 from storage.db import Database, note_event
 
 log = logging.getLogger(__name__)
+KEPT = 5  # versions kept laid out under the cache folder
 POLL = 1.0  # seconds between checks of the newest version id (the fallback without events)
 EVENT = "content_published"
 
@@ -79,6 +83,8 @@ class ContentVersions:
         self.cache = cache
         self.mirror = mirror
         self.live_id: int | None = None  # the version this process serves
+        self._checking = threading.Lock()  # checks share one folder (`_check`)
+        self._check_dir: Path | None = None
 
     # -- checking ---------------------------------------------------------------------------
 
@@ -87,9 +93,15 @@ class ContentVersions:
         return await asyncio.to_thread(self._check, tree)
 
     def _check(self, tree: Tree) -> list[Problem]:
-        with tempfile.TemporaryDirectory(prefix="supportbot-check-") as tmp:
-            folder = Path(tmp) / FOLDER
-            write_tree(tree, folder)
+        """In one folder kept for checks (per process): only the files that differ from the
+        previous check are written, so unchanged NLU data and articles are not parsed again."""
+        with self._checking:
+            if self._check_dir is None:
+                self.cache.mkdir(parents=True, exist_ok=True)
+                self._check_dir = Path(tempfile.mkdtemp(prefix=".check-", dir=self.cache))
+                atexit.register(shutil.rmtree, self._check_dir, ignore_errors=True)
+            folder = self._check_dir / FOLDER
+            write_tree(tree, folder, prune=True)
             return validate(folder, self.actions, self.groups)[1]
 
     async def _errors(self, tree: Tree) -> list[Problem]:
@@ -346,3 +358,16 @@ class ContentVersions:
         await switch(folder)
         self.live_id = newest  # what /healthz reports: only once it answers
         log.info("content: version %d live", newest)
+        await asyncio.to_thread(self._prune, folder.parent)
+
+    def _prune(self, live: Path, keep: int = KEPT) -> None:
+        """Versions laid out before stay for a restore to be quick; beyond `keep`, the oldest go
+        (never the live one: images are sent from its folder)."""
+        laid = sorted(
+            (d for d in self.cache.iterdir() if d.is_dir() and not d.name.startswith(".")),
+            key=lambda d: d.stat().st_mtime,
+            reverse=True,
+        )
+        for old in laid[keep:]:
+            if old != live:
+                shutil.rmtree(old, ignore_errors=True)

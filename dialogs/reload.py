@@ -5,6 +5,9 @@ times and sizes; a change is loaded and checked in a worker thread, and only con
 errors replaces the live version (one attribute swap: a turn in progress keeps the version it
 started with). A broken edit is logged with the same `file:line:col: message` lines that
 `supportbot dialogs validate` prints, and the last good version stays live.
+
+With content versions in the database (SUPPORTBOT_CONTENT_STORE=database), the folder is the
+published version laid out by dialogs/versions.py, and `switch()` moves to the next one.
 """
 
 from __future__ import annotations
@@ -53,6 +56,13 @@ class ReloadingContent:
             if now != self._stamp:
                 self._stamp = now
                 await self.reload()
+
+    async def switch(self, content_dir: Path) -> bool:
+        """Serve the content in `content_dir` from now on (a new published version laid out by
+        dialogs/versions.py); True if it went live (it keeps the last good one otherwise)."""
+        self.content_dir = content_dir
+        self._stamp = (await asyncio.to_thread(stamp, content_dir), tuple(self.intents()))
+        return await self.reload()
 
     async def reload(self) -> bool:
         """True if a new version went live."""

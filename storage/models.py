@@ -617,3 +617,71 @@ class Upload(Base):
     size: Mapped[int] = mapped_column(Integer)
     data: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ContentBlob(Base):
+    """One content file's bytes, stored once however many versions and drafts hold it (named
+    by their SHA-256): a version of the whole content tree costs a row per file, not a copy."""
+
+    __tablename__ = "content_blobs"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class ContentVersion(Base):
+    """A published version of the content tree (dialogs, slots, NLU data, knowledge articles,
+    conversation tests, media): immutable once written. The newest is the one every app process
+    serves (dialogs/versions.py); a restore of an older one is itself a new version."""
+
+    __tablename__ = "content_versions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    author: Mapped[str] = mapped_column(String(64))
+    comment: Mapped[str] = mapped_column(Text, default="")
+    kind: Mapped[str] = mapped_column(String(16))  # seed | import | publish | restore
+    parent_id: Mapped[int | None] = mapped_column(BigId)  # the version it replaced
+    restored_from: Mapped[int | None] = mapped_column(BigId)
+    # {"added": [...], "changed": [...], "removed": [...]} against the parent, and the diff text.
+    summary: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class ContentVersionFile(Base):
+    """Which bytes a version holds at a path relative to the content folder."""
+
+    __tablename__ = "content_version_files"
+
+    version_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("content_versions.id", ondelete="CASCADE"), primary_key=True
+    )
+    path: Mapped[str] = mapped_column(String(255), primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), ForeignKey("content_blobs.sha256"))
+
+
+class ContentDraftFile(Base):
+    """The deployment's one draft (shared by its editors): every file of the tree as it will be
+    published. `revision` grows with each save of the file, so an editor saving over a change
+    they have not seen is refused (the version check)."""
+
+    __tablename__ = "content_draft_files"
+
+    path: Mapped[str] = mapped_column(String(255), primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), ForeignKey("content_blobs.sha256"))
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+    updated_by: Mapped[str | None] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ContentTestRun(Base):
+    """The conversation tests' result for one draft (by the tree's fingerprint): publishing
+    that draft needs a passing run, whichever app process ran it."""
+
+    __tablename__ = "content_test_runs"
+
+    fingerprint: Mapped[str] = mapped_column(String(16), primary_key=True)
+    passed: Mapped[int] = mapped_column(Integer)
+    failed: Mapped[int] = mapped_column(Integer)
+    results: Mapped[list[Any]] = mapped_column(default=list)
+    run_by: Mapped[str] = mapped_column(String(64))
+    run_at: Mapped[datetime] = mapped_column(default=utcnow)

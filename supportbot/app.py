@@ -29,10 +29,12 @@ from dialogs.messages import Channel
 from dialogs.pipeline import ConversationService
 from dialogs.reload import ReloadingContent
 from dialogs.responder import Responder
+from dialogs.versions import ContentVersions
 from handoff import worker as handoff_worker
 from handoff.console.app import console_app
 from handoff.console.canned import seed_canned
 from handoff.console.incidents_page import INCIDENTS
+from handoff.console.studio_page import DraftChat, Studio
 from handoff.console.training import REVIEW_MARGIN, Training
 from handoff.console.uploads import UploadSender
 from handoff.desk import Desk
@@ -61,6 +63,7 @@ if TYPE_CHECKING:
     from handoff.telegram_group import TelegramGroup
 
 log = logging.getLogger(__name__)
+ContentTests = Callable[[Path], Awaitable[list[dict[str, Any]]]]
 PROBE_TIMEOUT = 2.0  # seconds a health/readiness probe waits for the database
 # Seconds a connection may sit without a complete request: idle between requests, and (aiohttp
 # has no separate knob) the time a client has to send a request's headers. Above the 60 s that
@@ -81,6 +84,11 @@ class App:
             Limits(timeout=settings.backend_timeout, concurrency=settings.backend_concurrency),
         )
         self.content: ReloadingContent | None = None
+        self.versions: ContentVersions | None = None  # content versions (the console studio)
+        # Runs a content folder's conversation tests (supportbot/content_tests.py, set by whoever
+        # starts the app: the storydriver builds an App itself); None: the studio cannot run them.
+        self.content_tests: ContentTests | None = None
+        self.draft_chats: DraftChat | None = None  # chats with a draft (content_tests.py)
         self.nlu: ReloadingEngine | None = None
         self._responder = responder
         # This deployment's Redis keys and channels start with it (SUPPORTBOT_HANDOFF__REDIS_PREFIX).
@@ -132,14 +140,16 @@ class App:
         prepare = getattr(self.backend, "prepare", None)  # e.g. the demo seeds its subscribers
         if prepare is not None:
             await prepare(self.db)
-        engine = await ReloadingEngine.start(self.settings)
+        content_dir = await self._content_versions()
+        assert self.versions is not None
+        engine = await ReloadingEngine.start(self.settings, content_dir / "nlu")
         self.nlu = engine
         self.service.engine = self.metrics.timed(engine)  # NLU latency in /metrics
         self._spawn(engine.watch(), "nlu-reload")
         # The knowledge base's index is kept in the data dir: a restart loads it (~50 ms).
         knowledge.cache_on_disk(Path(self.settings.data_dir) / "kb-cache")
         self.content = ReloadingContent(
-            self.settings.content_dir,
+            content_dir,
             engine.intents,
             actions=self.actions,
             groups=self.settings.skill_groups,
@@ -157,6 +167,10 @@ class App:
         if isinstance(self.service.responder, DialogEngine):  # "продолжим здесь" notices
             self.service.notices = self.service.responder
         self._spawn(self.content.watch(), "dialogs-reload")
+        if self.settings.content_store == "database":
+            assert self.versions is not None
+            following = self.versions.follow(self._switch_content, self.bus.subscribe())
+            self._spawn(following, "content-versions")
         await self.bus.start()
         self.desk = Desk(
             self.db,
@@ -177,6 +191,14 @@ class App:
                     self.settings.content_dir / "nlu",
                     engine,
                     review_below=self.settings.nlu.threshold + REVIEW_MARGIN,
+                ),
+                studio=Studio(
+                    self.versions,
+                    run_tests=self._content_tests,
+                    chats=lambda: self.draft_chats,
+                    content_dir=self.settings.content_dir
+                    if self.settings.content_store == "files"
+                    else None,
                 ),
             ),
         )
@@ -205,6 +227,33 @@ class App:
             self._spawn(worker.run(), f"outbox-{worker.channel}")
         log.info("supportbot listening on %s", self.url)
         log.info("%s", self._describe())
+
+    async def _content_versions(self) -> Path:
+        """The content folder to serve: content_dir itself (SUPPORTBOT_CONTENT_STORE=files; the
+        studio's publishes are written into it), or the newest published version laid out under
+        data_dir (database; seeded from content_dir when the database has none)."""
+        cache = (Path(self.settings.data_dir) / "content-versions").resolve()
+        groups = self.settings.skill_groups
+        if self.settings.content_store == "files":
+            self.versions = ContentVersions(
+                self.db, self.actions, groups, cache, mirror=self.settings.content_dir
+            )
+            return self.settings.content_dir
+        self.versions = ContentVersions(self.db, self.actions, groups, cache)
+        live = await self.versions.seed(self.settings.content_dir)
+        self.versions.live_id = live
+        return await self.versions.layout(live)
+
+    async def _content_tests(self, folder: Path) -> list[dict[str, Any]]:
+        if self.content_tests is None:
+            raise RuntimeError("conversation tests are not wired in this process")
+        return await self.content_tests(folder)
+
+    async def _switch_content(self, folder: Path) -> bool:
+        """A newly published version: the NLU retrains if its data changed, then the dialogs."""
+        assert self.nlu is not None and self.content is not None
+        await self.nlu.switch(folder / "nlu")
+        return await self.content.switch(folder)
 
     def _describe(self) -> str:
         """What this process runs on, secrets masked: the first thing to check when the bot
@@ -458,11 +507,16 @@ class App:
         if self.content is None:
             return None
         report: dict[str, Any] = {"version": self.content.current.fingerprint}
+        if self.versions is not None and self.versions.live_id is not None:
+            report["content_version"] = self.versions.live_id  # the published version served
         if self.content.last_error:
             report["rejected_edit"] = self.content.last_error.splitlines()
         return report
 
     async def stop(self) -> None:
+        close_chats = getattr(self.draft_chats, "close", None)
+        if close_chats is not None:
+            await close_chats()
         for worker in self.workers.values():
             await worker.stop()
         for task in self._tasks:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import logging
 import signal
 import sys
@@ -21,6 +22,7 @@ from dialogs.yamlsrc import ContentError
 from nlu.data import TrainingDataError
 from storage.db import DatabaseConfigError
 from supportbot import logs
+from supportbot.cli_content import add_content_commands
 from supportbot.cli_dialogs import add_dialogs_commands
 from supportbot.cli_incidents import add_incident_commands
 from supportbot.cli_kb import add_kb_commands
@@ -98,6 +100,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_demo)
 
     add_dialogs_commands(sub)
+    add_content_commands(sub)
     add_operator_commands(sub)
     add_incident_commands(sub)
     add_nlu_commands(sub)
@@ -122,7 +125,11 @@ async def _run(settings: Settings, _args: argparse.Namespace) -> int:
             "no channel configured: set SUPPORTBOT_TELEGRAM__TOKEN and/or SUPPORTBOT_VK__TOKEN "
             "(or try `supportbot demo`)"
         )
+    from supportbot.content_tests import DraftTrials, run_content_tests
+
     app = App(settings)
+    app.content_tests = functools.partial(run_content_tests, settings)  # the console studio's
+    app.draft_chats = DraftTrials(settings)  # and its «Попробовать черновик»
     try:
         await app.start()
     except ConfigError:

@@ -9,6 +9,7 @@ subscriber (supportbot/sandbox/), and prints the addresses. Ctrl-C stops everyth
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import signal
 from pathlib import Path
@@ -19,6 +20,7 @@ from pydantic import SecretStr
 from emulators.telegram import TelegramEmulator
 from emulators.vk import VKEmulator
 from supportbot.app import App, tune_gc
+from supportbot.content_tests import DraftTrials, run_content_tests
 from supportbot.sandbox import sandbox_app
 from supportbot.settings import Settings, TelegramSettings, VKSettings
 
@@ -47,6 +49,8 @@ async def run_demo(settings: Settings, *, host: str, port: int, data_dir: Path) 
         }
     )
     app = App(demo_settings)
+    app.content_tests = functools.partial(run_content_tests, demo_settings)  # the studio's
+    app.draft_chats = DraftTrials(demo_settings)  # and its «Попробовать черновик»
     # App.web is a plain aiohttp Application: routes can be added until app.start() runs it.
     app.web.add_subapp(
         "/sandbox",

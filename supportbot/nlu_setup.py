@@ -77,19 +77,27 @@ def rasa_problem(reason: str, what: str = "Rasa is not usable") -> str:
 class ReloadingEngine:
     """An `IntentEngine` that follows edits to the training data while the bot runs."""
 
-    def __init__(self, settings: Settings, engine: IntentEngine, data: TrainingData) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        engine: IntentEngine,
+        data: TrainingData,
+        folder: Path | None = None,
+    ) -> None:
         self.settings = settings
+        # The training data's folder: content/nlu, or the published version's (dialogs/versions.py).
+        self.folder = folder or settings.content_dir / "nlu"
         self.current = engine
         self.name = engine.name
         self.fingerprint = data.fingerprint()
         self.live_since = datetime.now(UTC)  # when the answering model went live
         self._intents = tuple(data.intents)
-        self._stamp = _stamp(settings.content_dir / "nlu")
+        self._stamp = _stamp(self.folder)
 
     @classmethod
-    async def start(cls, settings: Settings) -> ReloadingEngine:
-        data = training_data(settings)
-        return cls(settings, await build_engine(settings, data), data)
+    async def start(cls, settings: Settings, folder: Path | None = None) -> ReloadingEngine:
+        data = load_training_data([folder]) if folder is not None else training_data(settings)
+        return cls(settings, await build_engine(settings, data), data, folder)
 
     async def parse(self, text: str) -> Parse:
         return await self.current.parse(text)
@@ -98,7 +106,7 @@ class ReloadingEngine:
         """Poll the data folder's file times; reload when they change (until cancelled)."""
         while True:
             await asyncio.sleep(interval)
-            stamp = await asyncio.to_thread(_stamp, self.settings.content_dir / "nlu")
+            stamp = await asyncio.to_thread(_stamp, self.folder)
             if stamp != self._stamp:
                 self._stamp = stamp
                 await self.reload()
@@ -106,7 +114,7 @@ class ReloadingEngine:
     async def reload(self) -> bool:
         """True if a new model went live."""
         try:
-            data = await asyncio.to_thread(training_data, self.settings)
+            data = await asyncio.to_thread(load_training_data, [self.folder])
         except TrainingDataError as exc:
             log.error("nlu: training data rejected, the current model stays in use:\n%s", exc)
             return False
@@ -123,6 +131,13 @@ class ReloadingEngine:
         if close is not None:
             await close()
         return True
+
+    async def switch(self, folder: Path) -> bool:
+        """Follow the training data in `folder` from now on (a new content version); True if a
+        new model went live (the same data keeps the model)."""
+        self.folder = folder
+        self._stamp = await asyncio.to_thread(_stamp, folder)
+        return await self.reload()
 
     def intents(self) -> tuple[str, ...]:
         """The intents the live model knows (the dialogs check their flows against these)."""

@@ -278,6 +278,11 @@ class Settings(BaseSettings):
 
     database_url: str = "sqlite+aiosqlite:///supportbot.db"
     content_dir: Path = Path("content")
+    # Where the live content comes from. files: content_dir, hot-reloaded from disk (one process,
+    # or a shared disk; the console studio's publishes are written there). database: the newest
+    # published version in the database (seeded from content_dir when there is none), which every
+    # process follows within 2 s of a publish: the setting for several processes.
+    content_store: Literal["files", "database"] = "files"
     data_dir: Path = Path("var")  # local state, e.g. where VK Long Poll resumes after a restart
     http_host: str = "127.0.0.1"
     http_port: int = 8080

@@ -68,6 +68,7 @@ async def start_harness(settings: Settings, data_dir: Path) -> Harness:
                 "database_url": f"sqlite:///{data_dir / 'stories.db'}",
                 "data_dir": data_dir,
                 "http_port": 0,
+                "content_store": "files",  # the folder under test, whatever the deployment uses
                 # Stories must not depend on the time of day: operators work around the clock.
                 "handoff": settings.handoff.model_copy(update={"hours": {}}),
                 # Stories run side by side with the demo's six numbers: no hourly code limit.

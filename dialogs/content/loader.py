@@ -64,6 +64,7 @@ def load_content(
             sources.append(load(path, display_name(path, content_dir)))
         except ContentError as exc:
             problems += exc.problems
+    unparsed = bool(problems)
     if all(path.suffix == ".md" for path in files):
         problems.append(
             Problem(str(content_dir / DIALOGS_DIR), 1, 1, "no dialog files (*.yml) found")
@@ -75,7 +76,7 @@ def load_content(
         ActionTable.of(actions),
     )
     compiler.run(sources)
-    problems += compiler.problems
+    problems += [p for p in compiler.problems if not (unparsed and _follows_from_unparsed(p))]
     problems = list(dict.fromkeys(problems))  # a mistake inside a YAML anchor shows once
     errors = [p for p in problems if not p.warning]
     if errors:
@@ -97,6 +98,17 @@ def load_content(
         articles=compiler.articles,
         knowledge=index(compiler.articles, content_dir),
     )
+
+
+# What a file that does not parse causes elsewhere: its responses, flows and intents are missing.
+_CASCADE = ("has no flow", "missing response", "unknown response", "unknown flow", "unknown step")
+
+
+def _follows_from_unparsed(problem: Problem) -> bool:
+    """With a file that does not parse, the checks across files report its missing responses
+    and flows at every use (one missing quote: dozens of lines in other files); those follow
+    from the syntax error and are left out until it is fixed."""
+    return any(marker in problem.message for marker in _CASCADE)
 
 
 class Compiler(Compilation):

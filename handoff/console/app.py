@@ -25,6 +25,7 @@ from handoff.console import (
     privacy_page,
     readable,
     search_page,
+    studio_page,
     tickets_page,
     training,
 )
@@ -155,12 +156,15 @@ def console_app(
     settings: ConsoleSettings,
     prefix: str = "/console",
     training_setup: training.Training | None = None,
+    studio: studio_page.Studio | None = None,
 ) -> web.Application:
     """The console, to mount with `app.add_subapp(prefix, console_app(...))`.
     `training_setup` wires the NLU improvement loop (its page answers 503 without it)."""
     app = web.Application(middlewares=[edge, guard])
     if training_setup is not None:
         app[training.TRAINING] = training_setup
+    if studio is not None:  # the content studio (content versions in the database)
+        app[studio_page.STUDIO] = studio
     app[CONSOLE] = Console(
         db=db,
         desk=desk,
@@ -209,4 +213,5 @@ def console_app(
     failures_page.add_routes(r)
     search_page.add_routes(r)
     tickets_page.add_routes(r)
+    studio_page.add_routes(r)
     return app

@@ -243,13 +243,20 @@ async def check(request: web.Request) -> web.Response:
     return web.json_response({"problems": [forms.problem_json(p) for p in problems]})
 
 
-async def _response_file(request: web.Request, name: str) -> tuple[str, str, int]:
+async def _file_of(request: web.Request, kind: str, name: str) -> tuple[str, str, int]:
+    """The draft file defining the `kind` ("responses" or "flows") item `name`: its path,
+    text and revision (for the version check on save)."""
     files, tree = await _tree(_studio(request))
-    for item in forms.catalogue(tree)["responses"]:
+    for item in forms.catalogue(tree)[kind]:
         if item["name"] == name:
             found = files[item["file"]]
             return item["file"], found.data.decode("utf-8"), found.revision
-    raise ApiError(f"в черновике нет ответа «{name}»", 404)
+    what = "ответа" if kind == "responses" else "сценария"
+    raise ApiError(f"в черновике нет {what} «{name}»", 404)
+
+
+async def _response_file(request: web.Request, name: str) -> tuple[str, str, int]:
+    return await _file_of(request, "responses", name)
 
 
 async def get_response(request: web.Request) -> web.Response:
@@ -531,12 +538,7 @@ async def save_intent(request: web.Request) -> web.Response:
 
 
 async def _flow_file(request: web.Request, name: str) -> tuple[str, str, int]:
-    files, tree = await _tree(_studio(request))
-    for item in forms.catalogue(tree)["flows"]:
-        if item["name"] == name:
-            found = files[item["file"]]
-            return item["file"], found.data.decode("utf-8"), found.revision
-    raise ApiError(f"в черновике нет сценария «{name}»", 404)
+    return await _file_of(request, "flows", name)
 
 
 async def get_flow(request: web.Request) -> web.Response:

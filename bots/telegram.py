@@ -30,6 +30,10 @@ from typing import Any
 
 import aiohttp
 import orjson
+
+from bots import aiogram_import  # noqa: F401  (first: aiogram's types then build on first use)
+
+# isort: split
 from aiogram import Bot, Dispatcher, F, Router
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import PRODUCTION, TelegramAPIServer

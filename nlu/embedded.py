@@ -29,9 +29,6 @@ from typing import Any
 
 import numpy as np
 import pymorphy3
-from scipy.sparse import hstack
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
 
 from nlu import entities, slang
 from nlu.data import Example, TrainingData
@@ -136,7 +133,12 @@ class Model:
 def fit(examples: list[Example], regexes: dict[str, list[str]], fingerprint: str) -> Model:
     """Train a model (CPU-bound; call it off the event loop). Deterministic: the vocabularies are
     sorted by scikit-learn, the classes are sorted, and saga shuffles with a fixed seed (with
-    `random_state=None` it drew from NumPy's global RNG and every start trained another model)."""
+    `random_state=None` it drew from NumPy's global RNG and every start trained another model).
+    scikit-learn and scipy are imported here only: a start that loads a cached model skips them."""
+    from scipy.sparse import hstack
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
     norms = [normalise(e.text) for e in examples]
     labels = [e.intent for e in examples]
     chars = TfidfVectorizer(analyzer=char_ngrams, sublinear_tf=True)

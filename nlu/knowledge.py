@@ -28,14 +28,17 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy.sparse import csr_matrix, hstack
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
 
 from nlu import slang
 from nlu.morph import lemma
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from scipy.sparse import csr_matrix
 
 log = logging.getLogger(__name__)
 BODY_WEIGHT = 0.25  # how much the body's similarity adds to the best question's
@@ -104,23 +107,58 @@ def _word_analyzer(text: str) -> list[str]:
     return found + [f"{a} {b}" for a, b in itertools.pairwise(found)]
 
 
+def _char_analyzer(text: str, low: int, high: int) -> list[str]:
+    """Character n-grams inside words, padded with a space at each end: scikit-learn's
+    `analyzer="char_wb"` after `normalise`, written out so that a loaded index needs neither
+    scikit-learn nor scipy (their imports cost ~1.5 s of every start)."""
+    grams: list[str] = []
+    add = grams.append
+    for w in _SPACES.sub(" ", normalise(text)).split():
+        w = f" {w} "
+        size = len(w)
+        for n in range(low, high + 1):
+            offset = 0
+            add(w[:n])
+            while offset + n < size:
+                offset += 1
+                add(w[offset : offset + n])
+            if offset == 0:  # a short word (shorter than n) counts once
+                break
+    return grams
+
+
+_SPACES = re.compile(r"\s\s+")
+
+
 class _View:
     """One TF-IDF view (fitted by scikit-learn), kept as features x units so that a question
     touches only the rows of its own features: a search costs its few features, not the
-    vocabulary (sklearn's `transform` + a sparse product cost ~10 ms at 1,000 articles)."""
+    vocabulary (sklearn's `transform` + a sparse product cost ~10 ms at 1,000 articles).
+    Only numpy arrays and our own analyzer are kept: loading a cached index imports neither
+    scikit-learn nor scipy."""
 
-    def __init__(self, vectorizer: TfidfVectorizer, texts: list[str]) -> None:
-        matrix = vectorizer.fit_transform(texts)
-        self.by_feature: csr_matrix = csr_matrix(matrix.T)
-        self.units = int(self.by_feature.shape[1])
-        # The same matrix as plain arrays: a search gathers its features' rows with numpy
+    def __init__(self, analyzer: Callable[[str], list[str]], texts: list[str]) -> None:
+        from scipy.sparse import csr_matrix
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        vectorizer = TfidfVectorizer(analyzer=analyzer, sublinear_tf=True)
+        by_feature = csr_matrix(vectorizer.fit_transform(texts).T)
+        self.units = int(by_feature.shape[1])
+        # The matrix as plain arrays: a search gathers its features' rows with numpy
         # (scipy's row indexing costs ~100 us a call, more than the arithmetic).
-        self._indptr: np.ndarray = self.by_feature.indptr.astype(np.int64)
-        self._indices: np.ndarray = self.by_feature.indices
-        self._data: np.ndarray = self.by_feature.data
-        self.vocabulary: dict[str, int] = vectorizer.vocabulary_
+        self._indptr: np.ndarray = by_feature.indptr.astype(np.int64)
+        self._indices: np.ndarray = by_feature.indices
+        self._data: np.ndarray = by_feature.data
+        self.vocabulary: dict[str, int] = dict(vectorizer.vocabulary_)
         self.idf: np.ndarray = vectorizer.idf_
-        self.analyze = vectorizer.build_analyzer()
+        self.analyze = analyzer
+
+    def by_feature(self) -> csr_matrix:
+        """The features x units matrix (scipy; for fitting and tests, not for searching)."""
+        from scipy.sparse import csr_matrix
+
+        shape = (len(self._indptr) - 1, self.units)
+        return csr_matrix((self._data, self._indices, self._indptr), shape=shape)
 
     def vector(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """`text` as the fitted vectorizer would weight it: (feature indices, weights)."""
@@ -136,21 +174,33 @@ class _View:
         weights = tf * self.idf[rows]  # sublinear tf x idf, as the units were weighted
         return rows, weights / np.linalg.norm(weights)
 
+    def entries(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Every stored entry of the feature rows `rows`, row after row: (where in the arrays,
+        how many per row)."""
+        starts = self._indptr[rows]
+        lengths = self._indptr[rows + 1] - starts
+        first = np.cumsum(lengths) - lengths  # where each row's entries begin among them
+        at = np.repeat(starts - first, lengths) + np.arange(int(lengths.sum()))
+        return at, lengths
+
     def similarity(self, text: str) -> np.ndarray:
         """Cosine similarity of `text` with every unit (the units are L2-normalised)."""
         rows, weights = self.vector(text)
         if not len(rows):
             return np.zeros(self.units)
-        starts = self._indptr[rows]
-        lengths = self._indptr[rows + 1] - starts
-        total = int(lengths.sum())
-        if not total:
+        at, lengths = self.entries(rows)
+        if not len(at):
             return np.zeros(self.units)
-        # Every stored entry of the question's feature rows, row after row.
-        first = np.cumsum(lengths) - lengths  # where each row's entries begin among them
-        at = np.repeat(starts - first, lengths) + np.arange(total)
         contributions = np.repeat(weights, lengths) * self._data[at]
         return np.bincount(self._indices[at], weights=contributions, minlength=self.units)
+
+    def column(self, rows: np.ndarray, unit: int) -> np.ndarray:
+        """The weights of features `rows` in unit `unit`."""
+        at, lengths = self.entries(rows)
+        hit = self._indices[at] == unit
+        out = np.zeros(len(rows))
+        out[np.repeat(np.arange(len(rows)), lengths)[hit]] = self._data[at][hit]
+        return out
 
 
 class _Gate:
@@ -159,10 +209,13 @@ class _Gate:
     about half a second and kept per process for the same texts (`_gate`)."""
 
     def __init__(self, positives: Sequence[str], negatives: Sequence[str]) -> None:
+        from scipy.sparse import hstack
+        from sklearn.linear_model import LogisticRegression
+
         texts = [*positives, *negatives]
-        self.words = _View(TfidfVectorizer(analyzer=_word_analyzer, sublinear_tf=True), texts)
-        self.chars = _View(_char_vectorizer((2, 5)), texts)
-        features = hstack([self.words.by_feature.T, self.chars.by_feature.T]).tocsr()
+        self.words = _View(_word_analyzer, texts)
+        self.chars = _View(functools.partial(_char_analyzer, low=2, high=5), texts)
+        features = hstack([self.words.by_feature().T, self.chars.by_feature().T]).tocsr()
         labels = np.array([1] * len(positives) + [0] * len(negatives))
         model = LogisticRegression(
             C=10, max_iter=2000, class_weight="balanced", solver="saga", random_state=0
@@ -185,12 +238,6 @@ class _Gate:
 @functools.lru_cache(maxsize=4)
 def _gate(positives: tuple[str, ...], negatives: tuple[str, ...]) -> _Gate:
     return _Gate(positives, negatives)
-
-
-def _char_vectorizer(ngrams: tuple[int, int]) -> TfidfVectorizer:
-    return TfidfVectorizer(
-        analyzer="char_wb", ngram_range=ngrams, sublinear_tf=True, preprocessor=normalise
-    )
 
 
 class KnowledgeIndex:
@@ -218,9 +265,9 @@ class KnowledgeIndex:
         self._ends = [*starts[1:], len(texts)]
         self._texts = texts
         if texts:
-            self._words = _View(TfidfVectorizer(analyzer=_word_analyzer, sublinear_tf=True), texts)
-            self._chars = _View(_char_vectorizer((3, 5)), texts)
-            self._body = _View(TfidfVectorizer(analyzer=_word_analyzer, sublinear_tf=True), bodies)
+            self._words = _View(_word_analyzer, texts)
+            self._chars = _View(functools.partial(_char_analyzer, low=3, high=5), texts)
+            self._body = _View(_word_analyzer, bodies)
 
     def long_tail(self, text: str) -> float | None:
         """How likely `text` is an article's kind of question rather than an intent's request
@@ -285,7 +332,7 @@ class KnowledgeIndex:
         rows, _ = self._words.vector(text)
         if not len(rows):
             return 0.0
-        column = self._words.by_feature[rows][:, hit.unit].toarray().ravel()
+        column = self._words.column(rows, hit.unit)
         return float(np.square(column).sum())
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import gc
 import logging
 import signal
 import sys
@@ -38,6 +39,8 @@ log = logging.getLogger("supportbot")
 def main(argv: list[str] | None = None) -> None:
     parser = _parser()
     args = parser.parse_args(argv)
+    if not getattr(args, "starts_app", False):
+        gc.enable()  # paused by supportbot/__main__.py; `run` and `demo` resume it once up
     if not hasattr(args, "func"):
         parser.print_help()
         raise SystemExit(0)
@@ -87,7 +90,7 @@ def _parser() -> argparse.ArgumentParser:
             "README, Configuration."
         ),
     )
-    run.set_defaults(func=_run)
+    run.set_defaults(func=_run, starts_app=True)
 
     demo = sub.add_parser(
         "demo", help="run local Telegram/VK emulators and both bots, no tokens needed"
@@ -97,7 +100,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--data-dir", type=Path, default=Path("var/demo"), help="where the demo DB lives"
     )
-    demo.set_defaults(func=_demo)
+    demo.set_defaults(func=_demo, starts_app=True)
 
     add_dialogs_commands(sub)
     add_content_commands(sub)

@@ -12,6 +12,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
+from bots import aiogram_import  # noqa: F401  (first: aiogram's types then build on first use)
+
+# isort: split
 from aiogram import Bot
 from aiogram.exceptions import (
     TelegramBadRequest,

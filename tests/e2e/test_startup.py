@@ -1,6 +1,7 @@
 """Start-up of `supportbot run` as its own process in webhook mode: it answers /healthz and takes
 a message through the webhook soon after start, and it never imports the library of a channel
-that is not configured (vkbottle costs ~1 s of every start, aiogram ~2 s). Which modules were
+that is not configured (vkbottle costs ~1 s of every start, aiogram ~1 s), nor, on a restart,
+the training libraries (scikit-learn, scipy). Which modules were
 imported is read from Python's own import log (`PYTHONPROFILEIMPORTTIME`). The time bound is
 generous (a shared CI machine); bench/ceiling.py --startup measures the real figure.
 """
@@ -103,6 +104,14 @@ async def test_telegram_webhook_process_is_up_fast_without_vkbottle(tmp_path: Pa
     assert "aiogram" in modules  # the log is read right: the configured channel's library is in
     assert "vkbottle" not in modules and "vkbottle_types" not in modules
     assert ready < GENEROUS
+    # A restart on the same data dir loads the NLU model and the knowledge index it cached:
+    # scikit-learn and scipy (~1.5 s of imports) are for training only.
+    assert "sklearn" in modules  # the first start trained
+    proc, _ready, err = await start(env, port, tmp_path)
+    await stop(proc)
+    again = imported(err)
+    assert "aiogram" in again
+    assert "sklearn" not in again and "scipy" not in again
 
 
 async def test_vk_only_process_does_not_import_aiogram(tmp_path: Path) -> None:

@@ -59,7 +59,7 @@ def test_row_gathering_scores_as_the_sparse_product() -> None:
         for text in ("где оплатить связь картой", "роутер", "звонить за границей", "ъъъ"):
             rows, weights = view.vector(text)
             expected = (
-                np.asarray(weights @ view.by_feature[rows]).ravel()
+                np.asarray(weights @ view.by_feature()[rows]).ravel()
                 if len(rows)
                 else np.zeros(view.units)
             )

@@ -139,6 +139,9 @@ class ConversationService:
             if not await repo.claim_update(session, inbound.channel, inbound.update_id):
                 log.info("duplicate update %s:%s dropped", inbound.channel, inbound.update_id)
                 return HandleResult(duplicate=True)
+            known, chats = await repo.account_with_open_chats(
+                session, inbound.channel, inbound.user_id
+            )
             account = await repo.get_or_create_account(
                 session,
                 channel=inbound.channel,
@@ -147,9 +150,14 @@ class ConversationService:
                 first_name=inbound.first_name,
                 last_name=inbound.last_name,
                 username=inbound.username,
+                known=known,
             )
             replies: list[Outbound] = []
-            conv, created, came_from = await repo.open_or_continue(session, account)
+            # A first contact's chats are looked up after its account is made (a race with
+            # another process may have made it, chats and all).
+            conv, created, came_from = await repo.open_or_continue(
+                session, account, chats if known is not None else None
+            )
             if came_from is not None and self.notices is not None:  # "продолжим здесь"
                 turn = Turn(inbound, conv, account, created, session, parse)
                 note = self.notices.notice("continued_here", turn, from_channel=came_from)

@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from storage import sqlite_inline
+from storage import sqlite_inline  # also registers the sqlite+inline dialect
 
 # PostgreSQL error classes that a retry can get past: serialization failure, deadlock,
 # shutdown / cannot connect now, too many connections, and every connection exception (08...).
@@ -72,7 +72,7 @@ def normalize_url(url: str) -> str:
     if backend in ("postgres", "postgresql"):
         parsed = parsed.set(drivername="postgresql+asyncpg")
     elif backend == "sqlite":
-        parsed = parsed.set(drivername="sqlite+aiosqlite")
+        parsed = parsed.set(drivername="sqlite+inline")  # storage/sqlite_inline.py
     else:
         raise DatabaseConfigError(
             f"SUPPORTBOT_DATABASE_URL: unsupported database {backend!r} (use sqlite or postgresql)"
@@ -121,8 +121,7 @@ class Database:
             # "database is locked" races into an orderly queue of short transactions.
             # Statements run inline on the loop (storage/sqlite_inline.py explains why).
             kwargs.update(pool_size=1, max_overflow=0, pool_timeout=60)
-            database = make_url(self.url).database or ":memory:"
-            kwargs["async_creator"] = sqlite_inline.connector(database)
+            kwargs["connect_args"] = sqlite_inline.CONNECT_ARGS
         else:
             # A server that accepts but never answers must not hang a connect for asyncpg's 60 s.
             kwargs.update(

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import and_, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,6 +22,24 @@ from storage.models import (
     OutboxStatus,
     Subscriber,
     utcnow,
+)
+
+# The account and its person's open chats (usually one row): built once, run on every message.
+_ACCOUNT_AND_OPEN_CHATS = (
+    select(ChannelAccount, Conversation)
+    .outerjoin(
+        Conversation,
+        and_(
+            Conversation.subscriber_id == ChannelAccount.subscriber_id,
+            Conversation.state != ConversationState.CLOSED,
+        ),
+    )
+    .where(
+        ChannelAccount.channel == bindparam("channel"),
+        ChannelAccount.external_user_id == bindparam("user_id"),
+    )
+    .order_by(Conversation.id.desc())
+    .limit(10)
 )
 
 
@@ -73,6 +91,19 @@ async def claim_update(session: AsyncSession, channel: str, update_id: str) -> b
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+async def account_with_open_chats(
+    session: AsyncSession, channel: str, user_id: str
+) -> tuple[ChannelAccount | None, list[Conversation]]:
+    """The account of `user_id` in `channel` (None if they never wrote) and its person's chats
+    that are not closed, in every channel, newest first: one statement for what the pipeline
+    reads on every message (`get_or_create_account(known=...)`, `open_or_continue(chats=...)`)."""
+    params = {"channel": channel, "user_id": user_id}
+    rows = (await session.execute(_ACCOUNT_AND_OPEN_CHATS, params)).all()
+    if not rows:
+        return None, []
+    return rows[0][0], [conv for _, conv in rows if conv is not None]
+
+
 async def get_or_create_account(
     session: AsyncSession,
     *,
@@ -82,10 +113,12 @@ async def get_or_create_account(
     first_name: str | None = None,
     last_name: str | None = None,
     username: str | None = None,
+    known: ChannelAccount | None = None,
 ) -> ChannelAccount:
-    """The subscriber's account in this channel, created with a new subscriber on first contact."""
+    """The subscriber's account in this channel, created with a new subscriber on first contact;
+    its names and chat kept current. `known`: the caller already loaded it."""
     params = {"channel": channel, "user_id": user_id}
-    account = (await session.execute(_ACCOUNT_BY_USER, params)).scalar_one_or_none()
+    account = known or (await session.execute(_ACCOUNT_BY_USER, params)).scalar_one_or_none()
     if account is None:
         name = " ".join(p for p in (first_name, last_name) if p) or username
         subscriber = Subscriber(display_name=name, data={})
@@ -179,7 +212,7 @@ async def open_conversation_id(session: AsyncSession, channel: str, chat_id: str
 
 
 async def open_or_continue(
-    session: AsyncSession, account: ChannelAccount
+    session: AsyncSession, account: ChannelAccount, chats: list[Conversation] | None = None
 ) -> tuple[Conversation, bool, str | None]:
     """Like `open_conversation`, for a person who may have linked accounts: (conv, created,
     the channel it came from when it moved here).
@@ -188,9 +221,12 @@ async def open_or_continue(
     going on in another one (queued or with an operator, or in the middle of a bot form, active
     in the last 24 h), that chat moves to this account and channel, so replies come here and
     nothing is asked again; this account's own idle chat is closed. A busy chat in this channel
-    wins. One query either way: the person's open chats in every channel."""
-    rows = (await session.execute(_PERSON_OPEN, {"subscriber_id": account.subscriber_id})).scalars()
-    convs = list(rows)
+    wins. One query either way: the person's open chats in every channel (`chats`, when the
+    caller loaded them with the account: `account_with_open_chats`)."""
+    if chats is None:
+        params = {"subscriber_id": account.subscriber_id}
+        chats = list((await session.execute(_PERSON_OPEN, params)).scalars())
+    convs = chats
     own = next((c for c in convs if c.channel_account_id == account.id), None)
     since = utcnow() - CONTINUE_WITHIN
     others = sorted(

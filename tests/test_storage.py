@@ -126,7 +126,7 @@ async def test_outbox_row_round_trips_json(db: Database) -> None:
     [
         ("postgres://u@h/db", "postgresql+asyncpg://u@h/db"),
         ("postgresql://u:p@h:5433/db", "postgresql+asyncpg://u:p@h:5433/db"),
-        ("sqlite:///x.db", "sqlite+aiosqlite:///x.db"),
+        ("sqlite:///x.db", "sqlite+inline:///x.db"),
     ],
 )
 def test_database_urls_people_paste_are_accepted(url: str, expected: str) -> None:

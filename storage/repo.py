@@ -12,6 +12,7 @@ from sqlalchemy import and_, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage import sqlite_rows
 from storage.models import (
     Base,
     ChannelAccount,
@@ -80,11 +81,27 @@ _INSERT_MESSAGES = {
     "sqlite": insert(_MESSAGES).returning(_MESSAGES.c.id),
 }
 _INSERT_OUTBOX = insert(Base.metadata.tables["outbox"])
+# The same three INSERTs straight on SQLite's connection (storage/sqlite_rows.py explains why).
+_SQLITE_CLAIM = sqlite_rows.Insert(
+    Base.metadata.tables["processed_updates"],
+    ("channel", "update_id", "processed_at"),
+    "ON CONFLICT DO NOTHING",
+)
+_SQLITE_MESSAGES = sqlite_rows.Insert(
+    _MESSAGES, [c.name for c in _MESSAGES.columns if c.name != "id"], "RETURNING id"
+)
+_OUTBOX_COLUMNS = ("channel", "chat_id", "channel_account_id", "message_id", "body", "status",
+                   "attempts", "parts_sent", "platform_message_ids", "not_before", "created_at")  # fmt: skip
+_SQLITE_OUTBOX = sqlite_rows.Insert(Base.metadata.tables["outbox"], _OUTBOX_COLUMNS)
 
 
 async def claim_update(session: AsyncSession, channel: str, update_id: str) -> bool:
     """Record a platform update id; False if it was already processed (a redelivery)."""
-    stmt = _CLAIM_UPDATE[session.get_bind().dialect.name]
+    dialect = session.get_bind().dialect.name
+    if dialect == "sqlite":
+        row = {"channel": channel, "update_id": update_id, "processed_at": utcnow()}
+        return bool((await _SQLITE_CLAIM.run(session, [row])).rowcount)
+    stmt = _CLAIM_UPDATE[dialect]
     result = await session.execute(
         stmt, {"channel": channel, "update_id": update_id, "at": utcnow()}
     )
@@ -308,7 +325,10 @@ async def add_messages(session: AsyncSession, rows: list[dict[str, Any]]) -> lis
     now = utcnow()
     params = [{**_MESSAGE_DEFAULTS, "created_at": now, **row} for row in rows]
     dialect = session.get_bind().dialect.name
-    result = await session.execute(_INSERT_MESSAGES[dialect], params)
+    if dialect == "sqlite":
+        result: Any = await _SQLITE_MESSAGES.run(session, params)
+    else:
+        result = await session.execute(_INSERT_MESSAGES[dialect], params)
     ids = [row[0] for row in result]
     # SQLite numbers the rows of an INSERT one after another in VALUES order (writers are
     # serialised by its lock), so ascending ids are the rows' order.
@@ -333,7 +353,10 @@ async def enqueue(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
         }
         for row in rows
     ]
-    await session.execute(_INSERT_OUTBOX, params)
+    if session.get_bind().dialect.name == "sqlite":
+        await _SQLITE_OUTBOX.run(session, params)
+    else:
+        await session.execute(_INSERT_OUTBOX, params)
 
 
 async def mark_unreachable(

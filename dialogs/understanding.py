@@ -16,6 +16,7 @@ Pure functions over text: no database, no content.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Sequence
 
@@ -46,6 +47,7 @@ _FIXED_ITSELF = (
 _THINK = ("подумаю", "надо подумать", "нужно подумать", "позже решу", "потом решу", "не сейчас")
 
 
+@functools.lru_cache(maxsize=64)  # a turn tidies its message ~25 times (routes, buttons, cues)
 def tidy(text: str) -> str:
     """Lower case, ё as е, emoji and punctuation dropped, spaces collapsed."""
     low = _EMOJI_ETC.sub(" ", text.lower().replace("ё", "е"))

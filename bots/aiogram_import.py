@@ -31,7 +31,7 @@ def load() -> None:
 
     def skip_aiogram(cls: type[BaseModel], *args: Any, **kwargs: Any) -> Any:
         if not cls.__module__.startswith("aiogram."):
-            return original(cls, *args, **kwargs)
+            return original(cls, *args, **_one_frame_up(kwargs))
         names: Mapping[str, Any] | None = kwargs.get("_types_namespace")
         if names is not None and not _namespace:
             _namespace.update(names)  # aiogram passes the same mapping for every type
@@ -50,12 +50,18 @@ def load() -> None:
         names aiogram's own rebuild would have had."""
         if cls.__module__.startswith("aiogram.") and kwargs.get("_types_namespace") is None:
             kwargs["_types_namespace"] = _namespace
-        return original(cls, *args, **kwargs)
+        return original(cls, *args, **_one_frame_up(kwargs))
 
     # On BaseModel, not only TelegramObject: aiogram's methods (SendMessage...) are built when
     # their classes are made, before the types they name are, so they too complete on first use.
     BaseModel.model_rebuild = classmethod(with_namespace)  # type: ignore[method-assign,assignment]
     _build_the_hot_types()
+
+
+def _one_frame_up(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """pydantic resolves a rebuild's names in its caller's frame, `_parent_namespace_depth` frames
+    up: one more, past this module's wrapper, so every other model rebuilds as it would."""
+    return {**kwargs, "_parent_namespace_depth": kwargs.get("_parent_namespace_depth", 2) + 1}
 
 
 def _build_the_hot_types() -> None:

@@ -70,3 +70,29 @@ def test_types_built_on_first_use_read_and_write_what_aiogram_does() -> None:
     assert texts[0] == "где оплатить?" and texts[4] == "где оплатить связь?"
     assert lazy["updates"][1]["callback_query"]["message"]["reply_markup"] == KEYBOARD
     assert lazy["updates"][3]["message"]["contact"]["phone_number"] == "+79001234567"
+
+
+OTHER_MODELS = """
+import bots.telegram  # noqa: F401  (installs the rebuild wrapper)
+from pydantic import BaseModel
+
+def scope():
+    class Holder(BaseModel):
+        later: "Later"
+
+    class Later(BaseModel):  # made after Holder: only the rebuild's caller's frame knows it
+        x: int
+
+    Holder.model_rebuild()  # resolves Later from this function's frame, as pydantic promises
+    return Holder(later={"x": 1}).later.x
+
+print(scope())
+"""
+
+
+def test_other_pydantic_models_rebuild_as_before() -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", OTHER_MODELS], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "1"

@@ -36,7 +36,7 @@ def load() -> None:
         if names is not None and not _namespace:
             _namespace.update(names)  # aiogram passes the same mapping for every type
         if kwargs.get("force"):
-            return original(cls, *args, **kwargs)
+            return original(cls, *args, **_one_frame_up(kwargs))
         return None
 
     BaseModel.model_rebuild = classmethod(skip_aiogram)  # type: ignore[method-assign,assignment]

@@ -107,6 +107,9 @@ def _word_analyzer(text: str) -> list[str]:
     return found + [f"{a} {b}" for a, b in itertools.pairwise(found)]
 
 
+_SPACES = re.compile(r"\s\s+")
+
+
 def _char_analyzer(text: str, low: int, high: int) -> list[str]:
     """Character n-grams inside words, padded with a space at each end: scikit-learn's
     `analyzer="char_wb"` after `normalise`, written out so that a loaded index needs neither
@@ -125,9 +128,6 @@ def _char_analyzer(text: str, low: int, high: int) -> list[str]:
             if offset == 0:  # a short word (shorter than n) counts once
                 break
     return grams
-
-
-_SPACES = re.compile(r"\s\s+")
 
 
 class _View:

@@ -7,9 +7,9 @@ more than the work: SQLite statements on a local WAL database take microseconds,
 on the loop blocks it less than the hand-offs did. This dialect is the standard library's
 `sqlite3` (SQLAlchemy's own pysqlite dialect) declared usable from `AsyncEngine`: the ORM's sync
 code runs inside one greenlet per call (as with every async driver) and never has to switch out
-of it, because the driver never waits. Measured with the pipeline's turns (bench/ceiling.py,
-README): aiosqlite 3.2 ms per turn; an aiosqlite-shaped inline adapter ~1 ms of SQL per turn, of
-which this dialect removes the ~30 greenlet switches and adapter calls.
+of it, because the driver never waits. Measured per pipeline turn (bench/turn.py): 2.8-3.1 ms
+with an aiosqlite-shaped inline adapter under SQLAlchemy's aiosqlite dialect, 2.4-2.5 ms with
+this dialect (aiosqlite with its thread hops: 3.2 ms per turn, measured earlier, README).
 
 PostgreSQL (asyncpg, the production database) is unaffected. `Database` selects it for every
 `sqlite` URL (`sqlite+inline://`, with `CONNECT_ARGS`).

@@ -22,17 +22,12 @@ from storage.db import json_dumps
 from storage.sqlite_inline import InlineSQLiteDialect
 
 
-def _dialect() -> InlineSQLiteDialect:
-    dialect = InlineSQLiteDialect(json_serializer=json_dumps)  # as Database configures it
-    return dialect
-
-
 class Insert:
     """`INSERT INTO table (columns) VALUES (...), ... [suffix]` for rows given as dicts with
     every column's value (callers fill the columns' defaults themselves)."""
 
     def __init__(self, table: Table, columns: Sequence[str], suffix: str = "") -> None:
-        dialect = _dialect()
+        dialect = InlineSQLiteDialect(json_serializer=json_dumps)  # as Database configures it
         self._columns = tuple(columns)
         self._process: list[Callable[[Any], Any] | None] = [
             table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns

@@ -512,6 +512,10 @@
   async function save() {
     const open = state.open;
     if (!open) return;
+    // The save checks what it saves: a check still pending (the field's `change` on leaving it
+    // for the button) or on its way would overwrite «Сохранено в черновик» with its own result.
+    clearTimeout(state.timer);
+    ++state.seq;
     let resp;
     if (open.kind === "response" && state.mode === "form") {
       resp = await api("POST", "/api/studio/response",

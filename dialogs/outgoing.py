@@ -2,8 +2,9 @@
 proactive notification is stored as a `messages` row plus its `outbox` row, here.
 
 Callers own the transaction (`Database.transaction()`); `write` inserts in bulk (a few
-statements per 500 messages) and notes each channel it queued for, so the channel's sender is
-woken once the transaction commits (storage/db.py). The outbox worker (delivery/) sends the
+statements per 500 messages). Once the transaction commits, the channel's sender in this
+process gets the replies it can send at once, and is woken to claim the others (storage/db.py,
+storage/repo.py `enqueue`). The outbox worker (delivery/) sends the
 rows in order per chat, within the platform's limits. Nothing else writes `outbox` rows.
 """
 
@@ -52,6 +53,7 @@ async def write(
     """Store and queue `outgoing` in order; returns their message ids. `incoming` (a subscriber
     message's columns, from the pipeline) is inserted first in the same statement."""
     ids: list[int] = []
+    waiting: set[str] = set()  # channels with rows for their sender to claim
     for start in range(0, max(len(outgoing), 1), CHUNK):
         chunk = outgoing[start : start + CHUNK]
         rows = [_message_row(o, author, operator_id) for o in chunk]
@@ -60,7 +62,7 @@ async def write(
             break
         message_ids = (await repo.add_messages(session, [*lead, *rows]))[len(lead) :]
         if chunk:
-            await repo.enqueue(
+            waiting |= await repo.enqueue(
                 session,
                 [
                     {
@@ -74,7 +76,7 @@ async def write(
                 ],
             )
         ids += message_ids
-    for channel in {o.to.channel for o in outgoing}:
+    for channel in waiting:
         note_wake(session, channel)
     return ids
 

@@ -2,7 +2,8 @@
 
 `Database.transaction()` is the unit of work every writer uses: a session inside one
 transaction that also collects what must happen once it commits — live events for the
-operators' consoles (`note_event`) and wake-ups of the channels' outbox senders (`note_wake`).
+operators' consoles (`note_event`), wake-ups of the channels' outbox senders (`note_wake`) and
+the new outbox rows this process's sender takes at once (`lease_here`, `note_handed`).
 After the commit they are handed, once each, to the hooks the composition root installed
 (`Database.on_commit`); after a rollback they are dropped with the transaction, so nobody
 is told about a change that did not happen.
@@ -13,7 +14,8 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from datetime import timedelta
+from typing import Any, Protocol
 
 import orjson
 from sqlalchemy import event
@@ -102,6 +104,41 @@ def note_event(session: AsyncSession, event: Event) -> None:
     session.info.setdefault("events", []).append(event)
 
 
+class Senders(Protocol):
+    """This process's outbox senders, as a committed `transaction()` hands them its new rows
+    (installed by the composition root: `Database.on_commit(senders=...)`)."""
+
+    def lease(self, channel: str) -> timedelta | None:
+        """The lease for a new row of `channel` that its sender here takes at the commit
+        (`take`); None: no sender here, or a full one (the row waits for a claim)."""
+
+    def take(self, channel: str, rows: list[dict[str, Any]]) -> None:
+        """Send `rows`: committed outbox rows (with their ids), claimed for this sender."""
+
+    def behind(self, channel: str, chats: set[str]) -> None:
+        """New rows wait in `chats` behind rows on their way: claim them once those are done."""
+
+
+def lease_here(session: AsyncSession, channel: str) -> timedelta | None:
+    """The lease for `channel`'s outbox rows that this process's sender takes as this session's
+    transaction commits (`note_handed`), skipping the sender's claim of them; None: leave the
+    rows queued for a claim (no sender here, a full one, or a session not from `transaction()`,
+    whose commit nobody hands on)."""
+    senders: Senders | None = session.info.get("senders")
+    return senders.lease(channel) if senders is not None else None
+
+
+def note_handed(
+    session: AsyncSession, channel: str, rows: list[dict[str, Any]], behind: set[str]
+) -> None:
+    """Hand `rows` (outbox rows inserted leased by `lease_here`, with their ids) to `channel`'s
+    sender once this session's transaction commits; `behind`: chats whose new rows wait for
+    one on its way (`Senders.behind`)."""
+    handed = session.info.setdefault("handed", {}).setdefault(channel, ([], set()))
+    handed[0].extend(rows)
+    handed[1].update(behind)
+
+
 def note_wake(session: AsyncSession, channel: str) -> None:
     """Wake `channel`'s outbox sender once this session's transaction commits (dialogs/outgoing.py
     notes it for every message it queues)."""
@@ -135,19 +172,24 @@ class Database:
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._publish: Callable[[Event], None] = _ignore
         self._wake: Callable[[str], None] = _ignore
+        self._senders: Senders | None = None
 
     def on_commit(
         self,
         *,
         publish: Callable[[Event], None] | None = None,
         wake: Callable[[str], None] | None = None,
+        senders: Senders | None = None,
     ) -> None:
-        """Install what receives the noted events (the event bus) and wake-ups (the outbox
-        workers) after each committed `transaction()`. Both must return at once."""
+        """Install what receives the noted events (the event bus), wake-ups (the outbox
+        workers) and new outbox rows (`Senders`) after each committed `transaction()`. All
+        must return at once."""
         if publish is not None:
             self._publish = publish
         if wake is not None:
             self._wake = wake
+        if senders is not None:
+            self._senders = senders
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -159,6 +201,8 @@ class Database:
         """`async with db.transaction() as session:` commits at the end (rolls back on an
         exception), then publishes the events and wake-ups noted during it."""
         async with self._sessions() as session:
+            if self._senders is not None:  # this commit is handed on (`lease_here`)
+                session.info["senders"] = self._senders
             async with session.begin():
                 yield session
             self.after_commit(session)
@@ -167,6 +211,13 @@ class Database:
         """Hand what `session` noted to the hooks; for a caller that committed it itself."""
         events: list[Event] = session.info.pop("events", [])
         wakes: set[str] = session.info.pop("wake", set())
+        handed: dict[str, tuple[list[dict[str, Any]], set[str]]] = session.info.pop("handed", {})
+        if self._senders is not None:
+            for channel, (rows, behind) in handed.items():
+                if rows:
+                    self._senders.take(channel, rows)
+                if behind:
+                    self._senders.behind(channel, behind)
         for channel in sorted(wakes):
             self._wake(channel)
         for noted in events:

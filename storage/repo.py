@@ -13,6 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import sqlite_rows
+from storage.db import lease_here, note_handed
 from storage.models import (
     Base,
     ChannelAccount,
@@ -80,7 +81,19 @@ _INSERT_MESSAGES = {
     # INSERT per row; add_messages sorts the ids instead (see there).
     "sqlite": insert(_MESSAGES).returning(_MESSAGES.c.id),
 }
-_INSERT_OUTBOX = insert(Base.metadata.tables["outbox"])
+_OUTBOX = Base.metadata.tables["outbox"]
+_INSERT_OUTBOX = insert(_OUTBOX)
+_INSERT_OUTBOX_IDS = insert(_OUTBOX).returning(_OUTBOX.c.id, sort_by_parameter_order=True)
+# The chats among some that have a reply queued or on its way (their next one waits its turn).
+_BUSY_CHATS = (
+    select(_OUTBOX.c.chat_id)
+    .where(
+        _OUTBOX.c.channel == bindparam("channel"),
+        _OUTBOX.c.chat_id.in_(bindparam("chats", expanding=True)),
+        _OUTBOX.c.status.in_([OutboxStatus.PENDING, OutboxStatus.SENDING]),
+    )
+    .distinct()
+)
 # The same three INSERTs straight on SQLite's connection (storage/sqlite_rows.py explains why).
 _SQLITE_CLAIM = sqlite_rows.Insert(
     Base.metadata.tables["processed_updates"],
@@ -91,8 +104,14 @@ _SQLITE_MESSAGES = sqlite_rows.Insert(
     _MESSAGES, [c.name for c in _MESSAGES.columns if c.name != "id"], "RETURNING id"
 )
 _OUTBOX_COLUMNS = ("channel", "chat_id", "channel_account_id", "message_id", "body", "status",
-                   "attempts", "parts_sent", "platform_message_ids", "not_before", "created_at")  # fmt: skip
-_SQLITE_OUTBOX = sqlite_rows.Insert(Base.metadata.tables["outbox"], _OUTBOX_COLUMNS)
+                   "attempts", "parts_sent", "platform_message_ids", "not_before", "created_at",
+                   "lease_until")  # fmt: skip
+_SQLITE_OUTBOX = sqlite_rows.Insert(_OUTBOX, _OUTBOX_COLUMNS)
+_SQLITE_OUTBOX_IDS = sqlite_rows.Insert(_OUTBOX, _OUTBOX_COLUMNS, "RETURNING id")
+_SQLITE_BUSY_CHATS = (
+    "SELECT DISTINCT chat_id FROM outbox WHERE channel = ? AND status IN ('pending', 'sending') "
+    "AND chat_id IN ({})"
+)
 
 
 async def claim_update(session: AsyncSession, channel: str, update_id: str) -> bool:
@@ -335,9 +354,16 @@ async def add_messages(session: AsyncSession, rows: list[dict[str, Any]]) -> lis
     return sorted(ids) if dialect == "sqlite" else ids
 
 
-async def enqueue(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+async def enqueue(session: AsyncSession, rows: list[dict[str, Any]]) -> set[str]:
     """Put replies in the outbox. Each row: channel, chat_id, body, and optionally
-    channel_account_id and message_id. Delivered in insertion order per chat."""
+    channel_account_id and message_id. Delivered in insertion order per chat.
+
+    Where this process sends the channel (`storage.db.lease_here`), the first row of each chat
+    with nothing else queued is inserted already claimed (`sending`, leased, as the sender's
+    claim would) and handed to the sender as the transaction commits: a reply skips the
+    sender's claim (a transaction of two statements) and the wait for it. The other rows, and
+    every row of a process that does not send the channel, wait for the sender's claim.
+    Returns the channels with rows that wait for a claim (`storage.db.note_wake` them)."""
     now = utcnow()
     params = [
         {
@@ -349,14 +375,66 @@ async def enqueue(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
             "platform_message_ids": [],
             "not_before": now,
             "created_at": now,
+            "lease_until": None,
             **row,
         }
         for row in rows
     ]
-    if session.get_bind().dialect.name == "sqlite":
-        await _SQLITE_OUTBOX.run(session, params)
+    sqlite_db = session.get_bind().dialect.name == "sqlite"
+    heads = await _lease_heads(session, params, now, sqlite_db)
+    waiting = {
+        row["channel"]
+        for row in params
+        if row["status"] == OutboxStatus.PENDING
+        and row["chat_id"] not in heads.get(row["channel"], ((), set()))[1]
+    }
+    if not heads:
+        if sqlite_db:
+            await _SQLITE_OUTBOX.run(session, params)
+        else:
+            await session.execute(_INSERT_OUTBOX, params)
+        return waiting
+    if sqlite_db:  # one INSERT numbers its rows in VALUES order (see add_messages)
+        ids = sorted(row[0] for row in await _SQLITE_OUTBOX_IDS.run(session, params))
     else:
-        await session.execute(_INSERT_OUTBOX, params)
+        ids = list((await session.execute(_INSERT_OUTBOX_IDS, params)).scalars())
+    for channel, (indexes, behind) in heads.items():
+        note_handed(session, channel, [{**params[i], "id": ids[i]} for i in indexes], behind)
+    return waiting
+
+
+async def _lease_heads(
+    session: AsyncSession, params: list[dict[str, Any]], now: datetime, sqlite_db: bool
+) -> dict[str, tuple[list[int], set[str]]]:
+    """Mark the rows this process's sender takes at commit (`enqueue`): per channel it sends,
+    the first row of each chat that has no other row queued or on its way. Per channel: those
+    rows' indexes, and the chats whose other rows wait behind one on its way."""
+    by_channel: dict[str, list[int]] = {}
+    for i, row in enumerate(params):
+        if row["status"] == OutboxStatus.PENDING and row["not_before"] <= now:
+            by_channel.setdefault(row["channel"], []).append(i)
+    heads: dict[str, tuple[list[int], set[str]]] = {}
+    for channel, indexes in by_channel.items():
+        lease = lease_here(session, channel)
+        if lease is None:
+            continue
+        chats = sorted({params[i]["chat_id"] for i in indexes})
+        if sqlite_db:
+            sql = _SQLITE_BUSY_CHATS.format(", ".join("?" * len(chats)))
+            busy = {row[0] for row in await sqlite_rows.execute(session, sql, [channel, *chats])}
+        else:
+            result = await session.execute(_BUSY_CHATS, {"channel": channel, "chats": chats})
+            busy = set(result.scalars())
+        taken, behind = heads.setdefault(channel, ([], set()))
+        for i in indexes:
+            chat = params[i]["chat_id"]
+            if chat in busy:
+                behind.add(chat)
+                continue
+            busy.add(chat)  # its later rows in this batch wait for this one
+            params[i].update(status=OutboxStatus.SENDING, attempts=1, lease_until=now + lease)
+            taken.append(i)
+    return heads
 
 
 async def mark_unreachable(

@@ -7,6 +7,7 @@ bookkeeping) where SQLite itself takes ~20 us, about a fifth of a turn. Here the
 the same connection, inside the session's transaction, with each value passed through the
 column type's own SQLAlchemy bind processor (UTC datetimes, JSON through orjson), so the rows are
 exactly those SQLAlchemy would write. PostgreSQL keeps the SQLAlchemy statements (storage/repo.py).
+`Statement` does the same for a prebuilt UPDATE run with many parameter sets (the outbox's results).
 """
 
 from __future__ import annotations
@@ -51,9 +52,49 @@ class Insert:
 
     async def run(self, session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> Any:
         """Insert `rows` in one statement in `session`'s transaction; the sqlite3 cursor."""
-        if session.new:  # what the ORM would flush before any statement of its own
-            await session.flush()
-        connection = await session.connection()
-        raw: Any = connection.sync_connection.connection.driver_connection  # type: ignore[union-attr]
         params = [value for row in rows for value in self.values(row)]
-        return raw.execute(self.sql(len(rows)), params)
+        return await execute(session, self.sql(len(rows)), params)
+
+
+async def execute(session: AsyncSession, sql: str, params: Sequence[Any]) -> Any:
+    """Run `sql` on `session`'s sqlite3 connection in its transaction; the sqlite3 cursor."""
+    return (await _connection(session)).execute(sql, params)
+
+
+async def _connection(session: AsyncSession) -> Any:
+    """`session`'s sqlite3 connection, in its transaction."""
+    if session.new:  # what the ORM would flush before any statement of its own
+        await session.flush()
+    connection = await session.connection()
+    return connection.sync_connection.connection.driver_connection  # type: ignore[union-attr]
+
+
+class Statement:
+    """A prebuilt Core statement (no expanding IN) compiled once for SQLite and run with
+    `executemany` on the session's connection: for a statement a hot loop runs with many
+    parameter sets (the outbox's results). Values go through the bound columns' processors."""
+
+    def __init__(self, statement: Any) -> None:
+        dialect = InlineSQLiteDialect(json_serializer=json_dumps)  # as Database configures it
+        compiled = statement.compile(dialect=dialect)
+        self.sql = compiled.string
+        # (name, its value when the statement fixes it, else a marker, processor) in SQL order
+        self._binds: list[tuple[str, Any, Callable[[Any], Any] | None]] = []
+        for name in compiled.positiontup or ():
+            bind = compiled.binds[name]
+            process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            self._binds.append((name, _GIVEN if bind.required else bind.effective_value, process))
+
+    def values(self, params: Mapping[str, Any]) -> list[Any]:
+        out = []
+        for name, fixed, process in self._binds:
+            value = params[name] if fixed is _GIVEN else params.get(name, fixed)
+            out.append(value if process is None else process(value))
+        return out
+
+    async def run(self, session: AsyncSession, many: Sequence[Mapping[str, Any]]) -> Any:
+        """Run the statement once per parameter set, in `session`'s transaction."""
+        return (await _connection(session)).executemany(self.sql, [self.values(p) for p in many])
+
+
+_GIVEN = object()  # a bound parameter each call gives

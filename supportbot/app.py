@@ -23,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bots.retry import RetryingHandler
 from delivery.pacing import RateLimits, SharedLimits
-from delivery.worker import OutboxWorker
+from delivery.worker import OutboxWorker, WorkerSenders
 from dialogs.engine import DialogEngine
 from dialogs.messages import Channel
 from dialogs.pipeline import ConversationService
@@ -96,7 +96,9 @@ class App:
         self.bus = make_bus(settings.handoff.redis_url, self.redis_prefix)
         # The unit of work's effects: after each commit, the live events go to the bus and
         # the channels written to wake their outbox workers.
-        self.db.on_commit(publish=self.bus.publish, wake=self._wake)
+        self.db.on_commit(
+            publish=self.bus.publish, wake=self._wake, senders=WorkerSenders(self.workers)
+        )
         # Polling, Long Poll, the operator group and periodic jobs run in one process at a time.
         self.leases = Leases(self.db.url)
         self.service = ConversationService(self.db, _NotStarted())

@@ -160,16 +160,20 @@ class OutboxWorker:
             self.wake()
         self._behind.update(chats)
 
-    def lease_for_new(self) -> timedelta | None:
-        """The lease for a new row this worker will take as its transaction commits (`take`),
-        or None while it is not running or is full: the row then waits for a claim."""
-        if not self._running or self._stopping or len(self._tasks) >= self.batch:
+    def lease_for_new(self) -> tuple[timedelta, int] | None:
+        """The lease for new rows this worker will take as their transaction commits (`take`)
+        and how many it has room for; None while it is not running or is full: new rows then
+        wait for a claim."""
+        room = self.batch - len(self._tasks)
+        if not self._running or self._stopping or room <= 0:
             return None
-        return LEASE
+        return LEASE, room
 
     def take(self, rows: list[dict[str, Any]]) -> None:
         """Send `rows`: outbox rows committed already claimed for this worker (storage/repo.py
         `enqueue`), each the head of its chat's queue, as `_claim` would have returned them."""
+        if not self._running:  # stopped since the lease: the rows are claimed once it ends
+            return
         for row in rows:
             item = _Claimed(row["id"], row["chat_id"], row["body"], row["attempts"],
                             row["parts_sent"], row["platform_message_ids"], row["created_at"])  # fmt: skip
@@ -519,7 +523,7 @@ class WorkerSenders:
     def __init__(self, workers: Mapping[Channel, OutboxWorker]) -> None:
         self._workers = workers
 
-    def lease(self, channel: str) -> timedelta | None:
+    def lease(self, channel: str) -> tuple[timedelta, int] | None:
         worker = self._workers.get(Channel(channel))
         return worker.lease_for_new() if worker is not None else None
 

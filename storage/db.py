@@ -108,9 +108,10 @@ class Senders(Protocol):
     """This process's outbox senders, as a committed `transaction()` hands them its new rows
     (installed by the composition root: `Database.on_commit(senders=...)`)."""
 
-    def lease(self, channel: str) -> timedelta | None:
-        """The lease for a new row of `channel` that its sender here takes at the commit
-        (`take`); None: no sender here, or a full one (the row waits for a claim)."""
+    def lease(self, channel: str) -> tuple[timedelta, int] | None:
+        """The lease for new rows of `channel` that its sender here takes at the commit
+        (`take`), and how many it has room for; None: no sender here, or a full one (the
+        rows wait for a claim)."""
 
     def take(self, channel: str, rows: list[dict[str, Any]]) -> None:
         """Send `rows`: committed outbox rows (with their ids), claimed for this sender."""
@@ -119,11 +120,11 @@ class Senders(Protocol):
         """New rows wait in `chats` behind rows on their way: claim them once those are done."""
 
 
-def lease_here(session: AsyncSession, channel: str) -> timedelta | None:
+def lease_here(session: AsyncSession, channel: str) -> tuple[timedelta, int] | None:
     """The lease for `channel`'s outbox rows that this process's sender takes as this session's
-    transaction commits (`note_handed`), skipping the sender's claim of them; None: leave the
-    rows queued for a claim (no sender here, a full one, or a session not from `transaction()`,
-    whose commit nobody hands on)."""
+    transaction commits (`note_handed`), skipping the sender's claim of them, and how many rows
+    it takes; None: leave the rows queued for a claim (no sender here, a full one, or a session
+    not from `transaction()`, whose commit nobody hands on)."""
     senders: Senders | None = session.info.get("senders")
     return senders.lease(channel) if senders is not None else None
 

@@ -415,9 +415,10 @@ async def _lease_heads(
             by_channel.setdefault(row["channel"], []).append(i)
     heads: dict[str, tuple[list[int], set[str]]] = {}
     for channel, indexes in by_channel.items():
-        lease = lease_here(session, channel)
-        if lease is None:
+        offer = lease_here(session, channel)
+        if offer is None:
             continue
+        lease, room = offer
         chats = sorted({params[i]["chat_id"] for i in indexes})
         if sqlite_db:
             sql = _SQLITE_BUSY_CHATS.format(", ".join("?" * len(chats)))
@@ -432,8 +433,9 @@ async def _lease_heads(
                 behind.add(chat)
                 continue
             busy.add(chat)  # its later rows in this batch wait for this one
-            params[i].update(status=OutboxStatus.SENDING, attempts=1, lease_until=now + lease)
-            taken.append(i)
+            if len(taken) < room:  # (beyond the sender's room a row waits for a claim)
+                params[i].update(status=OutboxStatus.SENDING, attempts=1, lease_until=now + lease)
+                taken.append(i)
     return heads
 
 

@@ -169,3 +169,16 @@ async def test_a_process_that_dies_holding_handed_replies_loses_none(
         await bot.session.close()
         await db.dispose()
         await emu.stop()
+
+
+async def test_a_worker_takes_no_more_than_it_has_room_for(setup: Setup) -> None:
+    """Beyond the worker's room (`batch` rows in flight) new replies wait for its claims, as
+    a broadcast's rows would, and still all go out."""
+    setup.worker.batch, setup.worker._refill = 2, 1
+    chats = list(range(610, 615))
+    for chat in chats:
+        setup.emu.add_user(chat)
+    await write(setup.db, *((chat, "новость") for chat in chats))
+    assert [status for _, status, _ in await rows(setup.db)] == ["sending"] * 2 + ["pending"] * 3
+    await _until(lambda: len(setup.emu.sent()) == 5)
+    assert sorted(int(m["chat_id"]) for m in setup.emu.sent()) == chats

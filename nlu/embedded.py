@@ -23,6 +23,7 @@ import logging
 import pickle
 import re
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,11 +94,10 @@ class _Block:
     offset: int
 
     def features(self, grams: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        counts: dict[int, int] = {}
-        for g in grams:
-            j = self.vocabulary.get(g)
-            if j is not None:
-                counts[j] = counts.get(j, 0) + 1
+        # Counted in C, in order of first occurrence (as the loop it replaces did, so the
+        # sums add up in the same order); unknown n-grams count under None.
+        counts: Counter[int | None] = Counter(map(self.vocabulary.get, grams))
+        counts.pop(None, None)
         if not counts:
             return np.empty(0, dtype=np.intp), np.empty(0)
         idx = np.fromiter(counts.keys(), dtype=np.intp, count=len(counts))

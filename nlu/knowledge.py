@@ -25,6 +25,7 @@ import math
 import os
 import pickle
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,15 +86,22 @@ def normalise(text: str) -> str:
     return slang.canonical(text.lower().replace("ё", "е"))
 
 
-def lemmas(text: str) -> list[str]:
-    return [lemma(w) for w in _WORD.findall(normalise(text))]
+# A message is analysed by several views in a row (the three search views, the long-tail gate's
+# two, the coverage and unknown-word checks): the analyses below are kept for the last few texts.
+_RECENT = 32
+
+
+@functools.lru_cache(maxsize=_RECENT)
+def lemmas(text: str) -> tuple[str, ...]:
+    return tuple(lemma(w) for w in _WORD.findall(normalise(text)))
 
 
 def _deletions(word: str) -> set[str]:
     return {word[:i] + word[i + 1 :] for i in range(len(word))}
 
 
-def _word_analyzer(text: str) -> list[str]:
+@functools.lru_cache(maxsize=_RECENT)
+def _word_analyzer(text: str) -> tuple[str, ...]:
     """Lemmas without stop words, and their bigrams; «не» joins the next word («что будет,
     если не платить» is not «как платить»)."""
     found: list[str] = []
@@ -104,13 +112,14 @@ def _word_analyzer(text: str) -> list[str]:
         elif w not in STOPWORDS:
             found.append(f"не_{w}" if negate else w)
             negate = False
-    return found + [f"{a} {b}" for a, b in itertools.pairwise(found)]
+    return (*found, *(f"{a} {b}" for a, b in itertools.pairwise(found)))
 
 
 _SPACES = re.compile(r"\s\s+")
 
 
-def _char_analyzer(text: str, low: int, high: int) -> list[str]:
+@functools.lru_cache(maxsize=_RECENT)
+def _char_analyzer(text: str, low: int, high: int) -> tuple[str, ...]:
     """Character n-grams inside words, padded with a space at each end: scikit-learn's
     `analyzer="char_wb"` after `normalise`, written out so that a loaded index needs neither
     scikit-learn nor scipy (their imports cost ~1.5 s of every start)."""
@@ -127,7 +136,7 @@ def _char_analyzer(text: str, low: int, high: int) -> list[str]:
                 add(w[offset : offset + n])
             if offset == 0:  # a short word (shorter than n) counts once
                 break
-    return grams
+    return tuple(grams)
 
 
 class _View:
@@ -137,7 +146,7 @@ class _View:
     Only numpy arrays and our own analyzer are kept: loading a cached index imports neither
     scikit-learn nor scipy."""
 
-    def __init__(self, analyzer: Callable[[str], list[str]], texts: list[str]) -> None:
+    def __init__(self, analyzer: Callable[[str], Sequence[str]], texts: list[str]) -> None:
         from scipy.sparse import csr_matrix
         from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -162,11 +171,10 @@ class _View:
 
     def vector(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """`text` as the fitted vectorizer would weight it: (feature indices, weights)."""
-        counts: dict[int, int] = {}
-        for feature in self.analyze(text):
-            i = self.vocabulary.get(feature)
-            if i is not None:
-                counts[i] = counts.get(i, 0) + 1
+        # Counted in C, in order of first occurrence (the loop it replaces gave the same order,
+        # so the sums below add up in the same order); unknown features count under None.
+        counts: Counter[int | None] = Counter(map(self.vocabulary.get, self.analyze(text)))
+        counts.pop(None, None)
         rows = np.fromiter(counts, dtype=np.int64, count=len(counts))
         if not counts:
             return rows, np.zeros(0)

@@ -16,6 +16,7 @@ import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import orjson
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -98,3 +99,24 @@ class Statement:
 
 
 _GIVEN = object()  # a bound parameter each call gives
+
+
+class Select:
+    """A prebuilt Core SELECT compiled once for SQLite, run on the session's connection: rows
+    of values as SQLAlchemy would return them (each through its column type's result
+    processor: UTC datetimes, JSON), without its result set-up (~0.1-0.2 ms a statement)."""
+
+    def __init__(self, statement: Any) -> None:
+        dialect = InlineSQLiteDialect(json_serializer=json_dumps, json_deserializer=orjson.loads)
+        self._statement = Statement(statement)
+        self.columns = list(statement.selected_columns)
+        self._process = [
+            c.type.dialect_impl(dialect).result_processor(dialect, None) for c in self.columns
+        ]
+
+    async def all(self, session: AsyncSession, params: Mapping[str, Any]) -> list[list[Any]]:
+        cursor = await execute(session, self._statement.sql, self._statement.values(params))
+        process = self._process
+        return [
+            [v if p is None else p(v) for v, p in zip(row, process, strict=True)] for row in cursor
+        ]

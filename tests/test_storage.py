@@ -100,6 +100,45 @@ async def test_conversation_lifecycle_is_recorded_as_events(db: Database) -> Non
         assert stored.closed_at.tzinfo is not None  # aware UTC on both databases
 
 
+async def test_the_account_and_its_chats_read_on_every_message_are_the_orms_own(
+    db: Database,
+) -> None:
+    """`account_with_open_chats` (on SQLite read without the ORM) gives the objects an ORM
+    query gives: the same values, the session's own instance when it has one, changes written
+    at commit and nothing written when nothing changed."""
+    async with db.transaction() as s:
+        account = await repo.get_or_create_account(
+            s, channel="telegram", user_id="4242", chat_id="4242", first_name="Аня"
+        )
+        conv, _ = await repo.open_conversation(s, account)
+        conv.slots = {"_flow": "pay", "phone": "+79990001122"}
+    conv_id, account_id = conv.id, account.id
+
+    def columns(obj: Any) -> dict[str, Any]:
+        return {c.key: getattr(obj, c.key) for c in type(obj).__mapper__.column_attrs}
+
+    async with db.transaction() as s:
+        orm_account = await s.get(ChannelAccount, account_id)
+        orm_conv = await s.get(Conversation, conv_id)
+        expected = (columns(orm_account), columns(orm_conv))
+    async with db.transaction() as s:
+        got, chats = await repo.account_with_open_chats(s, "telegram", "4242")
+        assert got is not None and [c.id for c in chats] == [conv_id]
+        assert (columns(got), columns(chats[0])) == expected
+        assert not s.dirty and not s.new  # read, not changed
+        assert await s.get(Conversation, conv_id) is chats[0]  # one object per row
+        chats[0].slots = {**chats[0].slots, "step": 2}
+        chats[0].state = ConversationState.QUEUED
+    async with db.transaction() as s:
+        again = await s.get(Conversation, conv_id)
+        assert again is not None
+        assert (again.state, again.slots["step"], again.slots["_flow"]) == ("queued", 2, "pay")
+    async with db.transaction() as s:  # the session's own object is returned as is
+        mine = await s.get(ChannelAccount, account_id)
+        got, _ = await repo.account_with_open_chats(s, "telegram", "4242")
+        assert got is mine
+
+
 async def test_unreachable_is_set_and_cleared_when_they_write_again(db: Database) -> None:
     async with db.session() as s, s.begin():
         await repo.get_or_create_account(s, channel="telegram", user_id="3", chat_id="3")

@@ -7,6 +7,7 @@ set): `make test` installs it (apt-get install chromium)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import shutil
@@ -29,6 +30,7 @@ from tests.e2e.conftest import start_app, telegram, telegram_settings, vk, vk_se
 __all__ = ["start_app", "telegram", "vk"]  # the e2e fixtures, re-exported for these tests
 
 CHROMIUM = os.environ.get("SUPPORTBOT_CHROMIUM", "/usr/bin/chromium")
+CLOSE_WITHIN = 30  # seconds for a browser page or the browser to close (see `browser`)
 
 
 def chromium_path() -> str | None:
@@ -241,8 +243,9 @@ async def browser() -> AsyncIterator[Any]:
         )
         try:
             yield chromium
-        finally:
-            await chromium.close()
+        finally:  # bounded: a close that never returns must not hang the whole run
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(chromium.close(), CLOSE_WITHIN)
 
 
 @pytest.fixture
@@ -264,7 +267,8 @@ async def page(browser: Any, request: pytest.FixtureRequest, tmp_path: Path) -> 
         except Exception as exc:
             print(f"no screenshot: {exc}")
         print("browser console errors:", *errors, sep="\n  ")
-    await context.close()
+    with contextlib.suppress(TimeoutError):  # bounded, as the browser's close
+        await asyncio.wait_for(context.close(), CLOSE_WITHIN)
 
 
 async def log_in(page: Any, console: Console, login: str, password: str = PASSWORD) -> None:

@@ -517,11 +517,16 @@ def _aware(moment: datetime) -> datetime:
 
 
 class WorkerSenders:
-    """A process's outbox workers by channel, as a committed transaction hands them its new
-    rows (storage/db.py `Senders`; installed with `Database.on_commit(senders=...)`)."""
+    """A process's outbox workers by channel, as a committed transaction wakes them and hands
+    them its new rows (storage/db.py `Senders`; `Database.on_commit(wake=..., senders=...)`)."""
 
     def __init__(self, workers: Mapping[Channel, OutboxWorker]) -> None:
         self._workers = workers
+
+    def wake(self, channel: str) -> None:
+        worker = self._workers.get(Channel(channel))
+        if worker is not None:
+            worker.wake()
 
     def lease(self, channel: str) -> tuple[timedelta, int] | None:
         worker = self._workers.get(Channel(channel))

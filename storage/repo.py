@@ -30,43 +30,33 @@ from storage.models import (
 
 _Row = TypeVar("_Row", ChannelAccount, Conversation)
 
-# The account and its person's open chats (usually one row): built once, run on every message.
-_ACCOUNT_AND_OPEN_CHATS = (
-    select(ChannelAccount, Conversation)
-    .outerjoin(
-        Conversation,
-        and_(
-            Conversation.subscriber_id == ChannelAccount.subscriber_id,
-            Conversation.state != ConversationState.CLOSED,
-        ),
-    )
-    .where(
-        ChannelAccount.channel == bindparam("channel"),
-        ChannelAccount.external_user_id == bindparam("user_id"),
-    )
-    .order_by(Conversation.id.desc())
-    .limit(10)
-)
-
-
-# The same on SQLite, read without the ORM (`account_with_open_chats`).
+# The account and its person's open chats (usually one row): built once, run on every message;
+# as ORM objects, and on SQLite as plain columns (`account_with_open_chats`).
 _ACCOUNTS, _CONVERSATIONS = ChannelAccount.__table__, Conversation.__table__
+
+
+def _with_open_chats(columns: Any) -> Any:
+    return (
+        columns.select_from(_ACCOUNTS)
+        .outerjoin(
+            _CONVERSATIONS,
+            and_(
+                _CONVERSATIONS.c.subscriber_id == _ACCOUNTS.c.subscriber_id,
+                _CONVERSATIONS.c.state != ConversationState.CLOSED,
+            ),
+        )
+        .where(
+            _ACCOUNTS.c.channel == bindparam("channel"),
+            _ACCOUNTS.c.external_user_id == bindparam("user_id"),
+        )
+        .order_by(_CONVERSATIONS.c.id.desc())
+        .limit(10)
+    )
+
+
+_ACCOUNT_AND_OPEN_CHATS = _with_open_chats(select(ChannelAccount, Conversation))
 _SQLITE_ACCOUNT_AND_OPEN_CHATS = sqlite_rows.Select(
-    select(*_ACCOUNTS.columns, *_CONVERSATIONS.columns)
-    .select_from(_ACCOUNTS)
-    .outerjoin(
-        _CONVERSATIONS,
-        and_(
-            _CONVERSATIONS.c.subscriber_id == _ACCOUNTS.c.subscriber_id,
-            _CONVERSATIONS.c.state != ConversationState.CLOSED,
-        ),
-    )
-    .where(
-        _ACCOUNTS.c.channel == bindparam("channel"),
-        _ACCOUNTS.c.external_user_id == bindparam("user_id"),
-    )
-    .order_by(_CONVERSATIONS.c.id.desc())
-    .limit(10)
+    _with_open_chats(select(*_ACCOUNTS.columns, *_CONVERSATIONS.columns))
 )
 
 

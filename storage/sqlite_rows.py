@@ -7,7 +7,8 @@ bookkeeping) where SQLite itself takes ~20 us, about a fifth of a turn. Here the
 the same connection, inside the session's transaction, with each value passed through the
 column type's own SQLAlchemy bind processor (UTC datetimes, JSON through orjson), so the rows are
 exactly those SQLAlchemy would write. PostgreSQL keeps the SQLAlchemy statements (storage/repo.py).
-`Statement` does the same for a prebuilt UPDATE run with many parameter sets (the outbox's results).
+`Statement` does the same for a prebuilt UPDATE run with many parameter sets (the outbox's
+results), and `Select` for a prebuilt SELECT, its values through the result processors.
 """
 
 from __future__ import annotations
@@ -23,13 +24,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage.db import json_dumps
 from storage.sqlite_inline import InlineSQLiteDialect
 
+# The dialect as Database configures it (JSON through orjson), for the columns' processors.
+_DIALECT = InlineSQLiteDialect(json_serializer=json_dumps, json_deserializer=orjson.loads)
+
 
 class Insert:
     """`INSERT INTO table (columns) VALUES (...), ... [suffix]` for rows given as dicts with
     every column's value (callers fill the columns' defaults themselves)."""
 
     def __init__(self, table: Table, columns: Sequence[str], suffix: str = "") -> None:
-        dialect = InlineSQLiteDialect(json_serializer=json_dumps)  # as Database configures it
+        dialect = _DIALECT
         self._columns = tuple(columns)
         self._process: list[Callable[[Any], Any] | None] = [
             table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns
@@ -76,7 +80,7 @@ class Statement:
     parameter sets (the outbox's results). Values go through the bound columns' processors."""
 
     def __init__(self, statement: Any) -> None:
-        dialect = InlineSQLiteDialect(json_serializer=json_dumps)  # as Database configures it
+        dialect = _DIALECT
         compiled = statement.compile(dialect=dialect)
         self.sql = compiled.string
         # (name, its value when the statement fixes it, else a marker, processor) in SQL order
@@ -107,11 +111,10 @@ class Select:
     processor: UTC datetimes, JSON), without its result set-up (~0.1-0.2 ms a statement)."""
 
     def __init__(self, statement: Any) -> None:
-        dialect = InlineSQLiteDialect(json_serializer=json_dumps, json_deserializer=orjson.loads)
         self._statement = Statement(statement)
-        self.columns = list(statement.selected_columns)
         self._process = [
-            c.type.dialect_impl(dialect).result_processor(dialect, None) for c in self.columns
+            c.type.dialect_impl(_DIALECT).result_processor(_DIALECT, None)
+            for c in statement.selected_columns
         ]
 
     async def all(self, session: AsyncSession, params: Mapping[str, Any]) -> list[list[Any]]:

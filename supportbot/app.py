@@ -95,10 +95,9 @@ class App:
         self.redis_prefix = redis_prefix(settings.database_url, settings.handoff.redis_prefix)
         self.bus = make_bus(settings.handoff.redis_url, self.redis_prefix)
         # The unit of work's effects: after each commit, the live events go to the bus and
-        # the channels written to wake their outbox workers.
-        self.db.on_commit(
-            publish=self.bus.publish, wake=self._wake, senders=WorkerSenders(self.workers)
-        )
+        # the channels written to wake their outbox workers, which get the new rows they take.
+        senders = WorkerSenders(self.workers)
+        self.db.on_commit(publish=self.bus.publish, wake=senders.wake, senders=senders)
         # Polling, Long Poll, the operator group and periodic jobs run in one process at a time.
         self.leases = Leases(self.db.url)
         self.service = ConversationService(self.db, _NotStarted())
@@ -131,11 +130,6 @@ class App:
         shared = SharedLimits(url, self.redis_prefix)
         self._closers.append(shared.close)
         return shared
-
-    def _wake(self, channel: str) -> None:
-        worker = self.workers.get(Channel(channel))
-        if worker is not None:
-            worker.wake()
 
     async def start(self) -> None:
         await migrate.upgrade(self.db)

@@ -8,6 +8,7 @@ operator cannot open the studio."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from types import SimpleNamespace
@@ -128,6 +129,18 @@ async def test_an_editor_changes_publishes_and_rolls_back_in_two_processes(
         assert max(took) < 2.0, took
 
         # One click restores the first version (as a new one); both answer with the old text.
+        # The restored draft is held back until the editor has opened an intent meanwhile: the
+        # restore must not then reopen what was open over it and lose what they typed there (a race
+        # that once failed CI).
+        release, delivered = asyncio.Event(), asyncio.Event()
+
+        async def hold_draft(route: Any) -> None:
+            response = await route.fetch()
+            await release.wait()
+            await route.fulfill(response=response)
+            delivered.set()
+
+        await page.route("**/api/studio/draft", hold_draft)
         restore = page.locator(f"#versions button.restore[data-version='{first}']")
         await restore.click()
         await expect(page.locator("#publish-state")).to_contain_text("возврат к версии")
@@ -143,8 +156,18 @@ async def test_an_editor_changes_publishes_and_rolls_back_in_two_processes(
         # Intents: their examples in a form, one per line; a flow opens at its line in YAML.
         await page.click(".studio .tab[data-tab='intents']")
         await page.click("#browse li[data-key='i:payment_methods']")
-        await expect(page.locator("#intent-examples")).to_be_visible()
-        assert "где оплатить" in (await page.locator("#intent-examples").input_value()).split("\n")
+        examples = page.locator("#intent-examples")
+        await expect(examples).to_be_visible()
+        assert "где оплатить" in (await examples.input_value()).split("\n")
+        typing = (await examples.input_value()) + "\nкуда закинуть денег"
+        await examples.fill(typing)
+        release.set()
+        await asyncio.wait_for(delivered.wait(), 30)
+        await page.unroute("**/api/studio/draft")
+        await expect(page.locator("#live-version")).to_contain_text(f"версия {restored}")
+        await page.wait_for_timeout(500)  # a reopen would have reloaded the form by now
+        await expect(examples).to_be_visible()
+        assert await examples.input_value() == typing  # what the editor typed is still there
         await page.click(".studio .tab[data-tab='flows']")
         await page.click("#browse li[data-key='f:offices']")
         await expect(page.locator("#yaml")).to_be_visible()

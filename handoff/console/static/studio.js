@@ -208,7 +208,7 @@
     const { ok, data } = await api("GET", `/api/studio/flow?name=${encodeURIComponent(name)}`);
     if (view !== state.view) return;
     if (!ok) { flash(data.error || "Не удалось открыть сценарий"); return; }
-    state.open = { kind: "flow", key: `f:${name}`, name, file: data.file, revision: data.revision };
+    state.open = { kind: "flow", key: `f:${name}`, name, title, file: data.file, revision: data.revision };
     $("#editing").textContent = `Сценарий «${title || name}»`;
     $("#editing-where").textContent = `файл ${data.file}`;
     $("#mode-switch").hidden = false;
@@ -646,14 +646,17 @@
   }
 
   async function restore(id) {
+    const view = state.view;
     const { ok, data } = await api("POST", `/api/studio/versions/${id}/restore`);
     if (!ok) { flash(data.error || "Не удалось вернуть версию"); return; }
     flash(`Версия ${id} снова опубликована (версия ${data.version})`, true);
     $("#publish-state").textContent = `Опубликована версия ${data.version} (возврат к версии ${id})`;
     await Promise.all([loadDraft(), loadVersions()]);
+    // Reopen what was open, at the restored text, unless the editor opened something else meanwhile.
+    if (view !== state.view) return;
     if (state.open && state.open.kind === "response") await openResponse(state.open.name);
     else if (state.open && state.open.kind === "intent") await openIntent(state.open.name);
-    else if (state.open && state.open.kind === "flow") await openFlow(state.open.name);
+    else if (state.open && state.open.kind === "flow") await openFlow(state.open.name, state.open.title);
     else if (state.open) await openFile(state.open.file);
   }
 
@@ -716,7 +719,7 @@
   $("#mode-form").addEventListener("click", () => {
     if (state.open && state.open.kind === "response") openResponse(state.open.name);
     if (state.open && state.open.kind === "intent") openIntent(state.open.name);
-    if (state.open && state.open.kind === "flow") openFlow(state.open.name);
+    if (state.open && state.open.kind === "flow") openFlow(state.open.name, state.open.title);
   });
   $("#flow-form").addEventListener("input", checkSoon);
   $("#flow-form").addEventListener("submit", (e) => e.preventDefault());

@@ -269,9 +269,14 @@ class VKEmulator(VKMethods):
             while not self._lp_listening:  # noqa: ASYNC110
                 await asyncio.sleep(0.01)
 
-    def max_rate_per_second(self) -> int:
-        """The largest number of API requests inside any 1-second window."""
-        return max_in_window(self._request_times)
+    def max_rate_per_second(self, window: float = 1.0) -> int:
+        """The largest number of API requests inside any `window`-second window (a test of a
+        sender's pacing passes a little less than 1 s: arrival times carry the network's jitter)."""
+        return max_in_window(self._request_times, window)
+
+    def request_span(self) -> float:
+        """Seconds from the first API request to the last."""
+        return max(self._request_times) - min(self._request_times)
 
     # ------------------------------------------------------------------ faults
     def fail(

@@ -193,7 +193,11 @@ async def test_vk_limit_counts_requests_not_messages(tmp_path: Path) -> None:
         assert requests.count("messages.send") == 10
         assert {"photos.getMessagesUploadServer", "photos.saveMessagesPhoto"} <= set(requests)
         assert [c for c in emu.calls if c["error"] is not None] == []
-        assert emu.max_rate_per_second() <= 5  # 12 requests for 4 messages, 5 a second
+        # 12 requests for 4 messages, each waiting its turn: 5 a second. Arrival times carry the
+        # loop's and the network's jitter (a busy CI machine showed 6 in one 1-s window), so the
+        # window is 0.85 s: unpaced photo calls would still put 6-7 in it.
+        assert emu.max_rate_per_second(window=0.85) <= 5
+        assert emu.request_span() >= 11 / 5 - 0.15
     finally:
         await worker.stop()
         await task

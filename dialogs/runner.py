@@ -7,6 +7,7 @@ replies). The dialog engine (dialogs/engine.py) decides what a message is and su
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
@@ -80,8 +81,12 @@ class Runner:
         self.given_text: str | None = None
         self.topic: tuple[str, str | None] | None = None  # (flow, intent) started this turn
         self.handed_off = False
-        self.forms = Forms(self)
-        self.kb = Knowledge(self)
+        # Through a proxy, so that the turn's objects are freed when it ends, not by the cycle
+        # collector: a cycle here kept every turn's parse, hits and buttons alive until a
+        # collection, and each one (~50,000 objects at 300 msg/s) paused the process ~50 ms.
+        me = weakref.proxy(self)
+        self.forms = Forms(me)
+        self.kb = Knowledge(me)
 
     # -- running a flow -------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 
 from sqlalchemy import func, select
 
@@ -214,3 +215,37 @@ async def test_the_database_being_away_is_not_a_dead_letter(db: Database) -> Non
         await svc.handle(text("1", "привет"))
     assert await count(db, DeadLetter) == 0
     assert await count(db, Message) == 0  # rolled back: it will be stored when it comes again
+
+
+async def test_a_turn_leaves_nothing_for_the_cycle_collector(db: Database) -> None:
+    """Everything a turn makes (the parse, the hits, the buttons, the ORM objects) is freed when
+    the turn ends. Garbage in reference cycles waits for a collection instead, and one such
+    cycle per turn kept ~50,000 objects for each collection, a ~50 ms pause of every chat
+    every couple of seconds at 300 msg/s (p99 at 150 msg/s: 39 ms with the cycle, 12-17 ms
+    without)."""
+    svc = service(db)
+    texts = [
+        "/start",
+        "где оплатить?",  # an intent's flow
+        "а наличными можно?",  # a follow-up
+        "как настроить esim на айфоне",  # a knowledge-base article
+        "какой у меня баланс?",  # asks to verify the number first
+        "9161234567",  # the answer to that question
+        "позовите оператора",  # handed to an operator
+    ]
+
+    async def chat(user: str) -> None:
+        for n, body in enumerate(texts):
+            await svc.handle(text(f"{user}-{n}", body, user=user))
+
+    await chat("1")  # first use: caches, compiled statements
+    gc.collect()
+    gc.disable()
+    try:
+        await chat("2")
+        await chat("3")
+        await asyncio.sleep(0)
+        left = gc.collect()
+    finally:
+        gc.enable()
+    assert left == 0, f"{left} objects of these turns were freed only by the cycle collector"

@@ -136,6 +136,8 @@ class OutboxWorker:
         self._in_flight: set[int] = set()  # claimed row ids whose lease this worker renews
         self._stopping = False
         self._running = False  # `run` is looping (rows may be handed to it: `take`)
+        self._drained = False  # stopped, and what it held is pending again (`_drain`)
+        self._late: set[asyncio.Task[None]] = set()  # hand-backs of rows taken after that
         # When to claim: `_more` while the database may hold rows this worker can claim now
         # (set by `wake`, cleared by a claim that had room to spare); `_behind` holds chats
         # with rows queued behind a row of ours on its way, claimed once its result is written.
@@ -172,7 +174,15 @@ class OutboxWorker:
     def take(self, rows: list[dict[str, Any]]) -> None:
         """Send `rows`: outbox rows committed already claimed for this worker (storage/repo.py
         `enqueue`), each the head of its chat's queue, as `_claim` would have returned them."""
-        if not self._running:  # stopped since the lease: the rows are claimed once it ends
+        if not self._running:
+            # Leased just before this worker stopped (a deploy): pending again with the rows it
+            # did not send (`_drain`), so the next process sends them at once, not when their
+            # lease runs out.
+            self._in_flight.update(row["id"] for row in rows)
+            if self._drained:
+                task = asyncio.create_task(self._hand_back(), name=f"outbox-{self.channel}-back")
+                self._late.add(task)
+                task.add_done_callback(self._late.discard)
             return
         for row in rows:
             item = _Claimed(row["id"], row["chat_id"], row["body"], row["attempts"],
@@ -234,11 +244,23 @@ class OutboxWorker:
             await asyncio.wait(self._tasks, timeout=2)
         try:
             await self._flush_results()
-            if self._in_flight:
-                async with self.db.session() as session, session.begin():
-                    await session.execute(self._release, {"ids": sorted(self._in_flight)})
-                self._in_flight.clear()
         except Exception as exc:
+            log.warning("outbox %s: results not written (%r)", self.channel, exc)
+        await self._hand_back()
+        self._drained = True
+
+    async def _hand_back(self) -> None:
+        """Rows claimed or handed here and not sent: pending again, for any worker to claim.
+        Rows sent whose results could not be written keep their lease (never sent twice)."""
+        unwritten = {r.item_id for r in self._done}
+        ids = sorted(self._in_flight - unwritten)
+        self._in_flight &= unwritten
+        if not ids:
+            return
+        try:
+            async with self.db.session() as session, session.begin():
+                await session.execute(self._release, {"ids": ids})
+        except Exception as exc:  # their lease runs out: claimed then
             log.warning("outbox %s: could not hand back claimed rows (%r)", self.channel, exc)
 
     # -- database side ---------------------------------------------------------------------

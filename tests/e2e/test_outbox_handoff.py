@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -39,6 +39,7 @@ class Setup:
     db: Database
     worker: OutboxWorker
     claims: list[int]  # rows each claim of the worker returned
+    task: asyncio.Task[None]  # the worker's run
 
 
 @pytest.fixture
@@ -60,7 +61,7 @@ async def setup(tmp_path: Path) -> AsyncIterator[Setup]:
     db.on_commit(wake=lambda _channel: worker.wake(), senders=WorkerSenders({TELEGRAM: worker}))
     task = asyncio.create_task(worker.run())
     await _until(lambda: claims)  # the worker's first round (nothing queued yet)
-    yield Setup(emu, db, worker, claims)
+    yield Setup(emu, db, worker, claims, task)
     await worker.stop()
     await task
     await bot.session.close()
@@ -75,7 +76,11 @@ async def _until(done: Any, seconds: float = 5.0) -> None:
         await asyncio.sleep(0.01)
 
 
-async def write(db: Database, *replies: tuple[int, str]) -> None:
+async def write(
+    db: Database,
+    *replies: tuple[int, str],
+    before_commit: Callable[[], Awaitable[Any]] | None = None,
+) -> None:
     """The replies (chat, text), written in one transaction as the pipeline writes them (to
     each chat's subscriber's conversation)."""
     async with db.transaction() as session:
@@ -87,6 +92,8 @@ async def write(db: Database, *replies: tuple[int, str]) -> None:
             conv, _ = await repo.open_conversation(session, account)
             to[chat] = Recipient.of(conv, account)
         await outgoing.write(session, [Outgoing(to[chat], Outbound(text=t)) for chat, t in replies])
+        if before_commit is not None:
+            await before_commit()
 
 
 def texts(emu: TelegramEmulator, chat: int) -> list[str]:
@@ -182,3 +189,31 @@ async def test_a_worker_takes_no_more_than_it_has_room_for(setup: Setup) -> None
     assert [status for _, status, _ in await rows(setup.db)] == ["sending"] * 2 + ["pending"] * 3
     await _until(lambda: len(setup.emu.sent()) == 5)
     assert sorted(int(m["chat_id"]) for m in setup.emu.sent()) == chats
+
+
+async def test_a_reply_handed_as_the_worker_stops_goes_to_the_next_process_at_once(
+    setup: Setup,
+) -> None:
+    """A deploy: the reply's transaction took this worker's lease, then the worker stopped before
+    the commit. The reply is pending again as it commits, so the next process sends it at once
+    rather than after the lease (20 s)."""
+    setup.emu.add_user(620)
+
+    async def stop_the_worker() -> None:
+        await setup.worker.stop()
+        await setup.task
+
+    await write(setup.db, (620, "после выкладки"), before_commit=stop_the_worker)
+    deadline = time.monotonic() + 5
+    while (now := await rows(setup.db)) != [("620", "pending", 1)]:
+        assert time.monotonic() < deadline, now  # still leased to the stopped worker
+        await asyncio.sleep(0.05)
+    bot = bot_for(TOKEN, setup.emu.base_url)
+    successor = OutboxWorker(setup.db, TelegramSender(bot), RateLimits(), poll_interval=30)
+    task = asyncio.create_task(successor.run())
+    try:
+        await _until(lambda: texts(setup.emu, 620) == ["после выкладки"])
+    finally:
+        await successor.stop()
+        await task
+        await bot.session.close()

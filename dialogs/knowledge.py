@@ -44,9 +44,10 @@ FOLLOW_UP_WORDS = 6
 MORE, YES, NO = "more:", "yes:", "no:"
 
 
-def beside(index: KnowledgeIndex, text: str) -> Hit | None:
-    """The article to offer under an intent's answer to `text`, if any (`BESIDE_AT`)."""
-    hits = index.search(text, 1)
+def beside(index: KnowledgeIndex, text: str, hits: list[Hit] | None = None) -> Hit | None:
+    """The article to offer under an intent's answer to `text`, if any (`BESIDE_AT`); `hits`:
+    the search for `text` made already (its best is the same however many were asked for)."""
+    hits = index.search(text, 1) if hits is None else hits
     if not hits or hits[0].score < BESIDE_AT:
         return None
     kind = index.long_tail(text)
@@ -156,7 +157,7 @@ class Knowledge:
         """Under the intent's answer just given, the title of the article that also fits a
         long-tail question («симка просит пук»: the SIM answer, and «SIM заблокирована: PIN и
         PUK-код» one press away)."""
-        hit = beside(self.r.c.knowledge, text)
+        hit = beside(self.r.c.knowledge, text, self.search(text))
         article = self.r.c.articles.get(hit.id) if hit is not None else None
         if article is None or not self.r.out:
             return

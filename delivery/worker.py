@@ -136,7 +136,7 @@ class OutboxWorker:
         self._in_flight: set[int] = set()  # claimed row ids whose lease this worker renews
         self._stopping = False
         self._running = False  # `run` is looping (rows may be handed to it: `take`)
-        self._drained = False  # stopped, and what it held is pending again (`_drain`)
+        self._drained = False  # stopped, and handing back what it held (`_drain`)
         self._late: set[asyncio.Task[None]] = set()  # hand-backs of rows taken after that
         # When to claim: `_more` while the database may hold rows this worker can claim now
         # (set by `wake`, cleared by a claim that had room to spare); `_behind` holds chats
@@ -246,8 +246,8 @@ class OutboxWorker:
             await self._flush_results()
         except Exception as exc:
             log.warning("outbox %s: results not written (%r)", self.channel, exc)
+        self._drained = True  # rows handed to it from now on are handed back as they come
         await self._hand_back()
-        self._drained = True
 
     async def _hand_back(self) -> None:
         """Rows claimed or handed here and not sent: pending again, for any worker to claim.

@@ -31,6 +31,28 @@ async def test_claim_update_is_true_once(db: Database) -> None:
         assert await repo.claim_update(s, "vk", "100")  # ids are per channel
 
 
+async def test_a_session_s_second_transaction_is_its_own(db: Database) -> None:
+    """The sqlite3 connection kept for a transaction's statements (storage/sqlite_rows.py) is
+    not the previous transaction's: what the second one rolls back is gone, the first's kept."""
+
+    class Undo(Exception):
+        pass
+
+    async with db.session() as s:
+        async with s.begin():
+            assert await repo.claim_update(s, "telegram", "first")
+        with pytest.raises(Undo):
+            async with s.begin():
+                assert await repo.claim_update(s, "telegram", "second")
+                raise Undo
+        assert await repo.claim_update(s, "telegram", "third")  # begins one of its own
+        await s.rollback()
+    async with db.session() as s, s.begin():
+        assert not await repo.claim_update(s, "telegram", "first")  # committed
+        assert await repo.claim_update(s, "telegram", "second")  # rolled back
+        assert await repo.claim_update(s, "telegram", "third")  # rolled back
+
+
 async def test_concurrent_claims_of_one_update_let_exactly_one_through(db: Database) -> None:
     async def claim() -> bool:
         async with db.session() as s, s.begin():

@@ -1,7 +1,7 @@
 """The database schema: typed SQLAlchemy 2 models. One module, because the tables reference each other.
 
-Runs unchanged on SQLite (aiosqlite, the embedded default) and PostgreSQL (asyncpg); Alembic
-migrations in storage/migrations create it. Timestamps are timezone-aware UTC.
+Runs unchanged on SQLite (the embedded default, storage/sqlite_inline.py) and PostgreSQL
+(asyncpg); Alembic migrations in storage/migrations create it. Timestamps are timezone-aware UTC.
 """
 
 from __future__ import annotations

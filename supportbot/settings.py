@@ -276,7 +276,7 @@ class Settings(BaseSettings):
         env_prefix="SUPPORTBOT_", env_nested_delimiter="__", extra="forbid"
     )
 
-    database_url: str = "sqlite+aiosqlite:///supportbot.db"
+    database_url: str = "sqlite:///supportbot.db"
     content_dir: Path = Path("content")
     # Where the live content comes from. files: content_dir, hot-reloaded from disk (one process,
     # or a shared disk; the console studio's publishes are written there). database: the newest

@@ -199,11 +199,13 @@ class _Run(Runner):
                 await self._out_of_scope(flow)
             return
         if flow is not None:
-            # A number in the message asks about an account («сколько на счёте 9100...»), and
-            # the topic just answered goes on («а домашний интернет у меня какой?» after «мой
-            # тариф»): the intent's, never an article's.
+            # A number in the message asks about an account («сколько на счёте 9100...») if
+            # the flow can take it, and the topic just answered goes on («а домашний интернет у
+            # меня какой?» after «мой тариф»): the intent's, never an article's. «Кто владелец
+            # номера 8911...» is no account question for number porting's answer-only flow.
             last = self.slots.get("_last") or {}
-            own = parse is None or bool(parse.entities) or intent == last.get("intent")
+            takes = bool(parse.entities) and self.takes_values(flow) if parse else False
+            own = parse is None or takes or intent == last.get("intent")
             sure = 1.0 if own or parse is None else parse.confidence
             if not (self.kb.beats_intent(text, sure) and self.kb.answer(text)):
                 await self._start_both(flow)

@@ -189,6 +189,21 @@ class Runner:
         """Does the flow look at the subscriber's own words (a `route:` step)?"""
         return any(isinstance(i, Route) for i in self.c.flows[flow].program)
 
+    def takes_values(self, flow: str) -> bool:
+        """Does the flow (or one it uses) ask, verify or call the backend: can a number or
+        address in the message be for it? An answer-only flow (number porting's steps) cannot."""
+        seen: set[str] = set()
+        todo = [flow]
+        while todo:
+            name = todo.pop()
+            seen.add(name)
+            for i in self.c.flows[name].program:
+                if isinstance(i, Ask | Verify | Call):
+                    return True
+                if isinstance(i, UseFlow | StartFlow) and i.flow not in seen:
+                    todo.append(i.flow)
+        return False
+
     # -- verification -----------------------------------------------------------------------
 
     def _verification(self) -> Verification:

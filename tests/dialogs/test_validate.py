@@ -238,8 +238,8 @@ MISTAKES = [
     pytest.param(
         Mistake(
             "tech.yml",
-            '      - set: {problem: "не работает интернет"}\n      - use: outage_check\n',
-            '      - set: {problem: "не работает интернет"}\n      - use: no_such_flow\n',
+            '      - set: {problem: "не работает телевидение"}\n      - use: outage_check\n',
+            '      - set: {problem: "не работает телевидение"}\n      - use: no_such_flow\n',
             "no_such_flow",
             ("unknown flow", "no_such_flow"),
         ),

@@ -253,6 +253,11 @@ class Compiler(Compilation):
         for src, path, flow in p.flows:
             if flow not in self.flows and flow not in self.flow_sources:
                 self.err(src, path, f"unknown flow {flow!r}")
+        for src, path, article in p.articles:
+            if article not in self.articles:
+                self.err(
+                    src, path, f"unknown article {article!r} (no content/knowledge/{article}.md)"
+                )
         for src, path, flow, label in p.steps:
             target = self.flows.get(flow)
             if target is None:

@@ -15,6 +15,7 @@ from dialogs.content.model import (
     CHANNELS,
     FLOW_PAYLOAD,
     INTENT_PAYLOAD,
+    KB_PAYLOAD,
     STEP_PAYLOAD,
     ButtonSpec,
     Lines,
@@ -25,7 +26,7 @@ from dialogs.content.state import Compilation
 from dialogs.yamlsrc import PathKey, Source
 
 Rows = tuple[tuple[ButtonSpec, ...], ...]
-BUTTON_TARGETS = ("intent", "flow", "goto", "url", "request")
+BUTTON_TARGETS = ("intent", "flow", "goto", "article", "url", "request")
 REQUESTS = ("contact",)  # `request: contact`: Telegram's «Поделиться номером» (VK leaves it out)
 
 
@@ -217,7 +218,9 @@ def _button(
 ) -> ButtonSpec | None:
     if not isinstance(raw, dict) or not isinstance(raw.get("title"), str):
         st.err(
-            src, path, "a button needs a `title` and one of intent / flow / goto / url / request"
+            src,
+            path,
+            "a button needs a `title` and one of intent / flow / goto / article / url / request",
         )
         return None
     targets = [k for k in BUTTON_TARGETS if k in raw]
@@ -228,7 +231,8 @@ def _button(
         st.err(
             src,
             path,
-            f"button {raw['title']!r} needs exactly one of intent / flow / goto / url / request",
+            f"button {raw['title']!r} needs exactly one of "
+            "intent / flow / goto / article / url / request",
         )
         return None
     kind, value = targets[0], str(raw[targets[0]])
@@ -250,7 +254,11 @@ def _button(
 def _payload(
     st: Compilation, src: Source, tpath: PathKey, kind: str, value: str, flow: str | None
 ) -> str | None:
-    """What pressing a button sends: an intent, a flow, or a step of a flow (`goto`)."""
+    """What pressing a button sends: an intent, a flow, a step of a flow (`goto`), or a
+    knowledge-base article (its short answer, as if the subscriber had asked its question)."""
+    if kind == "article":
+        st.pending.articles.append((src, tpath, value))
+        return KB_PAYLOAD + value
     if kind == "intent":
         st.pending.intents.append((src, tpath, value))
         return INTENT_PAYLOAD + value

@@ -25,6 +25,7 @@ class Pending:
     flows: list[tuple[Source, PathKey, str]] = field(default_factory=list)
     steps: list[tuple[Source, PathKey, str, str]] = field(default_factory=list)
     response_refs: list[tuple[Source, PathKey, str]] = field(default_factory=list)
+    articles: list[tuple[Source, PathKey, str]] = field(default_factory=list)
 
 
 class Compilation:

@@ -10,11 +10,12 @@ from typing import Any
 
 import yaml
 
+from dialogs.content.responses import BUTTON_TARGETS
 from dialogs.yamlsrc import ContentError, Problem, Source, parse
 
 Tree = dict[str, bytes]
 CHANNELS = ("telegram", "vk")
-TARGETS = ("intent", "flow", "goto", "url", "request")
+TARGETS = BUTTON_TARGETS  # what a button may do (dialogs/content/responses.py)
 VARIANT_KEYS = {"text", "buttons", "image", *CHANNELS}
 
 

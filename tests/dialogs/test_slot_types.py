@@ -22,6 +22,7 @@ from dialogs.slot_types import (
     parse_yes_no,
     window_options,
 )
+from nlu.address import extract_address
 
 MSK = ZoneInfo("Europe/Moscow")
 MONDAY_MORNING = datetime(2025, 11, 24, 8, 30, tzinfo=MSK)  # Mon 24.11.2025 08:30
@@ -213,6 +214,21 @@ def test_address_accepted(text: str, expected: str) -> None:
 )
 def test_address_rejected(text: str) -> None:
     assert parse_address(text) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("подключите интернет на Садовую 5", "Садовая 5"),
+        ("не работает на октябрьском бульваре, д. 20", "Октябрьский бульвар 20"),
+        ("интернет медленный, платим за 100 мегабит а по факту 10", None),  # a speed, no street
+        ("по спидтесту 10, а тариф на 100", None),
+        ("не работает уже 3 дня", None),
+    ],
+)
+def test_address_inside_a_sentence(text: str, expected: str | None) -> None:
+    """What a message gives the address question before it is asked (`extract_address`)."""
+    assert extract_address(text) == expected
 
 
 # --------------------------------------------------------------------------- yes / no

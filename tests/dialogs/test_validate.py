@@ -237,6 +237,16 @@ MISTAKES = [
     ),
     pytest.param(
         Mistake(
+            "service.yml",
+            '{title: "📵 Телефон не видит SIM", article: sim_not_detected}',
+            '{title: "📵 Телефон не видит SIM", article: sim_not_seen}',
+            "article: sim_not_seen",
+            ("unknown article", "sim_not_seen"),
+        ),
+        id="button-article-unknown",
+    ),
+    pytest.param(
+        Mistake(
             "tech.yml",
             '      - set: {problem: "не работает телевидение"}\n      - use: outage_check\n',
             '      - set: {problem: "не работает телевидение"}\n      - use: no_such_flow\n',

@@ -10,7 +10,7 @@
   const csrfMeta = document.querySelector('meta[name="csrf-token"]');
   const csrf = csrfMeta ? csrfMeta.getAttribute("content") : "";
   const $ = (sel) => document.querySelector(sel);
-  const KINDS = { intent: "интент", flow: "сценарий", goto: "шаг", url: "ссылка", request: "запрос" };
+  const KINDS = { intent: "интент", flow: "сценарий", goto: "шаг", article: "статья", url: "ссылка", request: "запрос" };
 
   function el(tag, props, ...children) {
     const node = document.createElement(tag);

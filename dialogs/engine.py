@@ -25,6 +25,7 @@ The flows' instructions are run by dialogs/runner.py; forms by dialogs/forms.py.
 from __future__ import annotations
 
 import logging
+import zlib
 from collections.abc import Callable
 from datetime import datetime
 
@@ -184,7 +185,10 @@ class _Run(Runner):
             return
         context = self._in_context(text, intent)
         if context is not None:
+            before = len(self.out)
             await self.start(context)
+            if self._repeats(before):
+                self._answer_instead(before, text)
             return
         if (intent is None or intent in MISS_INTENTS) and self.kb.follow_up(text):
             return  # «а сколько стоит?» right after an article
@@ -286,6 +290,25 @@ class _Run(Runner):
         if previous and understanding.is_question(text) and len(text.split()) <= 6:
             return str(previous)  # «до какого числа?» right after the answer it asks about
         return None
+
+    def _repeats(self, before: int) -> bool:
+        """Did the replies from `before` on say word for word what the bot said last turn (a
+        follow-up read with the previous topic, which had nothing more to say)?"""
+        last = self.slots.get("_last") or {}
+        return (
+            len(self.out) > before
+            and last.get("said") == _said(self.out[before:])
+            and not self.slots.get("_flow")
+            and not self.handed_off
+        )
+
+    def _answer_instead(self, before: int, text: str) -> None:
+        """An article that answers `text` replaces the repeat («а сколько стоит роутер?» after
+        the home plans: the equipment prices, not the plans again); else the repeat stays."""
+        repeat = self.out[before:]
+        del self.out[before:]
+        if not self.kb.answer(text):
+            self.out.extend(repeat)
 
     def _routes_match(self, flow: str, text: str) -> bool:
         return any(
@@ -433,7 +456,13 @@ class _Run(Runner):
             else []
         )
         last["buttons"] = buttons
+        last["said"] = _said(self.out)
         self.slots["_last"] = last
+
+
+def _said(replies: list[Outbound]) -> int:
+    """A fingerprint of replies' texts (kept in the slots: stable across processes)."""
+    return zlib.crc32("\x1f".join(r.text or "" for r in replies).encode())
 
 
 def _buttons_of(last: dict[str, object]) -> list[tuple[str, str]]:

@@ -31,6 +31,7 @@ from dialogs.content import (
     Route,
     Say,
     SetSlots,
+    ShowArticle,
     StartFlow,
     UseFlow,
     Verify,
@@ -133,6 +134,11 @@ class Runner:
                 pc = next(
                     (t for keys, t in ins.routes if understanding.matches(said, keys)), pc + 1
                 )
+            elif isinstance(ins, ShowArticle):
+                article = self.c.articles.get(ins.article)  # the validator saw it exists
+                if article is not None:
+                    self.kb.show(article)
+                pc += 1
             elif isinstance(ins, StartFlow):
                 name, flow, pc, stack = ins.flow, self.c.flows[ins.flow], 0, []
             elif isinstance(ins, UseFlow):

@@ -29,6 +29,7 @@ from dialogs.content.model import (
     Route,
     Say,
     SetSlots,
+    ShowArticle,
     StartFlow,
     UseFlow,
     Verify,
@@ -164,7 +165,8 @@ class FlowBuilder:
         self.labels: dict[str, int] = {}
         self.label_paths: dict[str, PathKey] = {}
         self.fixups: list[tuple[int, str, PathKey]] = []  # (pc, label, path) for goto / on_error
-        self.route_fixups: list[tuple[int, list[tuple[tuple[str, ...], str, PathKey]]]] = []
+        # (pc, [(words, step id or article id, path, is it an article)]) for each route
+        self.route_fixups: list[tuple[int, list[tuple[tuple[str, ...], str, PathKey, bool]]]] = []
         self.step_starts: list[tuple[int, PathKey]] = []
 
     def emit(self, ins: Instr, path: PathKey) -> int:
@@ -321,16 +323,23 @@ class FlowBuilder:
         self.emit(Verify(level), at)
 
     def route(self, path: PathKey, raw: dict[str, Any]) -> None:
-        """`route: [{match: [words...], goto: step}, ...]`: by the subscriber's own words."""
+        """`route: [{match: [words...], goto: step}, ...]`: by the subscriber's own words; an
+        entry's `article: <id>` instead of `goto` answers with that knowledge-base article."""
         at, entries = (*path, "route"), raw["route"]
         if not isinstance(entries, list) or not entries:
             self.err(at, "route needs a list of {match: [words], goto: step}")
             return
-        routes: list[tuple[tuple[str, ...], str, PathKey]] = []
+        routes: list[tuple[tuple[str, ...], str, PathKey, bool]] = []
         for i, entry in enumerate(entries):
             epath = (*at, i)
-            if not isinstance(entry, dict) or set(entry) != {"match", "goto"}:
-                self.err(epath, "a route is {match: [words], goto: step}")
+            if not isinstance(entry, dict) or set(entry) not in (
+                {"match", "goto"},
+                {"match", "article"},
+            ):
+                self.err(
+                    epath,
+                    "a route is {match: [words], goto: step} or {match: [words], article: id}",
+                )
                 continue
             words = entry["match"]
             if (
@@ -341,7 +350,12 @@ class FlowBuilder:
                 self.err((*epath, "match"), "match needs a list of words or phrases")
                 continue
             keys = tuple(" ".join(w.lower().replace("ё", "е").split()) for w in words)
-            routes.append((keys, str(entry["goto"]), (*epath, "goto")))
+            if "article" in entry:  # a step of its own at the program's end (`finish`)
+                article, apath = str(entry["article"]), (*epath, "article")
+                self.st.pending.articles.append((self.src, apath, article))
+                routes.append((keys, article, apath, True))
+                continue
+            routes.append((keys, str(entry["goto"]), (*epath, "goto"), False))
         pc = self.emit(Route(()), at)
         self.route_fixups.append((pc, routes))
 
@@ -352,9 +366,17 @@ class FlowBuilder:
 
     def finish(self) -> None:
         """Point each goto / on_error / route at its step id."""
+        shown: dict[str, int] = {}  # a route's article -> its step (shown, then the flow ends)
         for pc, routes in self.route_fixups:
             resolved = []
-            for keys, label, path in routes:
+            for keys, label, path, is_article in routes:
+                if is_article:
+                    article = label
+                    if article not in shown:
+                        shown[article] = self.emit(ShowArticle(article), path)
+                        self.emit(End(), path)
+                    resolved.append((keys, shown[article]))
+                    continue
                 target = self.labels.get(label)
                 if target is None:
                     self.err(path, f"unknown step {label!r} in flow {self.flow!r}")

@@ -212,6 +212,14 @@ class Route:
 
 
 @dataclass(frozen=True, slots=True)
+class ShowArticle:
+    """Answer with a knowledge-base article (a `route:` entry's `article:`), as if its
+    question had been asked."""
+
+    article: str
+
+
+@dataclass(frozen=True, slots=True)
 class SetSlots:
     values: tuple[tuple[str, Any], ...]
 
@@ -234,6 +242,7 @@ Instr = (
     | SetSlots
     | Verify
     | Route
+    | ShowArticle
     | End
 )
 

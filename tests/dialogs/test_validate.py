@@ -248,6 +248,16 @@ MISTAKES = [
     pytest.param(
         Mistake(
             "tech.yml",
+            "article: slow_home_internet}",
+            "article: slow_internet}",
+            "article: slow_internet",
+            ("unknown article", "slow_internet"),
+        ),
+        id="route-article-unknown",
+    ),
+    pytest.param(
+        Mistake(
+            "tech.yml",
             '      - set: {problem: "не работает телевидение"}\n      - use: outage_check\n',
             '      - set: {problem: "не работает телевидение"}\n      - use: no_such_flow\n',
             "no_such_flow",

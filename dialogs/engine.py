@@ -57,6 +57,9 @@ SMALL_TALK = {"greet", "goodbye", "thanks", "affirm", "deny"}  # never "the othe
 # платить за то, что не работает» is a complaint, «с ботом не хочу» asks for a human).
 REFUSABLE = {"technician_visit", "connect_home", "promised_payment", "tariff_change"}
 CONTEXT_FLOOR = 0.15  # an unsure guess that one of the bot's own buttons offered is taken
+# Below this, another topic's intent for a short follow-up («а тв есть?», «а интернет там будет
+# работать?») does not take it away from the answer it follows.
+FOLLOWUP_SURE = 0.7
 OUT_OF_SCOPE_FLOOR = 0.25  # below the threshold, but clearly not ours
 RESUME_PAYLOAD = "resume:"
 MAX_RESUME_OFFERS = 2
@@ -190,8 +193,9 @@ class _Run(Runner):
             if self._repeats(before):
                 self._answer_instead(before, text)
             return
-        if (intent is None or intent in MISS_INTENTS) and self.kb.follow_up(text):
-            return  # «а сколько стоит?» right after an article
+        vague = intent is None or intent in MISS_INTENTS or self._unsure_followup(text)
+        if vague and self.kb.follow_up(text):
+            return  # «а сколько стоит?», «а тв есть?» right after an article
         flow = self.c.intent_flows.get(intent) if intent else None
         refusal = understanding.control(text, self.c.bot.cancel_words) == "cancel"
         if flow is not None and refusal and intent in REFUSABLE and not self.has_route(flow):
@@ -274,7 +278,11 @@ class _Run(Runner):
         whole = parse.extra.get("whole_confidence") if parse is not None else None
         reread = isinstance(whole, float) and whole < self.e.threshold  # a clause's guess only
         same_or_vague = (
-            intent is None or reread or intent in MISS_INTENTS or intent == last.get("intent")
+            intent is None
+            or reread
+            or intent in MISS_INTENTS
+            or intent == last.get("intent")
+            or self._leans_back(text, str(last.get("intent")))
         )
         if previous and same_or_vague and self._routes_match(previous, text):
             return str(previous)
@@ -290,6 +298,22 @@ class _Run(Runner):
         if previous and understanding.is_question(text) and len(text.split()) <= 6:
             return str(previous)  # «до какого числа?» right after the answer it asks about
         return None
+
+    def _unsure_followup(self, text: str) -> bool:
+        """A short follow-up whose intent the NLU is not sure of (`FOLLOWUP_SURE`)."""
+        parse = self.turn.parse
+        sure = parse is not None and parse.confidence >= FOLLOWUP_SURE
+        return not sure and understanding.is_followup(text)
+
+    def _leans_back(self, text: str, previous: str) -> bool:
+        """An unsure follow-up whose guesses include the previous answer's topic («а интернет
+        там будет работать?» after roaming: internet_down 0.54, roaming 0.26): that topic."""
+        parse = self.turn.parse
+        return (
+            parse is not None
+            and self._unsure_followup(text)
+            and any(r.name == previous and r.confidence >= CONTEXT_FLOOR for r in parse.ranking)
+        )
 
     def _repeats(self, before: int) -> bool:
         """Did the replies from `before` on say word for word what the bot said last turn (a

@@ -18,7 +18,15 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from dialogs import expr, understanding
-from dialogs.content import REMEMBERED_TYPES, SLOT_PAYLOAD, Ask, Content, Response, SlotDef
+from dialogs.content import (
+    REMEMBERED_TYPES,
+    SLOT_PAYLOAD,
+    Ask,
+    Content,
+    Response,
+    SlotDef,
+    UseFlow,
+)
 from dialogs.knowledge import Knowledge
 from dialogs.messages import Button, Outbound
 from dialogs.responder import Turn
@@ -198,7 +206,7 @@ class Forms:
         if understanding.control(text, r.c.bot.cancel_words) is not None:
             self._leave()
             return
-        other = self._other_request(flow.name)
+        other = self._other_request(state)
         if other is not None:
             r.slots["_resume"] = {"state": state, "offers": 0}
             r.clear_flow()
@@ -246,14 +254,21 @@ class Forms:
         r.slots.pop("_resume", None)
         r.say("cancelled")
 
-    def _other_request(self, current: str) -> str | None:
+    def _other_request(self, state: dict[str, Any]) -> str | None:
+        """The flow a message asks for instead of answering, unless it is the waiting form's
+        own, one it was used from, or one that uses it too: «всё равно не работает» at the
+        outage check's address (internet_down or tv_down) would only ask the same again."""
         parse = self.r.turn.parse
         if parse is None or parse.confidence < self.r.e.threshold:
             return None
         other = self.r.c.intent_flows.get(parse.intent)
-        if other and other != current and parse.intent not in NOT_A_DIGRESSION:
-            return other
-        return None
+        if not other or parse.intent in NOT_A_DIGRESSION:
+            return None
+        waiting = str(state.get("name"))
+        mine = {waiting, *(str(name) for name, _pc in state.get("stack", []))}
+        program = self.r.c.flows[other].program if other in self.r.c.flows else ()
+        asks_the_same = any(isinstance(i, UseFlow) and i.flow == waiting for i in program)
+        return None if other in mine or asks_the_same else other
 
     def parse(self, slot: SlotDef, text: str) -> Any:
         r = self.r

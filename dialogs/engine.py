@@ -212,7 +212,7 @@ class _Run(Runner):
             # меня какой?» after «мой тариф»): the intent's, never an article's. «Кто владелец
             # номера 8911...» is no account question for number porting's answer-only flow.
             last = self.slots.get("_last") or {}
-            takes = bool(parse.entities) and self.takes_values(flow) if parse else False
+            takes = parse is not None and bool(parse.entities) and self.takes_values(flow)
             own = parse is None or takes or intent == last.get("intent")
             sure = 1.0 if own or parse is None else parse.confidence
             if not (self.kb.beats_intent(text, sure) and self.kb.answer(text)):
@@ -282,7 +282,7 @@ class _Run(Runner):
             or reread
             or intent in MISS_INTENTS
             or intent == last.get("intent")
-            or self._leans_back(text, str(last.get("intent")))
+            or self._leans_back(text, last.get("intent"))
         )
         if previous and same_or_vague and self._routes_match(previous, text):
             return str(previous)
@@ -305,7 +305,7 @@ class _Run(Runner):
         sure = parse is not None and parse.confidence >= FOLLOWUP_SURE
         return not sure and understanding.is_followup(text)
 
-    def _leans_back(self, text: str, previous: str) -> bool:
+    def _leans_back(self, text: str, previous: object) -> bool:
         """An unsure follow-up whose guesses include the previous answer's topic («а интернет
         там будет работать?» after roaming: internet_down 0.54, roaming 0.26): that topic."""
         parse = self.turn.parse

@@ -370,12 +370,11 @@ class FlowBuilder:
         for pc, routes in self.route_fixups:
             resolved = []
             for keys, label, path, is_article in routes:
-                if is_article:
-                    article = label
-                    if article not in shown:
-                        shown[article] = self.emit(ShowArticle(article), path)
+                if is_article:  # `label` is the article's id
+                    if label not in shown:
+                        shown[label] = self.emit(ShowArticle(label), path)
                         self.emit(End(), path)
-                    resolved.append((keys, shown[article]))
+                    resolved.append((keys, shown[label]))
                     continue
                 target = self.labels.get(label)
                 if target is None:

@@ -128,7 +128,9 @@ class Leases:
                     else:
                         log.warning("%s ended; releasing it", role)
                     return
-                if not await self._alive(generation):
+                # Shielded: a stop (cancellation) in the middle of the check's query would make
+                # SQLAlchemy drop the connection, releasing the lock before the job has ended.
+                if not await asyncio.shield(self._alive(generation)):
                     log.warning("%s: lost the database connection holding it; stopped here", role)
                     return
         finally:

@@ -27,7 +27,10 @@ class Runs:
         self.most = 0
         self.changed = asyncio.Event()
 
-    def job(self, name: str) -> object:
+    def job(self, name: str, clean_up: float = 0.0) -> object:
+        """A job that runs until cancelled, then takes `clean_up` seconds to finish (like a
+        poller finishing its request)."""
+
         async def run() -> None:
             self.running.append(name)
             self.most = max(self.most, len(self.running))
@@ -35,6 +38,8 @@ class Runs:
             try:
                 await asyncio.Event().wait()
             finally:
+                if clean_up:
+                    await asyncio.shield(asyncio.sleep(clean_up))
                 self.running.remove(name)
                 self.changed.set()
 
@@ -99,6 +104,47 @@ async def test_one_process_runs_a_role_and_a_stand_by_takes_over_when_it_stops(
     await asyncio.gather(two, return_exceptions=True)
     await second.close()
     assert runs.running == []
+
+
+@pytest.mark.postgres
+async def test_a_holder_stopped_during_its_check_releases_the_role_only_after_its_job(
+    pg: Database,
+) -> None:
+    """A deploy stops the holder while its lease connection is answering the liveness check.
+    SQLAlchemy drops a connection whose statement is cancelled, and that would release the
+    lock at once: the stand-by would start its job while the holder's job is still finishing
+    (here a 1 s clean-up). The role must pass over only after the holder's job has ended."""
+    runs = Runs()
+    first, second = Leases(pg.url, retry=0.1, check=0.05), Leases(pg.url, retry=0.1)
+    checking = asyncio.Event()
+    check = first._alive
+
+    async def slow_check(generation: int) -> bool:  # the check's query takes a while
+        async with first._lock:
+            assert first._conn is not None
+            checking.set()
+            await first._conn.execute(text("SELECT pg_sleep(0.5)"))
+        return await check(generation)
+
+    first._alive = slow_check  # type: ignore[method-assign]
+    one = asyncio.create_task(first.run(ROLE, runs.job("first", 1.0)))  # type: ignore[arg-type]
+    await asyncio.wait_for(checking.wait(), 5)  # the first holds the role (and checks it)
+    two = asyncio.create_task(second.run(ROLE, runs.job("second")))  # type: ignore[arg-type]
+    try:
+        await asyncio.sleep(0.3)  # the stand-by is trying
+        checking.clear()
+        await asyncio.wait_for(checking.wait(), 5)
+        assert runs.running == ["first"]
+        one.cancel()  # mid-check
+        await asyncio.gather(one, return_exceptions=True)
+        await runs.until(["second"])
+        assert runs.most == 1
+    finally:
+        for task in (one, two):
+            task.cancel()
+        await asyncio.gather(one, two, return_exceptions=True)
+        await first.close()
+        await second.close()
 
 
 @pytest.mark.postgres

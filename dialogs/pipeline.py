@@ -151,6 +151,7 @@ class ConversationService:
                 last_name=inbound.last_name,
                 username=inbound.username,
                 known=known,
+                known_none=known is None,
             )
             replies: list[Outbound] = []
             # A first contact's chats are looked up after its account is made (a race with

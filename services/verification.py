@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialogs.actions import Action, ActionContext
@@ -34,6 +34,7 @@ from dialogs.messages import SharedContact
 from nlu.phones import normalise_phone
 from services import audit
 from services.backend import Backend, BackendContext, Customer, to_json
+from storage import repo
 from storage.models import (
     AuditEntry,
     ChannelAccount,
@@ -49,6 +50,20 @@ CODE_TRIES = 3
 CODES_PER_HOUR = 3  # per account and per number
 SECRET_TRIES = 3  # wrong secrets per account per hour before only a human can help
 NOBODY = "-"  # customer id of a code sent for a number that is nobody's: it never matches
+
+
+# The account's verification in force, newest first (built once: building costs more than running).
+_CURRENT = (
+    select(Verification)
+    .where(
+        Verification.account_id == bindparam("account_id"),
+        Verification.subscriber_id == bindparam("subscriber_id"),
+        Verification.revoked_at.is_(None),
+        Verification.expires_at > bindparam("now"),
+    )
+    .order_by(Verification.verified_at.desc(), Verification.id.desc())
+    .limit(1)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,17 +111,10 @@ class Verifier:
     # -- reading ---------------------------------------------------------------------------
 
     async def status(self, session: AsyncSession, account: ChannelAccount, now: datetime) -> Status:
-        row = await session.scalar(
-            select(Verification)
-            .where(
-                Verification.account_id == account.id,
-                Verification.subscriber_id == account.subscriber_id,
-                Verification.revoked_at.is_(None),
-                Verification.expires_at > now,
-            )
-            .order_by(Verification.verified_at.desc(), Verification.id.desc())
-            .limit(1)
-        )
+        if repo.created_here(session, account):  # a first contact: never verified
+            return Status("none")
+        params = {"account_id": account.id, "subscriber_id": account.subscriber_id, "now": now}
+        row = await session.scalar(_CURRENT, params)
         if row is None:
             return Status("none")
         customer = await self._customer(session, account, row.phone, row.account_number)

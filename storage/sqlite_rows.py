@@ -7,7 +7,8 @@ bookkeeping) where SQLite itself takes ~20 us, about a fifth of a turn. Here the
 the same connection, inside the session's transaction, with each value passed through the
 column type's own SQLAlchemy bind processor (UTC datetimes, JSON through orjson), so the rows are
 exactly those SQLAlchemy would write. PostgreSQL keeps the SQLAlchemy statements (storage/repo.py).
-`Statement` does the same for a prebuilt UPDATE run with many parameter sets (the outbox's
+`InsertReturning` also returns the new rows, their values as SQLAlchemy would load them (a first
+contact's subscriber, account and conversation: repo.py `NewRow`). `Statement` does the same for a prebuilt UPDATE run with many parameter sets (the outbox's
 results), and `Select` for a prebuilt SELECT, its values through the result processors.
 """
 
@@ -60,6 +61,28 @@ class Insert:
         """Insert `rows` in one statement in `session`'s transaction; the sqlite3 cursor."""
         params = [value for row in rows for value in self.values(row)]
         return await execute(session, self.sql(len(rows)), params)
+
+
+class InsertReturning(Insert):
+    """An `Insert` that returns each new row's every column (in the table's order), each value
+    through its column type's result processor, as SQLAlchemy would load it."""
+
+    def __init__(self, table: Table, columns: Sequence[str], suffix: str = "") -> None:
+        every = ", ".join(c.name for c in table.columns)
+        super().__init__(table, columns, f"{suffix} RETURNING {every}".strip())
+        self._results = [
+            c.type.dialect_impl(_DIALECT).result_processor(_DIALECT, None) for c in table.columns
+        ]
+
+    async def returning(
+        self, session: AsyncSession, rows: Sequence[Mapping[str, Any]]
+    ) -> list[list[Any]]:
+        """Insert `rows`; the rows inserted (none for a row an ON CONFLICT clause skipped)."""
+        process = self._results
+        return [
+            [v if p is None else p(v) for v, p in zip(row, process, strict=True)]
+            for row in await self.run(session, rows)
+        ]
 
 
 async def execute(session: AsyncSession, sql: str, params: Sequence[Any]) -> Any:

@@ -161,6 +161,63 @@ async def test_the_account_and_its_chats_read_on_every_message_are_the_orms_own(
         assert got is mine
 
 
+async def test_a_first_contact_s_rows_are_written_and_loaded_as_the_orm_would(
+    db: Database,
+) -> None:
+    """A first contact's subscriber, account and conversation are inserted without the unit of
+    work (repo.NewRow): the objects the pipeline gets are the ORM's loaded objects, with the
+    values a later ORM load reads back, and changes to them are written at commit."""
+
+    def columns(obj: Any) -> dict[str, Any]:
+        return {c.key: getattr(obj, c.key) for c in type(obj).__mapper__.column_attrs}
+
+    async with db.transaction() as s:
+        account = await repo.get_or_create_account(
+            s, channel="vk", user_id="77", chat_id="77", first_name="Аня", known_none=True
+        )
+        assert repo.created_here(s, account)
+        conv, created = await repo.open_conversation(s, account)
+        assert created and not s.new and not s.dirty  # persistent, nothing left to flush
+        made = (columns(account), columns(conv))
+        conv.slots = {"_flow": "pay"}  # a change made in the same turn is still written
+    assert made[0]["first_name"] == "Аня" and made[0]["created_at"].tzinfo is not None
+    assert made[1]["state"] == ConversationState.BOT and made[1]["declined_by"] == []
+    async with db.transaction() as s:
+        loaded = await s.get(ChannelAccount, account.id), await s.get(Conversation, conv.id)
+        assert loaded[0] is not None and loaded[1] is not None
+        assert columns(loaded[0]) == made[0]
+        changed = {"slots": None, "updated_at": None}  # the change at commit, below
+        assert {**columns(loaded[1]), **changed} == {**made[1], **changed}
+        assert loaded[1].slots == {"_flow": "pay"}
+        assert loaded[1].updated_at > made[1]["updated_at"]
+        assert not repo.created_here(s, loaded[0])  # only in the transaction that made it
+        person = await s.get(Subscriber, account.subscriber_id)
+        assert person is not None and person.display_name == "Аня" and person.data == {}
+        events = (await s.execute(select(ConversationEvent.to_state))).scalars().all()
+        assert events == ["bot"]
+
+
+async def test_an_account_made_elsewhere_between_the_lookup_and_the_insert_is_used(
+    db: Database,
+) -> None:
+    """The pipeline looked, found no account and asks for one (`known_none`), but another
+    process has just made it: that account is returned (its names brought up to date), not a
+    second one, and its chats are looked up (it is not this transaction's)."""
+    async with db.transaction() as s:
+        first = await repo.get_or_create_account(s, channel="telegram", user_id="8", chat_id="8")
+        conv, _ = await repo.open_conversation(s, first)
+    async with db.transaction() as s:
+        again = await repo.get_or_create_account(
+            s, channel="telegram", user_id="8", chat_id="8", first_name="Петя", known_none=True
+        )
+        assert again.id == first.id and again.first_name == "Петя"
+        assert not repo.created_here(s, again)
+        same, created, _ = await repo.open_or_continue(s, again)
+        assert (same.id, created) == (conv.id, False)
+    async with db.session() as s:
+        assert await s.scalar(select(func.count()).select_from(ChannelAccount)) == 1
+
+
 async def test_unreachable_is_set_and_cleared_when_they_write_again(db: Database) -> None:
     async with db.session() as s, s.begin():
         await repo.get_or_create_account(s, channel="telegram", user_id="3", chat_id="3")

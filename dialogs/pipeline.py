@@ -180,6 +180,7 @@ class ConversationService:
                 replies += await self.responder.verification(turn)
                 handled_as = turn.handled_as
             await self._store_turn(session, conv.id, account, inbound, parse, replies, handled_as)
+            await repo.save_conversation(session, conv)
             if conv.state in (ConversationState.QUEUED, ConversationState.WITH_OPERATOR):
                 note_event(
                     session,

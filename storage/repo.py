@@ -11,8 +11,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import Table, and_, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import make_transient_to_detached
-from sqlalchemy.orm.util import identity_key
+from sqlalchemy.orm.base import NO_VALUE, instance_state
 
 from storage import sqlite_rows
 from storage.db import lease_here, note_handed
@@ -181,19 +180,56 @@ _CONVERSATION_KEYS = [
 ]
 
 
+_SQLITE_CONVERSATION_UPDATE = sqlite_rows.Update(Base.metadata.tables["conversations"])
+_CONVERSATION_COLUMN = dict(
+    zip(_CONVERSATION_KEYS, [c.name for c in _CONVERSATIONS.columns], strict=True)
+)
+
+
+async def save_conversation(session: AsyncSession, conv: Conversation) -> None:
+    """Write the column changes made to `conv` now. On SQLite as one UPDATE on sqlite3 instead
+    of the unit of work's flush at commit (~0.2 ms; the slots change on about a third of the
+    turns). Elsewhere, or when anything but its columns changed, the flush at commit does it."""
+    state = instance_state(conv)
+    if (
+        not state.modified
+        or state.key is None
+        or state.deleted
+        or session.get_bind().dialect.name != "sqlite"
+    ):
+        return
+    values: dict[str, Any] = {}
+    for key, before in state.committed_state.items():
+        column, now = _CONVERSATION_COLUMN.get(key), state.dict.get(key, NO_VALUE)
+        if column is None or now is NO_VALUE:
+            return  # not a loaded column: the flush knows what to do
+        if now != before:
+            values[column] = now
+    if not values:
+        return
+    if "updated_at" not in values:  # the column's onupdate, as the flush would set it
+        values["updated_at"] = state.dict["updated_at"] = utcnow()
+    await _SQLITE_CONVERSATION_UPDATE.run(session, conv.id, values)
+    state._commit_all(state.dict, session.sync_session.identity_map)  # written: nothing to flush
+
+
 def _loaded(session: AsyncSession, model: type[_Row], keys: list[str], values: list[Any]) -> _Row:
     """The persistent ORM object of a row read without the ORM: the session's own if it has
     one already (as a query returns it), else a new one that, like a loaded object, has no
-    changes to flush and is tracked from here on."""
-    found = session.sync_session.identity_map.get(identity_key(model, values[0]))
+    changes to flush and is tracked from here on. Made as SQLAlchemy's own loader makes one
+    (orm/loading.py `_instance`: the values straight into the object's dict, the state keyed
+    and put in the identity map), ~35 us an object less than `make_transient_to_detached` +
+    `session.add`, whose save-update cascade walks the relationships."""
+    sync = session.sync_session
+    key = (model, (values[0],), None)  # identity_key(): (class, primary key, token)
+    found = sync.identity_map.get(key)
     if found is not None:
         return found
-    # As the ORM's loader does: the values go straight into the new object's dict (its
-    # constructor would record each as a change, ~80 us an object).
     obj: _Row = model.__mapper__.class_manager.new_instance()
     obj.__dict__.update(zip(keys, values, strict=True))
-    make_transient_to_detached(obj)  # its values become the loaded state: nothing to flush
-    session.add(obj)
+    state = instance_state(obj)
+    state.key, state.identity_token, state.session_id = key, None, sync.hash_key
+    sync.identity_map._add_unpresent(state, key)
     return obj
 
 

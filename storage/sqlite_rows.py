@@ -109,6 +109,31 @@ async def _connection(session: AsyncSession) -> Any:
 _KEPT = "sqlite3 connection"  # session.info's key: (weakref to the transaction, the connection)
 
 
+class Update:
+    """`UPDATE table SET <the columns given> = ? ... WHERE id = ?` for one row, each value
+    through its column type's bind processor (the SQL is built once per set of columns)."""
+
+    def __init__(self, table: Table) -> None:
+        self._name = table.name
+        self._process = {
+            c.name: c.type.dialect_impl(_DIALECT).bind_processor(_DIALECT) for c in table.columns
+        }
+
+    @functools.lru_cache(maxsize=32)  # noqa: B019  (a few instances, alive for the process)
+    def sql(self, columns: tuple[str, ...]) -> str:
+        unknown = sorted(set(columns) - set(self._process))
+        if unknown:  # a name this table does not have
+            raise ValueError(f"UPDATE {self._name}: no column for {unknown}")
+        return f"UPDATE {self._name} SET {', '.join(f'{c} = ?' for c in columns)} WHERE id = ?"
+
+    async def run(self, session: AsyncSession, row_id: int, values: Mapping[str, Any]) -> None:
+        params = [
+            value if (process := self._process[name]) is None else process(value)
+            for name, value in values.items()
+        ]
+        await execute(session, self.sql(tuple(values)), [*params, row_id])
+
+
 class Statement:
     """A prebuilt Core statement (no expanding IN) compiled once for SQLite and run with
     `executemany` on the session's connection: for a statement a hot loop runs with many

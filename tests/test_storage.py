@@ -218,6 +218,33 @@ async def test_an_account_made_elsewhere_between_the_lookup_and_the_insert_is_us
         assert await s.scalar(select(func.count()).select_from(ChannelAccount)) == 1
 
 
+async def test_a_turn_s_changes_to_its_conversation_are_written_once(db: Database) -> None:
+    """`save_conversation` (on SQLite an UPDATE of the changed columns, without the flush):
+    what a turn changed is in the database after commit, `updated_at` moves as the column's
+    onupdate would move it, and the commit writes nothing more (the object is clean)."""
+    async with db.transaction() as s:
+        account = await repo.get_or_create_account(s, channel="telegram", user_id="5", chat_id="5")
+        conv, _ = await repo.open_conversation(s, account)
+    created = conv.updated_at
+    async with db.transaction() as s:
+        _, chats = await repo.account_with_open_chats(s, "telegram", "5")
+        chats[0].slots = {"_last": {"article": "roaming"}}
+        chats[0].skill_group = "billing"
+        await repo.save_conversation(s, chats[0])
+        if db.engine.dialect.name == "sqlite":  # written here; PostgreSQL: at the commit
+            assert not s.dirty
+    async with db.transaction() as s:
+        again = await s.get(Conversation, conv.id)
+        assert again is not None
+        assert (again.slots, again.skill_group) == ({"_last": {"article": "roaming"}}, "billing")
+        assert again.updated_at > created
+        unchanged = again.updated_at
+        await repo.save_conversation(s, again)  # nothing changed: nothing written
+    async with db.transaction() as s:
+        same = await s.get(Conversation, conv.id)
+        assert same is not None and same.updated_at == unchanged
+
+
 async def test_unreachable_is_set_and_cleared_when_they_write_again(db: Database) -> None:
     async with db.session() as s, s.begin():
         await repo.get_or_create_account(s, channel="telegram", user_id="3", chat_id="3")

@@ -26,7 +26,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import aiohttp
 import orjson
@@ -50,7 +50,6 @@ from aiogram.exceptions import (
     TelegramServerError,
     TelegramUnauthorizedError,
 )
-from aiogram.methods.base import TelegramMethod, TelegramType
 from aiogram.types import (
     CallbackQuery,
     Contact,
@@ -118,57 +117,7 @@ _MEDIA_KINDS: dict[str, AttachmentKind] = {
 def bot_for(token: str, api_base: str | None = None) -> Bot:
     """A Bot for the real cloud (`api_base=None`) or a local server such as the emulator."""
     api = TelegramAPIServer.from_base(api_base) if api_base is not None else PRODUCTION
-    return Bot(token, session=JsonBodySession(api=api, json_loads=orjson.loads, json_dumps=_dumps))
-
-
-class JsonBodySession(AiohttpSession):
-    """aiogram's aiohttp session, sending a method without files as a JSON body (the Bot API
-    takes `application/json` as well as forms; aiogram always builds a form). A form costs
-    ~5% of an answer's CPU under load (bench/ceiling.py, py-spy): a multipart writer per call,
-    nested fields JSON-encoded into strings, every byte of a Cyrillic text percent-encoded in
-    Python. The fields are aiogram's own (`prepare_value`), responses and errors are aiogram's
-    (`check_response`); a method with a file to upload goes as aiogram's multipart form."""
-
-    async def make_request(
-        self,
-        bot: Bot,
-        method: TelegramMethod[TelegramType],
-        timeout: int | None = None,  # noqa: ASYNC109 (aiogram's signature)
-    ) -> TelegramType:
-        files: dict[str, Any] = {}
-        payload = {}
-        for key, value in method.model_dump(warnings=False).items():
-            prepared = self.prepare_value(value, bot=bot, files=files, _dumps_json=False)
-            if prepared is not None and prepared != "":  # what aiogram's form leaves out
-                payload[key] = prepared
-        if files:
-            return await super().make_request(bot, method, timeout)
-        session = await self.create_session()
-        url = self.api.api_url(token=bot.token, method=method.__api_method__)
-        try:
-            async with session.post(
-                url,
-                data=orjson.dumps(payload),
-                headers=_JSON_BODY,
-                timeout=_timeout(self.timeout if timeout is None else timeout),
-            ) as resp:
-                raw_result = await resp.text()
-        except TimeoutError as e:
-            raise TelegramNetworkError(method=method, message="Request timeout error") from e
-        except aiohttp.ClientError as e:
-            raise TelegramNetworkError(method=method, message=f"{type(e).__name__}: {e}") from e
-        response = self.check_response(
-            bot=bot, method=method, status_code=resp.status, content=raw_result
-        )
-        return cast(TelegramType, response.result)
-
-
-_JSON_BODY = {"Content-Type": "application/json"}
-
-
-@functools.lru_cache(maxsize=8)
-def _timeout(total: float) -> aiohttp.ClientTimeout:
-    return aiohttp.ClientTimeout(total=total)
+    return Bot(token, session=AiohttpSession(api=api, json_loads=orjson.loads, json_dumps=_dumps))
 
 
 def _dumps(value: Any) -> str:

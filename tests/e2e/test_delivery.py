@@ -11,20 +11,20 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 import delivery.worker
 from bots.telegram import TelegramSender, bot_for
 from bots.vk import VKSender, make_api
 from delivery.pacing import RateLimits
-from delivery.worker import OutboxWorker
+from delivery.worker import OutboxWorker, _Result
 from dialogs.messages import Button, Outbound
 from emulators.telegram import TelegramEmulator
 from emulators.vk import VKEmulator
 from storage import repo
 from storage.db import Database
-from storage.models import OutboxItem
-from tests.conftest import fresh_sqlite
+from storage.models import OutboxItem, OutboxStatus, utcnow
+from tests.conftest import fresh_postgres, fresh_sqlite
 from tests.support import ROOT
 
 TOKEN = "7000000002:delivery-test"
@@ -204,3 +204,40 @@ async def test_vk_limit_counts_requests_not_messages(tmp_path: Path) -> None:
         await sender.close()
         await db.dispose()
         await emu.stop()
+
+
+@pytest.mark.postgres
+async def test_results_and_a_lease_renewal_take_their_rows_in_one_order() -> None:
+    """Two sends finish in the order: second row, first row. Meanwhile a lease renewal (which
+    locks its rows in id order) has locked the first. The results write takes its rows in id
+    order too, so it waits for the renewal instead of deadlocking with it (PostgreSQL would
+    abort one of the two after its one-second deadlock check)."""
+    db = await fresh_postgres()
+    bot = bot_for(TOKEN, "http://127.0.0.1:9")  # never called: only results are written
+    worker = OutboxWorker(db, TelegramSender(bot), RateLimits())
+    try:
+        body = Outbound(text="Привет!").to_json()
+        async with db.transaction() as s:
+            rows = [{"channel": "telegram", "chat_id": c, "body": body} for c in ("1", "2")]
+            await repo.enqueue(s, rows)
+        async with db.session() as s:
+            first, second = sorted((await s.execute(select(OutboxItem.id))).scalars())
+        sent = [
+            _Result(i, c, OutboxStatus.SENT, 1, [f"m{i}"]) for i, c in ((second, "2"), (first, "1"))
+        ]
+        renewal = update(OutboxItem).values(lease_until=utcnow() + timedelta(minutes=1))
+        async with db.engine.connect() as other:
+            await other.execute(renewal.where(OutboxItem.id == first))
+            write = asyncio.create_task(worker._write(sent))
+            await asyncio.sleep(0.3)  # the write is waiting for the first row now
+            async with asyncio.timeout(5):  # out of order, this waits for the write: deadlock
+                await other.execute(renewal.where(OutboxItem.id == second))
+            await other.commit()
+        async with asyncio.timeout(5):
+            await write
+        async with db.session() as s:
+            got = (await s.execute(select(OutboxItem.status).order_by(OutboxItem.id))).scalars()
+            assert list(got) == [OutboxStatus.SENT, OutboxStatus.SENT]
+    finally:
+        await bot.session.close()
+        await db.dispose()

@@ -8,8 +8,10 @@ the same connection, inside the session's transaction, with each value passed th
 column type's own SQLAlchemy bind processor (UTC datetimes, JSON through orjson), so the rows are
 exactly those SQLAlchemy would write. PostgreSQL keeps the SQLAlchemy statements (storage/repo.py).
 `InsertReturning` also returns the new rows, their values as SQLAlchemy would load them (a first
-contact's subscriber, account and conversation: repo.py `NewRow`). `Statement` does the same for a prebuilt UPDATE run with many parameter sets (the outbox's
-results), and `Select` for a prebuilt SELECT, its values through the result processors.
+contact's subscriber, account and conversation: repo.py `NewRow`); `Update` writes one row's
+changed columns (repo.py `save_conversation`). `Statement` does the same for a prebuilt UPDATE
+run with many parameter sets (the outbox's results), and `Select` for a prebuilt SELECT, its
+values through the result processors.
 """
 
 from __future__ import annotations

@@ -53,6 +53,60 @@ async def test_a_session_s_second_transaction_is_its_own(db: Database) -> None:
         assert await repo.claim_update(s, "telegram", "third")  # rolled back
 
 
+async def test_transactions_wait_for_each_other_and_a_cancelled_one_leaves_nothing(
+    db: Database,
+) -> None:
+    """`db.transaction()` (on SQLite one connection for the process): a transaction that only
+    added ORM objects commits once the connection is free; a transaction cancelled mid-way (a
+    deploy, a timeout) rolls back and frees the connection for the next; an exception rolls
+    back."""
+    holding = asyncio.Event()
+
+    async def hold() -> None:
+        async with db.transaction() as s:
+            await repo.claim_update(s, "telegram", "held")
+            holding.set()
+            await asyncio.sleep(0.3)
+
+    async def only_adds() -> None:
+        async with db.transaction() as s:
+            s.add(Subscriber(display_name="Аня", data={}))
+
+    holder = asyncio.create_task(hold())
+    await holding.wait()
+    async with asyncio.timeout(5):
+        await asyncio.gather(holder, only_adds())
+
+    async def cancelled() -> None:
+        async with db.transaction() as s:
+            await repo.claim_update(s, "telegram", "cancelled")
+            s.add(Subscriber(display_name="Петя", data={}))
+            await s.flush()
+            holding.set()
+            await asyncio.sleep(10)
+
+    holding.clear()
+    task = asyncio.create_task(cancelled())
+    await holding.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+    class Undo(Exception):
+        pass
+
+    with pytest.raises(Undo):
+        async with db.transaction() as s:
+            await repo.claim_update(s, "telegram", "undone")
+            raise Undo
+    async with asyncio.timeout(5), db.transaction() as s:
+        names = (await s.execute(select(Subscriber.display_name))).scalars().all()
+        assert names == ["Аня"]
+        assert not await repo.claim_update(s, "telegram", "held")  # committed
+        assert await repo.claim_update(s, "telegram", "cancelled")  # rolled back
+        assert await repo.claim_update(s, "telegram", "undone")  # rolled back
+
+
 async def test_concurrent_claims_of_one_update_let_exactly_one_through(db: Database) -> None:
     async def claim() -> bool:
         async with db.session() as s, s.begin():

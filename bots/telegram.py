@@ -34,7 +34,7 @@ import orjson
 from bots import aiogram_import  # noqa: F401  (first: aiogram's types then build on first use)
 
 # isort: split
-from aiogram import Bot, Dispatcher, F, Router
+from aiogram import Bot, Dispatcher, Router
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
 from aiogram.enums import ChatType, ContentType
@@ -50,6 +50,7 @@ from aiogram.exceptions import (
     TelegramServerError,
     TelegramUnauthorizedError,
 )
+from aiogram.filters import Filter
 from aiogram.types import (
     CallbackQuery,
     Contact,
@@ -222,15 +223,40 @@ def inbound_from_callback(query: CallbackQuery, update_id: int) -> Inbound:
     )
 
 
+# Filters are async on purpose: aiogram runs a plain callable, a magic filter (`F.chat.type ==
+# ...`) included, through `asyncio.to_thread` for every update it checks (CallableObject.call),
+# a thread hand-off and a loop wake-up per update; an async `Filter` runs on the loop.
+class PrivateChat(Filter):
+    """A message in a private chat, or a button pressed under one (or under a message too old
+    for Telegram to include: such a press is a subscriber's too)."""
+
+    async def __call__(self, event: Message | CallbackQuery) -> bool:
+        if isinstance(event, CallbackQuery):
+            if event.message is None:
+                return True
+            return event.message.chat.type == ChatType.PRIVATE
+        return event.chat.type == ChatType.PRIVATE
+
+
+class InChat(Filter):
+    """A message in the chat `chat_id`."""
+
+    def __init__(self, chat_id: int) -> None:
+        self.chat_id = chat_id
+
+    async def __call__(self, event: Message) -> bool:
+        return event.chat.id == self.chat_id
+
+
 def build_router(handler: InboundHandler) -> Router:
     """Subscriber updates from private chats -> `handler.handle(Inbound)`.
 
     Group chats (the operators' forum group) are left to other routers.
     """
     router = Router(name="telegram-subscribers")
-    router.message.filter(F.chat.type == ChatType.PRIVATE)
-    router.edited_message.filter(F.chat.type == ChatType.PRIVATE)
-    router.callback_query.filter(~F.message | (F.message.chat.type == ChatType.PRIVATE))
+    router.message.filter(PrivateChat())
+    router.edited_message.filter(PrivateChat())
+    router.callback_query.filter(PrivateChat())
 
     @router.message()
     async def on_message(message: Message, event_update: Update) -> None:
@@ -266,8 +292,8 @@ def build_group_router(group_handler: GroupHandler, group_id: int) -> Router:
 
     Edits there are ignored: what an operator sent is already with the subscriber."""
     router = Router(name="telegram-operator-group")
-    router.message.filter(F.chat.id == group_id)
-    router.edited_message.filter(F.chat.id == group_id)
+    router.message.filter(InChat(group_id))
+    router.edited_message.filter(InChat(group_id))
 
     @router.message()
     async def on_group_message(message: Message, event_update: Update) -> None:

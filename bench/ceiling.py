@@ -72,12 +72,21 @@ def free_port() -> int:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used so far (Linux /proc; 0 elsewhere)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time a process and the processes it started (supportbot's NLU helper,
+    nlu/offload.py) have used so far (Linux /proc; 0 elsewhere)."""
+    stats: dict[int, list[str]] = {}
+    for path in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            stats[int(path.parent.name)] = path.read_text().rsplit(")", 1)[1].split()
+        except (OSError, ValueError):
+            continue
+    total, tree = 0, {pid}
+    for _ in range(3):  # the wrapper (--wrap), the bot, its helper
+        tree |= {p for p, fields in stats.items() if int(fields[1]) in tree}
+    for p in tree:
+        if p in stats:
+            total += int(stats[p][11]) + int(stats[p][12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def load_average() -> str:

@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import logging
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import datetime
+from typing import Any
 
 from dialogs import assist, understanding
 from dialogs.actions import Actions
@@ -42,11 +43,13 @@ from dialogs.content import (
     Route,
     command_key,
 )
+from dialogs.knowledge import MAX_TITLES
 from dialogs.messages import Button, Outbound
-from dialogs.responder import Escalator, Turn
+from dialogs.responder import Escalator, Searched, Turn
 from dialogs.responses import ContentSource, render
 from dialogs.runner import Runner
 from dialogs.verify import NUMBER_GIVEN, Verifier, claim_of
+from nlu.offload import Offload
 from storage.models import utcnow
 
 log = logging.getLogger(__name__)
@@ -76,14 +79,35 @@ class DialogEngine:
         clock: Callable[[], datetime] = utcnow,
         escalator: Escalator | None = None,
         verifier: Verifier | None = None,
+        offload: Offload | None = None,
     ) -> None:
         self.content = content
+        self.offload = offload  # the knowledge-base search runs there (nlu/offload.py)
         self.actions = actions  # what `call:` and `ticket:` run (dialogs/actions.py)
         self.escalator = escalator
         self.verifier = verifier  # who is verified (services/verification.py)
         self.threshold = threshold
         self.suggest_floor = suggest_floor  # below it no "did you mean" buttons
         self.clock = clock
+
+    def search_ahead(self, text: str) -> Coroutine[Any, Any, Searched] | None:
+        """The knowledge-base search the turn for `text` makes, started in the helper process
+        now, while the NLU reads the message (the pipeline puts it in `Turn.searched`); None
+        without a helper ready: the turn searches itself."""
+        if self.offload is None:
+            return None
+        index = self.content.current.knowledge
+        text = text.strip()
+        future = self.offload.submit(index, "search", text, MAX_TITLES) if len(index) else None
+        if future is None:
+            return None
+        offload = self.offload
+
+        async def searched() -> Searched:
+            hits = await offload.outcome(future, index, "search", text, MAX_TITLES)
+            return Searched(index, text, hits)
+
+        return searched()
 
     async def respond(self, turn: Turn) -> list[Outbound]:
         run = _Run(self, self.content.current, turn)

@@ -91,6 +91,9 @@ class Knowledge:
     def __init__(self, run: Run) -> None:
         self.r = run
         self._hits: dict[str, list[Hit]] = {}
+        ahead = run.turn.searched
+        if ahead is not None and ahead.index is run.c.knowledge:
+            self._hits[ahead.text] = ahead.hits
 
     def search(self, text: str) -> list[Hit]:
         if text not in self._hits:

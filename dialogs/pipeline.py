@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import logging
 import traceback
+from collections.abc import Coroutine
 from dataclasses import asdict, replace
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from dialogs import logcontext, outgoing, understanding
 from dialogs.messages import Attachment, HandleResult, Inbound, Outbound
 from dialogs.outgoing import Outgoing, Recipient
-from dialogs.responder import Responder, Turn
+from dialogs.responder import Responder, Searched, Turn
 from nlu.types import IntentEngine, Parse
 from storage import repo
 from storage.db import Database, note_event, note_wake, transient
@@ -58,6 +59,14 @@ class Verifying(Protocol):
     async def verification(self, turn: Turn) -> list[Outbound]: ...
 
 
+@runtime_checkable
+class SearchingAhead(Protocol):
+    """A responder whose knowledge-base search can start before the turn, while the NLU reads
+    the message (dialogs.engine.DialogEngine, with the helper process of nlu/offload.py)."""
+
+    def search_ahead(self, text: str) -> Coroutine[Any, Any, Searched] | None: ...
+
+
 class Notices(Protocol):
     """Renders a content response outside the bot's turn (dialogs.engine.DialogEngine)."""
 
@@ -83,12 +92,21 @@ class ConversationService:
     async def handle(self, inbound: Inbound) -> HandleResult:
         inbound = inbound.storable()  # a NUL in a text must not make the database refuse it
         # Understand the text before the transaction: a Rasa round trip must not hold a DB connection.
-        parse = None
+        parse = searched = None
         if self.engine is not None and inbound.text and not inbound.payload:
-            parse = await self._understand(inbound.text)
+            ahead = None
+            if isinstance(self.responder, SearchingAhead):
+                ahead = self.responder.search_ahead(inbound.text)
+            try:
+                parse = await self._understand(inbound.text)
+            except BaseException:
+                if ahead is not None:
+                    ahead.close()
+                raise
+            searched = await ahead if ahead is not None else None
         for attempt in (1, 2):
             try:
-                return await self._turn(inbound, parse)
+                return await self._turn(inbound, parse, searched)
             except Exception as exc:
                 if transient(exc):
                     raise  # the database is away: the update comes again
@@ -134,7 +152,9 @@ class ConversationService:
             raise exc from second
         return HandleResult(conversation_id=conv_id, replies=[apology])
 
-    async def _turn(self, inbound: Inbound, parse: Parse | None) -> HandleResult:
+    async def _turn(
+        self, inbound: Inbound, parse: Parse | None, searched: Searched | None = None
+    ) -> HandleResult:
         async with self.db.transaction() as session:
             if not await repo.claim_update(session, inbound.channel, inbound.update_id):
                 log.info("duplicate update %s:%s dropped", inbound.channel, inbound.update_id)
@@ -171,7 +191,7 @@ class ConversationService:
             logcontext.conversation_id.set(conv.id)  # on every log line from here (JSON logs)
             handled_as = None
             if conv.state == ConversationState.BOT:
-                turn = Turn(inbound, conv, account, created, session, parse)
+                turn = Turn(inbound, conv, account, created, session, parse, searched=searched)
                 replies += await self.responder.respond(turn)
                 handled_as = turn.handled_as
             elif conv.slots.get("_verify") and isinstance(self.responder, Verifying):

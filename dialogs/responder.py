@@ -8,8 +8,19 @@ from typing import Protocol
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialogs.messages import Inbound, Outbound
+from nlu.knowledge import Hit
 from nlu.types import Parse
 from storage.models import ChannelAccount, Conversation
+
+
+@dataclass(frozen=True, slots=True)
+class Searched:
+    """The knowledge base's best articles for the message, searched before the turn (by the
+    helper process, nlu/offload.py): used while `index` is still the one the turn reads."""
+
+    index: object
+    text: str
+    hits: list[Hit]
 
 
 @dataclass(slots=True)
@@ -27,6 +38,7 @@ class Turn:
     # to the form's question), "cancel", or "miss" (the bot did not understand it: a fallback).
     # Stored with the message (`nlu.handled_as`) for operators, editors and analytics.
     handled_as: str | None = None
+    searched: Searched | None = None
 
 
 class Responder(Protocol):

@@ -42,6 +42,7 @@ from handoff.events import make_bus, redis_prefix
 from handoff.queue import HandoffQueue
 from handoff.rating import RatingResponder
 from nlu import knowledge
+from nlu.offload import Offload
 from services.actions import flow_actions
 from services.backend import Backend, load_backend
 from services.backend.guard import Limits, guarded
@@ -140,6 +141,13 @@ class App:
         assert self.versions is not None
         engine = await ReloadingEngine.start(self.settings, content_dir / "nlu")
         self.nlu = engine
+        # Reading messages (the embedded parse, the knowledge-base search) on another core: the
+        # helper starts in the background; until it is up, messages are read here.
+        offload = None
+        if self.settings.nlu.helper:
+            offload = engine.offload = Offload()
+            await offload.start()
+            self._closers.append(offload.close)
         self.service.engine = self.metrics.timed(engine)  # NLU latency in /metrics
         self._spawn(engine.watch(), "nlu-reload")
         # The knowledge base's index is kept in the data dir: a restart loads it (~50 ms).
@@ -158,6 +166,7 @@ class App:
             suggest_floor=self.settings.nlu.suggest_floor,
             escalator=queue,
             verifier=self.verifier,
+            offload=offload,
         )
         self.service.rating = RatingResponder(self.content, nps=self.settings.handoff.nps)
         if isinstance(self.service.responder, DialogEngine):  # "продолжим здесь" notices

@@ -13,6 +13,7 @@ from typing import Any
 
 from nlu.data import TrainingData, TrainingDataError, load_training_data
 from nlu.embedded import EmbeddedEngine
+from nlu.offload import Offload
 from nlu.rasa_server import RasaServerEngine, RasaUnavailable
 from nlu.types import IntentEngine, Parse
 from supportbot.settings import ConfigError, Settings
@@ -93,6 +94,7 @@ class ReloadingEngine:
         self.live_since = datetime.now(UTC)  # when the answering model went live
         self._intents = tuple(data.intents)
         self._stamp = _stamp(self.folder)
+        self.offload: Offload | None = None  # the embedded parse runs there (nlu/offload.py)
 
     @classmethod
     async def start(cls, settings: Settings, folder: Path | None = None) -> ReloadingEngine:
@@ -100,7 +102,11 @@ class ReloadingEngine:
         return cls(settings, await build_engine(settings, data), data, folder)
 
     async def parse(self, text: str) -> Parse:
-        return await self.current.parse(text)
+        engine = self.current
+        if self.offload is not None and isinstance(engine, EmbeddedEngine):
+            parse: Parse = await self.offload.run(engine, "parse_sync", text)
+            return parse
+        return await engine.parse(text)
 
     async def watch(self, interval: float = 1.0) -> None:
         """Poll the data folder's file times; reload when they change (until cancelled)."""

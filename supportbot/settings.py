@@ -137,6 +137,9 @@ class NLUSettings(BaseModel):
     rasa_url: str = "http://127.0.0.1:5005"
     rasa_token: SecretStr | None = None
     rasa_timeout: float = 2.0  # seconds; past it the embedded engine answers instead
+    # The embedded parse and the knowledge-base search run in a helper process (nlu/offload.py),
+    # on another core than the event loop; off: in this process (the answers are the same).
+    helper: bool = True
 
 
 _DURATION = re.compile(r"(-?\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d)?", re.IGNORECASE)

@@ -3,14 +3,18 @@ not sure the bot says so, offers likely topics, and after two misses offers a hu
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable
 from typing import Any
 
 import aiohttp
+import pytest
 from sqlalchemy import select
 
 from emulators.telegram import TelegramEmulator
 from emulators.vk import VKEmulator
+from nlu.knowledge import KnowledgeIndex
 from storage.models import Message
 from tests.e2e.conftest import telegram_settings, vk_settings
 
@@ -60,3 +64,39 @@ async def test_unsure_then_offers_topics_then_a_human(
     queued = await vk.wait_sent(USER, 4)
     assert "Передаю чат специалисту" in queued[2]["text"]
     assert "в очереди" in queued[3]["text"]
+
+
+async def test_messages_are_read_by_the_helper_process_and_answered_the_same(
+    start_app: Callable[..., Any], telegram: TelegramEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`supportbot run` parses and searches the knowledge base in its helper process
+    (nlu/offload.py): the answers are the ones this process gives, and the turn uses the
+    helper's search instead of searching again."""
+    app = await start_app(telegram=telegram_settings(telegram, "polling"))
+    offload = app.nlu.offload
+    assert offload is not None
+    deadline = time.monotonic() + 30
+    while not offload.ready:  # up in the background; messages are read here meanwhile
+        assert time.monotonic() < deadline, "the helper did not start"
+        await asyncio.sleep(0.05)
+    telegram.send_text(USER, "где оплатить?")  # the first also sends the helper the model
+    first = (await telegram.wait_sent(USER, 1))[-1]["text"]
+    index, engine = app.content.current.knowledge, app.nlu.current
+    while offload.submit(index, "__len__") is None or offload.submit(engine, "__len__") is None:
+        assert time.monotonic() < deadline, "the helper did not load the model and the index"
+        await asyncio.sleep(0.05)
+    searched_here: list[str] = []
+    search = KnowledgeIndex.search
+
+    def counted(self: KnowledgeIndex, text: str, k: int = 3) -> list[Any]:
+        searched_here.append(text)
+        return search(self, text, k)
+
+    monkeypatch.setattr(KnowledgeIndex, "search", counted)
+    there = offload.stats["there"]
+    telegram.send_text(USER, "где оплатить?")
+    telegram.send_text(USER, "как подключить антивирус")  # an article's question
+    sent = await telegram.wait_sent(USER, 3)
+    assert sent[1]["text"] == first
+    assert "антивирус" in sent[2]["text"].lower()
+    assert searched_here == [] and offload.stats["there"] - there >= 4  # 2 parses, 2 searches

@@ -325,7 +325,7 @@ class KnowledgeIndex:
         for i in top:
             if score[i] <= 0:
                 continue
-            best_unit = self._starts[i] + int(np.argmax(unit[self._starts[i] : self._ends[i]]))
+            best_unit = int(self._starts[i] + np.argmax(unit[self._starts[i] : self._ends[i]]))
             hits.append(
                 Hit(self.docs[i].id, round(float(score[i]), 4), self._texts[best_unit], best_unit)
             )

@@ -194,9 +194,7 @@ class Offload:
     ) -> Any:
         """The answer `submit` gave `future` for, or `obj.method(*args)` computed here."""
         if future is not None:
-            timer = asyncio.get_running_loop().call_later(
-                self.timeout, _expire, future, self.timeout
-            )
+            timer = asyncio.get_running_loop().call_later(self.timeout, self._expire, future)
             try:
                 value = await future
             finally:
@@ -206,6 +204,18 @@ class Offload:
                 return value
         self.stats["here"] += 1
         return getattr(obj, method)(*args)
+
+    def _expire(self, future: asyncio.Future[Any]) -> None:
+        """A call got no answer in time: it runs here, and a helper that slow is hung (stopped,
+        swapping): it is killed, so the next calls run here at once instead of each waiting
+        `timeout`, and a new one is started."""
+        if future.done():
+            return
+        future.set_result(_NONE)
+        process = self._process
+        if process is not None and process.returncode is None:
+            log.warning("nlu helper: no answer within %.1f s; killing it", self.timeout)
+            process.kill()  # its socket closes: `_lost` hands every waiting call back here
 
     def _load(self, obj: Any) -> None:
         key = id(obj)
@@ -239,12 +249,6 @@ class Offload:
         link = self._link
         if link is not None and link.transport is not None and not link.transport.is_closing():
             link.send((-1, name, "", ()))
-
-
-def _expire(future: asyncio.Future[Any], timeout: float) -> None:
-    if not future.done():
-        log.warning("nlu helper: no answer within %.1f s; computed here", timeout)
-        future.set_result(_NONE)
 
 
 # --------------------------------------------------------------------------- the helper's side

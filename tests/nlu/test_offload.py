@@ -92,30 +92,48 @@ async def test_a_method_that_raises_there_raises_here(
     assert offload.stats["here"] == here + 1
 
 
-async def test_a_stopped_helper_costs_a_timeout_then_a_killed_one_comes_back(
+async def test_a_hung_helper_costs_one_timeout_and_is_replaced(
     offload: Offload, engine: EmbeddedEngine
 ) -> None:
     await loaded(offload, engine)
     pid = helper_pid(offload)
-    os.kill(pid, signal.SIGSTOP)  # hung: calls wait `timeout`, then run here
-    try:
-        started = time.monotonic()
-        parses = await asyncio.gather(*(offload.run(engine, "parse_sync", t) for t in QUESTIONS))
-        waited = time.monotonic() - started
-    finally:
-        os.kill(pid, signal.SIGCONT)
+    os.kill(pid, signal.SIGSTOP)  # hung: the calls on their way wait `timeout`, then run here
+    started = time.monotonic()
+    parses = await asyncio.gather(*(offload.run(engine, "parse_sync", t) for t in QUESTIONS))
+    waited = time.monotonic() - started
     assert parses == [engine.parse_sync(t) for t in QUESTIONS]
     assert 0.9 <= waited < 3.0, waited
+    # ...and the hung helper is killed, so the next messages do not wait: read here at once.
+    deadline = time.monotonic() + 5
+    while offload.ready:
+        assert time.monotonic() < deadline, "the hung helper was not replaced"
+        await asyncio.sleep(0.02)
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    started = time.monotonic()
+    assert await offload.run(engine, "parse_sync", "баланс") == engine.parse_sync("баланс")
+    assert time.monotonic() - started < 0.5
+    await up(offload)
+    assert helper_pid(offload) != pid and offload.stats["restarts"] == 1
+    await loaded(offload, engine)
+    there = offload.stats["there"]
+    assert await offload.run(engine, "parse_sync", "тариф") == engine.parse_sync("тариф")
+    assert offload.stats["there"] == there + 1
 
-    os.kill(pid, signal.SIGKILL)  # dead: read here at once, and a new helper starts
+
+async def test_a_dead_helper_is_noticed_at_once_and_started_again(
+    offload: Offload, engine: EmbeddedEngine
+) -> None:
+    await loaded(offload, engine)
+    pid = helper_pid(offload)
+    os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + 5
     while offload.ready:
         assert time.monotonic() < deadline, "the dead helper was not noticed"
         await asyncio.sleep(0.02)
     here = offload.stats["here"]
-    assert await offload.run(engine, "parse_sync", "где оплатить") == engine.parse_sync(
-        "где оплатить"
-    )
+    text = "где оплатить"
+    assert await offload.run(engine, "parse_sync", text) == engine.parse_sync(text)
     assert offload.stats["here"] == here + 1
     await up(offload)
     assert helper_pid(offload) != pid and offload.stats["restarts"] == 1

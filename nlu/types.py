@@ -17,6 +17,9 @@ class IntentScore:
     name: str
     confidence: float
 
+    def __reduce__(self) -> tuple[Any, ...]:  # see Parse.__reduce__
+        return IntentScore, (self.name, self.confidence)
+
 
 @dataclass(frozen=True, slots=True)
 class Entity:
@@ -29,6 +32,9 @@ class Entity:
     end: int
     extractor: str = ""
 
+    def __reduce__(self) -> tuple[Any, ...]:  # see Parse.__reduce__
+        return Entity, (self.entity, self.value, self.start, self.end, self.extractor)
+
 
 @dataclass(frozen=True, slots=True)
 class Parse:
@@ -39,6 +45,13 @@ class Parse:
     entities: tuple[Entity, ...] = ()
     engine: str = ""  # "embedded" | "rasa" | "embedded (rasa unavailable)"
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as a constructor call (parses come back from the helper process,
+        nlu/offload.py): a frozen slots dataclass's own unpickling looks its fields up and sets
+        each one through `object.__setattr__`, ~1% of the process's CPU at 600 msg/s."""
+        fields = (self.text, self.intent, self.confidence, self.ranking, self.entities)
+        return Parse, (*fields, self.engine, self.extra)
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON (stored with each message). Spelled out: `asdict` costs 10x on the hot path."""

@@ -283,13 +283,18 @@ def serve(sock: socket.socket) -> None:
 
 def main() -> None:
     import gc
+    import signal
 
+    # A Ctrl-C in the terminal (or a stop signal sent to the whole group) reaches the helper
+    # too: it waits for its parent, which stops its work first and then closes the socket.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     gc.freeze()  # what is imported stays; the loaded objects are long-lived too
     fd = int(sys.argv[1])
     with socket.socket(fileno=fd) as sock:
         try:
             serve(sock)
-        except (BrokenPipeError, ConnectionResetError, KeyboardInterrupt):
+        except (BrokenPipeError, ConnectionResetError):
             pass
     os._exit(0)
 

@@ -168,6 +168,23 @@ async def test_the_loop_is_free_while_the_helper_works(
     assert max(during) < 0.05, (max(during), took)
 
 
+async def test_a_stop_signal_to_the_group_leaves_the_helper_to_its_parent(
+    offload: Offload, engine: EmbeddedEngine
+) -> None:
+    """Ctrl-C in a terminal signals the whole process group: the app stops its work first and
+    then closes the helper, which meanwhile keeps answering (it used to die at once, and the
+    app restarted it while stopping)."""
+    await loaded(offload, engine)
+    pid = helper_pid(offload)
+    os.kill(pid, signal.SIGINT)
+    os.kill(pid, signal.SIGTERM)
+    await asyncio.sleep(0.3)
+    there = offload.stats["there"]
+    assert await offload.run(engine, "parse_sync", "баланс") == engine.parse_sync("баланс")
+    assert offload.stats["there"] == there + 1 and offload.stats["restarts"] == 0
+    assert helper_pid(offload) == pid
+
+
 async def test_a_closed_offload_stops_its_helper(engine: EmbeddedEngine) -> None:
     helper = Offload()
     await helper.start()

@@ -70,6 +70,26 @@ def helper_pid(offload: Offload) -> int:
     return offload._process.pid
 
 
+async def read_here_then_by_a_new_helper(
+    offload: Offload, engine: EmbeddedEngine, pid: int
+) -> None:
+    """The helper `pid` is noticed gone: a message is read here at once (no wait for a
+    timeout), then a new helper starts and reads the next one."""
+    deadline = time.monotonic() + 5
+    while offload.ready:
+        assert time.monotonic() < deadline, "the lost helper was not noticed"
+        await asyncio.sleep(0.02)
+    here, started = offload.stats["here"], time.monotonic()
+    assert await offload.run(engine, "parse_sync", "баланс") == engine.parse_sync("баланс")
+    assert offload.stats["here"] == here + 1 and time.monotonic() - started < 0.5
+    await up(offload)
+    assert helper_pid(offload) != pid and offload.stats["restarts"] == 1
+    await loaded(offload, engine)
+    there = offload.stats["there"]
+    assert await offload.run(engine, "parse_sync", "тариф") == engine.parse_sync("тариф")
+    assert offload.stats["there"] == there + 1
+
+
 async def test_the_helper_answers_as_this_process_would(
     offload: Offload, engine: EmbeddedEngine, index: KnowledgeIndex
 ) -> None:
@@ -104,21 +124,9 @@ async def test_a_hung_helper_costs_one_timeout_and_is_replaced(
     assert parses == [engine.parse_sync(t) for t in QUESTIONS]
     assert 0.9 <= waited < 3.0, waited
     # ...and the hung helper is killed, so the next messages do not wait: read here at once.
-    deadline = time.monotonic() + 5
-    while offload.ready:
-        assert time.monotonic() < deadline, "the hung helper was not replaced"
-        await asyncio.sleep(0.02)
+    await read_here_then_by_a_new_helper(offload, engine, pid)
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
-    started = time.monotonic()
-    assert await offload.run(engine, "parse_sync", "баланс") == engine.parse_sync("баланс")
-    assert time.monotonic() - started < 0.5
-    await up(offload)
-    assert helper_pid(offload) != pid and offload.stats["restarts"] == 1
-    await loaded(offload, engine)
-    there = offload.stats["there"]
-    assert await offload.run(engine, "parse_sync", "тариф") == engine.parse_sync("тариф")
-    assert offload.stats["there"] == there + 1
 
 
 async def test_a_dead_helper_is_noticed_at_once_and_started_again(
@@ -127,20 +135,7 @@ async def test_a_dead_helper_is_noticed_at_once_and_started_again(
     await loaded(offload, engine)
     pid = helper_pid(offload)
     os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 5
-    while offload.ready:
-        assert time.monotonic() < deadline, "the dead helper was not noticed"
-        await asyncio.sleep(0.02)
-    here = offload.stats["here"]
-    text = "где оплатить"
-    assert await offload.run(engine, "parse_sync", text) == engine.parse_sync(text)
-    assert offload.stats["here"] == here + 1
-    await up(offload)
-    assert helper_pid(offload) != pid and offload.stats["restarts"] == 1
-    await loaded(offload, engine)
-    there = offload.stats["there"]
-    assert await offload.run(engine, "parse_sync", "баланс") == engine.parse_sync("баланс")
-    assert offload.stats["there"] == there + 1
+    await read_here_then_by_a_new_helper(offload, engine, pid)
 
 
 async def test_the_loop_is_free_while_the_helper_works(

@@ -120,6 +120,10 @@ class Offload:
                 sys.executable, "-m", "nlu.offload", str(theirs.fileno()),
                 pass_fds=(theirs.fileno(),),
             )  # fmt: skip
+        except OSError as exc:
+            ours.close()
+            log.warning("nlu helper process not started (%r); reading messages here", exc)
+            return
         finally:
             theirs.close()
         _, link = await loop.create_connection(lambda: _Link(self._lost), sock=ours)
@@ -134,7 +138,6 @@ class Offload:
         if not up:
             log.warning("nlu helper process did not start; reading messages here")
             return
-        self._pause = 1.0
         log.info("nlu helper process %s is up", self._process.pid)
 
     def _lost(self) -> None:
@@ -201,6 +204,7 @@ class Offload:
                 timer.cancel()
             if value is not _NONE:
                 self.stats["there"] += 1
+                self._pause = 1.0  # it works: a later loss restarts it after the shortest pause
                 return value
         self.stats["here"] += 1
         return getattr(obj, method)(*args)

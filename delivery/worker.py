@@ -50,7 +50,7 @@ from dialogs.messages import Channel, Outbound
 from storage import repo
 from storage.db import Database
 from storage.models import Base, OutboxStatus, utcnow
-from storage.sqlite_rows import Statement
+from storage.rows import Statement
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ _RECORD = (
         ),
     )
 )
-_SQLITE_RECORD = Statement(_RECORD)
+_RECORD_ROWS = Statement(_RECORD)  # on the driver's connection (storage/rows.py)
 
 
 @dataclass(slots=True)
@@ -363,10 +363,7 @@ class OutboxWorker:
             for r in done
         ]
         async with self.db.session() as session, session.begin():
-            if self.db.is_sqlite:  # the same UPDATE, without SQLAlchemy's ~0.2 ms a call
-                await _SQLITE_RECORD.run(session, params)
-            else:
-                await session.execute(_RECORD, params)
+            await _RECORD_ROWS.run(session, params)  # without SQLAlchemy's ~0.2 ms a call
             for r in done:
                 if r.status == OutboxStatus.UNREACHABLE:
                     await repo.mark_unreachable(session, self.channel, r.chat_id, now)

@@ -12,6 +12,7 @@ is told about a change that did not happen.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -162,14 +163,16 @@ class Database:
             kwargs["connect_args"] = sqlite_inline.CONNECT_ARGS
         else:
             # A server that accepts but never answers must not hang a connect for asyncpg's 60 s.
-            kwargs.update(
-                pool_size=10, max_overflow=10, pool_pre_ping=True, connect_args={"timeout": 10}
-            )
+            # No pool_pre_ping: `_ping_when_idle` instead.
+            kwargs.update(pool_size=10, max_overflow=10, connect_args={"timeout": 10})
         # JSON columns (messages' NLU, outbox bodies, slots) go through orjson: several per turn.
         kwargs.update(json_serializer=json_dumps, json_deserializer=orjson.loads)
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        else:
+            event.listen(self.engine.sync_engine, "checkin", _note_idle)
+            event.listen(self.engine.sync_engine, "checkout", _ping_when_idle)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._publish: Callable[[Event], None] = _ignore
         self._wake: Callable[[str], None] = _ignore
@@ -226,6 +229,33 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+# A pooled connection unused this long is pinged before it is handed out (a server restart or a
+# proxy may have dropped it meanwhile). SQLAlchemy's pool_pre_ping pings at every checkout, and
+# on asyncpg a ping is three round trips (BEGIN, a statement, ROLLBACK): under load that was
+# three more round trips before each turn and each outbox results write than the work itself
+# needed. A connection in steady use is not pinged: if the server went away after all, its
+# first statement fails as a lost connection, SQLAlchemy invalidates every connection pooled
+# before it, and the work is retried (a turn by bots/retry.py or the platform's redelivery).
+PING_IDLE_AFTER = 5.0  # seconds
+_IDLE_SINCE = "idle since"  # the pool record's info: time.monotonic() at its last checkin
+
+
+def _note_idle(_dbapi_conn: Any, record: Any) -> None:
+    record.info[_IDLE_SINCE] = time.monotonic()
+
+
+def _ping_when_idle(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+    since = record.info.get(_IDLE_SINCE)
+    if since is None or time.monotonic() - since < PING_IDLE_AFTER:
+        return  # just connected, or in steady use
+    try:
+        dbapi_conn.ping()
+    except Exception as exc:  # the pool replaces the connection and tries again
+        raise DisconnectionError(
+            f"a pooled connection idle for {time.monotonic() - since:.0f} s is gone ({exc!r})"
+        ) from exc
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

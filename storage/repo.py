@@ -8,12 +8,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Table, and_, bindparam, func, insert, select, update
+from sqlalchemy import Table, and_, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.base import NO_VALUE, instance_state
 
-from storage import sqlite_rows
+from storage import rows
 from storage.db import lease_here, note_handed
 from storage.models import (
     Base,
@@ -29,8 +29,8 @@ from storage.models import (
 
 _Row = TypeVar("_Row", ChannelAccount, Conversation, ConversationEvent, Subscriber)
 
-# The account and its person's open chats (usually one row): built once, run on every message;
-# as ORM objects, and on SQLite as plain columns (`account_with_open_chats`).
+# The account and its person's open chats (usually one row): built once, run on every message
+# as plain columns (storage/rows.py), made ORM objects here (`account_with_open_chats`).
 _ACCOUNTS, _CONVERSATIONS = ChannelAccount.__table__, Conversation.__table__
 
 
@@ -53,8 +53,7 @@ def _with_open_chats(columns: Any) -> Any:
     )
 
 
-_ACCOUNT_AND_OPEN_CHATS = _with_open_chats(select(ChannelAccount, Conversation))
-_SQLITE_ACCOUNT_AND_OPEN_CHATS = sqlite_rows.Select(
+_ACCOUNT_AND_OPEN_CHATS = rows.Select(
     _with_open_chats(select(*_ACCOUNTS.columns, *_CONVERSATIONS.columns))
 )
 
@@ -67,14 +66,6 @@ def dialect_insert(session: AsyncSession, model: type[Any]) -> Any:
 
 
 # Hot-path statements are built once: building SQL expressions costs more than running them.
-_CLAIM_UPDATE = {
-    name: dialect.insert(Base.metadata.tables["processed_updates"])
-    .values(
-        channel=bindparam("channel"), update_id=bindparam("update_id"), processed_at=bindparam("at")
-    )
-    .on_conflict_do_nothing()
-    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
-}
 _MESSAGES = Base.metadata.tables["messages"]
 _ACCOUNT_BY_USER = select(ChannelAccount).where(
     ChannelAccount.channel == bindparam("channel"),
@@ -89,56 +80,32 @@ _OPEN_CONVERSATION = (
     .order_by(Conversation.id.desc())
     .limit(1)
 )
-_INSERT_MESSAGES = {
-    "postgresql": insert(_MESSAGES).returning(_MESSAGES.c.id, sort_by_parameter_order=True),
-    # SQLAlchemy can't order SQLite's RETURNING rows, so with sort_by_parameter_order it sends one
-    # INSERT per row; add_messages sorts the ids instead (see there).
-    "sqlite": insert(_MESSAGES).returning(_MESSAGES.c.id),
-}
 _OUTBOX = Base.metadata.tables["outbox"]
-_INSERT_OUTBOX = insert(_OUTBOX)
-_INSERT_OUTBOX_IDS = insert(_OUTBOX).returning(_OUTBOX.c.id, sort_by_parameter_order=True)
-# The chats among some that have a reply queued or on its way (their next one waits its turn).
-_BUSY_CHATS = (
-    select(_OUTBOX.c.chat_id)
-    .where(
-        _OUTBOX.c.channel == bindparam("channel"),
-        _OUTBOX.c.chat_id.in_(bindparam("chats", expanding=True)),
-        _OUTBOX.c.status.in_([OutboxStatus.PENDING, OutboxStatus.SENDING]),
-    )
-    .distinct()
-)
-# The same three INSERTs straight on SQLite's connection (storage/sqlite_rows.py explains why).
-_SQLITE_CLAIM = sqlite_rows.Insert(
+# The per-message INSERTs, straight on the driver's connection (storage/rows.py explains why).
+_CLAIM = rows.Insert(
     Base.metadata.tables["processed_updates"],
     ("channel", "update_id", "processed_at"),
     "ON CONFLICT DO NOTHING",
 )
-_SQLITE_MESSAGES = sqlite_rows.Insert(
-    _MESSAGES, [c.name for c in _MESSAGES.columns if c.name != "id"], "RETURNING id"
+_INSERT_MESSAGES = rows.Insert(
+    _MESSAGES, [c.name for c in _MESSAGES.columns if c.name != "id"], returning=["id"]
 )
 _OUTBOX_COLUMNS = ("channel", "chat_id", "channel_account_id", "message_id", "body", "status",
                    "attempts", "parts_sent", "platform_message_ids", "not_before", "created_at",
                    "lease_until")  # fmt: skip
-_SQLITE_OUTBOX = sqlite_rows.Insert(_OUTBOX, _OUTBOX_COLUMNS)
-_SQLITE_OUTBOX_IDS = sqlite_rows.Insert(_OUTBOX, _OUTBOX_COLUMNS, "RETURNING id")
-_SQLITE_BUSY_CHATS = (
-    "SELECT DISTINCT chat_id FROM outbox WHERE channel = ? AND status IN ('pending', 'sending') "
+_INSERT_OUTBOX = rows.Insert(_OUTBOX, _OUTBOX_COLUMNS)
+_INSERT_OUTBOX_IDS = rows.Insert(_OUTBOX, _OUTBOX_COLUMNS, returning=["id"])
+# The chats among some that have a reply queued or on its way (their next one waits its turn).
+_BUSY_CHATS = (
+    "SELECT DISTINCT chat_id FROM outbox WHERE channel = {} AND status IN ('pending', 'sending') "
     "AND chat_id IN ({})"
 )
 
 
 async def claim_update(session: AsyncSession, channel: str, update_id: str) -> bool:
     """Record a platform update id; False if it was already processed (a redelivery)."""
-    dialect = session.get_bind().dialect.name
-    if dialect == "sqlite":
-        row = {"channel": channel, "update_id": update_id, "processed_at": utcnow()}
-        return bool((await _SQLITE_CLAIM.run(session, [row])).rowcount)
-    stmt = _CLAIM_UPDATE[dialect]
-    result = await session.execute(
-        stmt, {"channel": channel, "update_id": update_id, "at": utcnow()}
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    row = {"channel": channel, "update_id": update_id, "processed_at": utcnow()}
+    return bool((await _CLAIM.run(session, [row])).rowcount)
 
 
 async def account_with_open_chats(
@@ -146,29 +113,17 @@ async def account_with_open_chats(
 ) -> tuple[ChannelAccount | None, list[Conversation]]:
     """The account of `user_id` in `channel` (None if they never wrote) and its person's chats
     that are not closed, in every channel, newest first: one statement for what the pipeline
-    reads on every message (`get_or_create_account(known=...)`, `open_or_continue(chats=...)`)."""
-    params = {"channel": channel, "user_id": user_id}
-    if session.get_bind().dialect.name == "sqlite":
-        return await _sqlite_account_with_open_chats(session, params)
-    rows = (await session.execute(_ACCOUNT_AND_OPEN_CHATS, params)).all()
-    if not rows:
-        return None, []
-    return rows[0][0], [conv for _, conv in rows if conv is not None]
-
-
-async def _sqlite_account_with_open_chats(
-    session: AsyncSession, params: dict[str, str]
-) -> tuple[ChannelAccount | None, list[Conversation]]:
-    """`account_with_open_chats` on SQLite: the same statement on sqlite3, and the ORM objects
-    put together from its values, as the ORM loads them (a third of the time; `_loaded`)."""
-    rows = await _SQLITE_ACCOUNT_AND_OPEN_CHATS.all(session, params)
-    if not rows:
+    reads on every message (`get_or_create_account(known=...)`, `open_or_continue(chats=...)`).
+    The ORM objects are put together from the statement's values as the ORM loads them (a third
+    of the time; `_loaded`)."""
+    found = await _ACCOUNT_AND_OPEN_CHATS.all(session, {"channel": channel, "user_id": user_id})
+    if not found:
         return None, []
     split = len(_ACCOUNTS.columns)
-    account = _loaded(session, ChannelAccount, _ACCOUNT_KEYS, rows[0][:split])
+    account = _loaded(session, ChannelAccount, _ACCOUNT_KEYS, found[0][:split])
     chats = [
         _loaded(session, Conversation, _CONVERSATION_KEYS, row[split:])
-        for row in rows
+        for row in found
         if row[split] is not None
     ]
     return account, chats
@@ -180,23 +135,18 @@ _CONVERSATION_KEYS = [
 ]
 
 
-_SQLITE_CONVERSATION_UPDATE = sqlite_rows.Update(Base.metadata.tables["conversations"])
+_CONVERSATION_UPDATE = rows.Update(Base.metadata.tables["conversations"])
 _CONVERSATION_COLUMN = dict(
     zip(_CONVERSATION_KEYS, [c.name for c in _CONVERSATIONS.columns], strict=True)
 )
 
 
 async def save_conversation(session: AsyncSession, conv: Conversation) -> None:
-    """Write the column changes made to `conv` now. On SQLite as one UPDATE on sqlite3 instead
-    of the unit of work's flush at commit (~0.2 ms; the slots change on about a third of the
-    turns). Elsewhere, or when anything but its columns changed, the flush at commit does it."""
+    """Write the column changes made to `conv` now, as one UPDATE on the driver's connection
+    (storage/rows.py) instead of the unit of work's flush at commit (~0.2 ms; the slots change
+    on about a third of the turns). When anything but its columns changed, the flush does it."""
     state = instance_state(conv)
-    if (
-        not state.modified
-        or state.key is None
-        or state.deleted
-        or session.get_bind().dialect.name != "sqlite"
-    ):
+    if not state.modified or state.key is None or state.deleted:
         return
     values: dict[str, Any] = {}
     for key, before in state.committed_state.items():
@@ -209,7 +159,7 @@ async def save_conversation(session: AsyncSession, conv: Conversation) -> None:
         return
     if "updated_at" not in values:  # the column's onupdate, as the flush would set it
         values["updated_at"] = state.dict["updated_at"] = utcnow()
-    await _SQLITE_CONVERSATION_UPDATE.run(session, conv.id, values)
+    await _CONVERSATION_UPDATE.run(session, conv.id, values)
     state._commit_all(state.dict, session.sync_session.identity_map)  # written: nothing to flush
 
 
@@ -225,7 +175,9 @@ def _loaded(session: AsyncSession, model: type[_Row], keys: list[str], values: l
     found = sync.identity_map.get(key)
     if found is not None:
         return found
-    obj: _Row = model.__mapper__.class_manager.new_instance()
+    mapper = model.__mapper__
+    mapper._check_configure()  # as a query does first (the attributes exist once configured)
+    obj: _Row = mapper.class_manager.new_instance()
     obj.__dict__.update(zip(keys, values, strict=True))
     state = instance_state(obj)
     state.key, state.identity_token, state.session_id = key, None, sync.hash_key
@@ -236,8 +188,8 @@ def _loaded(session: AsyncSession, model: type[_Row], keys: list[str], values: l
 class NewRow(Generic[_Row]):
     """A new row of `model` as the persistent ORM object a query would return, without the
     unit of work (whose flush of one new object costs ~0.3 ms: a first contact adds four).
-    Columns not given get their Python defaults. On SQLite the INSERT ... RETURNING runs on
-    sqlite3 (storage/sqlite_rows.py), elsewhere as one prebuilt Core statement.
+    Columns not given get their Python defaults. The INSERT ... RETURNING runs on the driver's
+    connection (storage/rows.py).
     `skip_conflicts`: ON CONFLICT DO NOTHING (`add` returns None when it skipped the row)."""
 
     def __init__(self, model: type[_Row], *, skip_conflicts: bool = False) -> None:
@@ -251,10 +203,7 @@ class NewRow(Generic[_Row]):
         self._keys = [model.__mapper__.get_property_by_column(c).key for c in table.columns]
         suffix = "ON CONFLICT DO NOTHING" if skip_conflicts else ""
         names = [c.name for c in self._columns]
-        self._sqlite = sqlite_rows.InsertReturning(table, names, suffix)
-        stmt = postgresql.insert(table)
-        stmt = stmt.on_conflict_do_nothing() if skip_conflicts else stmt
-        self._core = stmt.returning(*table.columns)
+        self._insert = rows.Insert(table, names, suffix, returning=[c.name for c in table.columns])
 
     def _row(self, given: dict[str, Any]) -> dict[str, Any]:
         row = {}
@@ -271,13 +220,8 @@ class NewRow(Generic[_Row]):
         return row
 
     async def add(self, session: AsyncSession, **given: Any) -> _Row | None:
-        row = self._row(given)
-        if session.get_bind().dialect.name == "sqlite":
-            values = next(iter(await self._sqlite.returning(session, [row])), None)
-        else:
-            found = (await session.execute(self._core, row)).first()
-            values = None if found is None else list(found)
-        return None if values is None else _loaded(session, self._model, self._keys, values)
+        found = (await self._insert.run(session, [self._row(given)])).rows
+        return _loaded(session, self._model, self._keys, found[0]) if found else None
 
 
 _NEW_SUBSCRIBER = NewRow(Subscriber)
@@ -498,22 +442,15 @@ _MESSAGE_DEFAULTS: dict[str, Any] = {
 }
 
 
-async def add_messages(session: AsyncSession, rows: list[dict[str, Any]]) -> list[int]:
+async def add_messages(session: AsyncSession, messages: list[dict[str, Any]]) -> list[int]:
     """Insert messages (dicts of Message columns) in one statement; returns their ids in order."""
     now = utcnow()
-    params = [{**_MESSAGE_DEFAULTS, "created_at": now, **row} for row in rows]
-    dialect = session.get_bind().dialect.name
-    if dialect == "sqlite":
-        result: Any = await _SQLITE_MESSAGES.run(session, params)
-    else:
-        result = await session.execute(_INSERT_MESSAGES[dialect], params)
-    ids = [row[0] for row in result]
-    # SQLite numbers the rows of an INSERT one after another in VALUES order (writers are
-    # serialised by its lock), so ascending ids are the rows' order.
-    return sorted(ids) if dialect == "sqlite" else ids
+    params = [{**_MESSAGE_DEFAULTS, "created_at": now, **row} for row in messages]
+    # One INSERT numbers its rows in VALUES order (storage/rows.py `Insert`).
+    return sorted(row[0] for row in (await _INSERT_MESSAGES.run(session, params)).rows)
 
 
-async def enqueue(session: AsyncSession, rows: list[dict[str, Any]]) -> set[str]:
+async def enqueue(session: AsyncSession, replies: list[dict[str, Any]]) -> set[str]:
     """Put replies in the outbox. Each row: channel, chat_id, body, and optionally
     channel_account_id and message_id. Delivered in insertion order per chat.
 
@@ -537,10 +474,9 @@ async def enqueue(session: AsyncSession, rows: list[dict[str, Any]]) -> set[str]
             "lease_until": None,
             **row,
         }
-        for row in rows
+        for row in replies
     ]
-    sqlite_db = session.get_bind().dialect.name == "sqlite"
-    heads = await _lease_heads(session, params, now, sqlite_db)
+    heads = await _lease_heads(session, params, now)
     waiting = {
         row["channel"]
         for row in params
@@ -548,22 +484,17 @@ async def enqueue(session: AsyncSession, rows: list[dict[str, Any]]) -> set[str]
         and row["chat_id"] not in heads.get(row["channel"], ((), set()))[1]
     }
     if not heads:
-        if sqlite_db:
-            await _SQLITE_OUTBOX.run(session, params)
-        else:
-            await session.execute(_INSERT_OUTBOX, params)
+        await _INSERT_OUTBOX.run(session, params)
         return waiting
-    if sqlite_db:  # one INSERT numbers its rows in VALUES order (see add_messages)
-        ids = sorted(row[0] for row in await _SQLITE_OUTBOX_IDS.run(session, params))
-    else:
-        ids = list((await session.execute(_INSERT_OUTBOX_IDS, params)).scalars())
+    # One INSERT numbers its rows in VALUES order (storage/rows.py `Insert`).
+    ids = sorted(row[0] for row in (await _INSERT_OUTBOX_IDS.run(session, params)).rows)
     for channel, (indexes, behind) in heads.items():
         note_handed(session, channel, [{**params[i], "id": ids[i]} for i in indexes], behind)
     return waiting
 
 
 async def _lease_heads(
-    session: AsyncSession, params: list[dict[str, Any]], now: datetime, sqlite_db: bool
+    session: AsyncSession, params: list[dict[str, Any]], now: datetime
 ) -> dict[str, tuple[list[int], set[str]]]:
     """Mark the rows this process's sender takes at commit (`enqueue`): per channel it sends,
     the first row of each chat that has no other row queued or on its way. Per channel: those
@@ -579,12 +510,7 @@ async def _lease_heads(
             continue
         lease, room = offer
         chats = sorted({params[i]["chat_id"] for i in indexes})
-        if sqlite_db:
-            sql = _SQLITE_BUSY_CHATS.format(", ".join("?" * len(chats)))
-            busy = {row[0] for row in await sqlite_rows.execute(session, sql, [channel, *chats])}
-        else:
-            result = await session.execute(_BUSY_CHATS, {"channel": channel, "chats": chats})
-            busy = set(result.scalars())
+        busy = await _busy_chats(session, channel, chats)
         taken, behind = heads.setdefault(channel, ([], set()))
         for i in indexes:
             chat = params[i]["chat_id"]
@@ -596,6 +522,13 @@ async def _lease_heads(
                 params[i].update(status=OutboxStatus.SENDING, attempts=1, lease_until=now + lease)
                 taken.append(i)
     return heads
+
+
+async def _busy_chats(session: AsyncSession, channel: str, chats: list[str]) -> set[str]:
+    dialect = session.get_bind().dialect
+    channel_mark, *chat_marks = rows.marks(dialect, 1, 1 + len(chats))
+    sql = _BUSY_CHATS.format(channel_mark, ", ".join(chat_marks))
+    return {row[0] for row in (await rows.execute(session, sql, [channel, *chats])).rows}
 
 
 async def mark_unreachable(

@@ -6,18 +6,22 @@ import asyncio
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
+import storage.db
 from storage import migrate, repo
-from storage.db import Database, DatabaseConfigError, normalize_url
+from storage.db import Database, DatabaseConfigError, normalize_url, transient
 from storage.models import (
     ChannelAccount,
     Conversation,
     ConversationEvent,
     ConversationState,
+    Message,
     OutboxItem,
     Subscriber,
 )
+from tests.conftest import fresh_postgres
 
 
 async def test_migrations_reach_head(db: Database) -> None:
@@ -32,7 +36,7 @@ async def test_claim_update_is_true_once(db: Database) -> None:
 
 
 async def test_a_session_s_second_transaction_is_its_own(db: Database) -> None:
-    """The sqlite3 connection kept for a transaction's statements (storage/sqlite_rows.py) is
+    """The driver's connection kept for a transaction's statements (storage/rows.py) is
     not the previous transaction's: what the second one rolls back is gone, the first's kept."""
 
     class Undo(Exception):
@@ -179,7 +183,7 @@ async def test_conversation_lifecycle_is_recorded_as_events(db: Database) -> Non
 async def test_the_account_and_its_chats_read_on_every_message_are_the_orms_own(
     db: Database,
 ) -> None:
-    """`account_with_open_chats` (on SQLite read without the ORM) gives the objects an ORM
+    """`account_with_open_chats` (read without the ORM: storage/rows.py) gives the objects an ORM
     query gives: the same values, the session's own instance when it has one, changes written
     at commit and nothing written when nothing changed."""
     async with db.transaction() as s:
@@ -273,7 +277,7 @@ async def test_an_account_made_elsewhere_between_the_lookup_and_the_insert_is_us
 
 
 async def test_a_turn_s_changes_to_its_conversation_are_written_once(db: Database) -> None:
-    """`save_conversation` (on SQLite an UPDATE of the changed columns, without the flush):
+    """`save_conversation` (an UPDATE of the changed columns, without the flush):
     what a turn changed is in the database after commit, `updated_at` moves as the column's
     onupdate would move it, and the commit writes nothing more (the object is clean)."""
     async with db.transaction() as s:
@@ -285,8 +289,7 @@ async def test_a_turn_s_changes_to_its_conversation_are_written_once(db: Databas
         chats[0].slots = {"_last": {"article": "roaming"}}
         chats[0].skill_group = "billing"
         await repo.save_conversation(s, chats[0])
-        if db.engine.dialect.name == "sqlite":  # written here; PostgreSQL: at the commit
-            assert not s.dirty
+        assert not s.dirty  # written now, not by the flush at commit
     async with db.transaction() as s:
         again = await s.get(Conversation, conv.id)
         assert again is not None
@@ -318,6 +321,99 @@ async def test_outbox_row_round_trips_json(db: Database) -> None:
     async with db.session() as s:
         stored = await s.scalar(select(OutboxItem))
         assert stored is not None and stored.body == body and stored.status == "pending"
+
+
+async def test_a_turn_s_messages_and_replies_keep_their_order(db: Database) -> None:
+    """A turn inserts its message and replies in one statement each (storage/rows.py): the ids
+    come back in the order the rows were given, so history and delivery keep that order."""
+    async with db.transaction() as s:
+        account = await repo.get_or_create_account(s, channel="vk", user_id="9", chat_id="9")
+        conv, _ = await repo.open_conversation(s, account)
+        texts = [f"ответ {n}" for n in range(7)]
+        common = {"conversation_id": conv.id, "direction": "out", "author": "bot"}
+        ids = await repo.add_messages(s, [{**common, "text": t} for t in texts])
+        await repo.enqueue(
+            s, [{"channel": "vk", "chat_id": "9", "message_id": i, "body": {}} for i in ids]
+        )
+    assert ids == sorted(ids) and len(set(ids)) == len(texts)
+    async with db.session() as s:
+        stored = (await s.execute(select(Message.id, Message.text).order_by(Message.id))).all()
+        queued = (await s.execute(select(OutboxItem.message_id).order_by(OutboxItem.id))).all()
+    assert [(i, t) for i, t in stored] == list(zip(ids, texts, strict=True))
+    assert [m for (m,) in queued] == ids
+
+
+async def test_a_statement_the_database_refuses_raises_as_sqlalchemy_raises_it(
+    db: Database,
+) -> None:
+    """An error from a statement run on the driver's connection (storage/rows.py) is
+    SQLAlchemy's own exception class, judged permanent (a retry would not get past it), and
+    the rolled-back transaction leaves nothing behind."""
+    with pytest.raises(IntegrityError) as refused:
+        async with db.transaction() as s:
+            assert await repo.claim_update(s, "telegram", "kept?")
+            await repo.add_messages(s, [{"conversation_id": 999_999, "direction": "in",
+                                         "author": "subscriber", "text": "привет"}])  # fmt: skip
+    assert not transient(refused.value)
+    async with db.transaction() as s:
+        assert await repo.claim_update(s, "telegram", "kept?")  # rolled back with the rest
+
+
+@pytest.mark.postgres
+async def test_a_connection_lost_mid_turn_is_replaced_and_judged_transient() -> None:
+    """PostgreSQL restarts or a proxy drops the connection in the middle of a turn: the error
+    is SQLAlchemy's, marked as an invalidated connection (so the pipeline retries the update),
+    and the next transaction gets a working connection instead of the dead one."""
+    db = await fresh_postgres()
+    try:
+        async with db.transaction() as s:
+            assert await repo.claim_update(s, "telegram", "1")
+        with pytest.raises(DBAPIError) as lost:
+            async with db.transaction() as s:
+                pid = await s.scalar(text("SELECT pg_backend_pid()"))
+                async with db.engine.connect() as other:
+                    await other.execute(text(f"SELECT pg_terminate_backend({int(pid)})"))
+                await repo.claim_update(s, "telegram", "2")
+        assert lost.value.connection_invalidated and transient(lost.value)
+        async with db.transaction() as s:
+            assert await repo.claim_update(s, "telegram", "2")
+            assert not await repo.claim_update(s, "telegram", "1")
+    finally:
+        await db.dispose()
+
+
+@pytest.mark.postgres
+async def test_an_idle_connection_is_checked_before_use_and_a_busy_one_is_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A pooled connection unused for `PING_IDLE_AFTER` is pinged as it is handed out, so one
+    the server dropped meanwhile (a restart overnight) is replaced and nobody sees an error. One
+    in steady use is not pinged (a ping on asyncpg is three round trips): if its server went
+    away, one transaction fails as transient and the next gets a new connection."""
+    db = await fresh_postgres()
+
+    async def drop_the_pool() -> None:  # as a server restart does, from outside
+        async with db.transaction() as s:
+            mine = await s.scalar(text("SELECT pg_backend_pid()"))
+        async with db.engine.connect() as other:  # a second connection of the pool
+            await other.execute(text(f"SELECT pg_terminate_backend({int(mine)})"))
+        await asyncio.sleep(0.1)
+
+    try:
+        monkeypatch.setattr(storage.db, "PING_IDLE_AFTER", 0.0)  # every connection is idle
+        await drop_the_pool()
+        async with db.transaction() as s:
+            assert await repo.claim_update(s, "telegram", "after the night")
+        monkeypatch.setattr(storage.db, "PING_IDLE_AFTER", 3600.0)  # every one in steady use
+        await drop_the_pool()
+        with pytest.raises(DBAPIError) as lost:
+            async with db.transaction() as s:
+                await repo.claim_update(s, "telegram", "mid-load")
+        assert transient(lost.value)
+        async with db.transaction() as s:
+            assert await repo.claim_update(s, "telegram", "mid-load")
+    finally:
+        await db.dispose()
 
 
 @pytest.mark.parametrize(

@@ -25,6 +25,7 @@ repo.py `NewRow` loads them); `Update` one row's changed columns (repo.py `save_
 
 from __future__ import annotations
 
+import abc
 import functools
 import weakref
 from collections.abc import Callable, Mapping, Sequence
@@ -231,7 +232,7 @@ class Select(Statement):
 # -- the drivers -------------------------------------------------------------------------------
 
 
-class _Driver:
+class _Driver(abc.ABC):
     """A transaction's connection, as its driver sees it."""
 
     def __init__(self, connection: AsyncConnection) -> None:
@@ -240,11 +241,11 @@ class _Driver:
         # sqlite3's connection, or SQLAlchemy's adapter around asyncpg's
         self.dbapi_connection: Any = connection.sync_connection.connection.dbapi_connection  # type: ignore[union-attr]
 
-    async def execute(self, sql: str, params: Sequence[Any]) -> Result:
-        raise NotImplementedError
+    @abc.abstractmethod
+    async def execute(self, sql: str, params: Sequence[Any]) -> Result: ...
 
-    async def executemany(self, sql: str, many: Sequence[Sequence[Any]]) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    async def executemany(self, sql: str, many: Sequence[Sequence[Any]]) -> None: ...
 
     async def _raise(self, exc: Exception, sql: str, params: Any, cursor: Any) -> None:
         """Raise a driver's error as SQLAlchemy raises it (invalidating a lost connection)."""

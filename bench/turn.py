@@ -71,8 +71,10 @@ def instrument() -> None:
 
     timed(pipeline.ConversationService, "_understand", "NLU parse (before the transaction)")
     timed(pipeline.ConversationService, "_turn", "the transaction, all of it")
-    timed(repo, "claim_update", "  SQL: claim the update id (first statement: + BEGIN)")
-    timed(repo, "account_with_open_chats", "  SQL: account + its person's open chats")
+    label = "  SQL: claim + account and chats (first statement: + BEGIN; one on PostgreSQL)"
+    timed(repo, "claim_and_read", label)
+    timed(repo, "claim_update", "    SQL: claim the update id (SQLite and older checkouts)")
+    timed(repo, "account_with_open_chats", "    SQL: account + its person's open chats (same)")
     timed(repo, "get_or_create_account", "  SQL: the account (older checkouts; or a new one)")
     timed(repo, "open_or_continue", "  SQL: the person's open chats (older checkouts)")
     timed(repo, "add_messages", "  SQL: the message and the replies")

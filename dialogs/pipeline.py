@@ -154,12 +154,12 @@ class ConversationService:
         self, inbound: Inbound, parse: Parse | None, searched: Searched | None = None
     ) -> HandleResult:
         async with self.db.transaction() as session:
-            if not await repo.claim_update(session, inbound.channel, inbound.update_id):
+            claimed, known, chats = await repo.claim_and_read(
+                session, inbound.channel, inbound.update_id, inbound.user_id
+            )
+            if not claimed:
                 log.info("duplicate update %s:%s dropped", inbound.channel, inbound.update_id)
                 return HandleResult(duplicate=True)
-            known, chats = await repo.account_with_open_chats(
-                session, inbound.channel, inbound.user_id
-            )
             account = await repo.get_or_create_account(
                 session,
                 channel=inbound.channel,

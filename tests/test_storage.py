@@ -35,6 +35,34 @@ async def test_claim_update_is_true_once(db: Database) -> None:
         assert await repo.claim_update(s, "vk", "100")  # ids are per channel
 
 
+async def test_the_claim_and_the_read_of_every_message_agree_with_the_two_alone(
+    db: Database,
+) -> None:
+    """`claim_and_read` (one statement on PostgreSQL): a new person's message is claimed with
+    no account; a known person's gives their account and open chats, newest first, the objects
+    `account_with_open_chats` gives; a redelivery is not claimed and reads nothing."""
+    async with db.transaction() as s:
+        assert await repo.claim_and_read(s, "telegram", "1", "55") == (True, None, [])
+        account = await repo.get_or_create_account(
+            s, channel="telegram", user_id="55", chat_id="55"
+        )
+        first, _ = await repo.open_conversation(s, account)
+        await repo.set_state(s, first, ConversationState.QUEUED)
+    async with db.transaction() as s:  # a second open chat (another channel's, moved here)
+        second = Conversation(subscriber_id=account.subscriber_id, channel_account_id=account.id,
+                              channel="telegram", state=ConversationState.BOT, slots={})  # fmt: skip
+        s.add(second)
+    async with db.transaction() as s:
+        claimed, known, chats = await repo.claim_and_read(s, "telegram", "2", "55")
+        alone = await repo.account_with_open_chats(s, "telegram", "55")
+        assert claimed and known is not None and known.id == account.id
+        assert [c.id for c in chats] == [second.id, first.id]  # newest first
+        assert (known, chats) == alone  # the session's own objects, the same ones
+        assert chats[1].state == ConversationState.QUEUED
+        assert await repo.claim_and_read(s, "telegram", "2", "55") == (False, None, [])
+        assert await repo.claim_and_read(s, "vk", "2", "nobody") == (True, None, [])
+
+
 async def test_a_session_s_second_transaction_is_its_own(db: Database) -> None:
     """The driver's connection kept for a transaction's statements (storage/rows.py) is
     not the previous transaction's: what the second one rolls back is gone, the first's kept."""

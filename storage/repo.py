@@ -141,8 +141,8 @@ _INSERT_OUTBOX = rows.Insert(_OUTBOX, _OUTBOX_COLUMNS)
 _INSERT_OUTBOX_IDS = rows.Insert(_OUTBOX, _OUTBOX_COLUMNS, returning=["id"])
 # The chats among some that have a reply queued or on its way (their next one waits its turn).
 _BUSY_CHATS = (
-    "SELECT DISTINCT chat_id FROM outbox WHERE channel = {} AND status IN ('pending', 'sending') "
-    "AND chat_id IN ({})"
+    "SELECT DISTINCT chat_id FROM outbox WHERE channel = {} "
+    f"AND status IN ('{OutboxStatus.PENDING}', '{OutboxStatus.SENDING}') AND chat_id IN ({{}})"
 )
 
 

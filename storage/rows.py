@@ -150,9 +150,9 @@ class Update:
         unknown = sorted(set(columns) - set(self._table.c.keys()))
         if unknown:  # a name this table does not have
             raise ValueError(f"UPDATE {self._table.name}: no column for {unknown}")
-        placed = marks(dialect, 1, len(columns) + 1)
-        sets = ", ".join(f"{c} = {m}" for c, m in zip(columns, placed, strict=False))
-        return f"UPDATE {self._table.name} SET {sets} WHERE id = {placed[-1]}"
+        *placed, key = marks(dialect, 1, len(columns) + 1)
+        sets = ", ".join(f"{c} = {m}" for c, m in zip(columns, placed, strict=True))
+        return f"UPDATE {self._table.name} SET {sets} WHERE id = {key}"
 
     async def run(self, session: AsyncSession, row_id: int, values: Mapping[str, Any]) -> None:
         driver = await _driver(session)
@@ -248,10 +248,15 @@ class _Driver(abc.ABC):
     async def executemany(self, sql: str, many: Sequence[Sequence[Any]]) -> None: ...
 
     async def _raise(self, exc: Exception, sql: str, params: Any, cursor: Any) -> None:
-        """Raise a driver's error as SQLAlchemy raises it (invalidating a lost connection)."""
+        """Raise a driver's error as SQLAlchemy raises it. A lost connection is invalidated
+        with every connection pooled before it (engine/base.py `_handle_dbapi_exception`:
+        after a server restart they are all dead, so each is replaced at its next checkout
+        instead of failing one more transaction)."""
         dialect = self.dialect
         lost = dialect.is_disconnect(exc, self.dbapi_connection, cursor)  # type: ignore[arg-type]
         if lost:
+            fairy = self.connection.sync_connection.connection  # type: ignore[union-attr]
+            self.connection.sync_engine.pool._invalidate(fairy, exc, _checkin=False)
             await self.connection.invalidate(exc)
         raise DBAPIError.instance(
             sql,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import asyncpg
 import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -21,7 +22,7 @@ from storage.models import (
     OutboxItem,
     Subscriber,
 )
-from tests.conftest import fresh_postgres
+from tests.conftest import PG_URL, fresh_postgres
 
 
 async def test_migrations_reach_head(db: Database) -> None:
@@ -440,6 +441,34 @@ async def test_an_idle_connection_is_checked_before_use_and_a_busy_one_is_not(
         assert transient(lost.value)
         async with db.transaction() as s:
             assert await repo.claim_update(s, "telegram", "mid-load")
+    finally:
+        await db.dispose()
+
+
+@pytest.mark.postgres
+async def test_after_a_lost_connection_the_others_pooled_with_it_are_replaced_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A server restart under load kills every pooled connection. The first statement to find
+    out fails (transient), and the connections pooled before it are replaced at their next
+    checkout, as SQLAlchemy does: the next turn does not fail on another dead one."""
+    monkeypatch.setattr(storage.db, "PING_IDLE_AFTER", 3600.0)  # in steady use: no pings
+    db = await fresh_postgres()
+    try:
+        async with db.engine.connect() as a, db.engine.connect() as b:  # two in the pool
+            pids = [await c.scalar(text("SELECT pg_backend_pid()")) for c in (a, b)]
+        other = await asyncpg.connect(PG_URL)  # from outside, as the restart does
+        try:
+            await other.execute("SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) pid", pids)
+        finally:
+            await other.close()
+        await asyncio.sleep(0.1)
+        with pytest.raises(DBAPIError) as lost:
+            async with db.transaction() as s:
+                await repo.claim_update(s, "telegram", "first")
+        assert transient(lost.value)
+        async with db.transaction() as s:
+            assert await repo.claim_update(s, "telegram", "first")
     finally:
         await db.dispose()
 

@@ -11,9 +11,12 @@ The load is open: subscribers' messages are created at the offered rate whatever
 (each subscriber writes every `subscribers / rate` seconds, below Telegram's ~1 msg/s per chat).
 Latency = message created in the emulator -> the bot's answer received by the emulator. Achieved
 rate = answers / (first message of the window -> last answer); CPU ms = the bot process's CPU
-time per answer (load-independent: the machine may be shared). Telegram's 30 msg/s per-bot cap is
-lifted in supportbot (SUPPORTBOT_TELEGRAM__RATE_OVERALL=5000): the echo bot has none either.
-Also printed: seconds from process start to /healthz answering 200 (readiness).
+time per answer (load-independent: the machine may be shared); DB ms = the local PostgreSQL
+server's CPU time per answer (0 on SQLite, where the database works inside the bot's process);
+load ms = this process's (the emulator's and the load's) CPU time per answer. The three share the
+machine's cores: their sum per answer bounds the rate a run can reach (2 cores / 8 ms = 250 msg/s).
+Telegram's 30 msg/s per-bot cap is lifted in supportbot (SUPPORTBOT_TELEGRAM__RATE_OVERALL=5000):
+the echo bot has none either. Also printed: seconds from process start to /healthz answering 200 (readiness).
 
     .venv/bin/python bench/ceiling.py                          # SQLite, 300 and 600 msg/s
     .venv/bin/python bench/ceiling.py --backend postgres --rates 300 --seconds 30
@@ -86,6 +89,21 @@ def cpu_seconds(pid: int) -> float:
     for p in tree:
         if p in stats:
             total += int(stats[p][11]) + int(stats[p][12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu_seconds() -> float:
+    """CPU time the local PostgreSQL server's processes have used so far (its backends serve the
+    bot; they share the machine's cores with it). 0 when the server is not on this machine."""
+    total = 0
+    for path in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            name, fields = path.read_text().split(" (", 1)[1].rsplit(")", 1)
+        except (OSError, ValueError):
+            continue
+        if name == "postgres":  # with the backends that ended, counted in the postmaster's
+            parts = fields.split()
+            total += sum(int(n) for n in parts[11:15])  # utime stime cutime cstime
     return total / os.sysconf("SC_CLK_TCK")
 
 
@@ -216,6 +234,8 @@ class Result:
     p99_ms: float
     extra_replies: int
     cpu_ms: float = 0.0  # the bot process's CPU time per answered message in the window
+    db_ms: float = 0.0  # the local PostgreSQL server's CPU time per answered message
+    load_ms: float = 0.0  # this process's (the emulator's and the load's) CPU per answer
 
 
 async def drive(
@@ -277,10 +297,12 @@ async def drive(
         done.clear()
         count = int(rate * seconds)
         expected = count
-        cpu0 = cpu_seconds(pid)
+        cpu0, db0, load0 = cpu_seconds(pid), postgres_cpu_seconds(), time.process_time()
         t0 = await offer(count, subscribers)
         await settled(seconds + settle)
         cpu = cpu_seconds(pid) - cpu0
+        db = postgres_cpu_seconds() - db0
+        load = time.process_time() - load0
         measured = sorted(latencies)
         answered = len(measured)
         elapsed = max(last_answer - t0, 1e-9)
@@ -295,6 +317,8 @@ async def drive(
         p99_ms=measured[max(0, int(answered * 0.99) - 1)] * 1000 if measured else float("nan"),
         extra_replies=extra,
         cpu_ms=cpu * 1000 / max(1, answered),
+        db_ms=db * 1000 / max(1, answered),
+        load_ms=load * 1000 / max(1, answered),
     )
 
 
@@ -347,7 +371,8 @@ def command(
 def row(name: str, r: Result, ready: float) -> str:
     return (
         f"{name:<22} {r.offered:>7.0f} {r.achieved:>8.1f} {r.answered:>6}/{r.sent:<6} "
-        f"{r.p50_ms:>8.1f} {r.p99_ms:>8.1f} {ready:>7.2f} {r.cpu_ms:>7.2f}"
+        f"{r.p50_ms:>8.1f} {r.p99_ms:>8.1f} {ready:>7.2f} {r.cpu_ms:>7.2f} "
+        f"{r.db_ms:>6.2f} {r.load_ms:>7.2f}"
     )
 
 
@@ -397,7 +422,7 @@ async def main(args: argparse.Namespace) -> None:
     print(f"bench/ceiling.py: {args.seconds:.0f} s per rate; {load_average()}", flush=True)
     print(
         f"{'bot':<22} {'offered':>7} {'achieved':>8} {'answered':>13} {'p50 ms':>8} "
-        f"{'p99 ms':>8} {'ready s':>7} {'CPU ms':>7}",
+        f"{'p99 ms':>8} {'ready s':>7} {'CPU ms':>7} {'DB ms':>6} {'load ms':>7}",
         flush=True,
     )
     for n, rate in enumerate(args.rates):

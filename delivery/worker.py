@@ -362,8 +362,12 @@ class OutboxWorker:
             }
             for r in done
         ]
+        if all(r.status != OutboxStatus.UNREACHABLE for r in done):  # (nearly always)
+            async with self.db.statement() as session:  # one round trip on PostgreSQL
+                await _RECORD_ROWS.run(session, params)  # without SQLAlchemy's ~0.2 ms a call
+            return
         async with self.db.session() as session, session.begin():
-            await _RECORD_ROWS.run(session, params)  # without SQLAlchemy's ~0.2 ms a call
+            await _RECORD_ROWS.run(session, params)
             for r in done:
                 if r.status == OutboxStatus.UNREACHABLE:
                     await repo.mark_unreachable(session, self.channel, r.chat_id, now)

@@ -174,6 +174,16 @@ class Database:
             event.listen(self.engine.sync_engine, "checkin", _note_idle)
             event.listen(self.engine.sync_engine, "checkout", _ping_when_idle)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # `statement()`'s sessions: on PostgreSQL in autocommit (same pool; the isolation
+        # level is an attribute of asyncpg's adapter, set and reset without a round trip).
+        self._statements = (
+            self._sessions
+            if self.is_sqlite
+            else async_sessionmaker(
+                self.engine.execution_options(isolation_level="AUTOCOMMIT"),
+                expire_on_commit=False,
+            )
+        )
         self._publish: Callable[[Event], None] = _ignore
         self._wake: Callable[[str], None] = _ignore
         self._senders: Senders | None = None
@@ -210,6 +220,16 @@ class Database:
             async with session.begin():
                 yield session
             self.after_commit(session)
+
+    @asynccontextmanager
+    async def statement(self) -> AsyncIterator[AsyncSession]:
+        """`async with db.statement() as session:` for a write that is one statement (an
+        executemany counts as one): on PostgreSQL it is its own implicit transaction, all or
+        nothing (asyncpg runs an executemany's rows atomically), without the round trips of
+        BEGIN and COMMIT; on SQLite an ordinary transaction (no round trips there). Nothing
+        is noted for after the commit: use `transaction()` for that."""
+        async with self._statements() as session, session.begin():
+            yield session
 
     def after_commit(self, session: AsyncSession) -> None:
         """Hand what `session` noted to the hooks; for a caller that committed it itself."""

@@ -388,6 +388,45 @@ async def test_a_statement_the_database_refuses_raises_as_sqlalchemy_raises_it(
         assert await repo.claim_update(s, "telegram", "kept?")  # rolled back with the rest
 
 
+async def test_a_one_statement_write_is_all_or_nothing_and_the_pool_stays_transactional(
+    db: Database,
+) -> None:
+    """The outbox's results are written as one statement (`Database.statement()`: on
+    PostgreSQL without BEGIN and COMMIT). A batch with a row the database refuses applies no
+    row, a good batch applies every row, and the connections go back to the pool in their
+    transactional mode: a later turn's refused statement still takes its claim back with it."""
+    from delivery.worker import _RECORD_ROWS
+
+    async with db.transaction() as s:
+        await repo.enqueue(s, [{"channel": "vk", "chat_id": "7", "body": {"text": t}}
+                               for t in ("раз", "два")])  # fmt: skip
+    async with db.session() as s:
+        ids = list((await s.scalars(select(OutboxItem.id).order_by(OutboxItem.id))).all())
+    result = {"b_parts": 1, "b_ids": ["m"], "b_error": None, "b_sent_at": None,
+              "b_not_before": None}  # fmt: skip
+    with pytest.raises(IntegrityError):
+        async with db.statement() as s:
+            await _RECORD_ROWS.run(s, [{**result, "b_id": ids[0], "b_status": "sent"},
+                                       {**result, "b_id": ids[1], "b_status": None}])  # fmt: skip
+
+    async def statuses() -> list[str]:
+        async with db.session() as s:
+            return list((await s.scalars(select(OutboxItem.status).order_by(OutboxItem.id))).all())
+
+    assert await statuses() == ["pending", "pending"]
+    async with db.statement() as s:
+        await _RECORD_ROWS.run(s, [{**result, "b_id": i, "b_status": "sent"} for i in ids])
+    assert await statuses() == ["sent", "sent"]
+    for n in range(12):  # more than the pool holds: every pooled connection is used again
+        with pytest.raises(IntegrityError):
+            async with db.transaction() as s:
+                assert await repo.claim_update(s, "telegram", f"после {n}")
+                await repo.add_messages(s, [{"conversation_id": 999_999, "direction": "in",
+                                             "author": "subscriber", "text": "а?"}])  # fmt: skip
+        async with db.transaction() as s:
+            assert await repo.claim_update(s, "telegram", f"после {n}")
+
+
 @pytest.mark.postgres
 async def test_a_connection_lost_mid_turn_is_replaced_and_judged_transient() -> None:
     """PostgreSQL restarts or a proxy drops the connection in the middle of a turn: the error

@@ -16,7 +16,8 @@ server's CPU time per answer (0 on SQLite, where the database works inside the b
 load ms = this process's (the emulator's and the load's) CPU time per answer. The three share the
 machine's cores: their sum per answer bounds the rate a run can reach (2 cores / 8 ms = 250 msg/s).
 Telegram's 30 msg/s per-bot cap is lifted in supportbot (SUPPORTBOT_TELEGRAM__RATE_OVERALL=5000):
-the echo bot has none either. Also printed: seconds from process start to /healthz answering 200 (readiness).
+the echo bot has none either. Also printed: seconds from process start to /healthz answering 200
+(readiness).
 
     .venv/bin/python bench/ceiling.py                          # SQLite, 300 and 600 msg/s
     .venv/bin/python bench/ceiling.py --backend postgres --rates 300 --seconds 30

@@ -417,7 +417,7 @@ async def test_a_one_statement_write_is_all_or_nothing_and_the_pool_stays_transa
     async with db.statement() as s:
         await _RECORD_ROWS.run(s, [{**result, "b_id": i, "b_status": "sent"} for i in ids])
     assert await statuses() == ["sent", "sent"]
-    for n in range(12):  # more than the pool holds: every pooled connection is used again
+    for n in range(12):  # the connection the writes used is handed out again among these
         with pytest.raises(IntegrityError):
             async with db.transaction() as s:
                 assert await repo.claim_update(s, "telegram", f"после {n}")

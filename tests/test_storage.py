@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -11,6 +12,9 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 import storage.db
+from dialogs import outgoing
+from dialogs.messages import Outbound
+from dialogs.outgoing import Outgoing, Recipient
 from storage import migrate, repo
 from storage.db import Database, DatabaseConfigError, normalize_url, transient
 from storage.models import (
@@ -370,6 +374,48 @@ async def test_a_turn_s_messages_and_replies_keep_their_order(db: Database) -> N
         queued = (await s.execute(select(OutboxItem.message_id).order_by(OutboxItem.id))).all()
     assert [(i, t) for i, t in stored] == list(zip(ids, texts, strict=True))
     assert [m for (m,) in queued] == ids
+
+
+async def test_a_reply_waits_behind_its_chat_s_reply_on_its_way_and_the_others_are_handed(
+    db: Database,
+) -> None:
+    """This process's sender takes a chat's new reply as the transaction commits only if the
+    chat has no reply queued or on its way (repo.enqueue asks the database: another process
+    may have one); a reply behind one waits for a claim."""
+    handed: list[list[str]] = []
+    behind: set[str] = set()
+
+    class Here:  # this process's senders, as delivery/worker.py's WorkerSenders hands them rows
+        def lease(self, channel: str) -> tuple[timedelta, int] | None:
+            return timedelta(minutes=1), 10
+
+        def take(self, channel: str, rows: list[dict[str, Any]]) -> None:
+            handed.append([row["chat_id"] for row in rows])
+
+        def behind(self, channel: str, chats: set[str]) -> None:
+            behind.update(chats)
+
+    db.on_commit(senders=Here())
+    to: dict[str, Recipient] = {}
+    async with db.transaction() as s:
+        for chat in ("501", "502"):
+            account = await repo.get_or_create_account(
+                s, channel="telegram", user_id=chat, chat_id=chat
+            )
+            to[chat] = Recipient.of((await repo.open_conversation(s, account))[0], account)
+        await outgoing.write(s, [Outgoing(to["501"], Outbound(text="первый"))])
+    async with db.transaction() as s:
+        await outgoing.write(s, [Outgoing(to["501"], Outbound(text="второй")),
+                                 Outgoing(to["502"], Outbound(text="вам"))])  # fmt: skip
+    assert handed == [["501"], ["502"]] and behind == {"501"}
+    async with db.session() as s:
+        queued = (await s.execute(select(OutboxItem.chat_id, OutboxItem.status)
+                                  .order_by(OutboxItem.id))).all()  # fmt: skip
+    assert [tuple(row) for row in queued] == [
+        ("501", "sending"),
+        ("501", "pending"),
+        ("502", "sending"),
+    ]
 
 
 async def test_a_statement_the_database_refuses_raises_as_sqlalchemy_raises_it(

@@ -27,7 +27,7 @@ from emulators.telegram import TelegramEmulator
 from storage import repo
 from storage.db import Database
 from storage.models import OutboxItem
-from tests.conftest import fresh_sqlite
+from tests.conftest import fresh_postgres, fresh_sqlite
 
 TOKEN = "7000000019:handoff-test"
 TELEGRAM = Channel("telegram")
@@ -42,11 +42,15 @@ class Setup:
     task: asyncio.Task[None]  # the worker's run
 
 
-@pytest.fixture
-async def setup(tmp_path: Path) -> AsyncIterator[Setup]:
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def setup(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Setup]:
+    """The real worker and sender, on both databases."""
     emu = TelegramEmulator(TOKEN)
     await emu.start()
-    db = await fresh_sqlite(tmp_path / "handoff.db")
+    if request.param == "sqlite":
+        db = await fresh_sqlite(tmp_path / "handoff.db")
+    else:
+        db = await fresh_postgres()
     bot = bot_for(TOKEN, emu.base_url)
     worker = OutboxWorker(db, TelegramSender(bot), RateLimits(), poll_interval=30)
     claims: list[int] = []
